@@ -181,3 +181,37 @@ class TileHashReader:
         hashes = self.tile(tile_level, first >> TILE_HEIGHT)
         offset = first & (TILE_WIDTH - 1)
         return perfect_root(hashes[offset : offset + (1 << r)])
+
+
+def extend_tiles(
+    size: int, new_hashes: list[bytes], read_tile: Callable[[int, int], bytes]
+) -> dict[tuple[int, int], bytes]:
+    """Tiles changed by appending ``new_hashes`` (leaf hashes) to a tree of ``size``.
+
+    ``read_tile(level, index)`` returns the stored data of the current right-edge
+    partial tile at that position (only called where one exists). Returns
+    ``{(level, index): data}`` for every tile that changed or appeared; a tile
+    that becomes full contributes its root to the level above.
+    """
+    changed: dict[tuple[int, int], bytes] = {}
+    additions = new_hashes
+    level = 0
+    while additions:
+        count = size >> (TILE_HEIGHT * level)
+        index, offset = divmod(count, TILE_WIDTH)
+        current = read_tile(level, index) if offset else b""
+        if len(current) != offset * HASH_SIZE:
+            raise TileError(
+                f"stored tile {level}/{index} has {len(current) // HASH_SIZE} hashes, "
+                f"expected {offset}"
+            )
+        buf = current + b"".join(additions)
+        completed: list[bytes] = []
+        for start in range(0, len(buf), FULL_TILE_BYTES):
+            chunk = buf[start : start + FULL_TILE_BYTES]
+            changed[(level, index + start // FULL_TILE_BYTES)] = chunk
+            if len(chunk) == FULL_TILE_BYTES:
+                completed.append(perfect_root(split_hashes(chunk, TILE_WIDTH)))
+        additions = completed
+        level += 1
+    return changed

@@ -1,0 +1,119 @@
+"""The ledger's tables and migrations (it owns them; nobody else touches them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+from cleanroom.storage import Migration
+
+metadata = MetaData()
+
+# Sequencing counter: the next index to hand out (one row, id = 1).
+state = Table(
+    "ledger_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("next_index", BigInteger, nullable=False),
+)
+
+# Sequenced entries: canonical bodies and their leaf hashes. Append-only.
+entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+)
+
+# Hash tiles (C2SP tlog-tiles); a right-edge tile grows until it is full.
+tiles = Table(
+    "ledger_tiles",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# The current signed checkpoint (one row, id = 1): compare-and-swap target.
+checkpoint = Table(
+    "ledger_checkpoint",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every checkpoint ever signed, with the cosignatures gathered for it.
+checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("signed_at", DateTime(timezone=True), nullable=False),
+)
+
+# The last size each configured witness cosigned (to send the right proof).
+witness_progress = Table(
+    "ledger_witness_progress",
+    metadata,
+    Column("witness", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+)
+
+# Witness side: the logs a witness trusts, its latest cosigned checkpoint per log,
+# and requests that were validly signed but inconsistent (evidence).
+witness_state = Table(
+    "witness_state",
+    metadata,
+    Column("origin", String(400), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+witness_logs = Table(
+    "witness_logs",
+    metadata,
+    Column("origin", String(400), primary_key=True),
+    Column("vkeys", Text, nullable=False),
+)
+witness_evidence = Table(
+    "witness_evidence",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("origin", String(400), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+_V1 = [state, entries, tiles, checkpoint, checkpoints, witness_progress]
+_W1 = [witness_state, witness_logs, witness_evidence]
+
+
+def _create(tables: list[Table]):
+    def apply(conn: Connection) -> None:
+        metadata.create_all(conn, tables=tables)
+
+    return apply
+
+
+MIGRATIONS = [
+    Migration("ledger", 1, "entries, tiles, checkpoints", _create(_V1)),
+    Migration("witness", 1, "witness state, trusted logs, evidence", _create(_W1)),
+]

@@ -1,0 +1,336 @@
+"""The ledger's durable state: sequenced entries, tiles and signed checkpoints.
+
+Sequencing (assigning indices and storing entries) is one short transaction that
+bumps a counter row, so indices are dense and ordered even with several server
+processes. Integration (growing the tiles and signing a new checkpoint) runs in
+the background: it locks the checkpoint row, extends the tiles with the newly
+sequenced leaves, recomputes the root from the tiles, and replaces the
+checkpoint with a compare-and-swap on (size, root). A lost race changes
+nothing, and every signed checkpoint extends the previous one, because the
+tree is always recomputed from the same append-only entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cleanroom.ledger import proofs, schema
+from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
+from cleanroom.ledger.errors import ConflictError, NotFoundError, RangeError, TileError
+from cleanroom.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash
+from cleanroom.ledger.note import Signer, Verifier, open_note, parse_note, sign_note
+from cleanroom.ledger.tiles import (
+    TILE_WIDTH,
+    TileHashReader,
+    TileRef,
+    encode_bundle,
+    extend_tiles,
+    tile_width_for,
+)
+from cleanroom.storage import Database, migrate
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    checkpoint: Checkpoint
+    note: str
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def root(self) -> bytes:
+        return self.checkpoint.root
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LedgerStore:
+    """Entries, tiles and checkpoints of one log in one database."""
+
+    def __init__(self, db: Database, origin: str, signer: Signer) -> None:
+        self.db = db
+        self.origin = origin
+        self.signer = signer
+        self.verifier: Verifier = signer.verifier
+
+    # ------------------------------------------------------------------ setup
+
+    def init(self) -> SignedCheckpoint:
+        """Create tables if needed and sign the empty tree on first use."""
+        migrate(self.db, schema.MIGRATIONS)
+        with self.db.write() as conn:
+            if conn.execute(select(schema.state.c.id)).first() is None:
+                conn.execute(schema.state.insert().values(id=1, next_index=0))
+            row = conn.execute(select(schema.checkpoint.c.note)).first()
+            if row is None:
+                signed = self._sign(Checkpoint(self.origin, 0, EMPTY_ROOT))
+                conn.execute(
+                    schema.checkpoint.insert().values(
+                        id=1, size=0, root=EMPTY_ROOT, note=signed.note, updated_at=_now()
+                    )
+                )
+                conn.execute(
+                    schema.checkpoints.insert().values(
+                        size=0, root=EMPTY_ROOT, note=signed.note, signed_at=_now()
+                    )
+                )
+            else:
+                existing = parse_checkpoint(parse_note(row.note).text)
+                if existing.origin != self.origin:
+                    raise ConflictError(
+                        f"this database holds the log {existing.origin!r}, not {self.origin!r}"
+                    )
+                open_note(row.note, [self.verifier])
+        return self.latest()
+
+    def _sign(self, cp: Checkpoint) -> SignedCheckpoint:
+        return SignedCheckpoint(cp, sign_note(cp.text(), [self.signer]))
+
+    # ------------------------------------------------------------------ sequencing
+
+    def sequence(self, bodies: list[bytes]) -> int:
+        """Durably store ``bodies`` under consecutive indices; returns the first index."""
+        if not bodies:
+            raise RangeError("nothing to append")
+        rows = [(b, leaf_hash(b)) for b in bodies]
+        with self.db.write() as conn:
+            return self._sequence(conn, rows)
+
+    def _sequence(self, conn: Connection, rows: list[tuple[bytes, bytes]]) -> int:
+        n = len(rows)
+        end = conn.execute(
+            update(schema.state)
+            .where(schema.state.c.id == 1)
+            .values(next_index=schema.state.c.next_index + n)
+            .returning(schema.state.c.next_index)
+        ).scalar_one()
+        first = end - n
+        conn.execute(
+            schema.entries.insert(),
+            [{"idx": first + i, "body": b, "leaf_hash": h} for i, (b, h) in enumerate(rows)],
+        )
+        return first
+
+    def sequenced_size(self) -> int:
+        with self.db.read() as conn:
+            return conn.execute(select(schema.state.c.next_index)).scalar_one()
+
+    # ------------------------------------------------------------------ integration
+
+    def integrate(self, max_leaves: int = 1 << 16) -> SignedCheckpoint | None:
+        """Fold newly sequenced entries into the tree and sign a new checkpoint.
+
+        Returns the new checkpoint, or None when there was nothing to integrate.
+        """
+        with self.db.write() as conn:
+            q = select(schema.checkpoint.c.size, schema.checkpoint.c.root).where(
+                schema.checkpoint.c.id == 1
+            )
+            if not self.db.is_sqlite:
+                q = q.with_for_update()
+            old_size, old_root = conn.execute(q).one()
+            next_index = conn.execute(select(schema.state.c.next_index)).scalar_one()
+            if next_index <= old_size:
+                return None
+            end = min(next_index, old_size + max_leaves)
+            hashes = list(
+                conn.execute(
+                    select(schema.entries.c.leaf_hash)
+                    .where(schema.entries.c.idx >= old_size, schema.entries.c.idx < end)
+                    .order_by(schema.entries.c.idx)
+                ).scalars()
+            )
+            if len(hashes) != end - old_size:
+                raise ConflictError(
+                    f"entries {old_size}..{end} are not all stored; the log is damaged"
+                )
+            changed = extend_tiles(
+                old_size, hashes, lambda lvl, idx: self._tile_data(conn, lvl, idx)
+            )
+            self._write_tiles(conn, changed)
+
+            def fetch(ref: TileRef) -> bytes:
+                data = changed.get((ref.level, ref.index))
+                if data is None:
+                    data = self._tile_data(conn, ref.level, ref.index)
+                return data[: ref.width * HASH_SIZE]
+
+            new_root = proofs.range_hash(TileHashReader(fetch, end).node, 0, end)
+            signed = self._sign(Checkpoint(self.origin, end, new_root))
+            result = conn.execute(
+                update(schema.checkpoint)
+                .where(
+                    schema.checkpoint.c.id == 1,
+                    schema.checkpoint.c.size == old_size,
+                    schema.checkpoint.c.root == old_root,
+                )
+                .values(size=end, root=new_root, note=signed.note, updated_at=_now())
+            )
+            if result.rowcount != 1:
+                raise ConflictError("checkpoint changed during integration; retry")
+            conn.execute(
+                schema.checkpoints.insert().values(
+                    size=end, root=new_root, note=signed.note, signed_at=_now()
+                )
+            )
+            return signed
+
+    def _tile_data(self, conn: Connection, level: int, index: int) -> bytes:
+        data = conn.execute(
+            select(schema.tiles.c.data).where(
+                schema.tiles.c.level == level, schema.tiles.c.idx == index
+            )
+        ).scalar_one_or_none()
+        return bytes(data) if data is not None else b""
+
+    def _write_tiles(self, conn: Connection, changed: dict[tuple[int, int], bytes]) -> None:
+        ins = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(schema.tiles)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[schema.tiles.c.level, schema.tiles.c.idx],
+            set_={"data": ins.excluded.data},
+        )
+        conn.execute(
+            stmt, [{"level": lv, "idx": ix, "data": d} for (lv, ix), d in changed.items()]
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def latest(self) -> SignedCheckpoint:
+        with self.db.read() as conn:
+            note = conn.execute(select(schema.checkpoint.c.note)).scalar_one_or_none()
+        if note is None:
+            raise NotFoundError("the log has no checkpoint yet", hint="run `cleanroom init`")
+        return SignedCheckpoint(parse_checkpoint(parse_note(note).text), note)
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint:
+        """A checkpoint signed earlier at exactly ``size`` (with its cosignatures)."""
+        with self.db.read() as conn:
+            note = conn.execute(
+                select(schema.checkpoints.c.note).where(schema.checkpoints.c.size == size)
+            ).scalar_one_or_none()
+        if note is None:
+            raise NotFoundError(f"no checkpoint was signed at size {size}")
+        return SignedCheckpoint(parse_checkpoint(parse_note(note).text), note)
+
+    def signed_history(self) -> list[SignedCheckpoint]:
+        with self.db.read() as conn:
+            notes = conn.execute(
+                select(schema.checkpoints.c.note).order_by(schema.checkpoints.c.size)
+            ).scalars()
+            return [SignedCheckpoint(parse_checkpoint(parse_note(n).text), n) for n in notes]
+
+    def entry(self, index: int) -> bytes:
+        if index < 0:
+            raise RangeError("entry index cannot be negative")
+        with self.db.read() as conn:
+            body = conn.execute(
+                select(schema.entries.c.body).where(schema.entries.c.idx == index)
+            ).scalar_one_or_none()
+        if body is None:
+            raise NotFoundError(f"no entry at index {index}")
+        return bytes(body)
+
+    def bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
+        """Entry bundle ``index`` at ``width`` entries, if the checkpoint covers it."""
+        size = self.latest().size
+        if tile_width_for(0, index, size) < width:
+            raise NotFoundError(f"entry bundle {index} of width {width} is beyond size {size}")
+        start = index * TILE_WIDTH
+        with self.db.read() as conn:
+            bodies = [
+                bytes(b)
+                for b in conn.execute(
+                    select(schema.entries.c.body)
+                    .where(schema.entries.c.idx >= start, schema.entries.c.idx < start + width)
+                    .order_by(schema.entries.c.idx)
+                ).scalars()
+            ]
+        if len(bodies) != width:
+            raise NotFoundError(f"entry bundle {index} is incomplete in storage")
+        return encode_bundle(bodies)
+
+    def tile(self, level: int, index: int, width: int = TILE_WIDTH) -> bytes:
+        """Hash tile (level, index) at ``width`` hashes, if the checkpoint covers it."""
+        size = self.latest().size
+        return self._tile_for_size(level, index, width, size)
+
+    def _tile_for_size(self, level: int, index: int, width: int, size: int) -> bytes:
+        if tile_width_for(level, index, size) < width:
+            raise NotFoundError(f"tile {level}/{index} of width {width} is beyond size {size}")
+        with self.db.read() as conn:
+            data = self._tile_data(conn, level, index)
+        if len(data) < width * HASH_SIZE:
+            raise TileError(f"stored tile {level}/{index} is shorter than the tree requires")
+        return data[: width * HASH_SIZE]
+
+    def hash_reader(self, size: int | None = None) -> TileHashReader:
+        """Node hashes of the tree at ``size`` (default: the latest checkpoint)."""
+        latest = self.latest().size
+        size = latest if size is None else size
+        if not 0 <= size <= latest:
+            raise RangeError(f"size {size} is beyond the latest checkpoint ({latest})")
+        return TileHashReader(
+            lambda ref: self._tile_for_size(ref.level, ref.index, ref.width, latest), size
+        )
+
+    def root(self, size: int) -> bytes:
+        return proofs.range_hash(self.hash_reader(size).node, 0, size)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        reader = self.hash_reader(size)
+        return proofs.inclusion_proof(reader.node, index, reader.size)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        reader = self.hash_reader(size2)
+        return proofs.consistency_proof(reader.node, size1, reader.size)
+
+    # ------------------------------------------------------------------ cosignatures
+
+    def add_cosignatures(self, size: int, root: bytes, lines: str) -> bool:
+        """Attach verified cosignature lines to the checkpoint at (size, root)."""
+        changed = False
+        with self.db.write() as conn:
+            for table, key in (
+                (schema.checkpoint, schema.checkpoint.c.id == 1),
+                (schema.checkpoints, schema.checkpoints.c.size == size),
+            ):
+                row = conn.execute(
+                    select(table.c.note).where(key, table.c.size == size, table.c.root == root)
+                ).first()
+                if row is None:
+                    continue
+                new_lines = [ln + "\n" for ln in lines.splitlines() if ln and ln not in row.note]
+                if new_lines:
+                    conn.execute(
+                        update(table)
+                        .where(key, table.c.size == size)
+                        .values(note=row.note + "".join(new_lines))
+                    )
+                    changed = True
+        return changed
+
+    def witness_size(self, witness: str) -> int:
+        with self.db.read() as conn:
+            v = conn.execute(
+                select(schema.witness_progress.c.size).where(
+                    schema.witness_progress.c.witness == witness
+                )
+            ).scalar_one_or_none()
+        return v or 0
+
+    def set_witness_size(self, witness: str, size: int) -> None:
+        ins = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(schema.witness_progress)
+        with self.db.write() as conn:
+            conn.execute(
+                ins.values(witness=witness, size=size).on_conflict_do_update(
+                    index_elements=[schema.witness_progress.c.witness], set_={"size": size}
+                )
+            )

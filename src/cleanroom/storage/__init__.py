@@ -1,0 +1,14 @@
+"""Storage: one database from one URL (SQLite or PostgreSQL) and schema migrations."""
+
+from cleanroom.storage.engine import Database, StorageError, normalise_url, sqlite_url
+from cleanroom.storage.migrations import Migration, applied_versions, migrate
+
+__all__ = [
+    "Database",
+    "Migration",
+    "StorageError",
+    "applied_versions",
+    "migrate",
+    "normalise_url",
+    "sqlite_url",
+]
