@@ -109,7 +109,8 @@ def parse_entry_json(text: str | bytes) -> bytes:
     try:
         value = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EntryError(f"entry is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}")
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise EntryError(f"entry is not valid JSON: {msg}") from None
     return encode_entry(value)
 
 

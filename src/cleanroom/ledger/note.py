@@ -147,7 +147,9 @@ def _split_key(text: str, parts: int, what: str) -> list[str]:
     return fields
 
 
-def _decode_key_material(name: str, id_hex: str, material: str, what: str) -> tuple[int, int, bytes]:
+def _decode_key_material(
+    name: str, id_hex: str, material: str, what: str
+) -> tuple[int, int, bytes]:
     check_key_name(name)
     if not re.fullmatch(r"[0-9a-f]{8}", id_hex):
         raise KeyFormatError(f"{what} key ID must be 8 lowercase hex digits")

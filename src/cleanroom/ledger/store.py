@@ -197,9 +197,7 @@ class LedgerStore:
             index_elements=[schema.tiles.c.level, schema.tiles.c.idx],
             set_={"data": ins.excluded.data},
         )
-        conn.execute(
-            stmt, [{"level": lv, "idx": ix, "data": d} for (lv, ix), d in changed.items()]
-        )
+        conn.execute(stmt, [{"level": lv, "idx": ix, "data": d} for (lv, ix), d in changed.items()])
 
     # ------------------------------------------------------------------ reading
 

@@ -43,7 +43,9 @@ class MemoryTree:
         try:
             return self._levels[level][index]
         except IndexError:
-            raise RangeError(f"node ({level}, {index}) is not complete in a tree of {self.size}")
+            raise RangeError(
+                f"node ({level}, {index}) is not complete in a tree of {self.size}"
+            ) from None
 
     def root(self, size: int | None = None) -> bytes:
         size = self.size if size is None else size

@@ -1,0 +1,188 @@
+"""A running log: sequencer, background integration, witness cosigning.
+
+``Log`` is what a server process holds. Appends go through the group-commit
+sequencer; an integrator thread folds new entries into the tree and signs a
+checkpoint as soon as a batch commits (and at least every ``interval``
+seconds, to pick up entries other processes sequenced); a publisher thread asks
+the configured witnesses to cosign each new checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from cleanroom.ledger.entries import encode_entry
+from cleanroom.ledger.errors import ConflictError, LedgerError
+from cleanroom.ledger.note import Signer
+from cleanroom.ledger.sequencer import Sequencer
+from cleanroom.ledger.store import LedgerStore, SignedCheckpoint
+from cleanroom.ledger.witness import WitnessEndpoint, request_cosignature
+from cleanroom.storage import Database
+
+log = logging.getLogger(__name__)
+
+
+class Log:
+    """One transparency log served by this process."""
+
+    def __init__(
+        self,
+        db: Database,
+        origin: str,
+        signer: Signer,
+        *,
+        witnesses: list[WitnessEndpoint] | None = None,
+        interval: float = 0.1,
+        max_batch: int = 2048,
+        max_delay: float = 0.002,
+    ) -> None:
+        self.store = LedgerStore(db, origin, signer)
+        self.witnesses = list(witnesses or [])
+        self.interval = interval
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._wake = threading.Event()
+        self._published = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.sequencer: Sequencer | None = None
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, background: bool = True) -> Log:
+        self.store.init()
+        self.sequencer = Sequencer(
+            self.store, max_batch=self._max_batch, max_delay=self._max_delay, on_commit=self._wake
+        )
+        if background:
+            self._spawn(self._integrate_loop, "ledger-integrator")
+            if self.witnesses:
+                self._spawn(self._witness_loop, "ledger-witnesses")
+        return self
+
+    def _spawn(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def close(self) -> None:
+        if self.sequencer is not None:
+            self.sequencer.close()
+        self._stop.set()
+        self._wake.set()
+        with self._published:
+            self._published.notify_all()
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ appends
+
+    def _seq(self) -> Sequencer:
+        if self.sequencer is None:
+            raise LedgerError("the log is not started")
+        return self.sequencer
+
+    def append(self, entry: dict[str, Any]) -> int:
+        """Validate, canonicalise and durably append one entry; returns its index."""
+        return self._seq().append(encode_entry(entry))
+
+    def append_body(self, body: bytes) -> int:
+        return self._seq().append(body)
+
+    async def append_body_async(self, body: bytes) -> int:
+        return await self._seq().append_async(body)
+
+    def append_many(self, bodies: list[bytes], chunk: int = 20_000) -> list[int]:
+        """Bulk append of canonical bodies, in large transactions; returns the indices."""
+        out: list[int] = []
+        for i in range(0, len(bodies), chunk):
+            part = bodies[i : i + chunk]
+            first = self.store.sequence(part)
+            out.extend(range(first, first + len(part)))
+        self._wake.set()
+        return out
+
+    # ------------------------------------------------------------------ publication
+
+    def integrate(self) -> SignedCheckpoint | None:
+        """Integrate everything sequenced so far, now (also used without threads)."""
+        newest: SignedCheckpoint | None = None
+        while True:
+            try:
+                cp = self.store.integrate()
+            except ConflictError:
+                continue  # another process integrated first; look again
+            if cp is None:
+                break
+            newest = cp
+        if newest is not None:
+            with self._published:
+                self._published.notify_all()
+        return newest
+
+    def wait_for(self, index: int, timeout: float = 10.0) -> SignedCheckpoint:
+        """Block until a signed checkpoint covers entry ``index``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            cp = self.store.latest()
+            if cp.size > index:
+                return cp
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LedgerError(f"entry {index} not in a checkpoint after {timeout} s")
+            self._wake.set()
+            with self._published:
+                self._published.wait(min(remaining, self.interval))
+
+    def _integrate_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.integrate()
+                self.last_error = None
+            except Exception as exc:  # keep serving; report on /healthz
+                self.last_error = f"integration failed: {exc}"
+                log.exception("integration failed")
+                time.sleep(self.interval)
+
+    def _witness_loop(self) -> None:
+        done: dict[str, int] = {}
+        with httpx.Client(timeout=5.0) as client:
+            while not self._stop.is_set():
+                cp = self.store.latest()
+                for w in self.witnesses:
+                    if done.get(w.url) == cp.size:
+                        continue
+                    try:
+                        self.cosign(client, w, cp)
+                        done[w.url] = cp.size
+                    except Exception as exc:
+                        self.last_error = f"witness {w.verifier.name}: {exc}"
+                        log.warning("witness %s: %s", w.verifier.name, exc)
+                with self._published:
+                    self._published.wait(self.interval * 5)
+
+    def cosign(self, client: httpx.Client, w: WitnessEndpoint, cp: SignedCheckpoint) -> str:
+        """Ask witness ``w`` to cosign checkpoint ``cp`` and store its cosignature."""
+        old = self.store.witness_size(w.verifier.name)
+        if old > cp.size:
+            old = 0  # our record is ahead (restored backup?): let the witness tell us
+        reader = self.store.hash_reader(cp.size)
+        lines, size = request_cosignature(client, w, cp.note, old, reader.node)
+        self.store.add_cosignatures(cp.size, cp.root, lines)
+        self.store.set_witness_size(w.verifier.name, size)
+        return lines

@@ -1,0 +1,122 @@
+"""Group commit: many concurrent appends, one durable transaction per batch.
+
+Callers submit entry bodies and get a future; a single thread takes what has
+queued (up to ``max_batch`` entries, waiting at most ``max_delay`` seconds for
+a batch to fill), stores it in one transaction, and resolves every future with
+its index only after the commit returned — so an acknowledged append is on
+disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+from cleanroom.ledger.errors import LedgerError
+from cleanroom.ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+
+
+class SequencerClosed(LedgerError):
+    status = 503
+    title = "Ledger is shutting down"
+
+
+class Sequencer:
+    """Batches appends into durable transactions on a background thread."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        max_batch: int = 2048,
+        max_delay: float = 0.002,
+        on_commit: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self._queue: queue.SimpleQueue[tuple[bytes, Future[int]] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._on_commit = on_commit
+        self._thread = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
+        self.batches = 0
+        self._thread.start()
+
+    def submit(self, body: bytes) -> Future[int]:
+        """Queue one canonical entry body; the future resolves to its index."""
+        fut: Future[int] = Future()
+        if self._closed:
+            fut.set_exception(SequencerClosed("the ledger is shutting down; retry later"))
+            return fut
+        self._queue.put((body, fut))
+        return fut
+
+    def append(self, body: bytes, timeout: float | None = 60) -> int:
+        return self.submit(body).result(timeout)
+
+    async def append_async(self, body: bytes) -> int:
+        return await asyncio.wrap_future(self.submit(body))
+
+    def close(self) -> None:
+        """Commit what is queued, then stop."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            deadline = time.monotonic() + self.max_delay
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        nxt = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+        # Drain anything submitted concurrently with close().
+        rest = []
+        while True:
+            try:
+                it = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if it is not None:
+                rest.append(it)
+        if rest:
+            self._commit(rest)
+
+    def _commit(self, batch: list[tuple[bytes, Future[int]]]) -> None:
+        try:
+            first = self.store.sequence([b for b, _ in batch])
+        except Exception as exc:  # every waiter learns why
+            log.exception("ledger batch of %d failed", len(batch))
+            for _, fut in batch:
+                fut.set_exception(exc)
+            return
+        self.batches += 1
+        for i, (_, fut) in enumerate(batch):
+            fut.set_result(first + i)
+        if self._on_commit is not None:
+            self._on_commit.set()
