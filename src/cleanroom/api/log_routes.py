@@ -1,0 +1,109 @@
+"""The public log (C2SP tlog-tiles under /log/) and the ledger API under /v1/ledger."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from cleanroom.ledger.entries import parse_entry_json
+from cleanroom.ledger.errors import EntryError
+from cleanroom.ledger.hashing import b64, leaf_hash
+from cleanroom.ledger.log import Log
+from cleanroom.ledger.tiles import parse_tile_path
+from cleanroom.ledger.tlogproof import TlogProof
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+MAX_BODY = 70_000
+
+
+def _log(request: Request) -> Log:
+    return request.app.state.log
+
+
+def router() -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/log/checkpoint", tags=["log"], response_class=PlainTextResponse)
+    def checkpoint(request: Request) -> Response:
+        """The latest signed checkpoint (C2SP tlog-checkpoint), with cosignatures."""
+        note = _log(request).store.latest().note
+        return Response(
+            note,
+            media_type="text/plain; charset=utf-8",
+            headers={"Cache-Control": "no-cache, max-age=1"},
+        )
+
+    @r.get("/log/tile/{path:path}", tags=["log"])
+    def tile(request: Request, path: str) -> Response:
+        """Hash tiles ``/log/tile/<L>/<N>[.p/<W>]`` and entry bundles
+        ``/log/tile/entries/<N>[.p/<W>]`` (C2SP tlog-tiles)."""
+        ref = parse_tile_path("tile/" + path)
+        store = _log(request).store
+        data = (
+            store.bundle(ref.index, ref.width)
+            if ref.is_bundle
+            else store.tile(ref.level, ref.index, ref.width)
+        )
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": IMMUTABLE},
+        )
+
+    @r.post("/v1/ledger/entries", tags=["ledger"], status_code=201)
+    async def append(
+        request: Request,
+        wait: Annotated[bool, Query(description="wait until a checkpoint includes it")] = False,
+    ) -> JSONResponse:
+        """Append one entry (a JSON object with ``type`` and ``v``); durable on return."""
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise EntryError(f"request body exceeds {MAX_BODY} bytes")
+        body = parse_entry_json(raw)
+        log = _log(request)
+        index = await log.append_body_async(body)
+        out: dict[str, object] = {"index": index, "leaf_hash": b64(leaf_hash(body))}
+        if wait:
+            import anyio
+
+            cp = await anyio.to_thread.run_sync(log.wait_for, index)
+            out["checkpoint_size"] = cp.size
+        return JSONResponse(out, status_code=201)
+
+    @r.get("/v1/ledger/entries/{index}", tags=["ledger"])
+    def get_entry(request: Request, index: int) -> JSONResponse:
+        """One entry by index, with its leaf hash."""
+        body = _log(request).store.entry(index)
+        return JSONResponse(
+            {"index": index, "leaf_hash": b64(leaf_hash(body)), "entry": json.loads(body)}
+        )
+
+    @r.get("/v1/ledger/proofs/inclusion", tags=["ledger"], response_class=PlainTextResponse)
+    def inclusion(
+        request: Request,
+        index: Annotated[int, Query(ge=0)],
+        size: Annotated[int | None, Query(ge=1)] = None,
+    ) -> Response:
+        """A C2SP tlog-proof of entry ``index`` in the checkpoint at ``size`` (default latest)."""
+        store = _log(request).store
+        cp = store.latest() if size is None else store.checkpoint_at(size)
+        proof = store.inclusion_proof(index, cp.size)
+        text = TlogProof(index, proof, cp.note).render()
+        return Response(text, media_type="text/plain; charset=utf-8")
+
+    @r.get("/v1/ledger/proofs/consistency", tags=["ledger"])
+    def consistency(
+        request: Request,
+        old: Annotated[int, Query(ge=0)],
+        new: Annotated[int | None, Query(ge=0)] = None,
+    ) -> JSONResponse:
+        """An RFC 9162 consistency proof between two tree sizes."""
+        store = _log(request).store
+        new_size = store.latest().size if new is None else new
+        proof = store.consistency_proof(old, new_size)
+        return JSONResponse({"old": old, "new": new_size, "proof": [b64(p) for p in proof]})
+
+    return r

@@ -1,0 +1,74 @@
+"""RFC 9457 problem+json for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cleanroom.errors import CleanroomError
+from cleanroom.ledger.errors import LedgerError
+from cleanroom.storage import StorageError
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def problem(
+    status: int, title: str, detail: str, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install(app: FastAPI) -> None:
+    """Map every exception type to a problem response."""
+
+    async def known(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status", 400)
+        return problem(
+            status,
+            getattr(exc, "title", "Error"),
+            getattr(exc, "message", str(exc)),
+            request.url.path,
+            hint=getattr(exc, "hint", None),
+        )
+
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(x) for x in first["loc"])
+        return problem(
+            422, "Invalid request", f"{where}: {first['msg']}", request.url.path, errors=errors
+        )
+
+    async def http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed"}
+        resp = problem(
+            exc.status_code,
+            titles.get(exc.status_code, "HTTP error"),
+            str(exc.detail),
+            request.url.path,
+        )
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem(500, "Internal error", "the server failed; see its log", request.url.path)
+
+    app.add_exception_handler(LedgerError, known)
+    app.add_exception_handler(CleanroomError, known)
+    app.add_exception_handler(StorageError, known)
+    app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected)

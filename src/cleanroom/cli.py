@@ -1,0 +1,395 @@
+"""The ``cleanroom`` command: init, serve, demo, and one verb per part."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from cleanroom.config import DEFAULT_ORIGIN, Config, DataDir, WitnessRef
+from cleanroom.errors import CleanroomError
+from cleanroom.ledger.errors import LedgerError
+from cleanroom.storage import StorageError
+
+app = typer.Typer(
+    help="Cleanroom: a verifiable clean room (ledger, witness, monitor).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ledger_app = typer.Typer(help="The transparency ledger.", no_args_is_help=True)
+witness_app = typer.Typer(
+    help="A C2SP tlog-witness run by the oversight body.", no_args_is_help=True
+)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(witness_app, name="witness")
+
+
+class State:
+    data_dir: str | None = None
+
+
+state = State()
+
+
+@app.callback()
+def _global(
+    data_dir: Annotated[
+        str | None,
+        typer.Option("--data-dir", envvar="CLEANROOM_DATA_DIR", help="data directory"),
+    ] = None,
+) -> None:
+    state.data_dir = data_dir
+    if data_dir:
+        os.environ["CLEANROOM_DATA_DIR"] = str(Path(data_dir).resolve())
+
+
+def _dd() -> DataDir:
+    return DataDir(state.data_dir)
+
+
+def _fail(message: str) -> None:
+    raise CleanroomError(message)
+
+
+# --------------------------------------------------------------------------- init / serve
+
+
+@app.command()
+def init(
+    origin: Annotated[str, typer.Option(help="checkpoint origin line / log key name")] = (
+        DEFAULT_ORIGIN
+    ),
+    database_url: Annotated[
+        str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
+    ] = None,
+) -> None:
+    """Create the data directory and the log signing key; print the log's verifier key."""
+    from cleanroom.ledger.note import check_key_name, generate_signer
+    from cleanroom.ledger.store import LedgerStore
+
+    check_key_name(origin)
+    dd = _dd()
+    if dd.exists():
+        config = dd.load()
+        if config.origin != origin and origin != DEFAULT_ORIGIN:
+            _fail(f"{dd.path} already holds the log {config.origin!r}")
+    else:
+        config = Config(origin=origin, database_url=database_url)
+        dd.save(config)
+    if not dd.has_key("log"):
+        dd.write_key("log", generate_signer(config.origin))
+    signer = dd.read_key("log")
+    db = dd.database(config)
+    try:
+        cp = LedgerStore(db, config.origin, signer).init()
+    finally:
+        db.dispose()
+    typer.echo(f"data directory: {dd.path}")
+    typer.echo(f"log origin: {config.origin} (tree size {cp.size})")
+    typer.echo(signer.verifier.vkey)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+) -> None:
+    """Serve the log at http://HOST:PORT/log/, the ledger API, the witness and /healthz."""
+    import uvicorn
+
+    dd = _dd()
+    dd.load()
+    os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
+    uvicorn.run(
+        "cleanroom.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="keep the demo data directory")] = False,
+) -> None:
+    """Run the end-to-end demonstration on the embedded default (SQLite, local keys)."""
+    from cleanroom.demo import run_demo
+
+    run_demo(keep=keep)
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+def _open_log():
+    from cleanroom.ledger.log import Log
+
+    dd = _dd()
+    config = dd.load()
+    return Log(dd.database(config), config.origin, dd.read_key("log")).start(background=False)
+
+
+@ledger_app.command("append")
+def ledger_append(
+    publish: Annotated[bool, typer.Option(help="sign a checkpoint covering them")] = True,
+) -> None:
+    """Append entries: one JSON object per line on stdin; prints each index."""
+    from cleanroom.ledger.entries import parse_entry_json
+
+    bodies = []
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            bodies.append(parse_entry_json(line))
+        except LedgerError as exc:
+            _fail(f"line {n}: {exc}")
+    if not bodies:
+        _fail("no entries on stdin (one JSON object per line)")
+    log = _open_log()
+    try:
+        indices = log.append_many(bodies)
+        if publish:
+            log.integrate()
+    finally:
+        log.close()
+        log.store.db.dispose()
+    for i in indices:
+        typer.echo(i)
+
+
+@ledger_app.command("get")
+def ledger_get(index: int) -> None:
+    """Print the entry at INDEX (canonical JSON)."""
+    log = _open_log()
+    try:
+        typer.echo(log.store.entry(index).decode())
+    finally:
+        log.close()
+
+
+@ledger_app.command("proof")
+def ledger_proof(
+    index: int,
+    size: Annotated[int | None, typer.Option(help="tree size (a signed checkpoint)")] = None,
+    consistency: Annotated[
+        int | None, typer.Option(help="instead: consistency proof from this old size")
+    ] = None,
+) -> None:
+    """Print a C2SP tlog-proof of entry INDEX (or a consistency proof, one hash per line)."""
+    from cleanroom.ledger.hashing import b64
+    from cleanroom.ledger.tlogproof import TlogProof
+
+    log = _open_log()
+    try:
+        store = log.store
+        if consistency is not None:
+            for p in store.consistency_proof(consistency, size):
+                typer.echo(b64(p))
+            return
+        cp = store.latest() if size is None else store.checkpoint_at(size)
+        typer.echo(
+            TlogProof(index, store.inclusion_proof(index, cp.size), cp.note).render(), nl=False
+        )
+    finally:
+        log.close()
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(
+    publish: Annotated[bool, typer.Option(help="integrate pending entries first")] = True,
+) -> None:
+    """Print the latest signed checkpoint (integrating pending entries first)."""
+    log = _open_log()
+    try:
+        if publish:
+            log.integrate()
+        typer.echo(log.store.latest().note, nl=False)
+    finally:
+        log.close()
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    url: Annotated[
+        str | None, typer.Option(help="log prefix, e.g. http://127.0.0.1:8080/log/")
+    ] = None,
+    vkey: Annotated[str | None, typer.Option(help="the log's verifier key (pinned)")] = None,
+    witness: Annotated[list[str] | None, typer.Option(help="a pinned witness vkey")] = None,
+    quorum: Annotated[int, typer.Option(help="witness cosignatures required")] = 0,
+    state_dir: Annotated[Path | None, typer.Option(help="monitor state directory")] = None,
+    full: Annotated[bool, typer.Option(help="recompute the tree from entry 0")] = False,
+    proof: Annotated[Path | None, typer.Option(help="offline: a tlog-proof file")] = None,
+    entry: Annotated[Path | None, typer.Option(help="offline: the entry the proof is for")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Verify the log as an outside monitor over HTTP, or a tlog-proof offline."""
+    from cleanroom.ledger.note import parse_verifier
+
+    if vkey is None:
+        dd = _dd()
+        vkey = dd.read_key("log").verifier.vkey if dd.has_key("log") else None
+        if vkey is None:
+            _fail("--vkey is required (the log's verifier key)")
+    log_key = parse_verifier(vkey)
+    witnesses = [parse_verifier(w) for w in witness or []]
+    if proof is not None:
+        from cleanroom.ledger.tlogproof import verify_tlog_proof
+
+        if entry is None:
+            _fail("--entry is required with --proof")
+        cp, _note = verify_tlog_proof(
+            proof.read_text(), entry.read_bytes().rstrip(b"\n"), log_key, witnesses, quorum
+        )
+        typer.echo(f"ok: entry is in {cp.origin} at size {cp.size}")
+        return
+    if url is None:
+        _fail("--url is required (the log prefix) unless --proof is given")
+    from rich.progress import Progress
+
+    from cleanroom.ledger.client import Monitor
+
+    monitor = Monitor(
+        url,
+        log_key,
+        state_dir or (_dd().path / "monitor"),
+        witnesses=witnesses,
+        quorum=quorum,
+    )
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("verifying entries", total=None)
+        report = monitor.verify(
+            full=full, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if as_json:
+        typer.echo(json.dumps(report.__dict__))
+        return
+    typer.echo(
+        f"ok: {report.origin} size {report.old_size} -> {report.size}, root {report.root}, "
+        f"{report.entries_checked} entries rehashed, cosigned by {report.cosigners or 'nobody'}"
+    )
+    for w in report.warnings:
+        typer.echo(f"warning: {w}")
+
+
+@ledger_app.command("add-witness")
+def ledger_add_witness(vkey: str, url: str) -> None:
+    """Ask the witness at URL (its submission prefix) to cosign every new checkpoint."""
+    from cleanroom.ledger.witness import WitnessEndpoint
+
+    WitnessEndpoint.parse(vkey, url)
+    dd = _dd()
+    config = dd.load()
+    config.witnesses = [w for w in config.witnesses if w.vkey != vkey]
+    config.witnesses.append(WitnessRef(vkey, url.rstrip("/")))
+    dd.save(config)
+    typer.echo(f"witness {vkey.split('+')[0]} at {url} added; restart the server to use it")
+
+
+# --------------------------------------------------------------------------- witness
+
+
+@witness_app.command("init")
+def witness_init(
+    name: Annotated[str, typer.Option(help="witness key name, e.g. oversight.example/w1")],
+) -> None:
+    """Create this data directory's witness key; prints its verifier key."""
+    from cleanroom.ledger.note import ALG_COSIGNATURE_V1, generate_signer
+    from cleanroom.ledger.witness import Witness
+
+    dd = _dd()
+    if not dd.exists():
+        dd.save(Config())
+    if not dd.has_key("witness"):
+        dd.write_key("witness", generate_signer(name, ALG_COSIGNATURE_V1))
+    signer = dd.read_key("witness")
+    db = dd.database()
+    try:
+        Witness(db, signer)
+    finally:
+        db.dispose()
+    typer.echo(signer.verifier.vkey)
+
+
+def _witness():
+    from cleanroom.ledger.witness import Witness
+
+    dd = _dd()
+    return Witness(dd.database(), dd.read_key("witness"))
+
+
+@witness_app.command("trust")
+def witness_trust(origin: str, vkey: str) -> None:
+    """Trust the log ORIGIN signed by VKEY."""
+    w = _witness()
+    w.trust_log(origin, [vkey])
+    typer.echo(f"trusting {origin}")
+
+
+@witness_app.command("status")
+def witness_status() -> None:
+    """Trusted logs, the latest cosigned size of each, and evidence kept."""
+    from cleanroom.ledger.checkpoint import parse_checkpoint
+    from cleanroom.ledger.note import parse_note
+    from cleanroom.ledger.witness import origin_hash
+
+    w = _witness()
+    for origin in w.logs():
+        note = w.latest(origin_hash(origin))
+        size = parse_checkpoint(parse_note(note).text).size if note else "never cosigned"
+        typer.echo(f"{origin}: {size}")
+    for ev in w.evidence():
+        typer.echo(f"evidence: {ev['origin']} {ev['received_at']}: {ev['reason']}")
+
+
+@witness_app.command("serve")
+def witness_serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8081,
+) -> None:
+    """Serve the witness at http://HOST:PORT/witness/ (add-checkpoint)."""
+    import uvicorn
+
+    dd = _dd()
+    dd.read_key("witness")
+    os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
+    uvicorn.run(
+        "cleanroom.api.app:witness_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="warning",
+    )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    """Run the CLI; errors become one line on stderr and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except (CleanroomError, LedgerError, StorageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

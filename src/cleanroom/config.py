@@ -1,0 +1,115 @@
+"""The data directory: configuration, keys and the embedded database.
+
+Layout (default ``./.cleanroom``, or ``--data-dir`` / ``CLEANROOM_DATA_DIR``)::
+
+    config.json        origin, database URL, witnesses the log asks to cosign
+    cleanroom.db       the embedded SQLite database (when no URL is configured)
+    keys/log.key       the log's signed-note signer key (mode 0600)
+    keys/witness.key   this node's witness key, if it runs a witness (mode 0600)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cleanroom.errors import ConfigError
+from cleanroom.ledger.note import Signer, parse_signer
+from cleanroom.storage import Database, sqlite_url
+
+DEFAULT_DATA_DIR = ".cleanroom"
+DEFAULT_ORIGIN = "cleanroom.example/log"
+
+
+@dataclass
+class WitnessRef:
+    vkey: str
+    url: str
+
+
+@dataclass
+class Config:
+    origin: str = DEFAULT_ORIGIN
+    database_url: str | None = None
+    witnesses: list[WitnessRef] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        try:
+            d = json.loads(text)
+            return cls(
+                origin=d.get("origin", DEFAULT_ORIGIN),
+                database_url=d.get("database_url"),
+                witnesses=[WitnessRef(**w) for w in d.get("witnesses", [])],
+            )
+        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"config.json is not valid: {exc}") from None
+
+
+def resolve_data_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    return Path(value or os.environ.get("CLEANROOM_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+
+
+class DataDir:
+    """Access to one data directory."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_data_dir(path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def keys(self) -> Path:
+        return self.path / "keys"
+
+    def exists(self) -> bool:
+        return self.config_file.exists()
+
+    def load(self) -> Config:
+        if not self.exists():
+            raise ConfigError(
+                f"{self.path} is not a clean room data directory",
+                hint="run `cleanroom init` first or pass --data-dir",
+            )
+        return Config.from_json(self.config_file.read_text())
+
+    def save(self, config: Config) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_file.with_suffix(".tmp")
+        tmp.write_text(config.to_json())
+        os.replace(tmp, self.config_file)
+
+    def database_url(self, config: Config | None = None) -> str:
+        config = config or self.load()
+        env = os.environ.get("CLEANROOM_DATABASE_URL")
+        return env or config.database_url or sqlite_url(self.path / "cleanroom.db")
+
+    def database(self, config: Config | None = None) -> Database:
+        return Database(self.database_url(config))
+
+    def write_key(self, name: str, signer: Signer) -> Path:
+        self.keys.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.keys, 0o700)
+        path = self.keys / f"{name}.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(signer.skey + "\n")
+        return path
+
+    def read_key(self, name: str) -> Signer:
+        path = self.keys / f"{name}.key"
+        if not path.exists():
+            raise ConfigError(f"no {name} key at {path}", hint="run `cleanroom init` first")
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(f"{path} is readable by others; run chmod 600 on it")
+        return parse_signer(path.read_text().strip())
+
+    def has_key(self, name: str) -> bool:
+        return (self.keys / f"{name}.key").exists()

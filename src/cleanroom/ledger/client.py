@@ -1,0 +1,342 @@
+"""The outside monitor: fetch a log's checkpoint and tiles over HTTP and verify them.
+
+It pins the log's verifier key and a witness quorum, and persists its last
+verified state (size, root, the compact range of the tree and the note) in a
+directory, so each run checks that the new checkpoint extends the last one.
+It recomputes the root from the entry bundles themselves — not only from the
+log's tiles — so a stored entry changed after the fact is caught. Two valid
+checkpoints that cannot both be true are written to ``evidence/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from cleanroom.ledger import proofs
+from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
+from cleanroom.ledger.errors import (
+    InconsistencyError,
+    LedgerError,
+    NotFoundError,
+    ProofError,
+    SignatureError,
+)
+from cleanroom.ledger.hashing import EMPTY_ROOT, b64, leaf_hash, node_hash, unb64
+from cleanroom.ledger.note import Note, Verifier, open_note
+from cleanroom.ledger.tiles import (
+    TILE_WIDTH,
+    TileHashReader,
+    TileRef,
+    decode_bundle,
+    split_hashes,
+    tile_width_for,
+)
+
+MAX_CLOCK_SKEW = 600
+
+
+class TamperError(LedgerError):
+    """Served entries do not hash to the signed tree: stored data was altered."""
+
+    status = 409
+    title = "Log entries do not match the signed tree"
+
+    def __init__(self, message: str, indices: list[int]) -> None:
+        super().__init__(message)
+        self.indices = indices
+
+
+class TileClient:
+    """Reads a tlog-tiles log over HTTP (full tiles are cached: they are immutable)."""
+
+    def __init__(self, prefix: str, client: httpx.Client | None = None) -> None:
+        self.prefix = prefix.rstrip("/") + "/"
+        self.http = client or httpx.Client(
+            timeout=30.0, headers={"Accept-Encoding": "gzip, identity"}
+        )
+        self._full: dict[tuple[int, int], bytes] = {}
+
+    def _get(self, path: str) -> bytes:
+        try:
+            resp = self.http.get(self.prefix + path)
+        except httpx.HTTPError as exc:
+            raise LedgerError(f"cannot fetch {self.prefix}{path}: {exc}") from exc
+        if resp.status_code == 404:
+            raise NotFoundError(f"{self.prefix}{path} not found")
+        if resp.status_code != 200:
+            raise LedgerError(f"{self.prefix}{path}: HTTP {resp.status_code}")
+        return resp.content
+
+    def checkpoint(self) -> str:
+        return self._get("checkpoint").decode("utf-8", errors="replace")
+
+    def tile(self, ref: TileRef) -> bytes:
+        key = (ref.level, ref.index)
+        if key in self._full:
+            return self._full[key][: ref.width * 32]
+        data = self._get(ref.path())
+        split_hashes(data, ref.width)  # length check
+        if not ref.is_partial:
+            self._full[key] = data
+        return data
+
+    def bundle(self, index: int, width: int) -> list[bytes]:
+        data = self._get(TileRef(-1, index, width).path())
+        return decode_bundle(data, width)
+
+    def reader(self, size: int) -> TileHashReader:
+        return TileHashReader(self.tile, size)
+
+
+class CompactRange:
+    """The right edge of a tree: perfect-subtree hashes for the bits of its size."""
+
+    def __init__(self, size: int = 0, hashes: list[bytes] | None = None) -> None:
+        self.size = size
+        self.hashes = list(hashes or [])
+        if len(self.hashes) != bin(size).count("1"):
+            raise LedgerError("compact range does not match its size")
+
+    def append(self, h: bytes) -> None:
+        self.hashes.append(h)
+        self.size += 1
+        n = self.size
+        while n & 1 == 0:  # merge equal-sized subtrees
+            right = self.hashes.pop()
+            left = self.hashes.pop()
+            self.hashes.append(node_hash(left, right))
+            n >>= 1
+
+    def root(self) -> bytes:
+        if not self.hashes:
+            return EMPTY_ROOT
+        r = self.hashes[-1]
+        for h in reversed(self.hashes[:-1]):
+            r = node_hash(h, r)
+        return r
+
+
+@dataclass
+class MonitorState:
+    origin: str
+    size: int
+    root: bytes
+    compact: list[bytes]
+    note: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "origin": self.origin,
+                "size": self.size,
+                "root": b64(self.root),
+                "compact": [b64(h) for h in self.compact],
+                "note": self.note,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> MonitorState:
+        try:
+            d = json.loads(text)
+            return cls(
+                d["origin"],
+                int(d["size"]),
+                unb64(d["root"], "state root", 32),
+                [unb64(h, "compact hash", 32) for h in d["compact"]],
+                d["note"],
+            )
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+            raise LedgerError(f"monitor state file is corrupt: {exc}") from None
+
+
+@dataclass
+class MonitorReport:
+    origin: str
+    old_size: int
+    size: int
+    root: str
+    entries_checked: int
+    cosigners: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+class Monitor:
+    """An oversight monitor with pinned keys and persistent verified state."""
+
+    def __init__(
+        self,
+        url: str,
+        log_key: Verifier,
+        state_dir: Path,
+        *,
+        witnesses: list[Verifier] | None = None,
+        quorum: int = 0,
+        origin: str | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.tiles = TileClient(url, client)
+        self.log_key = log_key
+        self.witnesses = list(witnesses or [])
+        if quorum > len(self.witnesses):
+            raise LedgerError(f"quorum {quorum} exceeds the {len(self.witnesses)} pinned witnesses")
+        self.quorum = quorum
+        self.origin = origin or log_key.name
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def load_state(self) -> MonitorState | None:
+        if not self.state_file.exists():
+            return None
+        return MonitorState.from_json(self.state_file.read_text())
+
+    def _save_state(self, state: MonitorState) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(state.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_file)
+
+    def open_checkpoint(self, text: str) -> tuple[Checkpoint, Note, list[str]]:
+        """Verify the log signature, the witness quorum and the origin."""
+        note = open_note(text, [self.log_key, *self.witnesses])
+        if not any(
+            s.name == self.log_key.name and s.key_id == self.log_key.key_id for s in note.verified
+        ):
+            raise SignatureError("checkpoint is not signed by the pinned log key")
+        cosigners = []
+        now = time.time()
+        for s in note.verified:
+            if (s.name, s.key_id) == (self.log_key.name, self.log_key.key_id):
+                continue
+            if s.timestamp is not None and s.timestamp > now + MAX_CLOCK_SKEW:
+                raise SignatureError(f"cosignature from {s.name} is dated in the future")
+            cosigners.append(s.name)
+        if len(cosigners) < self.quorum:
+            raise SignatureError(
+                f"checkpoint has {len(cosigners)} pinned witness cosignatures; "
+                f"the quorum is {self.quorum}"
+            )
+        cp = parse_checkpoint(note.text)
+        if cp.origin != self.origin:
+            raise SignatureError(f"checkpoint origin {cp.origin!r} is not {self.origin!r}")
+        return cp, note, cosigners
+
+    def _evidence(self, reason: str, old: str, new: str) -> Path:
+        d = self.state_dir / "evidence"
+        d.mkdir(exist_ok=True)
+        path = d / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{time.time_ns()}.txt"
+        path.write_text(f"{reason}\n\n--- checkpoint 1\n{old}\n--- checkpoint 2\n{new}")
+        return path
+
+    def verify(
+        self, full: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> MonitorReport:
+        """Fetch, verify and record the log's current checkpoint.
+
+        ``full`` recomputes the tree from entry 0 (an audit of every stored entry)
+        instead of continuing from the last verified state.
+        """
+        text = self.tiles.checkpoint()
+        cp, _note, cosigners = self.open_checkpoint(text)
+        state = self.load_state()
+        warnings: list[str] = []
+        if state is not None and state.origin != cp.origin:
+            raise LedgerError("monitor state belongs to another log; use another state dir")
+        if state is not None:
+            self._check_against_state(state, cp, text, warnings)
+        # The tiles must reproduce the signed root.
+        reader = self.tiles.reader(cp.size)
+        if proofs.range_hash(reader.node, 0, cp.size) != cp.root:
+            raise TamperError("the log's tiles do not hash to the signed root", [])
+        # Recompute the root from the entries themselves.
+        if full or state is None or state.size > cp.size:
+            compact = CompactRange()
+        else:
+            compact = CompactRange(state.size, state.compact)
+        start = compact.size
+        bad = self._replay_entries(compact, reader, cp.size, progress)
+        if bad:
+            shown = ", ".join(map(str, bad[:10]))
+            raise TamperError(
+                f"{len(bad)} entries do not hash to the signed tree (index {shown})", bad
+            )
+        if compact.root() != cp.root:
+            raise TamperError("entries do not reproduce the signed root", [])
+        if state is None or cp.size >= state.size:
+            self._save_state(MonitorState(cp.origin, cp.size, cp.root, compact.hashes, text))
+        return MonitorReport(
+            cp.origin,
+            state.size if state else 0,
+            cp.size,
+            b64(cp.root),
+            cp.size - start,
+            cosigners,
+            warnings,
+        )
+
+    def _check_against_state(
+        self, state: MonitorState, cp: Checkpoint, text: str, warnings: list[str]
+    ) -> None:
+        if cp.size == state.size:
+            if cp.root != state.root:
+                path = self._evidence("same size, different roots", state.note, text)
+                raise InconsistencyError(
+                    f"checkpoint at size {cp.size} has a different root than the one verified "
+                    f"before; evidence kept in {path}"
+                )
+            return
+        small, big = (state, cp) if state.size < cp.size else (cp, state)
+        if small.size == 0:
+            return
+        try:
+            reader = self.tiles.reader(big.size)
+            proof = proofs.consistency_proof(reader.node, small.size, big.size)
+            proofs.verify_consistency(small.size, big.size, proof, small.root, big.root)
+        except (ProofError, NotFoundError) as exc:
+            path = self._evidence(f"no consistency proof: {exc}", state.note, text)
+            raise InconsistencyError(
+                f"checkpoint {cp.size} is not consistent with verified checkpoint {state.size}; "
+                f"evidence kept in {path}"
+            ) from None
+        if cp.size < state.size:
+            warnings.append(
+                f"log served an older checkpoint ({cp.size}) than one verified ({state.size})"
+            )
+
+    def _replay_entries(
+        self,
+        compact: CompactRange,
+        reader: TileHashReader,
+        size: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> list[int]:
+        bad: list[int] = []
+        index = compact.size
+        while index < size:
+            bundle_no = index // TILE_WIDTH
+            width = tile_width_for(0, bundle_no, size)
+            entries = self.tiles.bundle(bundle_no, width)
+            tile = reader.tile(0, bundle_no)
+            for i in range(index % TILE_WIDTH, width):
+                h = leaf_hash(entries[i])
+                if h != tile[i]:
+                    bad.append(bundle_no * TILE_WIDTH + i)
+                compact.append(h)
+            index = bundle_no * TILE_WIDTH + width
+            if progress is not None:
+                progress(index, size)
+        return bad
