@@ -141,7 +141,7 @@ def generate_signer(name: str, alg: int = ALG_ED25519) -> Signer:
 
 
 def _split_key(text: str, parts: int, what: str) -> list[str]:
-    fields = text.strip().split("+")
+    fields = text.strip().split("+", parts - 1)
     if len(fields) != parts:
         raise KeyFormatError(f"{what} must have {parts} '+'-separated fields")
     return fields

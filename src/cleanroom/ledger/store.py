@@ -48,6 +48,11 @@ class SignedCheckpoint:
         return self.checkpoint.root
 
 
+def _as_bytes(value: bytes | memoryview | str) -> bytes:
+    """Stored bodies are bytes; a row altered by hand may come back as text."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -234,7 +239,7 @@ class LedgerStore:
             ).scalar_one_or_none()
         if body is None:
             raise NotFoundError(f"no entry at index {index}")
-        return bytes(body)
+        return _as_bytes(body)
 
     def bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
         """Entry bundle ``index`` at ``width`` entries, if the checkpoint covers it."""
@@ -244,7 +249,7 @@ class LedgerStore:
         start = index * TILE_WIDTH
         with self.db.read() as conn:
             bodies = [
-                bytes(b)
+                _as_bytes(b)
                 for b in conn.execute(
                     select(schema.entries.c.body)
                     .where(schema.entries.c.idx >= start, schema.entries.c.idx < start + width)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, select, update
 
 from cleanroom.ledger import proofs, schema
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
@@ -30,6 +30,7 @@ from cleanroom.ledger.errors import (
 from cleanroom.ledger.hashing import EMPTY_ROOT, HASH_SIZE, b64, unb64
 from cleanroom.ledger.note import (
     ALG_COSIGNATURE_V1,
+    Note,
     Signature,
     Signer,
     Verifier,
@@ -154,6 +155,8 @@ class Witness:
             raise WitnessError(403, exc.message) from None
         if req.old_size > cp.size:
             raise WitnessError(400, f"old size {req.old_size} exceeds checkpoint size {cp.size}")
+        refused: str | None = None
+        line = ""
         with self.db.write() as conn:
             q = select(schema.witness_state).where(schema.witness_state.c.origin == cp.origin)
             if not self.db.is_sqlite:
@@ -164,40 +167,55 @@ class Witness:
                 raise WitnessError(
                     409, f"old size {req.old_size} but the witness has {cur_size}", cur_size
                 )
-            reason = self._inconsistency(req, cp, cur_root)
-            if reason is not None:
-                self._evidence(cp.origin, reason, req)
-                raise WitnessError(422, reason)
-            line = Signature(
-                self.signer.name,
-                self.signer.key_id,
-                self.signer.sign(parsed.text.encode(), now),
-            ).line()
-            stored_note = (
-                parsed.text
-                + "\n"
-                + "".join(s.line() for s in parsed.signatures if s.name != self.signer.name)
-                + line
-            )
-            values = {
-                "size": cp.size,
-                "root": cp.root,
-                "note": stored_note,
-                "updated_at": datetime.now(UTC),
-            }
-            if row is None:
-                conn.execute(schema.witness_state.insert().values(origin=cp.origin, **values))
+            refused = self._inconsistency(req, cp, cur_root)
+            if refused is not None:
+                # Kept as evidence (committed), never cosigned.
+                self._evidence(conn, cp.origin, refused, req)
             else:
-                result = conn.execute(
-                    update(schema.witness_state)
-                    .where(
-                        schema.witness_state.c.origin == cp.origin,
-                        schema.witness_state.c.size == cur_size,
-                    )
-                    .values(**values)
+                line = self._cosign(conn, row, cp, parsed, cur_size, now)
+        if refused is not None:
+            raise WitnessError(422, refused)
+        return line
+
+    def _cosign(
+        self,
+        conn: Connection,
+        row: Row | None,
+        cp: Checkpoint,
+        parsed: Note,
+        cur_size: int,
+        now: int | None,
+    ) -> str:
+        line = Signature(
+            self.signer.name,
+            self.signer.key_id,
+            self.signer.sign(parsed.text.encode(), now),
+        ).line()
+        stored_note = (
+            parsed.text
+            + "\n"
+            + "".join(s.line() for s in parsed.signatures if s.name != self.signer.name)
+            + line
+        )
+        values = {
+            "size": cp.size,
+            "root": cp.root,
+            "note": stored_note,
+            "updated_at": datetime.now(UTC),
+        }
+        if row is None:
+            conn.execute(schema.witness_state.insert().values(origin=cp.origin, **values))
+        else:
+            result = conn.execute(
+                update(schema.witness_state)
+                .where(
+                    schema.witness_state.c.origin == cp.origin,
+                    schema.witness_state.c.size == cur_size,
                 )
-                if result.rowcount != 1:
-                    raise WitnessError(409, "witness state changed concurrently", cur_size)
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise WitnessError(409, "witness state changed concurrently", cur_size)
         return line
 
     def _inconsistency(
@@ -217,16 +235,17 @@ class Witness:
             return f"consistency proof from {req.old_size} does not verify: {exc.message}"
         return None
 
-    def _evidence(self, origin: str, reason: str, req: AddCheckpointRequest) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                schema.witness_evidence.insert().values(
-                    origin=origin,
-                    reason=reason,
-                    request=req.encode().decode(),
-                    received_at=datetime.now(UTC),
-                )
+    def _evidence(
+        self, conn: Connection, origin: str, reason: str, req: AddCheckpointRequest
+    ) -> None:
+        conn.execute(
+            schema.witness_evidence.insert().values(
+                origin=origin,
+                reason=reason,
+                request=req.encode().decode(),
+                received_at=datetime.now(UTC),
             )
+        )
 
     def evidence(self) -> list[dict[str, str]]:
         with self.db.read() as conn:
