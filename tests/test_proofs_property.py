@@ -44,8 +44,9 @@ def test_inclusion_proofs_verify_and_any_flip_fails(n: int, data: st.DataObject)
         with pytest.raises(ProofError):
             proofs.verify_inclusion(leaf, index, size, bad, root)
     with pytest.raises(ProofError):
-        proofs.verify_inclusion(_flip([leaf], 0, data.draw(st.integers(0, 255)))[0],
-                                index, size, proof, root)
+        proofs.verify_inclusion(
+            _flip([leaf], 0, data.draw(st.integers(0, 255)))[0], index, size, proof, root
+        )
     if size > 1:
         other = (index + data.draw(st.integers(1, size - 1))) % size
         with pytest.raises(ProofError):

@@ -66,9 +66,7 @@ def test_all_vector_files_are_present() -> None:
     assert len(ALL) == 518
 
 
-@pytest.mark.parametrize(
-    ("kind", "path"), ALL, ids=[str(p.relative_to(VECTORS)) for _, p in ALL]
-)
+@pytest.mark.parametrize(("kind", "path"), ALL, ids=[str(p.relative_to(VECTORS)) for _, p in ALL])
 def test_vector(kind: str, path: Path) -> None:
     case = json.loads(path.read_text())
     if case["wantErr"]:
