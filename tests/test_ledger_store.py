@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -96,10 +97,8 @@ def test_concurrent_integrators_never_fork(db_url: str, log_signer) -> None:
         try:
             for j in range(15):
                 store.sequence([f"{k}-{j}-{i}".encode() for i in range(7)])
-                try:
+                with contextlib.suppress(ConflictError):
                     store.integrate()
-                except ConflictError:
-                    pass
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

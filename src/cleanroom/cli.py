@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+
+try:  # typer >= 0.20 vendors click as typer._click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer
+    from click.exceptions import ClickException
+
+    NoArgsIsHelpError = ClickException  # type: ignore[misc,assignment]
 
 from cleanroom.config import DEFAULT_ORIGIN, Config, DataDir, WitnessRef
 from cleanroom.errors import CleanroomError
@@ -378,11 +384,14 @@ def main() -> None:
     """Run the CLI; errors become one line on stderr and exit code 2."""
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.exit(130)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(0)
+    except ClickException as exc:
         typer.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
     except (CleanroomError, LedgerError, StorageError) as exc:

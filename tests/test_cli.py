@@ -1,0 +1,85 @@
+"""The ``cleanroom`` command's contract: init, ledger verbs, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cleanroom.ledger.note import parse_verifier
+
+
+def run(args: list[str], data_dir: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cleanroom.cli", "--data-dir", str(data_dir), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_init_append_get_proof_verify(tmp_path: Path) -> None:
+    dd = tmp_path / "dd"
+    r = run(["init", "--origin", "cli.example/log"], dd)
+    assert r.returncode == 0, r.stderr
+    vkey = r.stdout.strip().splitlines()[-1]
+    assert parse_verifier(vkey).name == "cli.example/log"
+    assert (dd / "keys" / "log.key").stat().st_mode & 0o777 == 0o600
+    entries = '{"type":"cli.test","v":1,"n":1}\n\n{ "v": 1, "type": "cli.test", "n": 2 }\n'
+    r = run(["ledger", "append"], dd, entries)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "1"]
+    r = run(["ledger", "get", "1"], dd)
+    assert r.stdout.strip() == '{"n":2,"type":"cli.test","v":1}'
+    proof = run(["ledger", "proof", "1"], dd).stdout
+    assert proof.startswith("c2sp.org/tlog-proof@v1\nindex 1\n")
+    (tmp_path / "p").write_text(proof)
+    (tmp_path / "e").write_text('{"n":2,"type":"cli.test","v":1}\n')
+    r = run(
+        [
+            "ledger",
+            "verify",
+            "--vkey",
+            vkey,
+            "--proof",
+            str(tmp_path / "p"),
+            "--entry",
+            str(tmp_path / "e"),
+        ],
+        dd,
+    )
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr
+    cp = run(["ledger", "checkpoint"], dd).stdout
+    assert cp.startswith("cli.example/log\n2\n")
+    # init again is idempotent and prints the same key
+    assert run(["init"], dd).stdout.strip().splitlines()[-1] == vkey
+
+
+def test_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    dd = tmp_path / "dd"
+    cases = [
+        (["ledger", "get", "0"], ""),  # not initialised
+        (["init", "--origin", "bad origin"], ""),
+    ]
+    for args, stdin in cases:
+        r = run(args, dd, stdin)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error:")
+    assert run(["init"], dd).returncode == 0
+    before = run(["ledger", "checkpoint"], dd).stdout
+    for args, stdin in [
+        (["ledger", "append"], '{"type":"ok.one","v":1}\n{"type":"x"}\n'),
+        (["ledger", "append"], "not json\n"),
+        (["ledger", "append"], ""),
+        (["ledger", "get", "5"], ""),
+        (["ledger", "get", "minus"], ""),
+        (["ledger", "proof", "3"], ""),
+        (["ledger", "verify", "--vkey", "nonsense"], ""),
+        (["ledger", "nosuchverb"], ""),
+    ]:
+        r = run(args, dd, stdin)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # nothing was appended by the failed commands (the batch is all or nothing)
+    assert run(["ledger", "checkpoint"], dd).stdout == before
