@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.gzip import GZipMiddleware
 
 from cleanroom import __version__
 from cleanroom.api import log_routes, problems, witness_routes
@@ -45,7 +44,6 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     @app.get("/healthz", tags=["meta"])
     def healthz(request: Request) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Annotated
 
@@ -47,11 +48,11 @@ def router() -> APIRouter:
             if ref.is_bundle
             else store.tile(ref.level, ref.index, ref.width)
         )
-        return Response(
-            data,
-            media_type="application/octet-stream",
-            headers={"Cache-Control": IMMUTABLE},
-        )
+        headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding"}
+        if ref.is_bundle and "gzip" in request.headers.get("accept-encoding", ""):
+            data = gzip.compress(data, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        return Response(data, media_type="application/octet-stream", headers=headers)
 
     @r.post("/v1/ledger/entries", tags=["ledger"], status_code=201)
     async def append(

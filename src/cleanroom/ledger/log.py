@@ -57,9 +57,10 @@ class Log:
 
     def start(self, background: bool = True) -> Log:
         self.store.init()
-        self.sequencer = Sequencer(
-            self.store, max_batch=self._max_batch, max_delay=self._max_delay, on_commit=self._wake
-        )
+        # Integration runs every ``interval`` (not after every batch): it shares the
+        # database's write lock with sequencing, so fewer, larger integrations
+        # leave more room for appends.
+        self.sequencer = Sequencer(self.store, max_batch=self._max_batch, max_delay=self._max_delay)
         if background:
             self._spawn(self._integrate_loop, "ledger-integrator")
             if self.witnesses:
@@ -151,13 +152,15 @@ class Log:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
+            started = time.monotonic()
             try:
                 self.integrate()
                 self.last_error = None
             except Exception as exc:  # keep serving; report on /healthz
                 self.last_error = f"integration failed: {exc}"
                 log.exception("integration failed")
-                time.sleep(self.interval)
+            # Pace: at most one integration per interval, even when woken early.
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _witness_loop(self) -> None:
         done: dict[str, int] = {}

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.pool import NullPool
 
 
 class StorageError(Exception):
@@ -78,10 +77,13 @@ class Database:
         if not database or database == ":memory:":
             raise StorageError("SQLite needs a file path: durability needs a real file")
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per checkout: SQLite connections are cheap and this keeps
-        # every thread's transactions independent.
+        # A small pool: opening a connection runs the PRAGMAs below, which costs
+        # more than most queries; each checkout still has its own transaction.
         engine = create_engine(
-            self.url, poolclass=NullPool, connect_args={"timeout": 30, "check_same_thread": False}
+            self.url,
+            pool_size=8,
+            max_overflow=16,
+            connect_args={"timeout": 30, "check_same_thread": False},
         )
 
         @event.listens_for(engine, "connect")
