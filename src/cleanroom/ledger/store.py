@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cleanroom.ledger import proofs, schema
@@ -25,6 +25,7 @@ from cleanroom.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from cleanroom.ledger.note import Signer, Verifier, open_note, parse_note, sign_note
 from cleanroom.ledger.tiles import (
     TILE_WIDTH,
+    FullTileCache,
     TileHashReader,
     TileRef,
     encode_bundle,
@@ -48,6 +49,11 @@ class SignedCheckpoint:
         return self.checkpoint.root
 
 
+_TILE_QUERY = select(schema.tiles.c.data).where(
+    schema.tiles.c.level == bindparam("level"), schema.tiles.c.idx == bindparam("idx")
+)
+
+
 def _as_bytes(value: bytes | memoryview | str) -> bytes:
     """Stored bodies are bytes; a row altered by hand may come back as text."""
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
@@ -65,6 +71,7 @@ class LedgerStore:
         self.origin = origin
         self.signer = signer
         self.verifier: Verifier = signer.verifier
+        self.full_tiles = FullTileCache()
 
     # ------------------------------------------------------------------ setup
 
@@ -189,11 +196,7 @@ class LedgerStore:
             return signed
 
     def _tile_data(self, conn: Connection, level: int, index: int) -> bytes:
-        data = conn.execute(
-            select(schema.tiles.c.data).where(
-                schema.tiles.c.level == level, schema.tiles.c.idx == index
-            )
-        ).scalar_one_or_none()
+        data = conn.execute(_TILE_QUERY, {"level": level, "idx": index}).scalar_one_or_none()
         return bytes(data) if data is not None else b""
 
     def _write_tiles(self, conn: Connection, changed: dict[tuple[int, int], bytes]) -> None:
@@ -274,26 +277,46 @@ class LedgerStore:
             raise TileError(f"stored tile {level}/{index} is shorter than the tree requires")
         return data[: width * HASH_SIZE]
 
-    def hash_reader(self, size: int | None = None) -> TileHashReader:
-        """Node hashes of the tree at ``size`` (default: the latest checkpoint)."""
-        latest = self.latest().size
+    def hash_reader(
+        self, size: int | None = None, conn: Connection | None = None
+    ) -> TileHashReader:
+        """Node hashes of the tree at ``size`` (default: the latest checkpoint).
+
+        With ``conn`` every tile is read in that one transaction.
+        """
+        latest = self._latest_size(conn)
         size = latest if size is None else size
         if not 0 <= size <= latest:
             raise RangeError(f"size {size} is beyond the latest checkpoint ({latest})")
-        return TileHashReader(
-            lambda ref: self._tile_for_size(ref.level, ref.index, ref.width, latest), size
-        )
+
+        def fetch(ref: TileRef) -> bytes:
+            if conn is None:
+                return self._tile_for_size(ref.level, ref.index, ref.width, latest)
+            data = self._tile_data(conn, ref.level, ref.index)
+            if len(data) < ref.width * HASH_SIZE:
+                raise TileError(f"stored tile {ref.level}/{ref.index} is too short")
+            return data[: ref.width * HASH_SIZE]
+
+        return TileHashReader(fetch, size, self.full_tiles)
+
+    def _latest_size(self, conn: Connection | None) -> int:
+        if conn is None:
+            return self.latest().size
+        return conn.execute(select(schema.checkpoint.c.size)).scalar_one()
 
     def root(self, size: int) -> bytes:
-        return proofs.range_hash(self.hash_reader(size).node, 0, size)
+        with self.db.read() as conn:
+            return proofs.range_hash(self.hash_reader(size, conn).node, 0, size)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
-        reader = self.hash_reader(size)
-        return proofs.inclusion_proof(reader.node, index, reader.size)
+        with self.db.read() as conn:
+            reader = self.hash_reader(size, conn)
+            return proofs.inclusion_proof(reader.node, index, reader.size)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
-        reader = self.hash_reader(size2)
-        return proofs.consistency_proof(reader.node, size1, reader.size)
+        with self.db.read() as conn:
+            reader = self.hash_reader(size2, conn)
+            return proofs.consistency_proof(reader.node, size1, reader.size)
 
     # ------------------------------------------------------------------ cosignatures
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cleanroom.ledger.errors import RangeError, TileError
-from cleanroom.ledger.hashing import HASH_SIZE, perfect_root
+from cleanroom.ledger.hashing import HASH_SIZE, node_hash, perfect_root
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # 256
@@ -148,18 +150,58 @@ def split_hashes(data: bytes, width: int) -> list[bytes]:
 TileFetch = Callable[[TileRef], bytes]
 
 
+class FullTileCache:
+    """A bounded, thread-safe LRU of full tiles with all their inner levels hashed.
+
+    Full tiles never change, so caching them is always safe; the bound keeps the
+    server from ever holding the whole tree.
+    """
+
+    def __init__(self, max_tiles: int = 512) -> None:
+        self.max_tiles = max_tiles
+        self._data: OrderedDict[tuple[int, int], list[list[bytes]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> list[list[bytes]] | None:
+        with self._lock:
+            levels = self._data.get(key)
+            if levels is not None:
+                self._data.move_to_end(key)
+            return levels
+
+    def put(self, key: tuple[int, int], levels: list[list[bytes]]) -> None:
+        with self._lock:
+            self._data[key] = levels
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_tiles:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _inner_levels(hashes: list[bytes]) -> list[list[bytes]]:
+    levels = [hashes]
+    while len(levels[-1]) > 1:
+        row = levels[-1]
+        levels.append([node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)])
+    return levels
+
+
 class TileHashReader:
     """Perfect node hashes of a tree of ``size``, read from its tiles.
 
     ``fetch(ref)`` returns the tile data at exactly ``ref.width`` hashes (from a
-    database, a directory or HTTP). Tiles fetched are cached for the reader's
-    lifetime, so a proof touches each tile once.
+    database, a directory or HTTP). Tiles fetched are kept for the reader's
+    lifetime, so a proof touches each tile once; full tiles can also be shared
+    across readers through a :class:`FullTileCache`.
     """
 
-    def __init__(self, fetch: TileFetch, size: int) -> None:
+    def __init__(self, fetch: TileFetch, size: int, cache: FullTileCache | None = None) -> None:
         self._fetch = fetch
         self.size = size
         self._cache: dict[tuple[int, int], list[bytes]] = {}
+        self._full = cache
 
     def tile(self, level: int, index: int) -> list[bytes]:
         key = (level, index)
@@ -178,8 +220,18 @@ class TileHashReader:
             raise RangeError(f"node ({level}, {index}) is not complete at size {self.size}")
         tile_level, r = divmod(level, TILE_HEIGHT)
         first = index << r  # position at tree level 8 * tile_level
-        hashes = self.tile(tile_level, first >> TILE_HEIGHT)
+        tile_index = first >> TILE_HEIGHT
         offset = first & (TILE_WIDTH - 1)
+        if self._full is not None and tile_width_for(tile_level, tile_index, self.size) == (
+            TILE_WIDTH
+        ):
+            key = (tile_level, tile_index)
+            levels = self._full.get(key)
+            if levels is None:
+                levels = _inner_levels(self.tile(tile_level, tile_index))
+                self._full.put(key, levels)
+            return levels[r][offset >> r]
+        hashes = self.tile(tile_level, tile_index)
         return perfect_root(hashes[offset : offset + (1 << r)])
 
 
