@@ -20,7 +20,6 @@ except ImportError:  # pragma: no cover - older typer
 from cleanroom.config import DEFAULT_ORIGIN, Config, DataDir, WitnessRef
 from cleanroom.errors import CleanroomError
 from cleanroom.ledger.errors import LedgerError
-from cleanroom.storage import StorageError
 
 app = typer.Typer(
     help="Cleanroom: a verifiable clean room (ledger, witness, monitor).",
@@ -394,7 +393,7 @@ def main() -> None:
     except ClickException as exc:
         typer.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
-    except (CleanroomError, LedgerError, StorageError) as exc:
+    except CleanroomError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

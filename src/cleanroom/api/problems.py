@@ -11,8 +11,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cleanroom.errors import CleanroomError
-from cleanroom.ledger.errors import LedgerError
-from cleanroom.storage import StorageError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -66,9 +64,7 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error on %s", request.url.path)
         return problem(500, "Internal error", "the server failed; see its log", request.url.path)
 
-    app.add_exception_handler(LedgerError, known)
     app.add_exception_handler(CleanroomError, known)
-    app.add_exception_handler(StorageError, known)
     app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected)

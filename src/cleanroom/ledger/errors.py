@@ -2,26 +2,20 @@
 
 Every error names what went wrong and, where it helps, what to do about it.
 The API maps them to RFC 9457 problem+json (using ``status``), the CLI to one
-line and exit code 2. The ledger stays importable on its own, so these do not
-derive from the rest of the project's errors; they share the same attributes.
+line and exit code 2. Their base lives in the storage layer, the one part the
+standalone ledger may import.
 """
 
 from __future__ import annotations
 
+from cleanroom.storage.errors import CleanroomError
 
-class LedgerError(Exception):
+
+class LedgerError(CleanroomError):
     """Base class of every ledger error."""
 
     status = 400
     title = "Ledger error"
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message} ({self.hint})"
 
 
 class ProofError(LedgerError):

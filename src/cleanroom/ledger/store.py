@@ -12,10 +12,11 @@ tree is always recomputed from the same append-only entries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cleanroom.ledger import proofs, schema
@@ -24,6 +25,7 @@ from cleanroom.ledger.errors import ConflictError, NotFoundError, RangeError, Ti
 from cleanroom.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from cleanroom.ledger.note import Signer, Verifier, open_note, parse_note, sign_note
 from cleanroom.ledger.tiles import (
+    TILE_HEIGHT,
     TILE_WIDTH,
     FullTileCache,
     TileHashReader,
@@ -72,6 +74,9 @@ class LedgerStore:
         self.signer = signer
         self.verifier: Verifier = signer.verifier
         self.full_tiles = FullTileCache()
+        # The largest checkpoint size seen; checkpoints only grow, so any size up to
+        # this one is known to be signed without asking the database again.
+        self.known_size = 0
 
     # ------------------------------------------------------------------ setup
 
@@ -214,7 +219,9 @@ class LedgerStore:
             note = conn.execute(select(schema.checkpoint.c.note)).scalar_one_or_none()
         if note is None:
             raise NotFoundError("the log has no checkpoint yet", hint="run `cleanroom init`")
-        return SignedCheckpoint(parse_checkpoint(parse_note(note).text), note)
+        signed = SignedCheckpoint(parse_checkpoint(parse_note(note).text), note)
+        self.known_size = max(self.known_size, signed.size)
+        return signed
 
     def checkpoint_at(self, size: int) -> SignedCheckpoint:
         """A checkpoint signed earlier at exactly ``size`` (with its cosignatures)."""
@@ -309,14 +316,64 @@ class LedgerStore:
             return proofs.range_hash(self.hash_reader(size, conn).node, 0, size)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
-        with self.db.read() as conn:
-            reader = self.hash_reader(size, conn)
-            return proofs.inclusion_proof(reader.node, index, reader.size)
+        return self._prove(lambda node, n: proofs.inclusion_proof(node, index, n), size)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
-        with self.db.read() as conn:
-            reader = self.hash_reader(size2, conn)
-            return proofs.consistency_proof(reader.node, size1, reader.size)
+        return self._prove(lambda node, n: proofs.consistency_proof(node, size1, n), size2)
+
+    def _prove(
+        self, build: Callable[[proofs.NodeFn, int], list[bytes]], size: int | None
+    ) -> list[bytes]:
+        """Build a proof reading all its tiles in one query and one transaction.
+
+        Which nodes a proof needs depends only on the index and sizes, so a dry
+        run with placeholder hashes finds the tiles; one round trip fetches those
+        not already in the full-tile cache; the real run then reads no more.
+        (On SQLite, where a query is a function call, tiles are read as needed.)
+        """
+        # Tiles only grow and a checkpoint only moves forward, so statements need
+        # no common snapshot: a tile read after the size is at least as long.
+        with self.db.read_latest() as conn:
+            if size is not None and 0 <= size <= self.known_size:
+                latest = self.known_size
+            else:
+                latest = self._latest_size(conn)
+                self.known_size = max(self.known_size, latest)
+            size = latest if size is None else size
+            if not 0 <= size <= latest:
+                raise RangeError(f"size {size} is beyond the latest checkpoint ({latest})")
+            wanted: set[tuple[int, int]] = set()
+
+            def plan(level: int, index: int) -> bytes:
+                if (index + 1) << level > size:
+                    raise RangeError(f"node ({level}, {index}) is not complete at size {size}")
+                tile_level, r = divmod(level, TILE_HEIGHT)
+                key = (tile_level, (index << r) >> TILE_HEIGHT)
+                full = tile_width_for(key[0], key[1], size) == TILE_WIDTH
+                if not (full and self.full_tiles.get(key) is not None):
+                    wanted.add(key)
+                return bytes(HASH_SIZE)
+
+            fetched: dict[tuple[int, int], bytes] = {}
+            if not self.db.is_sqlite:  # in-process SQLite has no round trips to save
+                build(plan, size)
+            if wanted:
+                rows = conn.execute(
+                    select(schema.tiles.c.level, schema.tiles.c.idx, schema.tiles.c.data).where(
+                        tuple_(schema.tiles.c.level, schema.tiles.c.idx).in_(sorted(wanted))
+                    )
+                )
+                fetched = {(lv, ix): bytes(d) for lv, ix, d in rows}
+
+            def fetch(ref: TileRef) -> bytes:
+                data = fetched.get((ref.level, ref.index))
+                if data is None:
+                    data = self._tile_data(conn, ref.level, ref.index)
+                if len(data) < ref.width * HASH_SIZE:
+                    raise TileError(f"stored tile {ref.level}/{ref.index} is too short")
+                return data[: ref.width * HASH_SIZE]
+
+            return build(TileHashReader(fetch, size, self.full_tiles).node, size)
 
     # ------------------------------------------------------------------ cosignatures
 

@@ -18,20 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-
-class StorageError(Exception):
-    """The database URL is unusable or the server cannot be reached."""
-
-    status = 503
-    title = "Storage unavailable"
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message} ({self.hint})"
+from cleanroom.storage.errors import StorageError
 
 
 def normalise_url(url: str) -> str:
@@ -61,7 +48,7 @@ class Database:
             self.engine = self._sqlite_engine(parsed.database)
         elif self.dialect == "postgresql":
             self.engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
             )
         else:
             raise StorageError(
@@ -108,6 +95,18 @@ class Database:
         """A transaction for reading (a consistent snapshot)."""
         with self._connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def read_latest(self) -> Iterator[Connection]:
+        """Reads without a snapshot (autocommit on PostgreSQL: no BEGIN/COMMIT round
+        trips). Only for data that is append-only, where each statement seeing
+        the latest committed state is enough."""
+        if self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self._connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

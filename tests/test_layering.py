@@ -1,0 +1,40 @@
+"""The ledger stays importable on its own: the oversight body runs it elsewhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_ledger_imports_nothing_but_storage() -> None:
+    code = (
+        "import sys, cleanroom.ledger, cleanroom.ledger.client, cleanroom.ledger.witness, "
+        "cleanroom.ledger.log, cleanroom.ledger.tlogproof\n"
+        "print('\\n'.join(m for m in sys.modules if m.startswith('cleanroom')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    strays = [
+        m
+        for m in out
+        if m != "cleanroom"
+        and not m.startswith("cleanroom.ledger")
+        and not m.startswith("cleanroom.storage")
+    ]
+    assert strays == []
+
+
+def test_verifying_needs_no_database(tmp_path) -> None:
+    """Proof and note verification run with no database URL anywhere."""
+    from cleanroom.ledger import MemoryTree, generate_signer, open_note, sign_note
+    from cleanroom.ledger.checkpoint import Checkpoint
+    from cleanroom.ledger.proofs import verify_inclusion
+
+    t = MemoryTree()
+    for i in range(10):
+        t.append(b"%d" % i)
+    s = generate_signer("offline.example/log")
+    note = sign_note(Checkpoint("offline.example/log", 10, t.root()).text(), [s])
+    assert open_note(note, [s.verifier]).verified
+    verify_inclusion(t.node(0, 3), 3, 10, t.inclusion_proof(3), t.root())
