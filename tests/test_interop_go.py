@@ -62,26 +62,21 @@ def test_go_reference_implementation_accepts_our_output(
         "GO111MODULE": "off",
         "GOPATH": str(GOPATH),
         "GOCACHE": str(tmp_path / "gocache"),
-        "GOFLAGS": "-mod=mod",
     }
-    env.pop("GOFLAGS")
-    run = subprocess.run(
-        ["go", "run", str(HERE / "verify.go")],
-        input=json.dumps(case),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+
+    def go(case: dict) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["go", "run", str(HERE / "verify.go")],
+            input=json.dumps(case),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+
+    run = go(case)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
     # And it rejects a tampered proof.
     case["inclusion"][0] = b64(bytes(32))
-    bad = subprocess.run(
-        ["go", "run", str(HERE / "verify.go")],
-        input=json.dumps(case),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    bad = go(case)
     assert bad.returncode != 0 and "inclusion" in bad.stderr

@@ -182,10 +182,14 @@ def _demo_body(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> Non
         f"witness answered [bold]{resp.status_code}[/]: {resp.json().get('detail', resp.text)}"
     )
 
-    _step("8. An insider edits one stored entry; a full audit by the monitor catches it")
+    _step("8. An insider edits two stored entries; a full audit by the monitor catches it")
     con = sqlite3.connect(log_dir / "cleanroom.db")
-    con.execute("UPDATE ledger_entries SET body = replace(body, 'deny', 'allow') WHERE idx = 1100")
-    con.execute("UPDATE ledger_entries SET body = replace(body, 'allow', 'deny') WHERE idx = 1101")
+    for idx in (1100, 1101):
+        (body,) = con.execute("SELECT body FROM ledger_entries WHERE idx = ?", (idx,)).fetchone()
+        old, new = ("allow", "deny") if b'"outcome":"allow"' in body else ("deny", "allow")
+        forged = body.replace(f'"outcome":"{old}"'.encode(), f'"outcome":"{new}"'.encode())
+        con.execute("UPDATE ledger_entries SET body = ? WHERE idx = ?", (forged, idx))
+        console.print(f"entry {idx}: outcome {old!r} rewritten to {new!r} in the database file")
     con.commit()
     con.close()
     try:

@@ -271,9 +271,8 @@ class Monitor:
         bad = self._replay_entries(compact, reader, cp.size, progress)
         if bad:
             shown = ", ".join(map(str, bad[:10]))
-            raise TamperError(
-                f"{len(bad)} entries do not hash to the signed tree (index {shown})", bad
-            )
+            noun = "entry does" if len(bad) == 1 else "entries do"
+            raise TamperError(f"{len(bad)} {noun} not hash to the signed tree (index {shown})", bad)
         if compact.root() != cp.root:
             raise TamperError("entries do not reproduce the signed root", [])
         if state is None or cp.size >= state.size:
