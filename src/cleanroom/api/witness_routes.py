@@ -28,7 +28,10 @@ def router() -> APIRouter:
             lines = await anyio.to_thread.run_sync(witness.add_checkpoint, body)
         except WitnessError as exc:
             if exc.status == 409 and exc.size is not None:
-                return Response(f"{exc.size}\n", status_code=409, media_type="text/x.tlog.size")
+                # Exactly this media type, no charset parameter (C2SP tlog-witness).
+                return Response(
+                    f"{exc.size}\n", status_code=409, headers={"Content-Type": "text/x.tlog.size"}
+                )
             return problem(exc.status, exc.title, exc.message, request.url.path)
         return Response(lines, media_type="text/plain; charset=utf-8")
 
