@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from cleanroom.ledger.entries import commitment
+from cleanroom.storage import Database, StorageError
 
 PG_URL = os.environ.get(
     "CLEANROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -63,14 +64,14 @@ def database(kind: str) -> Iterator[str]:
 
 
 def pg_available() -> bool:
+    db = Database(PG_URL + "?connect_timeout=3")
     try:
-        eng = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with eng.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        eng.dispose()
+        db.check()
         return True
-    except Exception:
+    except StorageError:
         return False
+    finally:
+        db.dispose()
 
 
 def pct(values: list[float], p: float) -> float:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from cleanroom.ledger.note import ALG_COSIGNATURE_V1, Signer, generate_signer
-from cleanroom.storage import Database
+from cleanroom.storage import Database, StorageError
 
 PG_URL = os.environ.get(
     "CLEANROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -20,14 +20,14 @@ ORIGIN = "test.example/log"
 
 
 def _pg_available() -> str | None:
+    db = Database(PG_URL + "?connect_timeout=3")
     try:
-        eng = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with eng.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        eng.dispose()
+        db.check()
         return None
-    except Exception as exc:  # report why
-        return str(exc).splitlines()[0]
+    except StorageError as exc:  # report why
+        return exc.message
+    finally:
+        db.dispose()
 
 
 _PG_PROBLEM = _pg_available()

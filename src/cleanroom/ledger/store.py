@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cleanroom.ledger import proofs, schema
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
@@ -205,12 +204,8 @@ class LedgerStore:
         return bytes(data) if data is not None else b""
 
     def _write_tiles(self, conn: Connection, changed: dict[tuple[int, int], bytes]) -> None:
-        ins = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(schema.tiles)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[schema.tiles.c.level, schema.tiles.c.idx],
-            set_={"data": ins.excluded.data},
-        )
-        conn.execute(stmt, [{"level": lv, "idx": ix, "data": d} for (lv, ix), d in changed.items()])
+        rows = [{"level": lv, "idx": ix, "data": d} for (lv, ix), d in changed.items()]
+        self.db.upsert(conn, schema.tiles, ["level", "idx"], rows)
 
     # ------------------------------------------------------------------ reading
 
@@ -410,10 +405,7 @@ class LedgerStore:
         return v or 0
 
     def set_witness_size(self, witness: str, size: int) -> None:
-        ins = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(schema.witness_progress)
         with self.db.write() as conn:
-            conn.execute(
-                ins.values(witness=witness, size=size).on_conflict_do_update(
-                    index_elements=[schema.witness_progress.c.witness], set_={"size": size}
-                )
+            self.db.upsert(
+                conn, schema.witness_progress, ["witness"], [{"witness": witness, "size": size}]
             )

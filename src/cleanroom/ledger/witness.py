@@ -118,16 +118,9 @@ class Witness:
             parse_verifier(v)
         data = json.dumps(sorted(set(vkeys)))
         with self.db.write() as conn:
-            if conn.execute(
-                select(schema.witness_logs.c.origin).where(schema.witness_logs.c.origin == origin)
-            ).first():
-                conn.execute(
-                    update(schema.witness_logs)
-                    .where(schema.witness_logs.c.origin == origin)
-                    .values(vkeys=data)
-                )
-            else:
-                conn.execute(schema.witness_logs.insert().values(origin=origin, vkeys=data))
+            self.db.upsert(
+                conn, schema.witness_logs, ["origin"], [{"origin": origin, "vkeys": data}]
+            )
 
     def logs(self) -> dict[str, list[str]]:
         with self.db.read() as conn:

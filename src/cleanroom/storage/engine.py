@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -128,6 +129,21 @@ class Database:
             ) from exc
         with conn:
             yield conn
+
+    def upsert(
+        self, conn: Connection, table: Table, keys: list[str], rows: list[dict[str, Any]]
+    ) -> None:
+        """Insert ``rows``, replacing the other columns of rows whose ``keys`` exist."""
+        if not rows:
+            return
+        ins = (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
+        update = {c: ins.excluded[c] for c in rows[0] if c not in keys}
+        conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+    def check(self) -> None:
+        """Raise StorageError unless the database answers a query."""
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()
