@@ -184,8 +184,9 @@ class Log:
         old = self.store.witness_size(w.verifier.name)
         if old > cp.size:
             old = 0  # our record is ahead (restored backup?): let the witness tell us
-        reader = self.store.hash_reader(cp.size)
-        lines, size = request_cosignature(client, w, cp.note, old, reader.node)
+        lines, size = request_cosignature(
+            client, w, cp.note, old, lambda o: self.store.consistency_proof(o, cp.size)
+        )
         self.store.add_cosignatures(cp.size, cp.root, lines)
         self.store.set_witness_size(w.verifier.name, size)
         return lines

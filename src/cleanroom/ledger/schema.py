@@ -46,14 +46,14 @@ tiles = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
-# The current signed checkpoint (one row, id = 1): compare-and-swap target.
+# Which checkpoint is current (one row, id = 1): the compare-and-swap target.
+# Its signed note is the row of ``checkpoints`` at the same size.
 checkpoint = Table(
     "ledger_checkpoint",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("root", LargeBinary(32), nullable=False),
-    Column("note", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

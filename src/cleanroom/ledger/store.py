@@ -55,6 +55,15 @@ _TILE_QUERY = select(schema.tiles.c.data).where(
 )
 
 
+_LATEST_NOTE = select(schema.checkpoints.c.note).join_from(
+    schema.checkpoint, schema.checkpoints, schema.checkpoint.c.size == schema.checkpoints.c.size
+)
+
+
+def _signed(note: str) -> SignedCheckpoint:
+    return SignedCheckpoint(parse_checkpoint(parse_note(note).text), note)
+
+
 def _as_bytes(value: bytes | memoryview | str) -> bytes:
     """Stored bodies are bytes; a row altered by hand may come back as text."""
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
@@ -85,12 +94,12 @@ class LedgerStore:
         with self.db.write() as conn:
             if conn.execute(select(schema.state.c.id)).first() is None:
                 conn.execute(schema.state.insert().values(id=1, next_index=0))
-            row = conn.execute(select(schema.checkpoint.c.note)).first()
-            if row is None:
+            note = conn.execute(_LATEST_NOTE).scalar_one_or_none()
+            if note is None:
                 signed = self._sign(Checkpoint(self.origin, 0, EMPTY_ROOT))
                 conn.execute(
                     schema.checkpoint.insert().values(
-                        id=1, size=0, root=EMPTY_ROOT, note=signed.note, updated_at=_now()
+                        id=1, size=0, root=EMPTY_ROOT, updated_at=_now()
                     )
                 )
                 conn.execute(
@@ -99,12 +108,12 @@ class LedgerStore:
                     )
                 )
             else:
-                existing = parse_checkpoint(parse_note(row.note).text)
+                existing = _signed(note).checkpoint
                 if existing.origin != self.origin:
                     raise ConflictError(
                         f"this database holds the log {existing.origin!r}, not {self.origin!r}"
                     )
-                open_note(row.note, [self.verifier])
+                open_note(note, [self.verifier])
         return self.latest()
 
     def _sign(self, cp: Checkpoint) -> SignedCheckpoint:
@@ -172,14 +181,7 @@ class LedgerStore:
                 old_size, hashes, lambda lvl, idx: self._tile_data(conn, lvl, idx)
             )
             self._write_tiles(conn, changed)
-
-            def fetch(ref: TileRef) -> bytes:
-                data = changed.get((ref.level, ref.index))
-                if data is None:
-                    data = self._tile_data(conn, ref.level, ref.index)
-                return data[: ref.width * HASH_SIZE]
-
-            new_root = proofs.range_hash(TileHashReader(fetch, end).node, 0, end)
+            new_root = proofs.range_hash(self._reader(conn, end, changed).node, 0, end)
             signed = self._sign(Checkpoint(self.origin, end, new_root))
             result = conn.execute(
                 update(schema.checkpoint)
@@ -188,7 +190,7 @@ class LedgerStore:
                     schema.checkpoint.c.size == old_size,
                     schema.checkpoint.c.root == old_root,
                 )
-                .values(size=end, root=new_root, note=signed.note, updated_at=_now())
+                .values(size=end, root=new_root, updated_at=_now())
             )
             if result.rowcount != 1:
                 raise ConflictError("checkpoint changed during integration; retry")
@@ -211,10 +213,10 @@ class LedgerStore:
 
     def latest(self) -> SignedCheckpoint:
         with self.db.read() as conn:
-            note = conn.execute(select(schema.checkpoint.c.note)).scalar_one_or_none()
+            note = conn.execute(_LATEST_NOTE).scalar_one_or_none()
         if note is None:
             raise NotFoundError("the log has no checkpoint yet", hint="run `cleanroom init`")
-        signed = SignedCheckpoint(parse_checkpoint(parse_note(note).text), note)
+        signed = _signed(note)
         self.known_size = max(self.known_size, signed.size)
         return signed
 
@@ -226,14 +228,14 @@ class LedgerStore:
             ).scalar_one_or_none()
         if note is None:
             raise NotFoundError(f"no checkpoint was signed at size {size}")
-        return SignedCheckpoint(parse_checkpoint(parse_note(note).text), note)
+        return _signed(note)
 
     def signed_history(self) -> list[SignedCheckpoint]:
         with self.db.read() as conn:
             notes = conn.execute(
                 select(schema.checkpoints.c.note).order_by(schema.checkpoints.c.size)
             ).scalars()
-            return [SignedCheckpoint(parse_checkpoint(parse_note(n).text), n) for n in notes]
+            return [_signed(n) for n in notes]
 
     def entry(self, index: int) -> bytes:
         if index < 0:
@@ -247,12 +249,12 @@ class LedgerStore:
         return _as_bytes(body)
 
     def bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
-        """Entry bundle ``index`` at ``width`` entries, if the checkpoint covers it."""
-        size = self.latest().size
-        if tile_width_for(0, index, size) < width:
-            raise NotFoundError(f"entry bundle {index} of width {width} is beyond size {size}")
+        """Entry bundle ``index`` at ``width`` entries, if a signed checkpoint covers it."""
         start = index * TILE_WIDTH
-        with self.db.read() as conn:
+        with self.db.read_latest() as conn:
+            size = self._signed_size(conn, None)
+            if tile_width_for(0, index, size) < width:
+                raise NotFoundError(f"entry bundle {index} of width {width} is beyond size {size}")
             bodies = [
                 _as_bytes(b)
                 for b in conn.execute(
@@ -266,49 +268,41 @@ class LedgerStore:
         return encode_bundle(bodies)
 
     def tile(self, level: int, index: int, width: int = TILE_WIDTH) -> bytes:
-        """Hash tile (level, index) at ``width`` hashes, if the checkpoint covers it."""
-        size = self.latest().size
-        return self._tile_for_size(level, index, width, size)
+        """Hash tile (level, index) at ``width`` hashes, if a signed checkpoint covers it."""
+        with self.db.read_latest() as conn:
+            size = self._signed_size(conn, None)
+            if tile_width_for(level, index, size) < width:
+                raise NotFoundError(f"tile {level}/{index} of width {width} is beyond size {size}")
+            return self._reader(conn, size).fetch(TileRef(level, index, width))
 
-    def _tile_for_size(self, level: int, index: int, width: int, size: int) -> bytes:
-        if tile_width_for(level, index, size) < width:
-            raise NotFoundError(f"tile {level}/{index} of width {width} is beyond size {size}")
-        with self.db.read() as conn:
-            data = self._tile_data(conn, level, index)
-        if len(data) < width * HASH_SIZE:
-            raise TileError(f"stored tile {level}/{index} is shorter than the tree requires")
-        return data[: width * HASH_SIZE]
+    def _signed_size(self, conn: Connection, size: int | None) -> int:
+        """The latest signed size — from memory when ``size`` is known to be covered.
 
-    def hash_reader(
-        self, size: int | None = None, conn: Connection | None = None
-    ) -> TileHashReader:
-        """Node hashes of the tree at ``size`` (default: the latest checkpoint).
-
-        With ``conn`` every tile is read in that one transaction.
+        Checkpoints only grow, so a size at or below one seen before needs no query.
         """
-        latest = self._latest_size(conn)
-        size = latest if size is None else size
-        if not 0 <= size <= latest:
-            raise RangeError(f"size {size} is beyond the latest checkpoint ({latest})")
+        if size is not None and 0 <= size <= self.known_size:
+            return self.known_size
+        latest = conn.execute(select(schema.checkpoint.c.size)).scalar_one()
+        self.known_size = max(self.known_size, latest)
+        return latest
+
+    def _reader(
+        self,
+        conn: Connection,
+        size: int,
+        prefetched: dict[tuple[int, int], bytes] | None = None,
+    ) -> TileHashReader:
+        """Node hashes of the tree at ``size`` from stored tiles (``prefetched`` first)."""
 
         def fetch(ref: TileRef) -> bytes:
-            if conn is None:
-                return self._tile_for_size(ref.level, ref.index, ref.width, latest)
-            data = self._tile_data(conn, ref.level, ref.index)
+            data = (prefetched or {}).get((ref.level, ref.index))
+            if data is None:
+                data = self._tile_data(conn, ref.level, ref.index)
             if len(data) < ref.width * HASH_SIZE:
-                raise TileError(f"stored tile {ref.level}/{ref.index} is too short")
+                raise TileError(f"stored tile {ref.level}/{ref.index} is shorter than the tree")
             return data[: ref.width * HASH_SIZE]
 
         return TileHashReader(fetch, size, self.full_tiles)
-
-    def _latest_size(self, conn: Connection | None) -> int:
-        if conn is None:
-            return self.latest().size
-        return conn.execute(select(schema.checkpoint.c.size)).scalar_one()
-
-    def root(self, size: int) -> bytes:
-        with self.db.read() as conn:
-            return proofs.range_hash(self.hash_reader(size, conn).node, 0, size)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         return self._prove(lambda node, n: proofs.inclusion_proof(node, index, n), size)
@@ -329,11 +323,7 @@ class LedgerStore:
         # Tiles only grow and a checkpoint only moves forward, so statements need
         # no common snapshot: a tile read after the size is at least as long.
         with self.db.read_latest() as conn:
-            if size is not None and 0 <= size <= self.known_size:
-                latest = self.known_size
-            else:
-                latest = self._latest_size(conn)
-                self.known_size = max(self.known_size, latest)
+            latest = self._signed_size(conn, size)
             size = latest if size is None else size
             if not 0 <= size <= latest:
                 raise RangeError(f"size {size} is beyond the latest checkpoint ({latest})")
@@ -359,41 +349,24 @@ class LedgerStore:
                     )
                 )
                 fetched = {(lv, ix): bytes(d) for lv, ix, d in rows}
-
-            def fetch(ref: TileRef) -> bytes:
-                data = fetched.get((ref.level, ref.index))
-                if data is None:
-                    data = self._tile_data(conn, ref.level, ref.index)
-                if len(data) < ref.width * HASH_SIZE:
-                    raise TileError(f"stored tile {ref.level}/{ref.index} is too short")
-                return data[: ref.width * HASH_SIZE]
-
-            return build(TileHashReader(fetch, size, self.full_tiles).node, size)
+            return build(self._reader(conn, size, fetched).node, size)
 
     # ------------------------------------------------------------------ cosignatures
 
     def add_cosignatures(self, size: int, root: bytes, lines: str) -> bool:
-        """Attach verified cosignature lines to the checkpoint at (size, root)."""
-        changed = False
+        """Attach verified cosignature lines to the signed checkpoint at (size, root)."""
+        cp = schema.checkpoints
         with self.db.write() as conn:
-            for table, key in (
-                (schema.checkpoint, schema.checkpoint.c.id == 1),
-                (schema.checkpoints, schema.checkpoints.c.size == size),
-            ):
-                row = conn.execute(
-                    select(table.c.note).where(key, table.c.size == size, table.c.root == root)
-                ).first()
-                if row is None:
-                    continue
-                new_lines = [ln + "\n" for ln in lines.splitlines() if ln and ln not in row.note]
-                if new_lines:
-                    conn.execute(
-                        update(table)
-                        .where(key, table.c.size == size)
-                        .values(note=row.note + "".join(new_lines))
-                    )
-                    changed = True
-        return changed
+            note = conn.execute(
+                select(cp.c.note).where(cp.c.size == size, cp.c.root == root)
+            ).scalar_one_or_none()
+            if note is None:
+                return False
+            new_lines = [ln + "\n" for ln in lines.splitlines() if ln and ln not in note]
+            if not new_lines:
+                return False
+            conn.execute(update(cp).where(cp.c.size == size).values(note=note + "".join(new_lines)))
+        return True
 
     def witness_size(self, witness: str) -> int:
         with self.db.read() as conn:

@@ -198,7 +198,7 @@ class TileHashReader:
     """
 
     def __init__(self, fetch: TileFetch, size: int, cache: FullTileCache | None = None) -> None:
-        self._fetch = fetch
+        self.fetch = fetch
         self.size = size
         self._cache: dict[tuple[int, int], list[bytes]] = {}
         self._full = cache
@@ -210,7 +210,7 @@ class TileHashReader:
             width = tile_width_for(level, index, self.size)
             if width == 0:
                 raise RangeError(f"tile {level}/{index} is beyond tree size {self.size}")
-            hashes = split_hashes(self._fetch(TileRef(level, index, width)), width)
+            hashes = split_hashes(self.fetch(TileRef(level, index, width)), width)
             self._cache[key] = hashes
         return hashes
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -285,16 +286,16 @@ def request_cosignature(
     witness: WitnessEndpoint,
     note: str,
     old_size: int,
-    consistency: proofs.NodeFn,
+    prove: Callable[[int], list[bytes]],
 ) -> tuple[str, int]:
     """Ask one witness to cosign ``note``; retries once on a 409 with the witness's size.
 
-    ``consistency`` is the node-hash source of the log at the checkpoint's size.
-    Returns (verified cosignature lines, the size now cosigned).
+    ``prove(old)`` returns the log's consistency proof from size ``old`` to the
+    checkpoint. Returns (verified cosignature lines, the size now cosigned).
     """
     cp = parse_checkpoint(parse_note(note).text)
     for _ in range(2):
-        proof = proofs.consistency_proof(consistency, old_size, cp.size) if old_size else []
+        proof = prove(old_size) if old_size else []
         req = AddCheckpointRequest(old_size, proof, note)
         resp = client.post(f"{witness.url}/add-checkpoint", content=req.encode())
         if resp.status_code == 409 and resp.headers.get("content-type", "").startswith(
