@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
-from cleanroom.ledger.errors import CheckpointError, LedgerError
+from cleanroom.ledger.errors import CheckpointError, LedgerError, SignatureError
 from cleanroom.ledger.hashing import HASH_SIZE, b64, unb64
+from cleanroom.ledger.note import Note, Verifier, open_note
+
+MAX_CLOCK_SKEW = 600
 
 _SIZE_RE = re.compile(r"^(0|[1-9][0-9]{0,19})$")
 
@@ -45,3 +49,38 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if any(not line for line in ext):
         raise CheckpointError("checkpoint extension lines must not be empty")
     return Checkpoint(origin, int(size_s), root, tuple(ext))
+
+
+def open_checkpoint(
+    text: str,
+    log: Verifier,
+    witnesses: list[Verifier] | None = None,
+    quorum: int = 0,
+    origin: str | None = None,
+) -> tuple[Checkpoint, Note, list[str]]:
+    """Verify a checkpoint note against a policy: the log's key, a witness quorum
+    and the origin (default: the log key's name).
+
+    Returns the checkpoint, the note and the names of the witnesses whose
+    cosignatures verified. Cosignatures dated in the future are refused.
+    """
+    note = open_note(text, [log, *(witnesses or [])])
+    if not any(s.name == log.name and s.key_id == log.key_id for s in note.verified):
+        raise SignatureError("checkpoint is not signed by the pinned log key")
+    now = time.time()
+    cosigners = []
+    for s in note.verified:
+        if (s.name, s.key_id) == (log.name, log.key_id):
+            continue
+        if s.timestamp is not None and s.timestamp > now + MAX_CLOCK_SKEW:
+            raise SignatureError(f"cosignature from {s.name} is dated in the future")
+        cosigners.append(s.name)
+    if len(cosigners) < quorum:
+        raise SignatureError(
+            f"checkpoint has {len(cosigners)} pinned witness cosignatures; the quorum is {quorum}"
+        )
+    cp = parse_checkpoint(note.text)
+    expected = origin or log.name
+    if cp.origin != expected:
+        raise SignatureError(f"checkpoint origin {cp.origin!r} is not {expected!r}")
+    return cp, note, cosigners

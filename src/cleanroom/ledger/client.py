@@ -20,16 +20,15 @@ from pathlib import Path
 import httpx
 
 from cleanroom.ledger import proofs
-from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
+from cleanroom.ledger.checkpoint import Checkpoint, open_checkpoint
 from cleanroom.ledger.errors import (
     InconsistencyError,
     LedgerError,
     NotFoundError,
     ProofError,
-    SignatureError,
 )
 from cleanroom.ledger.hashing import EMPTY_ROOT, b64, leaf_hash, node_hash, unb64
-from cleanroom.ledger.note import Note, Verifier, open_note
+from cleanroom.ledger.note import Note, Verifier
 from cleanroom.ledger.tiles import (
     TILE_WIDTH,
     TileHashReader,
@@ -38,8 +37,6 @@ from cleanroom.ledger.tiles import (
     split_hashes,
     tile_width_for,
 )
-
-MAX_CLOCK_SKEW = 600
 
 
 class TamperError(LedgerError):
@@ -212,28 +209,7 @@ class Monitor:
 
     def open_checkpoint(self, text: str) -> tuple[Checkpoint, Note, list[str]]:
         """Verify the log signature, the witness quorum and the origin."""
-        note = open_note(text, [self.log_key, *self.witnesses])
-        if not any(
-            s.name == self.log_key.name and s.key_id == self.log_key.key_id for s in note.verified
-        ):
-            raise SignatureError("checkpoint is not signed by the pinned log key")
-        cosigners = []
-        now = time.time()
-        for s in note.verified:
-            if (s.name, s.key_id) == (self.log_key.name, self.log_key.key_id):
-                continue
-            if s.timestamp is not None and s.timestamp > now + MAX_CLOCK_SKEW:
-                raise SignatureError(f"cosignature from {s.name} is dated in the future")
-            cosigners.append(s.name)
-        if len(cosigners) < self.quorum:
-            raise SignatureError(
-                f"checkpoint has {len(cosigners)} pinned witness cosignatures; "
-                f"the quorum is {self.quorum}"
-            )
-        cp = parse_checkpoint(note.text)
-        if cp.origin != self.origin:
-            raise SignatureError(f"checkpoint origin {cp.origin!r} is not {self.origin!r}")
-        return cp, note, cosigners
+        return open_checkpoint(text, self.log_key, self.witnesses, self.quorum, self.origin)
 
     def _evidence(self, reason: str, old: str, new: str) -> Path:
         d = self.state_dir / "evidence"

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 
 from cleanroom.ledger import proofs
-from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
-from cleanroom.ledger.errors import LedgerError, ProofError, SignatureError
+from cleanroom.ledger.checkpoint import Checkpoint, open_checkpoint
+from cleanroom.ledger.errors import LedgerError, ProofError
 from cleanroom.ledger.hashing import HASH_SIZE, b64, leaf_hash, unb64
-from cleanroom.ledger.note import Note, Verifier, open_note
+from cleanroom.ledger.note import Note, Verifier
 
 HEADER = "c2sp.org/tlog-proof@v1"
 
@@ -65,14 +65,6 @@ def verify_tlog_proof(
 ) -> tuple[Checkpoint, Note]:
     """Verify a tlog-proof for ``entry`` against a log key and a witness quorum."""
     tp = parse_tlog_proof(text)
-    note = open_note(tp.note, [log, *(witnesses or [])])
-    if not any(s.name == log.name and s.key_id == log.key_id for s in note.verified):
-        raise SignatureError("checkpoint is not signed by the log's key")
-    cosigners = {s.name for s in note.verified} - {log.name}
-    if len(cosigners) < quorum:
-        raise SignatureError(f"{len(cosigners)} witness cosignatures, the policy needs {quorum}")
-    cp = parse_checkpoint(note.text)
-    if origin is not None and cp.origin != origin:
-        raise SignatureError(f"checkpoint origin {cp.origin!r} is not {origin!r}")
+    cp, note, _ = open_checkpoint(tp.note, log, witnesses, quorum, origin)
     proofs.verify_inclusion(leaf_hash(entry), tp.index, cp.size, tp.proof, cp.root)
     return cp, note
