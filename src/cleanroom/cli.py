@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +22,9 @@ except ImportError:  # pragma: no cover - older typer
 from cleanroom.config import DEFAULT_ORIGIN, Config, DataDir, WitnessRef
 from cleanroom.errors import CleanroomError
 from cleanroom.ledger.errors import LedgerError
+
+if TYPE_CHECKING:
+    from cleanroom.ledger.log import Log
 
 app = typer.Typer(
     help="Cleanroom: a verifiable clean room (ledger, witness, monitor).",
@@ -107,19 +112,17 @@ def serve(
     workers: Annotated[int, typer.Option(help="server processes")] = 1,
 ) -> None:
     """Serve the log at http://HOST:PORT/log/, the ledger API, the witness and /healthz."""
-    import uvicorn
-
     dd = _dd()
     dd.load()
+    _run_server(dd, "cleanroom.api.app:app_from_env", host, port, workers)
+
+
+def _run_server(dd: DataDir, factory: str, host: str, port: int, workers: int = 1) -> None:
+    """uvicorn on an app factory that finds the data directory in the environment."""
+    import uvicorn
+
     os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
-    uvicorn.run(
-        "cleanroom.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="warning")
 
 
 @app.command()
@@ -135,12 +138,18 @@ def demo(
 # --------------------------------------------------------------------------- ledger
 
 
-def _open_log():
+@contextmanager
+def _log() -> Iterator[Log]:
+    """The data directory's log, for one command: no threads, no migrations."""
     from cleanroom.ledger.log import Log
 
     dd = _dd()
     config = dd.load()
-    return Log(dd.database(config), config.origin, dd.read_key("log")).start(background=False)
+    db = dd.database(config)
+    try:
+        yield Log(db, config.origin, dd.read_key("log"))
+    finally:
+        db.dispose()
 
 
 @ledger_app.command("append")
@@ -160,14 +169,10 @@ def ledger_append(
             _fail(f"line {n}: {exc}")
     if not bodies:
         _fail("no entries on stdin (one JSON object per line)")
-    log = _open_log()
-    try:
+    with _log() as log:
         indices = log.append_many(bodies)
         if publish:
             log.integrate()
-    finally:
-        log.close()
-        log.store.db.dispose()
     for i in indices:
         typer.echo(i)
 
@@ -175,11 +180,8 @@ def ledger_append(
 @ledger_app.command("get")
 def ledger_get(index: int) -> None:
     """Print the entry at INDEX (canonical JSON)."""
-    log = _open_log()
-    try:
+    with _log() as log:
         typer.echo(log.store.entry(index).decode())
-    finally:
-        log.close()
 
 
 @ledger_app.command("proof")
@@ -194,19 +196,15 @@ def ledger_proof(
     from cleanroom.ledger.hashing import b64
     from cleanroom.ledger.tlogproof import TlogProof
 
-    log = _open_log()
-    try:
+    with _log() as log:
         store = log.store
         if consistency is not None:
             for p in store.consistency_proof(consistency, size):
                 typer.echo(b64(p))
             return
         cp = store.latest() if size is None else store.checkpoint_at(size)
-        typer.echo(
-            TlogProof(index, store.inclusion_proof(index, cp.size), cp.note).render(), nl=False
-        )
-    finally:
-        log.close()
+        proof = store.inclusion_proof(index, cp.size)
+        typer.echo(TlogProof(index, proof, cp.note).render(), nl=False)
 
 
 @ledger_app.command("checkpoint")
@@ -214,13 +212,10 @@ def ledger_checkpoint(
     publish: Annotated[bool, typer.Option(help="integrate pending entries first")] = True,
 ) -> None:
     """Print the latest signed checkpoint (integrating pending entries first)."""
-    log = _open_log()
-    try:
+    with _log() as log:
         if publish:
             log.integrate()
         typer.echo(log.store.latest().note, nl=False)
-    finally:
-        log.close()
 
 
 @ledger_app.command("verify")
@@ -362,18 +357,9 @@ def witness_serve(
     port: Annotated[int, typer.Option()] = 8081,
 ) -> None:
     """Serve the witness at http://HOST:PORT/witness/ (add-checkpoint)."""
-    import uvicorn
-
     dd = _dd()
     dd.read_key("witness")
-    os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
-    uvicorn.run(
-        "cleanroom.api.app:witness_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        log_level="warning",
-    )
+    _run_server(dd, "cleanroom.api.app:witness_app_from_env", host, port)
 
 
 # --------------------------------------------------------------------------- entry point
