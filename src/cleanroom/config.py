@@ -18,6 +18,7 @@ from pathlib import Path
 from cleanroom.errors import ConfigError
 from cleanroom.ledger.note import Signer, parse_signer
 from cleanroom.storage import Database, sqlite_url
+from cleanroom.storage.secrets import read_secret, write_secret
 
 DEFAULT_DATA_DIR = ".cleanroom"
 DEFAULT_ORIGIN = "cleanroom.example/log"
@@ -97,19 +98,13 @@ class DataDir:
     def write_key(self, name: str, signer: Signer) -> Path:
         self.keys.mkdir(parents=True, exist_ok=True)
         os.chmod(self.keys, 0o700)
-        path = self.keys / f"{name}.key"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(signer.skey + "\n")
-        return path
+        return write_secret(self.keys / f"{name}.key", signer.skey + "\n", error=ConfigError)
 
     def read_key(self, name: str) -> Signer:
-        path = self.keys / f"{name}.key"
-        if not path.exists():
-            raise ConfigError(f"no {name} key at {path}", hint="run `cleanroom init` first")
-        if path.stat().st_mode & 0o077:
-            raise ConfigError(f"{path} is readable by others; run chmod 600 on it")
-        return parse_signer(path.read_text().strip())
+        text = read_secret(
+            self.keys / f"{name}.key", error=ConfigError, hint="run `cleanroom init` first"
+        )
+        return parse_signer(text.strip())
 
     def has_key(self, name: str) -> bool:
         return (self.keys / f"{name}.key").exists()

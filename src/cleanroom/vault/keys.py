@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cleanroom.storage.errors import CleanroomError
+from cleanroom.storage.secrets import read_secret, write_secret
 
 NONCE = 12
 KEY_BYTES = 32
@@ -93,28 +93,14 @@ class LocalKeyring:
 
     @classmethod
     def create(cls, path: Path) -> LocalKeyring:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"format": _FORMAT, "current": "kek-1", "keys": {"kek-1": _b64(new_data_key())}}
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise KeyringError(f"keyring {path} already exists") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        return cls(path)
+        write_secret(Path(path), json.dumps(doc), error=KeyringError)
+        return cls(Path(path))
 
     def _load(self) -> dict:
+        text = read_secret(self.path, error=KeyringError, hint="run `cleanroom init`")
         try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            raise KeyringError(f"no keyring at {self.path}", hint="run `cleanroom init`") from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyringError(f"keyring {self.path} is accessible to others; chmod 600 it")
-        try:
-            doc = json.loads(self.path.read_text())
+            doc = json.loads(text)
             if doc["format"] != _FORMAT or doc["current"] not in doc["keys"]:
                 raise ValueError("unknown format or missing current key")
             return doc
@@ -129,13 +115,7 @@ class LocalKeyring:
         new_id = f"kek-{len(doc['keys']) + 1}"
         doc["keys"][new_id] = _b64(new_data_key())
         doc["current"] = new_id
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_secret(self.path, json.dumps(doc), replace=True, error=KeyringError)
         return new_id
 
     def wrap(self, data_key: bytes, context: bytes) -> bytes:
