@@ -6,6 +6,7 @@ import gzip
 import json
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -68,8 +69,6 @@ def router() -> APIRouter:
         index = await log.append_body_async(body)
         out: dict[str, object] = {"index": index, "leaf_hash": b64(leaf_hash(body))}
         if wait:
-            import anyio
-
             cp = await anyio.to_thread.run_sync(log.wait_for, index)
             out["checkpoint_size"] = cp.size
         return JSONResponse(out, status_code=201)

@@ -36,14 +36,12 @@ class Sequencer:
         *,
         max_batch: int = 2048,
         max_delay: float = 0.002,
-        on_commit: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.max_delay = max_delay
         self._queue: queue.SimpleQueue[tuple[bytes, Future[int]] | None] = queue.SimpleQueue()
         self._closed = False
-        self._on_commit = on_commit
         self._thread = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
         self.batches = 0
         self._thread.start()
@@ -118,5 +116,3 @@ class Sequencer:
         self.batches += 1
         for i, (_, fut) in enumerate(batch):
             fut.set_result(first + i)
-        if self._on_commit is not None:
-            self._on_commit.set()
