@@ -2,10 +2,13 @@
 
 Layout (default ``./.cleanroom``, or ``--data-dir`` / ``CLEANROOM_DATA_DIR``)::
 
-    config.json        origin, database URL, witnesses the log asks to cosign
+    config.json        origin, database URL, witnesses the log asks to cosign,
+                       this site (name, jurisdiction, operator), the residency policy
     cleanroom.db       the embedded SQLite database (when no URL is configured)
     keys/log.key       the log's signed-note signer key (mode 0600)
     keys/witness.key   this node's witness key, if it runs a witness (mode 0600)
+    keys/keyring.json  the key-encryption keys of the local KMS (mode 0600)
+    keys/subject-keys.db  wrapped per-user data keys and commitment salts
 """
 
 from __future__ import annotations
@@ -22,6 +25,21 @@ from cleanroom.storage.secrets import read_secret, write_secret
 
 DEFAULT_DATA_DIR = ".cleanroom"
 DEFAULT_ORIGIN = "cleanroom.example/log"
+DEFAULT_JURISDICTION = "US"
+DEFAULT_OPERATOR = "trusted-operator"
+
+
+@dataclass
+class SiteConfig:
+    name: str = "site-1"
+    jurisdiction: str = DEFAULT_JURISDICTION
+    operator: str = DEFAULT_OPERATOR
+
+
+@dataclass
+class ResidencyConfig:
+    jurisdictions: list[str] = field(default_factory=lambda: [DEFAULT_JURISDICTION])
+    operators: list[str] = field(default_factory=lambda: [DEFAULT_OPERATOR])
 
 
 @dataclass
@@ -35,6 +53,11 @@ class Config:
     origin: str = DEFAULT_ORIGIN
     database_url: str | None = None
     witnesses: list[WitnessRef] = field(default_factory=list)
+    site: SiteConfig = field(default_factory=SiteConfig)
+    residency: ResidencyConfig = field(default_factory=ResidencyConfig)
+    # Where the wrapped subject keys live (default: keys/subject-keys.db, inside
+    # the KMS boundary and apart from the records they protect).
+    keystore_url: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -47,6 +70,9 @@ class Config:
                 origin=d.get("origin", DEFAULT_ORIGIN),
                 database_url=d.get("database_url"),
                 witnesses=[WitnessRef(**w) for w in d.get("witnesses", [])],
+                site=SiteConfig(**d.get("site", {})),
+                residency=ResidencyConfig(**d.get("residency", {})),
+                keystore_url=d.get("keystore_url"),
             )
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:
             raise ConfigError(f"config.json is not valid: {exc}") from None
@@ -94,6 +120,14 @@ class DataDir:
 
     def database(self, config: Config | None = None) -> Database:
         return Database(self.database_url(config))
+
+    @property
+    def keyring_file(self) -> Path:
+        return self.keys / "keyring.json"
+
+    def keystore_url(self, config: Config | None = None) -> str:
+        config = config or self.load()
+        return config.keystore_url or sqlite_url(self.keys / "subject-keys.db")
 
     def write_key(self, name: str, signer: Signer) -> Path:
         self.keys.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
-"""The vault: protected records under per-user envelope encryption (in progress,
-issue 3). For now: data keys, AES-256-GCM with bound associated data, and the
-KMS interface with a local keyring."""
+"""The vault: protected users, videos and events under per-user envelope
+encryption, at one site of one jurisdiction; every protected access needs a
+grant from the gate."""
 
+from cleanroom.vault.grants import AccessDenied, Grant, GrantAuthority
 from cleanroom.vault.keys import (
     DecryptionError,
     KeyManager,
@@ -12,14 +13,45 @@ from cleanroom.vault.keys import (
     encrypt,
     new_data_key,
 )
+from cleanroom.vault.keystore import KeyStore, SubjectKey
+from cleanroom.vault.model import (
+    EVENT_KINDS,
+    FIELD_CLASSES,
+    Event,
+    InvalidRecord,
+    User,
+    Video,
+)
+from cleanroom.vault.residency import ResidencyError, ResidencyPolicy, Site
+from cleanroom.vault.store import Conflict, Erasure, Subject, UnknownRecord, Vault, mask
 
 __all__ = [
+    "EVENT_KINDS",
+    "FIELD_CLASSES",
+    "AccessDenied",
+    "Conflict",
     "DecryptionError",
+    "Erasure",
+    "Event",
+    "Grant",
+    "GrantAuthority",
+    "InvalidRecord",
     "KeyManager",
+    "KeyStore",
     "KeyringError",
     "LocalKeyring",
+    "ResidencyError",
+    "ResidencyPolicy",
+    "Site",
+    "Subject",
+    "SubjectKey",
+    "UnknownRecord",
+    "User",
+    "Vault",
+    "Video",
     "aad",
     "decrypt",
     "encrypt",
+    "mask",
     "new_data_key",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -90,6 +90,7 @@ class LocalKeyring:
     """
 
     path: Path
+    _cache: tuple[tuple[int, int], dict] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(cls, path: Path) -> LocalKeyring:
@@ -98,6 +99,19 @@ class LocalKeyring:
         return cls(Path(path))
 
     def _load(self) -> dict:
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp is not None and self._cache is not None and self._cache[0] == stamp:
+            return self._cache[1]
+        doc = self._read()
+        if stamp is not None:
+            self._cache = (stamp, doc)
+        return doc
+
+    def _read(self) -> dict:
         text = read_secret(self.path, error=KeyringError, hint="run `cleanroom init`")
         try:
             doc = json.loads(text)
@@ -111,7 +125,7 @@ class LocalKeyring:
         return self._load()["current"]
 
     def rotate(self) -> str:
-        doc = self._load()
+        doc = json.loads(json.dumps(self._read()))
         new_id = f"kek-{len(doc['keys']) + 1}"
         doc["keys"][new_id] = _b64(new_data_key())
         doc["current"] = new_id

@@ -1,0 +1,203 @@
+"""Deletion: crypto-shredding through the gate, receipts on the ledger, and
+orders (one user, or every user of a jurisdiction) that run in batches and
+resume after an interruption.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cleanroom.gate.gate import Gate
+from cleanroom.gate.principals import Principal
+from cleanroom.ledger.entries import commitment
+from cleanroom.storage.errors import CleanroomError
+from cleanroom.vault.model import check_id, check_jurisdiction
+from cleanroom.vault.store import Erasure, UnknownRecord
+
+BATCH = 200
+DAY_MS = 86_400_000
+
+
+class OrderError(CleanroomError):
+    status = 422
+    title = "Invalid deletion order"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    entry: int  # ledger index of the receipt
+    body: dict[str, Any]
+
+
+def _item(uid: str, e: Erasure) -> dict[str, Any]:
+    return {
+        "subject": commitment(e.salt, uid) if e.salt else None,
+        "key_id": e.key_id,
+        "key_destroyed": e.key_destroyed,
+        "events": e.events,
+        "profile": e.profile,
+    }
+
+
+class Deletions:
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.vault = gate.vault
+        self.log = gate.log
+
+    def delete_user(
+        self,
+        principal: Principal,
+        user_id: str,
+        *,
+        purpose: str = "user_request",
+        order_id: str | None = None,
+    ) -> Receipt:
+        """Delete one user through the gate and write the receipt."""
+        grant = self.gate.require(
+            principal, "delete", "UserData", purpose=purpose, subjects=[user_id]
+        )
+        erasure = self.vault.delete_user(grant, user_id)
+        body = {
+            "type": "deletion",
+            "v": 1,
+            "time_ms": int(time.time() * 1000),
+            "decision": grant.decision,
+            "order": order_id,
+            "deleted": [_item(user_id, erasure)],
+        }
+        return Receipt(self.log.append(body), body)
+
+    def order(
+        self,
+        issuer: Principal,
+        *,
+        scope: str,
+        target: str,
+        reason: str,
+        deadline_days: int = 30,
+    ) -> dict[str, Any]:
+        """Record a deletion order (the oversight body's), through the gate."""
+        if scope == "user":
+            check_id(target, "user id")
+        elif scope == "jurisdiction":
+            check_jurisdiction(target)
+            if target != self.gate.jurisdiction:
+                raise OrderError(
+                    f"this clean room holds data of {self.gate.jurisdiction}, not {target}"
+                )
+        else:
+            raise OrderError("scope must be 'user' or 'jurisdiction'")
+        if not reason.strip() or len(reason) > 2000:
+            raise OrderError("an order needs a reason (at most 2000 characters)")
+        if not 0 <= deadline_days <= 365:
+            raise OrderError("deadline_days must be between 0 and 365")
+        subjects = [target] if scope == "user" else None
+        grant = self.gate.require(issuer, "write", "DeletionOrders", purpose="legal")
+        if scope == "user" and not self.vault.subjects([target])[target].exists:
+            raise UnknownRecord(f"no user {target!r}")
+        now = datetime.now(UTC)
+        order = {
+            "id": "do-" + secrets.token_hex(8),
+            "scope": scope,
+            "target": target,
+            "issued_by": issuer.name,
+            "reason": reason,
+            "deadline_ms": int(now.timestamp() * 1000) + deadline_days * DAY_MS,
+            "status": "pending",
+            "deleted_users": 0,
+            "deleted_events": 0,
+            "created_at": now,
+            "finished_at": None,
+        }
+        shown = target if scope == "jurisdiction" else self._commit(subjects or [])
+        entry = self.log.append(
+            {
+                "type": "deletion-order",
+                "v": 1,
+                "time_ms": int(now.timestamp() * 1000),
+                "order": order["id"],
+                "decision": grant.decision,
+                "issued_by": issuer.name,
+                "scope": scope,
+                "target": shown,
+                "deadline_ms": order["deadline_ms"],
+            }
+        )
+        self.vault.save_order(order)
+        return {**public_order(order), "entry": entry}
+
+    def run(
+        self,
+        executor: Principal,
+        order_id: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Execute an order in batches (one receipt per batch); safe to re-run
+        after an interruption: it continues with the users still stored."""
+        order = self.vault.order(order_id)
+        if order is None:
+            raise UnknownRecord(f"no deletion order {order_id!r}")
+        if order["status"] == "done":
+            return public_order(order)
+        order["status"] = "running"
+        self.vault.save_order(order)
+        if order["scope"] == "user":
+            try:
+                r = self.delete_user(
+                    executor, order["target"], purpose="deletion_order", order_id=order_id
+                )
+                item = r.body["deleted"][0]
+                order["deleted_users"] += item["profile"]
+                order["deleted_events"] += item["events"]
+            except UnknownRecord:
+                pass  # already gone (an earlier run finished the work)
+        else:
+            grant = self.gate.require(
+                executor, "delete", "UserData", purpose="deletion_order", all_subjects=True
+            )
+            total = self.vault.counts()["users"] + order["deleted_users"]
+            while True:
+                batch = self.vault.user_ids(grant, limit=BATCH)
+                if not batch:
+                    break
+                items = [_item(uid, self.vault.delete_user(grant, uid)) for uid in batch]
+                self.log.append(
+                    {
+                        "type": "deletion",
+                        "v": 1,
+                        "time_ms": int(time.time() * 1000),
+                        "decision": grant.decision,
+                        "order": order_id,
+                        "deleted": items,
+                    }
+                )
+                order["deleted_users"] += sum(i["profile"] for i in items)
+                order["deleted_events"] += sum(i["events"] for i in items)
+                self.vault.save_order(order)
+                if progress:
+                    progress(order["deleted_users"], total)
+        order["status"] = "done"
+        order["finished_at"] = datetime.now(UTC)
+        if order["scope"] == "user":
+            order["target"] = "(deleted user)"
+        self.vault.save_order(order)
+        return public_order(order)
+
+    def _commit(self, user_ids: list[str]) -> list[str]:
+        info = self.vault.subjects(user_ids)
+        return [commitment(info[u].salt, u) for u in user_ids]
+
+
+def public_order(order: dict[str, Any]) -> dict[str, Any]:
+    """An order as the API shows it (a user target is not shown)."""
+    out = {k: v for k, v in order.items() if k != "target" or order["scope"] != "user"}
+    for k in ("created_at", "finished_at"):
+        if isinstance(out.get(k), datetime):
+            out[k] = out[k].isoformat()
+    return out

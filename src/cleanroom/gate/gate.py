@@ -1,0 +1,321 @@
+"""The gate: the one place that decides every access to protected data and
+records the decision on the ledger.
+
+``decide`` takes a principal, an action, a resource class, a purpose and the
+data subjects, evaluates the Cedar policy set (or the decision cache), appends
+an ``access`` entry to the ledger — allowed or denied, with salted commitments
+instead of subject ids — and, when allowed, returns a sealed grant the vault
+accepts for exactly that access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cedarpy
+
+from cleanroom.gate.policy import PolicyBundle, shipped
+from cleanroom.gate.principals import Principal
+from cleanroom.ledger.entries import commitment
+from cleanroom.ledger.log import Log
+from cleanroom.storage.errors import CleanroomError
+from cleanroom.vault.grants import AccessDenied, Grant
+from cleanroom.vault.store import Vault
+
+# The data class of each resource class (what the policies reason about).
+RESOURCE_CLASSES: dict[str, str] = {
+    "Profile": "protected",
+    "Events": "protected",
+    "UserData": "protected",
+    "Videos": "interoperable",
+    "Aggregates": "aggregate",
+    "Decisions": "metadata",
+    "DeletionOrders": "metadata",
+    "Ledger": "metadata",
+}
+ACTIONS = ("read", "write", "export", "delete")
+PURPOSES = (
+    "",
+    "support",
+    "safety",
+    "legal",
+    "recommendation",
+    "research",
+    "oversight",
+    "user_request",
+    "deletion_order",
+    "ingest",
+)
+# Above this many subjects an entry carries a digest of their commitments, not the list.
+MAX_LISTED_SUBJECTS = 256
+CACHE_LIMIT = 100_000
+
+
+class BadRequest(CleanroomError):
+    status = 400
+    title = "Bad request"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the policies say (cached): allowed, deciding rules, obligations."""
+
+    allowed: bool
+    rules: tuple[str, ...]
+    obligations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    principal: str
+    action: str
+    resource: str
+    purpose: str
+    rules: tuple[str, ...]
+    obligations: tuple[str, ...]
+    policy_version: str
+    entry: int  # ledger index of this decision
+    cached: bool
+    grant: Grant | None
+
+    def problem_message(self) -> str:
+        why = ", ".join(self.rules) if self.rules else "no rule allows it"
+        return (
+            f"{self.principal} may not {self.action} {self.resource}"
+            f"{' for ' + self.purpose if self.purpose else ''} ({why}; decision {self.entry})"
+        )
+
+
+class Gate:
+    """Decides, records, and grants. One per process, wired to one vault."""
+
+    def __init__(self, vault: Vault, log: Log, policy: PolicyBundle | None = None) -> None:
+        self.vault = vault
+        self.log = log
+        self.jurisdiction = vault.site.jurisdiction
+        self._authority = vault.authority()
+        self._policy = policy or shipped()
+        self._cache: dict[tuple[Any, ...], Verdict] = {}
+        self._lock = threading.Lock()
+        self.decisions = 0  # decisions made by this gate (each is one ledger entry)
+
+    # -- policy ----------------------------------------------------------------
+
+    @property
+    def policy(self) -> PolicyBundle:
+        return self._policy
+
+    def set_policy(self, bundle: PolicyBundle) -> None:
+        """Switch to another (validated) policy set; the cache starts empty."""
+        with self._lock:
+            self._policy = bundle
+            self._cache = {}
+
+    def invalidate(self) -> None:
+        """Forget cached verdicts (a principal or policy changed)."""
+        with self._lock:
+            self._cache = {}
+
+    # -- deciding ----------------------------------------------------------------
+
+    def evaluate(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        *,
+        purpose: str = "",
+        jurisdiction: str | None = None,
+        self_access: bool = False,
+    ) -> tuple[Verdict, bool]:
+        """The policies' verdict and whether it came from the cache (no record)."""
+        if action not in ACTIONS:
+            raise BadRequest(f"unknown action {action!r}")
+        if resource not in RESOURCE_CLASSES:
+            raise BadRequest(f"unknown resource class {resource!r}")
+        if purpose not in PURPOSES:
+            raise BadRequest(
+                f"unknown purpose {purpose!r}",
+                hint=f"purposes: {', '.join(p for p in PURPOSES if p)}",
+            )
+        policy = self._policy
+        juris = jurisdiction or self.jurisdiction
+        key = (
+            policy.version,
+            principal.attributes(),
+            action,
+            resource,
+            juris,
+            purpose,
+            self_access,
+        )
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit, True
+        verdict = self._cedar(policy, principal, action, resource, juris, purpose, self_access)
+        with self._lock:
+            if policy is self._policy:
+                if len(self._cache) >= CACHE_LIMIT:
+                    self._cache = {}
+                self._cache[key] = verdict
+        return verdict, False
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        *,
+        purpose: str = "",
+        subjects: list[str] | None = None,
+        all_subjects: bool = False,
+    ) -> Decision:
+        """Decide one access and record it on the ledger (allowed or denied).
+
+        ``subjects`` are the user ids whose data the access touches;
+        ``all_subjects`` means every subject of this site's jurisdiction (bulk
+        reads for training, jurisdiction-wide deletion)."""
+        subjects = sorted(set(subjects or ()))
+        info = self.vault.subjects(subjects) if subjects else {}
+        jurisdictions = {s.jurisdiction or self.jurisdiction for s in info.values()}
+        juris = jurisdictions.pop() if len(jurisdictions) == 1 else self.jurisdiction
+        self_access = principal.subject is not None and subjects == [principal.subject]
+        verdict, cached = self.evaluate(
+            principal,
+            action,
+            resource,
+            purpose=purpose,
+            jurisdiction=juris,
+            self_access=self_access,
+        )
+        if jurisdictions:  # subjects of several jurisdictions in one request
+            verdict = Verdict(False, ("one-jurisdiction-per-request",), ())
+        commitments = sorted(commitment(s.salt, uid) for uid, s in info.items())
+        entry: dict[str, Any] = {
+            "type": "access",
+            "v": 1,
+            "time_ms": int(time.time() * 1000),
+            "principal": principal.name,
+            "org": principal.org,
+            "role": principal.role,
+            "action": action,
+            "resource": resource,
+            "data_class": RESOURCE_CLASSES[resource],
+            "jurisdiction": juris,
+            "purpose": purpose,
+            "policy_version": self._policy.version,
+            "decision": "allow" if verdict.allowed else "deny",
+            "rules": list(verdict.rules),
+            "obligations": list(verdict.obligations),
+        }
+        if all_subjects:
+            entry["subjects"] = "all"
+        elif len(commitments) <= MAX_LISTED_SUBJECTS:
+            entry["subjects"] = commitments
+        else:
+            entry["subjects_digest"] = (
+                "sha256:" + hashlib.sha256("\n".join(commitments).encode()).hexdigest()
+            )
+            entry["subjects_count"] = len(commitments)
+        index = self.log.append(entry)
+        with self._lock:
+            self.decisions += 1
+        grant = None
+        if verdict.allowed:
+            grant = self._authority.issue(
+                principal=principal.name,
+                action=action,
+                resource=resource,
+                purpose=purpose,
+                jurisdiction=juris,
+                subjects=None if all_subjects else frozenset(subjects),
+                obligations=verdict.obligations,
+                decision=index,
+            )
+        return Decision(
+            verdict.allowed,
+            principal.name,
+            action,
+            resource,
+            purpose,
+            verdict.rules,
+            verdict.obligations,
+            self._policy.version,
+            index,
+            cached,
+            grant,
+        )
+
+    def require(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        *,
+        purpose: str = "",
+        subjects: list[str] | None = None,
+        all_subjects: bool = False,
+    ) -> Grant:
+        """Decide and return the grant, or raise :class:`AccessDenied` (403)."""
+        d = self.decide(
+            principal,
+            action,
+            resource,
+            purpose=purpose,
+            subjects=subjects,
+            all_subjects=all_subjects,
+        )
+        if d.grant is None:
+            raise AccessDenied(d.problem_message())
+        return d.grant
+
+    # -- internals ---------------------------------------------------------------
+
+    def _cedar(
+        self,
+        policy: PolicyBundle,
+        principal: Principal,
+        action: str,
+        resource: str,
+        jurisdiction: str,
+        purpose: str,
+        self_access: bool,
+    ) -> Verdict:
+        entities = [
+            {
+                "uid": {"type": "Principal", "id": principal.name},
+                "attrs": {
+                    "kind": principal.kind,
+                    "org": principal.org,
+                    "role": principal.role,
+                    "jurisdiction": principal.jurisdiction,
+                    "clearance": principal.clearance,
+                },
+                "parents": [],
+            },
+            {
+                "uid": {"type": resource, "id": "request"},
+                "attrs": {"data_class": RESOURCE_CLASSES[resource], "jurisdiction": jurisdiction},
+                "parents": [],
+            },
+        ]
+        request = {
+            "principal": {"type": "Principal", "id": principal.name},
+            "action": {"type": "Action", "id": action},
+            "resource": {"type": resource, "id": "request"},
+            "context": {"purpose": purpose, "self_access": self_access},
+        }
+        result = cedarpy.is_authorized(request, policy.policies, entities, policy.schema)
+        if result.diagnostics.errors:
+            # An evaluation error denies (fail closed) and names the error.
+            return Verdict(False, ("evaluation-error",), ())
+        rules = tuple(sorted(policy.rule_ids.get(r, r) for r in result.diagnostics.reasons))
+        if not result.allowed:
+            return Verdict(False, rules or ("default-deny",), ())
+        obligations = sorted({o for r in rules for o in policy.obligations.get(r, ())})
+        return Verdict(True, rules, tuple(obligations))

@@ -1,0 +1,268 @@
+"""Principals and their API tokens.
+
+A principal is a person, a service or a platform user, of one organisation
+(operator, platform, parent, oversight, researcher, users), with a role, a
+jurisdiction and a clearance. Tokens are random (256 bits), shown once, and
+stored only as SHA-256 hashes, with an expiry; revoking is immediate for every
+process because each request looks its token up.
+
+Token format: ``crt_<token id>_<secret>``; the id finds the row, the secret is
+compared in constant time with the stored hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+
+from cleanroom.storage import Database, Migration, migrate
+from cleanroom.storage.errors import CleanroomError
+from cleanroom.vault.model import check_id, check_jurisdiction
+
+ORGS = ("operator", "platform", "parent", "oversight", "researcher", "users")
+KINDS = ("person", "service", "user")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_TOKEN = re.compile(r"^crt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+DEFAULT_TTL = timedelta(days=90)
+
+_metadata = MetaData()
+principals_t = Table(
+    "gate_principals",
+    _metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("org", String(16), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("clearance", Integer, nullable=False),
+    Column("subject", String(128)),  # for kind "user": the user id they are
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+tokens_t = Table(
+    "gate_tokens",
+    _metadata,
+    Column("id", String(16), primary_key=True),
+    Column("principal", String(64), nullable=False, index=True),
+    Column("hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+
+def _create(conn: Connection) -> None:
+    _metadata.create_all(conn, tables=[principals_t, tokens_t])
+
+
+MIGRATIONS = [Migration("gate", 1, "principals and token hashes", _create)]
+
+
+class PrincipalError(CleanroomError):
+    status = 422
+    title = "Invalid principal"
+
+
+class UnknownPrincipal(CleanroomError):
+    status = 404
+    title = "Unknown principal"
+
+
+class Unauthenticated(CleanroomError):
+    """Missing, malformed, unknown, expired or revoked bearer token."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    kind: str
+    org: str
+    role: str
+    jurisdiction: str
+    clearance: int = 0
+    subject: str | None = None
+    disabled: bool = False
+
+    def attributes(self) -> tuple[str, str, str, str, str, int]:
+        """What a decision depends on (the decision cache keys on it)."""
+        return (self.name, self.kind, self.org, self.role, self.jurisdiction, self.clearance)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    principal: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Principals:
+    """The registry of principals and tokens (one database)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        migrate(db, MIGRATIONS)
+
+    def add(self, principal: Principal) -> Principal:
+        p = principal
+        if not _NAME.match(p.name):
+            raise PrincipalError(
+                f"principal name {p.name!r} must be lower-case letters, digits, . _ - (max 64)"
+            )
+        if p.org not in ORGS:
+            raise PrincipalError(f"org must be one of {', '.join(ORGS)}, got {p.org!r}")
+        if p.kind not in KINDS:
+            raise PrincipalError(f"kind must be one of {', '.join(KINDS)}, got {p.kind!r}")
+        if not p.role or len(p.role) > 64:
+            raise PrincipalError("a principal needs a role (at most 64 characters)")
+        check_jurisdiction(p.jurisdiction)
+        if not 0 <= p.clearance <= 9:
+            raise PrincipalError("clearance is a level from 0 to 9")
+        if (p.kind == "user") != (p.subject is not None):
+            raise PrincipalError("a principal of kind 'user' needs --subject (and only it)")
+        if p.subject is not None:
+            check_id(p.subject, "subject")
+        with self.db.write() as conn:
+            if conn.execute(
+                select(principals_t.c.name).where(principals_t.c.name == p.name)
+            ).first():
+                raise PrincipalError(f"principal {p.name!r} already exists")
+            conn.execute(insert(principals_t).values(**asdict(p), created_at=datetime.now(UTC)))
+        return p
+
+    def get(self, name: str) -> Principal:
+        with self.db.read() as conn:
+            row = conn.execute(select(principals_t).where(principals_t.c.name == name)).first()
+        if row is None:
+            raise UnknownPrincipal(f"no principal named {name!r}")
+        return _principal(row)
+
+    def list(self) -> list[tuple[Principal, int]]:
+        """Every principal with its count of live tokens."""
+        now = datetime.now(UTC)
+        with self.db.read() as conn:
+            rows = conn.execute(select(principals_t).order_by(principals_t.c.name)).all()
+            live: dict[str, int] = {}
+            for name, exp, rev in conn.execute(
+                select(tokens_t.c.principal, tokens_t.c.expires_at, tokens_t.c.revoked_at)
+            ):
+                if rev is None and _aware(exp) > now:
+                    live[name] = live.get(name, 0) + 1
+        return [(_principal(r), live.get(r.name, 0)) for r in rows]
+
+    def issue_token(self, name: str, ttl: timedelta = DEFAULT_TTL) -> str:
+        """A new bearer token for ``name`` (only its hash is kept)."""
+        if ttl <= timedelta(0):
+            raise PrincipalError("a token's lifetime must be positive")
+        p = self.get(name)
+        if p.disabled:
+            raise PrincipalError(f"principal {name!r} is disabled")
+        tid, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        with self.db.write() as conn:
+            conn.execute(
+                insert(tokens_t).values(
+                    id=tid,
+                    principal=name,
+                    hash=_hash(secret),
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+        return f"crt_{tid}_{secret}"
+
+    def tokens(self, name: str) -> list[TokenInfo]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(tokens_t).where(tokens_t.c.principal == name).order_by(tokens_t.c.created_at)
+            ).all()
+        return [
+            TokenInfo(r.id, r.principal, r.created_at, r.expires_at, r.revoked_at) for r in rows
+        ]
+
+    def revoke(self, name: str, token_id: str | None = None) -> int:
+        """Revoke one token of ``name`` or all of them; returns how many."""
+        self.get(name)
+        q = update(tokens_t).where(tokens_t.c.principal == name, tokens_t.c.revoked_at.is_(None))
+        if token_id is not None:
+            q = q.where(tokens_t.c.id == token_id)
+        with self.db.write() as conn:
+            n = conn.execute(q.values(revoked_at=datetime.now(UTC))).rowcount
+        if token_id is not None and n == 0:
+            raise PrincipalError(f"{name!r} has no live token {token_id!r}")
+        return n
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal a bearer token belongs to, or :class:`Unauthenticated`."""
+        if not token:
+            raise Unauthenticated(
+                "this endpoint needs a bearer token",
+                hint="send 'Authorization: Bearer crt_…' (cleanroom principal token NAME)",
+            )
+        m = _TOKEN.match(token)
+        if not m:
+            raise Unauthenticated("the bearer token is malformed")
+        tid, secret = m.groups()
+        with self.db.read_latest() as conn:
+            row = conn.execute(
+                select(tokens_t.c.hash, tokens_t.c.expires_at, tokens_t.c.revoked_at, principals_t)
+                .join(principals_t, principals_t.c.name == tokens_t.c.principal)
+                .where(tokens_t.c.id == tid)
+            ).first()
+        if row is None or not hmac.compare_digest(row.hash, _hash(secret)):
+            raise Unauthenticated("the bearer token is not valid")
+        if row.revoked_at is not None:
+            raise Unauthenticated("the bearer token was revoked")
+        if _aware(row.expires_at) <= datetime.now(UTC):
+            raise Unauthenticated("the bearer token has expired", hint="ask for a new token")
+        p = _principal(row)
+        if p.disabled:
+            raise Unauthenticated(f"principal {p.name!r} is disabled")
+        return p
+
+
+def _principal(row: object) -> Principal:
+    r = row  # a Row with the principal columns
+    return Principal(
+        r.name,  # type: ignore[attr-defined]
+        r.kind,  # type: ignore[attr-defined]
+        r.org,  # type: ignore[attr-defined]
+        r.role,  # type: ignore[attr-defined]
+        r.jurisdiction,  # type: ignore[attr-defined]
+        r.clearance,  # type: ignore[attr-defined]
+        r.subject,  # type: ignore[attr-defined]
+        r.disabled,  # type: ignore[attr-defined]
+    )

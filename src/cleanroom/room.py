@@ -1,0 +1,94 @@
+"""One clean room assembled from a data directory: database, log, keys, vault,
+principals and gate, wired the one way they are meant to be."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from cleanroom.config import Config, DataDir
+from cleanroom.gate import Deletions, Gate, Principal, Principals
+from cleanroom.gate.policy import shipped
+from cleanroom.ledger.log import Log
+from cleanroom.ledger.witness import WitnessEndpoint
+from cleanroom.storage import Database
+from cleanroom.vault import KeyStore, LocalKeyring, ResidencyPolicy, Site, Vault
+
+# Service principals every clean room has (created by ``cleanroom init``).
+SYSTEM_PRINCIPALS = (
+    ("recommender", "service", "operator", "recommender"),
+    ("deletion-service", "service", "operator", "deletion"),
+    ("ledger-writer", "service", "operator", "ledger"),
+)
+
+
+def site_of(config: Config) -> tuple[Site, ResidencyPolicy]:
+    site = Site(config.site.name, config.site.jurisdiction, config.site.operator)
+    policy = ResidencyPolicy(
+        tuple(config.residency.jurisdictions), tuple(config.residency.operators)
+    )
+    return site, policy
+
+
+def keyring(dd: DataDir) -> LocalKeyring:
+    if not dd.keyring_file.exists():
+        dd.keys.mkdir(parents=True, exist_ok=True)
+        os.chmod(dd.keys, 0o700)
+        return LocalKeyring.create(dd.keyring_file)
+    return LocalKeyring(dd.keyring_file)
+
+
+@dataclass
+class CleanRoom:
+    config: Config
+    db: Database
+    keystore_db: Database
+    log: Log
+    vault: Vault
+    principals: Principals
+    gate: Gate
+    deletions: Deletions
+
+    @classmethod
+    def open(
+        cls, data_dir: DataDir | str | None = None, *, start: bool = True, background: bool = True
+    ) -> CleanRoom:
+        """Open the clean room of a data directory. The residency policy is checked
+        first: nothing starts on a site it does not allow."""
+        dd = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
+        config = dd.load()
+        site, residency = site_of(config)
+        residency.check_site(site)
+        db = dd.database(config)
+        keystore_db = Database(dd.keystore_url(config))
+        endpoints = [WitnessEndpoint.parse(w.vkey, w.url) for w in config.witnesses]
+        log = Log(db, config.origin, dd.read_key("log"), witnesses=endpoints)
+        if start:
+            log.start(background=background)
+        vault = Vault(db, KeyStore(keystore_db, keyring(dd)), site, residency)
+        gate = Gate(vault, log, shipped())
+        return cls(
+            config, db, keystore_db, log, vault, Principals(db), gate, Deletions(gate)
+        )
+
+    def system(self, name: str) -> Principal:
+        return self.principals.get(name)
+
+    def ensure_system_principals(self) -> None:
+        existing = {p.name for p, _ in self.principals.list()}
+        for name, kind, org, role in SYSTEM_PRINCIPALS:
+            if name not in existing:
+                self.principals.add(
+                    Principal(name, kind, org, role, self.config.site.jurisdiction, 1)
+                )
+
+    def close(self) -> None:
+        self.log.close()
+        self.db.dispose()
+        self.keystore_db.dispose()
+
+    def __enter__(self) -> CleanRoom:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

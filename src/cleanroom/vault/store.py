@@ -1,0 +1,586 @@
+"""The vault: protected records under per-user envelope encryption, at one site.
+
+Every function that reads, writes, exports or deletes protected data takes a
+:class:`~cleanroom.vault.grants.Grant` that only the gate can issue, and checks
+it covers exactly that access. The few functions without a grant return no
+personal data (counts; the jurisdiction and salted commitment the gate needs to
+decide and record).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import delete, func, insert, select, update
+
+from cleanroom.storage import Database, migrate
+from cleanroom.storage.errors import CleanroomError
+from cleanroom.vault import schema as t
+from cleanroom.vault.grants import Grant, GrantAuthority, GrantChecker
+from cleanroom.vault.keys import NONCE, DecryptionError, aad
+from cleanroom.vault.keystore import KeyStore, SubjectKey
+from cleanroom.vault.model import (
+    FIELD_CLASSES,
+    Event,
+    InvalidRecord,
+    User,
+    Video,
+)
+from cleanroom.vault.residency import ResidencyPolicy, Site
+
+MAX_BATCH = 10_000
+
+
+class UnknownRecord(CleanroomError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(CleanroomError):
+    status = 409
+    title = "Conflict"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the gate needs about a data subject: no personal data."""
+
+    exists: bool
+    jurisdiction: str | None
+    salt: bytes  # the gate records commitment(salt, id), never the id
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What one deletion removed (the gate turns it into a ledger receipt)."""
+
+    salt: bytes | None  # None if the key was already gone
+    key_id: str
+    events: int
+    profile: int
+    key_destroyed: bool
+
+
+def _dumps(v: Any) -> bytes:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def mask(field_name: str, value: Any) -> Any:
+    """Masked form of a protected field (an obligation of exceptional access)."""
+    if value is None:
+        return None
+    s = str(value)
+    if field_name == "phone":
+        digits = [c for c in s if c.isdigit()]
+        return "•" * max(len(digits) - 2, 0) + "".join(digits[-2:])
+    if field_name == "ip_address":
+        if ":" in s:
+            return ":".join(s.split(":")[:3]) + "::/48"
+        parts = s.split(".")
+        return ".".join(parts[:3]) + ".0/24" if len(parts) == 4 else "•"
+    if field_name == "email":
+        name, _, domain = s.partition("@")
+        return (name[:1] + "•••@" + domain) if domain else "•••"
+    if field_name == "precise_location" and isinstance(value, dict):
+        return {k: round(float(v), 1) for k, v in value.items()}
+    return "•••"
+
+
+class Vault:
+    """Protected users, videos and events at one site of one jurisdiction."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyStore,
+        site: Site,
+        residency: ResidencyPolicy | None = None,
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.site = site
+        self.residency = residency or ResidencyPolicy(
+            jurisdictions=(site.jurisdiction,), operators=(site.operator,)
+        )
+        self._grants = GrantChecker()
+        self._pending: OrderedDict[str, SubjectKey] = OrderedDict()
+        self._lock = threading.Lock()
+        self.deletion_hooks: list[Callable[[str], None]] = []
+        migrate(db, t.MIGRATIONS)
+
+    # -- for the gate ------------------------------------------------------
+
+    def authority(self) -> GrantAuthority:
+        """The one grant authority (handed to the gate; a second call raises)."""
+        return self._grants.authority()
+
+    def on_delete(self, hook: Callable[[str], None]) -> None:
+        """Register a hook called with a user id after that user's data is erased
+        (the feed drops its state for the user)."""
+        self.deletion_hooks.append(hook)
+
+    def subjects(self, user_ids: list[str]) -> dict[str, Subject]:
+        """Jurisdiction and commitment salt of each user. A user not stored yet
+        gets the salt they will have once created."""
+        rows = self._user_keys(user_ids)
+        keys = self.keys.get({kid for _, kid in rows.values()})
+        out = {}
+        for uid in user_ids:
+            if uid in rows and rows[uid][1] in keys:
+                j, kid = rows[uid]
+                out[uid] = Subject(True, j, keys[kid].salt)
+            else:
+                out[uid] = Subject(False, None, self._pending_key(uid).salt)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Aggregate counts (no personal data)."""
+        with self.db.read() as conn:
+            return {
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in (("users", t.users), ("videos", t.videos), ("events", t.events))
+            }
+
+    # -- users ---------------------------------------------------------------
+
+    def put_user(self, grant: Grant, user: User) -> bool:
+        """Create or replace a user's record; returns True if it was created."""
+        self._grants.check(grant, "write", "Profile", [user.id])
+        self.residency.check_store(self.site, user.jurisdiction)
+        now = datetime.now(UTC)
+        existing = self._user_keys([user.id]).get(user.id)
+        if existing is not None:
+            if existing[0] != user.jurisdiction:
+                raise Conflict("a user's home jurisdiction cannot change")
+            key = self.keys.require(existing[1])
+        else:
+            key = self._take_pending(user.id)
+        blob = self._seal(key, _dumps(user.profile), aad("vault_users", user.id, user.id))
+        row = {
+            "profile": blob,
+            "public": json.dumps(user.public, sort_keys=True),
+            "synthetic": user.synthetic,
+            "updated_at": now,
+        }
+        with self.db.write() as conn:
+            if existing is not None:
+                conn.execute(update(t.users).where(t.users.c.id == user.id).values(**row))
+                return False
+            self.keys.store(key)
+            conn.execute(
+                insert(t.users).values(
+                    id=user.id,
+                    jurisdiction=user.jurisdiction,
+                    site=self.site.name,
+                    key_id=key.key_id,
+                    created_at=now,
+                    **row,
+                )
+            )
+            return True
+
+    def put_users(self, grant: Grant, users: list[User]) -> int:
+        """Bulk-create users that do not exist yet (loading a dataset); returns
+        how many were created."""
+        self._grants.check(grant, "write", "Profile", [u.id for u in users])
+        for u in users:
+            self.residency.check_store(self.site, u.jurisdiction)
+        existing = self._user_keys([u.id for u in users])
+        new = [u for u in users if u.id not in existing]
+        if len({u.id for u in new}) != len(new):
+            raise InvalidRecord("the batch names a user twice")
+        now = datetime.now(UTC)
+        keys = [self._take_pending(u.id) for u in new]
+        rows = [
+            {
+                "id": u.id,
+                "jurisdiction": u.jurisdiction,
+                "site": self.site.name,
+                "key_id": k.key_id,
+                "profile": self._seal(k, _dumps(u.profile), aad("vault_users", u.id, u.id)),
+                "public": json.dumps(u.public, sort_keys=True),
+                "synthetic": u.synthetic,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for u, k in zip(new, keys, strict=True)
+        ]
+        if rows:
+            self.keys.store_many(keys)
+            with self.db.write() as conn:
+                conn.execute(insert(t.users), rows)
+        return len(rows)
+
+    def get_user(self, grant: Grant, user_id: str) -> dict[str, Any]:
+        """The user's record, protected fields decrypted, masked per the grant's
+        obligations (``mask:<field>``)."""
+        self._grants.check(grant, "read", "Profile", [user_id])
+        return self._user_doc(user_id, grant.obligations)
+
+    def _user_doc(self, user_id: str, obligations: tuple[str, ...] = ()) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        if row is None:
+            raise UnknownRecord(f"no user {user_id!r}")
+        key = self.keys.require(row.key_id)
+        profile = json.loads(self._open(key, row.profile, aad("vault_users", user_id, user_id)))
+        for ob in obligations:
+            kind, _, name = ob.partition(":")
+            if kind == "mask" and name in profile:
+                profile[name] = mask(name, profile[name])
+        return {
+            "id": row.id,
+            "jurisdiction": row.jurisdiction,
+            "profile": profile,
+            "public": json.loads(row.public),
+            "synthetic": row.synthetic,
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+            "masked": [o.partition(":")[2] for o in obligations if o.startswith("mask:")],
+        }
+
+    # -- videos ------------------------------------------------------------------
+
+    def put_videos(self, grant: Grant, videos: list[Video]) -> int:
+        """Insert or replace videos (atomic); returns how many were written."""
+        self._grants.check(grant, "write", "Videos")
+        if len(videos) > MAX_BATCH:
+            raise InvalidRecord(f"at most {MAX_BATCH} videos per batch")
+        if len({v.id for v in videos}) != len(videos):
+            raise InvalidRecord("the batch names a video twice")
+        rows = [
+            {
+                "id": v.id,
+                "creator": v.creator,
+                "topics": json.dumps(list(v.topics)),
+                "language": v.language,
+                "region": v.region,
+                "public": v.public,
+                "created_ms": v.created_ms,
+            }
+            for v in videos
+        ]
+        with self.db.write() as conn:
+            self.db.upsert(conn, t.videos, ["id"], rows)
+        return len(rows)
+
+    def videos(self, grant: Grant) -> list[Video]:
+        self._grants.check(grant, "read", "Videos")
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.videos).order_by(t.videos.c.id)).all()
+        return [
+            Video(
+                r.id,
+                r.creator,
+                tuple(json.loads(r.topics)),
+                r.language,
+                r.region,
+                r.public,
+                r.created_ms,
+            )
+            for r in rows
+        ]
+
+    # -- events --------------------------------------------------------------
+
+    def add_events(self, grant: Grant, events: list[Event]) -> int:
+        """Store a batch of events atomically: all or nothing.
+
+        Refuses (writing nothing) a batch that is too large, repeats an id,
+        names an unknown user or video, or reuses an id already stored."""
+        if len(events) > MAX_BATCH:
+            raise InvalidRecord(f"at most {MAX_BATCH} events per batch, got {len(events)}")
+        users = {e.user for e in events}
+        self._grants.check(grant, "write", "Events", sorted(users))
+        ids = [e.id for e in events]
+        if len(set(ids)) != len(ids):
+            raise InvalidRecord("the batch repeats an event id")
+        owners = self._user_keys(sorted(users))
+        if missing := users - owners.keys():
+            raise InvalidRecord(
+                f"{len(missing)} unknown user(s), e.g. {sorted(missing)[0]!r}",
+                hint="create users with PUT /v1/users/{id} before sending their events",
+            )
+        self._check_videos({e.video for e in events})
+        keys = self.keys.get({kid for _, kid in owners.values()})
+        rows = []
+        for e in events:
+            key = keys.get(owners[e.user][1])
+            if key is None:
+                raise Conflict(f"user {e.user!r} is being deleted")
+            payload = _dumps([e.video, e.kind, e.watch_ms, e.context])
+            rows.append(
+                {
+                    "id": e.id,
+                    "user_id": e.user,
+                    "ts_ms": e.ts_ms,
+                    "payload": self._seal(key, payload, aad("vault_events", e.id, e.user)),
+                }
+            )
+        with self.db.write() as conn:
+            taken = self._existing_events(conn, ids)
+            if taken:
+                raise Conflict(
+                    f"{len(taken)} event id(s) are already stored, e.g. {sorted(taken)[0]!r}",
+                    hint="event ids are unique; nothing of this batch was stored",
+                )
+            if rows:
+                conn.execute(insert(t.events), rows)
+        return len(rows)
+
+    def user_events(
+        self, grant: Grant, user_id: str, *, limit: int = 1000, before_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A user's events, newest first."""
+        self._grants.check(grant, "read", "Events", [user_id])
+        return self._events_of(user_id, limit=limit, before_ms=before_ms)
+
+    def _events_of(
+        self, user_id: str, *, limit: int | None, before_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        kid = self._user_keys([user_id]).get(user_id)
+        if kid is None:
+            raise UnknownRecord(f"no user {user_id!r}")
+        key = self.keys.require(kid[1])
+        q = select(t.events.c.id, t.events.c.ts_ms, t.events.c.payload).where(
+            t.events.c.user_id == user_id
+        )
+        if before_ms is not None:
+            q = q.where(t.events.c.ts_ms < before_ms)
+        q = q.order_by(t.events.c.ts_ms.desc(), t.events.c.id.desc())
+        if limit is not None:
+            q = q.limit(limit)
+        with self.db.read() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for eid, ts, blob in rows:
+            video, kind, watch, ctx = json.loads(
+                self._open(key, blob, aad("vault_events", eid, user_id))
+            )
+            out.append(
+                {
+                    "id": eid,
+                    "user": user_id,
+                    "video": video,
+                    "kind": kind,
+                    "ts_ms": ts,
+                    "watch_ms": watch,
+                    "context": ctx,
+                }
+            )
+        return out
+
+    def iter_events(
+        self, grant: Grant, *, batch: int = 50_000
+    ) -> Iterator[list[tuple[str, str, str, int, int]]]:
+        """Every event of the grant's jurisdiction, decrypted, in batches of
+        ``(user, video, kind, ts_ms, watch_ms)`` (bulk reads for training)."""
+        self._grants.check(grant, "read", "Events", jurisdiction=grant.jurisdiction)
+        if grant.subjects is not None:
+            raise CleanroomError("bulk reads need a jurisdiction-wide grant")
+        return self._iter_events(grant.jurisdiction, batch)
+
+    def _iter_events(
+        self, jurisdiction: str, batch: int
+    ) -> Iterator[list[tuple[str, str, str, int, int]]]:
+        with self.db.read() as conn:
+            owners = dict(
+                conn.execute(
+                    select(t.users.c.id, t.users.c.key_id).where(
+                        t.users.c.jurisdiction == jurisdiction
+                    )
+                ).all()
+            )
+        keys = self.keys.get(set(owners.values()))
+        aeads = {u: keys[k].aead for u, k in owners.items() if k in keys}
+        prefix = b"cleanroom/v1\x00vault_events\x00"
+        loads = json.loads
+        with self.db.read() as conn:
+            result = conn.execute(
+                select(t.events.c.id, t.events.c.user_id, t.events.c.ts_ms, t.events.c.payload)
+                .order_by(t.events.c.user_id, t.events.c.ts_ms)
+                .execution_options(yield_per=batch)
+            )
+            for part in result.partitions(batch):
+                out = []
+                for eid, uid, ts, blob in part:
+                    aead = aeads.get(uid)
+                    if aead is None:
+                        continue  # another jurisdiction, or being deleted
+                    try:
+                        plain = aead.decrypt(
+                            blob[:NONCE], blob[NONCE:], prefix + f"{eid}\x00{uid}".encode()
+                        )
+                    except InvalidTag:
+                        raise DecryptionError(
+                            f"event {eid} does not authenticate: altered or moved"
+                        ) from None
+                    video, kind, watch, _ctx = loads(plain)
+                    out.append((uid, video, kind, ts, watch))
+                yield out
+
+    def aggregate_counts(
+        self, grant: Grant, *, by: str = "kind", min_group: int = 10
+    ) -> dict[str, int]:
+        """Event counts by ``kind`` or ``video``, over at least ``min_group``
+        distinct users per reported group (smaller groups are suppressed)."""
+        self._grants.check(grant, "read", "Aggregates")
+        if by not in ("kind", "video"):
+            raise InvalidRecord("aggregates are by 'kind' or 'video'")
+        counts: dict[str, int] = {}
+        users: dict[str, set[str]] = {}
+        if grant.subjects is not None:
+            raise CleanroomError("aggregates need a jurisdiction-wide grant")
+        for part in self._iter_events(grant.jurisdiction, 50_000):
+            for uid, video, kind, _ts, _w in part:
+                k = kind if by == "kind" else video
+                counts[k] = counts.get(k, 0) + 1
+                users.setdefault(k, set()).add(uid)
+        return {k: n for k, n in sorted(counts.items()) if len(users[k]) >= min_group}
+
+    # -- export and deletion ---------------------------------------------------
+
+    def export_user(self, grant: Grant, user_id: str) -> dict[str, Any]:
+        """Everything stored about the user, decrypted, in a portable document."""
+        self._grants.check(grant, "export", "UserData", [user_id])
+        user = self._user_doc(user_id)
+        events = self._events_of(user_id, limit=None)
+        events.reverse()
+        return {
+            "format": "cleanroom-export/v1",
+            "exported_at": datetime.now(UTC).isoformat(),
+            "user": user,
+            "events": events,
+            "field_classes": {k: FIELD_CLASSES[k] for k in ("user", "event")},
+        }
+
+    def user_ids(self, grant: Grant, *, limit: int = 500) -> list[str]:
+        """Up to ``limit`` users of the grant's jurisdiction (jurisdiction-wide
+        deletion orders walk them in batches)."""
+        self._grants.check(grant, "delete", "UserData", jurisdiction=grant.jurisdiction)
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(t.users.c.id)
+                    .where(t.users.c.jurisdiction == grant.jurisdiction)
+                    .order_by(t.users.c.id)
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def delete_user(self, grant: Grant, user_id: str) -> Erasure:
+        """Crypto-shred a user: destroy their data key and salt first (every copy
+        of their ciphertexts becomes unreadable), then delete their rows, then
+        call the deletion hooks."""
+        self._grants.check(grant, "delete", "UserData", [user_id])
+        found = self._user_keys([user_id]).get(user_id)
+        if found is None:
+            raise UnknownRecord(f"no user {user_id!r}")
+        kid = found[1]
+        key = self.keys.get([kid]).get(kid)
+        destroyed = self.keys.destroy([kid]) == 1
+        with self.db.write() as conn:
+            n_events = conn.execute(delete(t.events).where(t.events.c.user_id == user_id)).rowcount
+            n_profile = conn.execute(delete(t.users).where(t.users.c.id == user_id)).rowcount
+        for hook in self.deletion_hooks:
+            hook(user_id)
+        return Erasure(key.salt if key else None, kid, n_events, n_profile, destroyed)
+
+    # -- deletion orders (progress of jurisdiction-wide work) ------------------
+
+    def save_order(self, order: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            self.db.upsert(conn, t.deletion_orders, ["id"], [order])
+
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(t.deletion_orders).where(t.deletion_orders.c.id == order_id)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    def orders(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.deletion_orders).order_by(t.deletion_orders.c.created_at)
+        if status is not None:
+            q = q.where(t.deletion_orders.c.status == status)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- internals -------------------------------------------------------------
+
+    def _user_keys(self, user_ids: list[str]) -> dict[str, tuple[str, str]]:
+        out: dict[str, tuple[str, str]] = {}
+        with self.db.read() as conn:
+            for i in range(0, len(user_ids), 900):
+                chunk = user_ids[i : i + 900]
+                for uid, j, kid in conn.execute(
+                    select(t.users.c.id, t.users.c.jurisdiction, t.users.c.key_id).where(
+                        t.users.c.id.in_(chunk)
+                    )
+                ):
+                    out[uid] = (j, kid)
+        return out
+
+    def _check_videos(self, video_ids: set[str]) -> None:
+        known: set[str] = set()
+        ids = sorted(video_ids)
+        with self.db.read() as conn:
+            for i in range(0, len(ids), 900):
+                known.update(
+                    conn.execute(
+                        select(t.videos.c.id).where(t.videos.c.id.in_(ids[i : i + 900]))
+                    ).scalars()
+                )
+        if missing := video_ids - known:
+            raise InvalidRecord(
+                f"{len(missing)} unknown video(s), e.g. {sorted(missing)[0]!r}",
+                hint="register videos with POST /v1/videos before sending events about them",
+            )
+
+    @staticmethod
+    def _existing_events(conn: Any, ids: list[str]) -> set[str]:
+        taken: set[str] = set()
+        for i in range(0, len(ids), 900):
+            taken.update(
+                conn.execute(
+                    select(t.events.c.id).where(t.events.c.id.in_(ids[i : i + 900]))
+                ).scalars()
+            )
+        return taken
+
+    def _pending_key(self, user_id: str) -> SubjectKey:
+        with self._lock:
+            key = self._pending.get(user_id)
+            if key is None:
+                key = self.keys.new()
+                self._pending[user_id] = key
+                while len(self._pending) > 100_000:
+                    self._pending.popitem(last=False)
+            return key
+
+    def _take_pending(self, user_id: str) -> SubjectKey:
+        with self._lock:
+            key = self._pending.pop(user_id, None)
+        return key or self.keys.new()
+
+    @staticmethod
+    def _seal(key: SubjectKey, plaintext: bytes, associated: bytes) -> bytes:
+        nonce = os.urandom(NONCE)
+        return nonce + key.aead.encrypt(nonce, plaintext, associated)
+
+    @staticmethod
+    def _open(key: SubjectKey, blob: bytes, associated: bytes) -> bytes:
+        try:
+            return key.aead.decrypt(blob[:NONCE], blob[NONCE:], associated)
+        except InvalidTag:
+            raise DecryptionError(
+                "ciphertext does not authenticate: altered, moved to another row or user"
+            ) from None
