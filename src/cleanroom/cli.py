@@ -19,7 +19,16 @@ except ImportError:  # pragma: no cover - older typer
 
     NoArgsIsHelpError = ClickException  # type: ignore[misc,assignment]
 
-from cleanroom.config import DEFAULT_ORIGIN, Config, DataDir, WitnessRef
+from cleanroom.config import (
+    DEFAULT_JURISDICTION,
+    DEFAULT_OPERATOR,
+    DEFAULT_ORIGIN,
+    Config,
+    DataDir,
+    ResidencyConfig,
+    SiteConfig,
+    WitnessRef,
+)
 from cleanroom.errors import CleanroomError
 from cleanroom.ledger.errors import LedgerError
 
@@ -36,8 +45,14 @@ ledger_app = typer.Typer(help="The transparency ledger.", no_args_is_help=True)
 witness_app = typer.Typer(
     help="A C2SP tlog-witness run by the oversight body.", no_args_is_help=True
 )
+principal_app = typer.Typer(help="Principals and their API tokens.", no_args_is_help=True)
+deletion_app = typer.Typer(help="Deletion orders.", no_args_is_help=True)
+policy_app = typer.Typer(help="Cedar policy sets of the gate.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(witness_app, name="witness")
+app.add_typer(principal_app, name="principal")
+app.add_typer(deletion_app, name="deletion")
+app.add_typer(policy_app, name="policy")
 
 
 class State:
@@ -78,8 +93,16 @@ def init(
     database_url: Annotated[
         str | None, typer.Option(help="database URL (default: SQLite in the data dir)")
     ] = None,
+    jurisdiction: Annotated[
+        str, typer.Option(help="jurisdiction of this site and of the users it serves")
+    ] = DEFAULT_JURISDICTION,
+    operator: Annotated[str, typer.Option(help="the trusted operator running this site")] = (
+        DEFAULT_OPERATOR
+    ),
+    site: Annotated[str, typer.Option(help="name of this storage site")] = "site-1",
 ) -> None:
-    """Create the data directory and the log signing key; print the log's verifier key."""
+    """Create the data directory, the log signing key, the keyring and the system
+    principals; print the log's verifier key."""
     from cleanroom.ledger.note import check_key_name, generate_signer
     from cleanroom.ledger.store import LedgerStore
 
@@ -90,7 +113,15 @@ def init(
         if config.origin != origin and origin != DEFAULT_ORIGIN:
             _fail(f"{dd.path} already holds the log {config.origin!r}")
     else:
-        config = Config(origin=origin, database_url=database_url)
+        from cleanroom.vault.model import check_jurisdiction
+
+        check_jurisdiction(jurisdiction)
+        config = Config(
+            origin=origin,
+            database_url=database_url,
+            site=SiteConfig(site, jurisdiction, operator),
+            residency=ResidencyConfig([jurisdiction], [operator]),
+        )
         dd.save(config)
     if not dd.has_key("log"):
         dd.write_key("log", generate_signer(config.origin))
@@ -100,7 +131,14 @@ def init(
         cp = LedgerStore(db, config.origin, signer).init()
     finally:
         db.dispose()
+    from cleanroom.room import CleanRoom
+
+    with CleanRoom.open(dd, start=False) as room:
+        room.ensure_system_principals()
     typer.echo(f"data directory: {dd.path}")
+    typer.echo(
+        f"site: {config.site.name} ({config.site.jurisdiction}, run by {config.site.operator})"
+    )
     typer.echo(f"log origin: {config.origin} (tree size {cp.size})")
     typer.echo(signer.verifier.vkey)
 
@@ -360,6 +398,141 @@ def witness_serve(
     dd = _dd()
     dd.read_key("witness")
     _run_server(dd, "cleanroom.api.app:witness_app_from_env", host, port)
+
+
+# --------------------------------------------------------------------------- principals
+
+
+def _principals():
+    from cleanroom.gate import Principals
+
+    dd = _dd()
+    return Principals(dd.database(dd.load()))
+
+
+@principal_app.command("add")
+def principal_add(
+    name: str,
+    org: Annotated[
+        str, typer.Option(help="operator, platform, parent, oversight, researcher, users")
+    ],
+    role: Annotated[str, typer.Option(help="e.g. support, safety, legal, ingest, engineer")],
+    jurisdiction: Annotated[str, typer.Option(help="where the principal works")],
+    kind: Annotated[str | None, typer.Option(help="person, service or user")] = None,
+    clearance: Annotated[int, typer.Option(help="clearance level 0-9")] = 1,
+    subject: Annotated[str | None, typer.Option(help="for a user: their user id")] = None,
+) -> None:
+    """Register a principal."""
+    from cleanroom.gate import Principal
+
+    kind = kind or ("user" if subject is not None else "person")
+    p = _principals().add(Principal(name, kind, org, role, jurisdiction, clearance, subject))
+    typer.echo(f"added {p.name} ({p.kind}, org {p.org}, role {p.role}, {p.jurisdiction})")
+
+
+@principal_app.command("token")
+def principal_token(
+    name: str,
+    days: Annotated[float, typer.Option(help="lifetime in days")] = 90.0,
+) -> None:
+    """Issue an API token for NAME; the token (shown once) is the last line."""
+    from datetime import timedelta
+
+    principals = _principals()
+    token = principals.issue_token(name, timedelta(days=days))
+    typer.echo(f"token for {name}, valid {days:g} days; only its hash is stored:", err=True)
+    typer.echo(token)
+
+
+@principal_app.command("revoke")
+def principal_revoke(
+    name: str,
+    token_id: Annotated[str | None, typer.Option("--token", help="one token id")] = None,
+) -> None:
+    """Revoke NAME's tokens (all, or one with --token)."""
+    n = _principals().revoke(name, token_id)
+    typer.echo(f"revoked {n} token(s) of {name}")
+
+
+@principal_app.command("list")
+def principal_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """List principals with their number of live tokens."""
+    rows = _principals().list()
+    if as_json:
+        typer.echo(json.dumps([{**p.to_dict(), "live_tokens": n} for p, n in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "kind", "org", "role", "jurisdiction", "clearance", "live tokens")
+    for p, n in rows:
+        table.add_row(p.name, p.kind, p.org, p.role, p.jurisdiction, str(p.clearance), str(n))
+    Console().print(table)
+
+
+# --------------------------------------------------------------------------- deletion
+
+
+@deletion_app.command("run")
+def deletion_run(order_id: str) -> None:
+    """Execute (or resume) a deletion order, with progress."""
+    from rich.progress import Progress
+
+    from cleanroom.room import CleanRoom
+
+    with CleanRoom.open(_dd()) as room, Progress() as bar:
+        task = bar.add_task(f"deleting ({order_id})", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = room.deletions.run(room.system("deletion-service"), order_id, progress)
+    typer.echo(
+        f"{order_id}: {result['status']}, {result['deleted_users']} users and "
+        f"{result['deleted_events']} events deleted"
+    )
+
+
+@deletion_app.command("list")
+def deletion_list() -> None:
+    """Deletion orders and their progress."""
+    from cleanroom.gate.deletion import public_order
+    from cleanroom.room import CleanRoom
+
+    with CleanRoom.open(_dd(), start=False) as room:
+        for o in room.vault.orders():
+            o = public_order(o)
+            typer.echo(
+                f"{o['id']}  {o['scope']:<12} {o['status']:<8} users {o['deleted_users']:>8}  "
+                f"events {o['deleted_events']:>10}  by {o['issued_by']}"
+            )
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@policy_app.command("validate")
+def policy_validate(
+    path: Annotated[Path, typer.Argument(help="directory of .cedar files")],
+) -> None:
+    """Validate a policy set against its schema; print its version."""
+    from cleanroom.gate.policy import load_dir
+
+    bundle = load_dir(path)
+    typer.echo(f"valid: {len(bundle.rule_ids)} rules, version {bundle.version}")
+
+
+@policy_app.command("show")
+def policy_show() -> None:
+    """Print the shipped policy set's version and rules."""
+    from cleanroom.gate.policy import shipped
+
+    bundle = shipped()
+    typer.echo(f"version {bundle.version}")
+    for rid, obligations in bundle.obligations.items():
+        typer.echo(f"  {rid}" + (f"  obligations: {', '.join(obligations)}" if obligations else ""))
 
 
 # --------------------------------------------------------------------------- entry point

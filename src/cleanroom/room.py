@@ -67,9 +67,7 @@ class CleanRoom:
             log.start(background=background)
         vault = Vault(db, KeyStore(keystore_db, keyring(dd)), site, residency)
         gate = Gate(vault, log, shipped())
-        return cls(
-            config, db, keystore_db, log, vault, Principals(db), gate, Deletions(gate)
-        )
+        return cls(config, db, keystore_db, log, vault, Principals(db), gate, Deletions(gate))
 
     def system(self, name: str) -> Principal:
         return self.principals.get(name)

@@ -8,33 +8,46 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from cleanroom import __version__
-from cleanroom.api import log_routes, problems, witness_routes
+from cleanroom.api import log_routes, platform_routes, problems, witness_routes
 from cleanroom.config import DataDir
+from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger.log import Log
-from cleanroom.ledger.witness import Witness, WitnessEndpoint
+from cleanroom.ledger.witness import Witness
+from cleanroom.room import CleanRoom
 
 
 def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool = True) -> FastAPI:
-    """Build the app for one data directory; the log and the witness are optional parts."""
+    """Build the app for one data directory. With ``log`` it is the clean room
+    (ledger, vault, gate, platform API); the witness is an optional part."""
     dd = DataDir(data_dir)
     config = dd.load()
     serve_witness = witness and dd.has_key("witness")
+    if log:  # refuse to build on a site the residency policy does not allow
+        from cleanroom.room import site_of
+
+        site, residency = site_of(config)
+        residency.check_site(site)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        room: CleanRoom | None = None
+        runner: OrderRunner | None = None
         db = dd.database(config)
-        running: Log | None = None
         if log:
-            endpoints = [WitnessEndpoint.parse(w.vkey, w.url) for w in config.witnesses]
-            running = Log(db, config.origin, dd.read_key("log"), witnesses=endpoints).start()
-            app.state.log = running
+            room = CleanRoom.open(dd)
+            app.state.room = room
+            app.state.log = room.log
+            runner = OrderRunner(room.deletions, room.system("deletion-service")).start()
+            app.state.order_runner = runner
         if serve_witness:
             app.state.witness = Witness(db, dd.read_key("witness"))
         try:
             yield
         finally:
-            if running is not None:
-                running.close()
+            if runner is not None:
+                runner.close()
+            if room is not None:
+                room.close()
             db.dispose()
 
     app = FastAPI(
@@ -61,6 +74,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
 
     if log:
         app.include_router(log_routes.router())
+        app.include_router(platform_routes.router())
     if serve_witness:
         app.include_router(witness_routes.router())
     return app

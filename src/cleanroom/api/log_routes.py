@@ -10,6 +10,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from cleanroom.api.auth import Who
 from cleanroom.ledger.entries import parse_entry_json
 from cleanroom.ledger.errors import EntryError
 from cleanroom.ledger.hashing import b64, leaf_hash
@@ -58,6 +59,7 @@ def router() -> APIRouter:
     @r.post("/v1/ledger/entries", tags=["ledger"], status_code=201)
     async def append(
         request: Request,
+        who: Who,
         wait: Annotated[bool, Query(description="wait until a checkpoint includes it")] = False,
     ) -> JSONResponse:
         """Append one entry (a JSON object with ``type`` and ``v``); durable on return."""
@@ -65,6 +67,8 @@ def router() -> APIRouter:
         if len(raw) > MAX_BODY:
             raise EntryError(f"request body exceeds {MAX_BODY} bytes")
         body = parse_entry_json(raw)
+        gate = request.app.state.room.gate
+        await anyio.to_thread.run_sync(lambda: gate.require(who, "write", "Ledger"))
         log = _log(request)
         index = await log.append_body_async(body)
         out: dict[str, object] = {"index": index, "leaf_hash": b64(leaf_hash(body))}

@@ -32,13 +32,16 @@ def install(app: FastAPI) -> None:
 
     async def known(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status", 400)
-        return problem(
+        resp = problem(
             status,
             getattr(exc, "title", "Error"),
             getattr(exc, "message", str(exc)),
             request.url.path,
             hint=getattr(exc, "hint", None),
         )
+        if status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="cleanroom"'
+        return resp
 
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]

@@ -5,7 +5,10 @@ resume after an interruption.
 
 from __future__ import annotations
 
+import logging
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault.model import check_id, check_jurisdiction
 from cleanroom.vault.store import Erasure, UnknownRecord
 
+log = logging.getLogger(__name__)
 BATCH = 200
 DAY_MS = 86_400_000
 
@@ -201,3 +205,45 @@ def public_order(order: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(k), datetime):
             out[k] = out[k].isoformat()
     return out
+
+
+class OrderRunner:
+    """Runs jurisdiction-wide orders in a background thread, one at a time;
+    picks up orders left pending or running by an earlier process."""
+
+    def __init__(self, deletions: Deletions, executor: Principal) -> None:
+        self.deletions = deletions
+        self.executor = executor
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="deletion-orders", daemon=True)
+        self.last_error: str | None = None
+
+    def start(self) -> OrderRunner:
+        for o in self.deletions.vault.orders():
+            if o["status"] in ("pending", "running"):
+                self._queue.put(o["id"])
+        self._thread.start()
+        return self
+
+    def submit(self, order_id: str) -> None:
+        self._queue.put(order_id)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def wait_idle(self) -> None:
+        self._queue.join()
+
+    def _loop(self) -> None:
+        while True:
+            order_id = self._queue.get()
+            try:
+                if order_id is None:
+                    return
+                self.deletions.run(self.executor, order_id)
+            except Exception as exc:  # keep serving; the order stays resumable
+                self.last_error = f"order {order_id}: {exc}"
+                log.exception("deletion order %s failed", order_id)
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,247 @@
+"""The platform, staff, user and oversight API over the vault — every route
+authenticates a principal and goes through the gate.
+
+The purpose of a request is its ``purpose`` query parameter; a denied request
+answers 403 with the deciding rules and the ledger index of the decision.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+
+from cleanroom.api.auth import Who, room_of
+from cleanroom.gate import Principal
+from cleanroom.gate.deletion import public_order
+from cleanroom.storage.errors import CleanroomError
+from cleanroom.vault import AccessDenied, Event, InvalidRecord, User, Video
+from cleanroom.vault.store import MAX_BATCH
+
+MAX_BODY = 16 * 1024 * 1024
+
+
+class PayloadTooLarge(CleanroomError):
+    status = 413
+    title = "Payload too large"
+
+
+Purpose = Annotated[
+    str,
+    Query(description="why the data is accessed: support, safety, legal, recommendation, …"),
+]
+
+
+async def _json_body(request: Request, key: str) -> list[Any]:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise PayloadTooLarge(f"the request body exceeds {MAX_BODY} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the request body exceeds {MAX_BODY} bytes")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRecord(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list) or set(doc) != {key}:
+        raise InvalidRecord(f'the body must be {{"{key}": [ … ]}}')
+    items = doc[key]
+    if not items:
+        raise InvalidRecord(f"{key} is empty")
+    if len(items) > MAX_BATCH:
+        raise PayloadTooLarge(f"at most {MAX_BATCH} {key} per request, got {len(items)}")
+    return items
+
+
+def _parse_all(items: list[Any], parse: Any, what: str) -> list[Any]:
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(parse(item))
+        except InvalidRecord as exc:
+            raise InvalidRecord(f"{what}[{i}]: {exc.message}", hint=exc.hint) from None
+    return out
+
+
+def router() -> APIRouter:
+    r = APIRouter()
+
+    # ---- platform ----------------------------------------------------------
+
+    @r.post("/v1/events", tags=["platform"])
+    async def post_events(request: Request, who: Who, purpose: Purpose = "") -> JSONResponse:
+        """Store a batch of events atomically (all or nothing; at most 10,000)."""
+        items = await _json_body(request, "events")
+        events = _parse_all(items, Event.parse, "events")
+        room = room_of(request)
+
+        def work() -> dict[str, Any]:
+            grant = room.gate.require(
+                who, "write", "Events", purpose=purpose, subjects=[e.user for e in events]
+            )
+            n = room.vault.add_events(grant, events)
+            return {"stored": n, "decision": grant.decision}
+
+        return JSONResponse(await anyio.to_thread.run_sync(work))
+
+    @r.post("/v1/videos", tags=["platform"])
+    async def post_videos(request: Request, who: Who, purpose: Purpose = "") -> JSONResponse:
+        """Register or update videos (atomic; at most 10,000)."""
+        items = await _json_body(request, "videos")
+        videos = _parse_all(items, Video.parse, "videos")
+        room = room_of(request)
+
+        def work() -> dict[str, Any]:
+            grant = room.gate.require(who, "write", "Videos", purpose=purpose)
+            return {"written": room.vault.put_videos(grant, videos), "decision": grant.decision}
+
+        return JSONResponse(await anyio.to_thread.run_sync(work))
+
+    @r.put("/v1/users/{user_id}", tags=["platform"])
+    def put_user(
+        request: Request,
+        user_id: str,
+        who: Who,
+        doc: Annotated[dict[str, Any], Body(description="jurisdiction, profile, public")],
+        purpose: Purpose = "",
+    ) -> JSONResponse:
+        """Create or replace a user: protected profile fields are encrypted under
+        the user's own data key, at a site of the user's jurisdiction only."""
+        user = User.parse(user_id, doc)
+        room = room_of(request)
+        grant = room.gate.require(who, "write", "Profile", purpose=purpose, subjects=[user_id])
+        created = room.vault.put_user(grant, user)
+        return JSONResponse(
+            {"id": user_id, "created": created, "decision": grant.decision},
+            status_code=201 if created else 200,
+        )
+
+    # ---- staff -------------------------------------------------------------
+
+    @r.get("/v1/users/{user_id}", tags=["staff"])
+    def get_user(request: Request, user_id: str, who: Who, purpose: Purpose = "") -> JSONResponse:
+        """A user's record; fields the decision's obligations name come masked."""
+        room = room_of(request)
+        grant = room.gate.require(who, "read", "Profile", purpose=purpose, subjects=[user_id])
+        doc = room.vault.get_user(grant, user_id)
+        return JSONResponse({**doc, "decision": grant.decision})
+
+    @r.get("/v1/users/{user_id}/events", tags=["staff"])
+    def get_user_events(
+        request: Request,
+        user_id: str,
+        who: Who,
+        purpose: Purpose = "",
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        before_ms: Annotated[int | None, Query(ge=0)] = None,
+    ) -> JSONResponse:
+        """A user's events, newest first; client context is withheld under a
+        masking obligation."""
+        room = room_of(request)
+        grant = room.gate.require(who, "read", "Events", purpose=purpose, subjects=[user_id])
+        events = room.vault.user_events(grant, user_id, limit=limit, before_ms=before_ms)
+        if grant.obligations:
+            for e in events:
+                e["context"] = {"masked": True}
+        return JSONResponse(
+            {
+                "user": user_id,
+                "events": events,
+                "decision": grant.decision,
+                "obligations": list(grant.obligations),
+            }
+        )
+
+    # ---- users -------------------------------------------------------------
+
+    @r.get("/v1/me/data", tags=["users"])
+    def export_me(request: Request, who: Who, purpose: Purpose = "user_request") -> JSONResponse:
+        """A portable export of everything stored about the calling user."""
+        room = room_of(request)
+        subject = _subject(who)
+        grant = room.gate.require(who, "export", "UserData", purpose=purpose, subjects=[subject])
+        doc = room.vault.export_user(grant, subject)
+        return JSONResponse(
+            {**doc, "decision": grant.decision},
+            headers={"Content-Disposition": 'attachment; filename="cleanroom-export.json"'},
+        )
+
+    @r.delete("/v1/me", tags=["users"])
+    def delete_me(request: Request, who: Who, purpose: Purpose = "user_request") -> JSONResponse:
+        """Delete the calling user: key destroyed, rows removed, receipt on the ledger."""
+        room = room_of(request)
+        receipt = room.deletions.delete_user(who, _subject(who), purpose=purpose)
+        room.principals.revoke(who.name)
+        return JSONResponse({"receipt": receipt.entry, **receipt.body})
+
+    # ---- oversight and research ---------------------------------------------
+
+    @r.post("/v1/oversight/deletion-orders", tags=["oversight"], status_code=201)
+    def order_deletion(
+        request: Request,
+        who: Who,
+        doc: Annotated[dict[str, Any], Body(description="scope, target, reason, deadline_days")],
+    ) -> JSONResponse:
+        """Order the deletion of one user (executed at once) or of every user of a
+        jurisdiction (runs in the background in batches; 202)."""
+        room = room_of(request)
+        if not isinstance(doc, dict) or set(doc) - {"scope", "target", "reason", "deadline_days"}:
+            raise InvalidRecord("an order has scope, target, reason and deadline_days")
+        days = doc.get("deadline_days", 30)
+        if not isinstance(days, int) or isinstance(days, bool):
+            raise InvalidRecord("deadline_days must be an integer")
+        for k in ("scope", "target", "reason"):
+            if not isinstance(doc.get(k), str):
+                raise InvalidRecord(f"{k} must be a string")
+        order = room.deletions.order(
+            who,
+            scope=doc["scope"],
+            target=doc["target"],
+            reason=doc["reason"],
+            deadline_days=days,
+        )
+        executor = room.system("deletion-service")
+        if order["scope"] == "user":
+            done = room.deletions.run(executor, order["id"])
+            return JSONResponse({**done, "entry": order["entry"]}, status_code=201)
+        request.app.state.order_runner.submit(order["id"])
+        return JSONResponse(order, status_code=202)
+
+    @r.get("/v1/oversight/deletion-orders", tags=["oversight"])
+    def list_orders(request: Request, who: Who, purpose: Purpose = "oversight") -> JSONResponse:
+        """Deletion orders and their progress (metadata; no user ids)."""
+        room = room_of(request)
+        grant = room.gate.require(who, "read", "DeletionOrders", purpose=purpose)
+        return JSONResponse(
+            {"orders": [public_order(o) for o in room.vault.orders()], "decision": grant.decision}
+        )
+
+    @r.get("/v1/aggregates/events", tags=["research"])
+    def aggregates(
+        request: Request,
+        who: Who,
+        purpose: Purpose = "research",
+        by: Annotated[str, Query(pattern="^(kind|video)$")] = "kind",
+        min_group: Annotated[int, Query(ge=10, le=100_000)] = 10,
+    ) -> JSONResponse:
+        """Event counts over at least ``min_group`` distinct users per group."""
+        room = room_of(request)
+        grant = room.gate.require(who, "read", "Aggregates", purpose=purpose, all_subjects=True)
+        counts = room.vault.aggregate_counts(grant, by=by, min_group=min_group)
+        return JSONResponse(
+            {"by": by, "min_group": min_group, "counts": counts, "decision": grant.decision}
+        )
+
+    return r
+
+
+def _subject(who: Principal) -> str:
+    if who.subject is None:
+        raise AccessDenied(
+            f"{who.name} is not a user: only a user principal has data of its own here",
+            hint="use a user's token",
+        )
+    return who.subject
