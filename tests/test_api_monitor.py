@@ -18,6 +18,7 @@ from cleanroom.ledger.entries import canonical_json
 from cleanroom.ledger.errors import InconsistencyError, SignatureError
 from cleanroom.ledger.note import generate_signer, parse_note
 from cleanroom.ledger.tlogproof import verify_tlog_proof
+from cleanroom.room import issue_token
 
 from .conftest import ORIGIN
 
@@ -33,6 +34,7 @@ def data_dir(tmp_path: Path, db_url: str, log_signer) -> DataDir:
 @pytest.fixture
 def client(data_dir: DataDir) -> Iterator[TestClient]:
     with TestClient(create_app(str(data_dir.path))) as c:
+        c.headers["Authorization"] = "Bearer " + issue_token(data_dir, "ledger-writer")
         yield c
 
 

@@ -19,6 +19,7 @@ from cleanroom.ledger.checkpoint import parse_checkpoint
 from cleanroom.ledger.client import Monitor
 from cleanroom.ledger.hashing import unb64
 from cleanroom.ledger.note import open_note
+from cleanroom.room import issue_token
 from cleanroom.servers import ServerProcess
 
 from .conftest import ORIGIN
@@ -32,6 +33,7 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(
     dd = DataDir(tmp_path / "dd")
     dd.save(Config(origin=ORIGIN, database_url=db_url))
     dd.write_key("log", log_signer)
+    auth = {"Authorization": "Bearer " + issue_token(dd, "ledger-writer")}
     server = ServerProcess(dd.path).wait_ready()
     acked: dict[int, dict] = {}
     seen_notes: list[str] = []
@@ -39,7 +41,7 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(
     lock = threading.Lock()
 
     def writer(k: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=5) as c:
+        with httpx.Client(base_url=server.url, timeout=5, headers=auth) as c:
             j = 0
             while not stop.is_set():
                 entry = {"type": "crash.test", "v": 1, "writer": k, "seq": j}

@@ -133,8 +133,7 @@ def init(
         db.dispose()
     from cleanroom.room import CleanRoom
 
-    with CleanRoom.open(dd, start=False) as room:
-        room.ensure_system_principals()
+    CleanRoom.open(dd, start=False).close()  # creates the keyring and system principals
     typer.echo(f"data directory: {dd.path}")
     typer.echo(
         f"site: {config.site.name} ({config.site.jurisdiction}, run by {config.site.operator})"

@@ -67,7 +67,9 @@ class CleanRoom:
             log.start(background=background)
         vault = Vault(db, KeyStore(keystore_db, keyring(dd)), site, residency)
         gate = Gate(vault, log, shipped())
-        return cls(config, db, keystore_db, log, vault, Principals(db), gate, Deletions(gate))
+        room = cls(config, db, keystore_db, log, vault, Principals(db), gate, Deletions(gate))
+        room.ensure_system_principals()
+        return room
 
     def system(self, name: str) -> Principal:
         return self.principals.get(name)
@@ -90,3 +92,13 @@ class CleanRoom:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def issue_token(data_dir: DataDir | str, name: str) -> str:
+    """A fresh API token for principal ``name`` (system principals exist once a
+    clean room was opened; this opens it without starting the log)."""
+    room = CleanRoom.open(data_dir, start=False)
+    try:
+        return room.principals.issue_token(name)
+    finally:
+        room.close()

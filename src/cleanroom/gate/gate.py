@@ -274,6 +274,15 @@ class Gate:
             raise AccessDenied(d.problem_message())
         return d.grant
 
+    def check_ledger_write(self, principal: Principal) -> None:
+        """Authorize an append to the ledger. Not recorded as a separate decision:
+        the appended entry is its own record (and recording it would append again)."""
+        verdict, _ = self.evaluate(principal, "write", "Ledger")
+        if not verdict.allowed:
+            raise AccessDenied(
+                f"{principal.name} may not write to the ledger ({', '.join(verdict.rules)})"
+            )
+
     # -- internals ---------------------------------------------------------------
 
     def _cedar(

@@ -90,7 +90,7 @@ class LocalKeyring:
     """
 
     path: Path
-    _cache: tuple[tuple[int, int], dict] | None = field(default=None, repr=False, compare=False)
+    _cache: tuple[tuple[int, ...], dict] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(cls, path: Path) -> LocalKeyring:
@@ -101,7 +101,7 @@ class LocalKeyring:
     def _load(self) -> dict:
         try:
             st = self.path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
         except OSError:
             stamp = None
         if stamp is not None and self._cache is not None and self._cache[0] == stamp:
