@@ -122,7 +122,7 @@ class Deletions:
         shown = target if scope == "jurisdiction" else self._commit(subjects or [])
         entry = self.log.append(
             {
-                "type": "deletion-order",
+                "type": "deletion.order",
                 "v": 1,
                 "time_ms": int(now.timestamp() * 1000),
                 "order": order["id"],
