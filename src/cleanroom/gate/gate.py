@@ -321,8 +321,9 @@ class Gate:
         }
         result = cedarpy.is_authorized(request, policy.policies, entities, policy.schema)
         if result.diagnostics.errors:
-            # An evaluation error denies (fail closed) and names the error.
-            return Verdict(False, ("evaluation-error",), ())
+            # The request does not fit the schema (e.g. export of a Profile) or a
+            # rule failed to evaluate: deny (fail closed) and say so.
+            return Verdict(False, ("request-outside-schema",), ())
         rules = tuple(sorted(policy.rule_ids.get(r, r) for r in result.diagnostics.reasons))
         if not result.allowed:
             return Verdict(False, rules or ("default-deny",), ())

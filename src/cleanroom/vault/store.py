@@ -383,7 +383,7 @@ class Vault:
     ) -> Iterator[list[tuple[str, str, str, int, int]]]:
         """Every event of the grant's jurisdiction, decrypted, in batches of
         ``(user, video, kind, ts_ms, watch_ms)`` (bulk reads for training)."""
-        self._grants.check(grant, "read", "Events", jurisdiction=grant.jurisdiction)
+        self._grants.check(grant, "read", "Events", jurisdiction=self.site.jurisdiction)
         if grant.subjects is not None:
             raise CleanroomError("bulk reads need a jurisdiction-wide grant")
         return self._iter_events(grant.jurisdiction, batch)
@@ -465,7 +465,7 @@ class Vault:
     def user_ids(self, grant: Grant, *, limit: int = 500) -> list[str]:
         """Up to ``limit`` users of the grant's jurisdiction (jurisdiction-wide
         deletion orders walk them in batches)."""
-        self._grants.check(grant, "delete", "UserData", jurisdiction=grant.jurisdiction)
+        self._grants.check(grant, "delete", "UserData", jurisdiction=self.site.jurisdiction)
         with self.db.read() as conn:
             return list(
                 conn.execute(
