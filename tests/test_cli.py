@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,66 @@ def test_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     # nothing was appended by the failed commands (the batch is all or nothing)
     assert run(["ledger", "checkpoint"], dd).stdout == before
+
+
+def test_principal_add_token_revoke_list(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from cleanroom.api.app import create_app
+
+    dd = tmp_path / "dd"
+    assert run(["init", "--jurisdiction", "US"], dd).returncode == 0
+    r = run(
+        [
+            "principal",
+            "add",
+            "alice",
+            "--org",
+            "operator",
+            "--role",
+            "support",
+            "--jurisdiction",
+            "US",
+        ],
+        dd,
+    )
+    assert r.returncode == 0, r.stderr
+    r = run(["principal", "token", "alice"], dd)
+    assert r.returncode == 0
+    token = r.stdout.strip().splitlines()[-1]
+    assert token.startswith("crt_")
+    listed = json.loads(run(["principal", "list", "--json"], dd).stdout)
+    alice = next(p for p in listed if p["name"] == "alice")
+    assert alice["live_tokens"] == 1 and alice["org"] == "operator"
+    assert {"recommender", "deletion-service"} <= {p["name"] for p in listed}
+    with TestClient(create_app(str(dd))) as c:
+        auth = {"Authorization": f"Bearer {token}"}
+        assert c.get("/v1/users/nobody?purpose=support", headers=auth).status_code == 404
+        assert run(["principal", "revoke", "alice"], dd).stdout.startswith("revoked 1")
+        assert c.get("/v1/users/nobody?purpose=support", headers=auth).status_code == 401
+    for bad in (
+        ["principal", "add", "bob", "--org", "martians", "--role", "x", "--jurisdiction", "US"],
+        ["principal", "add", "alice", "--org", "operator", "--role", "x", "--jurisdiction", "US"],
+        ["principal", "add", "carl", "--org", "operator", "--role", "x", "--jurisdiction", "usa"],
+        ["principal", "token", "nobody"],
+        ["principal", "revoke", "alice", "--token", "0000000000000000"],
+        ["policy", "validate", str(tmp_path / "missing")],
+    ):
+        r = run(bad, dd)
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
+
+
+def test_policy_commands(tmp_path: Path) -> None:
+    r = run(["policy", "show"], tmp_path)
+    assert r.returncode == 0 and "parent-never-protected" in r.stdout
+    from cleanroom.gate.policy import shipped
+
+    d = tmp_path / "policies"
+    d.mkdir()
+    for name, text in shipped().files.items():
+        (d / name).write_text(text)
+    r = run(["policy", "validate", str(d)], tmp_path)
+    assert r.returncode == 0 and shipped().version in r.stdout
+    (d / "broken.cedar").write_text("permit (principal, action, resource) when { nope };")
+    assert run(["policy", "validate", str(d)], tmp_path).returncode == 2

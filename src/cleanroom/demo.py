@@ -1,16 +1,19 @@
-"""``make demo``: a clean room's ledger end to end, on the embedded default.
+"""``make demo``: a clean room end to end, on the embedded default.
 
-Init a clean room, start the log server and an independent witness, append
-entries over HTTP, publish a checkpoint the witness cosigns, verify as an
-outside monitor over HTTP, check one inclusion proof offline, show the witness
-refusing a forked checkpoint, then tamper with a stored entry and show the
-monitor catch it.
+Init a clean room (SQLite, local keys) and an independent witness; the
+platform loads the bundled kuairec-small data over the API (profiles
+synthesized and marked so); an engineer of the parent is denied, a support
+agent sees masked fields, a user exports their data and deletes their account
+(a copy of the database taken before can no longer be decrypted for them);
+then the ledger: a checkpoint the witness cosigns, an outside monitor
+verifying over HTTP, an inclusion proof checked offline, a forked checkpoint
+refused, and an insider's edit of two decisions caught.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import shutil
 import sqlite3
 import time
@@ -22,7 +25,7 @@ from rich.panel import Panel
 from rich.progress import Progress
 
 from cleanroom.config import Config, DataDir, WitnessRef
-from cleanroom.ledger import MemoryTree, commitment, sign_note
+from cleanroom.ledger import MemoryTree, sign_note
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.client import Monitor, TamperError
 from cleanroom.ledger.note import ALG_COSIGNATURE_V1, generate_signer, parse_note
@@ -33,47 +36,20 @@ from cleanroom.servers import ServerProcess
 
 console = Console()
 ORIGIN = "cleanroom.example/log"
-N_ENTRIES = 2000
+DATASET = "kuairec-small"
+EVENT_BATCH = 5000
+DEMO_PRINCIPALS = [  # name, kind, org, role, clearance, subject
+    ("platform-app", "service", "platform", "ingest", 1, None),
+    ("alice-support", "person", "operator", "support", 1, None),
+    ("pete-parent", "person", "parent", "engineer", 9, None),
+    ("olga-oversight", "person", "oversight", "regulator", 5, None),
+    ("rita-research", "person", "researcher", "scientist", 1, None),
+    ("viewer-14", "user", "users", "user", 0, "u14"),
+]
 
 
 def _step(title: str) -> None:
     console.rule(f"[bold cyan]{title}")
-
-
-def _entries(n: int) -> list[dict]:
-    salt = os.urandom(32)
-    kinds = ["allow", "deny"]
-    return [
-        {
-            "type": "access.decision",
-            "v": 1,
-            "principal": f"svc:recommender-{i % 3}",
-            "action": "events.read",
-            "resource_class": "events",
-            "subject": commitment(salt, f"user-{i % 97}"),
-            "purpose": "recommendation",
-            "policy_version": "2026-11-01",
-            "outcome": kinds[i % 11 == 0],
-        }
-        for i in range(n)
-    ]
-
-
-async def _append_all(url: str, entries: list[dict], progress: Progress) -> list[int]:
-    task = progress.add_task("appending over HTTP", total=len(entries))
-    sem = asyncio.Semaphore(64)
-    out: list[int] = [0] * len(entries)
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-
-        async def one(i: int, e: dict) -> None:
-            async with sem:
-                r = await client.post("/v1/ledger/entries", json=e)
-                r.raise_for_status()
-                out[i] = r.json()["index"]
-                progress.advance(task)
-
-        await asyncio.gather(*(one(i, e) for i, e in enumerate(entries)))
-    return out
 
 
 def run_demo(keep: bool = False) -> None:
@@ -81,7 +57,7 @@ def run_demo(keep: bool = False) -> None:
     shutil.rmtree(base, ignore_errors=True)
     log_dir, witness_dir, monitor_dir = base / "operator", base / "witness", base / "monitor"
 
-    _step("1. The operator initialises a clean room (SQLite + local keys)")
+    _step("1. The operator initialises a clean room (SQLite + local keys, site in the US)")
     dd = DataDir(log_dir)
     dd.save(Config(origin=ORIGIN))
     log_signer = generate_signer(ORIGIN)
@@ -90,7 +66,9 @@ def run_demo(keep: bool = False) -> None:
     LedgerStore(db, ORIGIN, log_signer).init()
     db.dispose()
     log_vkey = log_signer.verifier.vkey
+    tokens = _principals(dd)
     console.print(f"log verifier key: [green]{log_vkey}")
+    console.print("principals: " + ", ".join(f"{n} ({d})" for n, (_, d) in tokens.items()))
 
     _step("2. The oversight body runs its own witness and pins the log's key")
     wd = DataDir(witness_dir)
@@ -108,7 +86,8 @@ def run_demo(keep: bool = False) -> None:
     dd.save(config)
     server = ServerProcess(log_dir).wait_ready()
     try:
-        _demo_body(server, witness, log_dir, monitor_dir, log_vkey, w_signer)
+        _clean_room(server, {n: t for n, (t, _) in tokens.items()}, log_dir, base)
+        _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer)
     finally:
         server.stop()
         witness.stop()
@@ -116,35 +95,176 @@ def run_demo(keep: bool = False) -> None:
         console.print(f"(demo data in {base}: {note})")
 
 
-def _demo_body(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
-    from cleanroom.ledger.note import parse_verifier
+def _principals(dd: DataDir) -> dict[str, tuple[str, str]]:
+    """Register the demo's principals; returns name -> (token, description)."""
+    from cleanroom.gate import Principal
+    from cleanroom.room import CleanRoom
 
-    _step(f"3. The platform appends {N_ENTRIES} access decisions over HTTP")
-    entries = _entries(N_ENTRIES)
+    out = {}
+    with CleanRoom.open(dd, start=False) as room:
+        for name, kind, org, role, clearance, subject in DEMO_PRINCIPALS:
+            room.principals.add(Principal(name, kind, org, role, "US", clearance, subject))
+            out[name] = (room.principals.issue_token(name), f"{org}/{role}")
+    return out
+
+
+def _ledger_size(log_dir: Path) -> int:
+    with sqlite3.connect(log_dir / "cleanroom.db") as con:
+        return con.execute("SELECT next_index FROM ledger_state").fetchone()[0]
+
+
+async def _load(url: str, token: str, users, videos, events) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    sem = asyncio.Semaphore(16)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c:
+        with Progress(console=console, transient=True) as bar:
+            t_users = bar.add_task(f"PUT /v1/users ({len(users)})", total=len(users))
+
+            async def put(u) -> None:
+                async with sem:
+                    body = {
+                        "jurisdiction": u.jurisdiction,
+                        "profile": u.profile,
+                        "public": u.public,
+                        "synthetic": True,
+                    }
+                    r = await c.put(f"/v1/users/{u.id}", json=body)
+                    r.raise_for_status()
+                    bar.advance(t_users)
+
+            await asyncio.gather(*(put(u) for u in users))
+            for i in range(0, len(videos), 1000):
+                part = [
+                    {"id": v.id, "creator": v.creator, "created_ms": v.created_ms}
+                    for v in videos[i : i + 1000]
+                ]
+                (await c.post("/v1/videos", json={"videos": part})).raise_for_status()
+            t_events = bar.add_task(f"POST /v1/events ({len(events):,})", total=len(events))
+            sem2 = asyncio.Semaphore(2)
+
+            async def send(part) -> None:
+                async with sem2:
+                    r = await c.post("/v1/events", json={"events": [e.to_dict() for e in part]})
+                    r.raise_for_status()
+                    bar.advance(t_events, len(part))
+
+            await asyncio.gather(
+                *(send(events[i : i + EVENT_BATCH]) for i in range(0, len(events), EVENT_BATCH))
+            )
+
+
+def _clean_room(server: ServerProcess, tokens: dict[str, str], log_dir: Path, base: Path) -> None:
+    from cleanroom import datasets
+
+    def call(method: str, path: str, who: str, **kw) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {tokens[who]}"}
+        return httpx.request(method, server.url + path, headers=headers, timeout=60, **kw)
+
+    _step(f"3. The platform loads {DATASET} through the API (every write through the gate)")
+    users, videos, events = datasets.load(DATASET)
+    console.print(f"{DATASET}: {datasets.describe()}")
     t0 = time.perf_counter()
-    with Progress(console=console, transient=True) as progress:
-        indices = asyncio.run(_append_all(server.url, entries, progress))
+    asyncio.run(_load(server.url, tokens["platform-app"], users, videos, events))
     dt = time.perf_counter() - t0
     console.print(
-        f"{len(indices)} entries durably appended in {dt:.2f} s "
-        f"({len(indices) / dt:,.0f}/s, 64 concurrent clients); "
-        f"indices {min(indices)}..{max(indices)}"
+        f"{len(users):,} users, {len(videos):,} videos, {len(events):,} events stored "
+        f"encrypted under per-user keys in {dt:.1f} s ({len(events) / dt:,.0f} events/s overall)"
     )
 
-    _step("4. The log publishes a checkpoint; the witness cosigns it")
-    deadline = time.monotonic() + 20
+    _step("4. An engineer of the foreign parent asks for a user's profile: denied")
+    r = call("GET", "/v1/users/u14", "pete-parent", params={"purpose": "support"})
+    console.print(f"[bold red]{r.status_code}[/] {r.headers['content-type']}: {r.json()['detail']}")
+
+    _step("5. A support agent, with her role's purpose, sees the profile with masked fields")
+    r = call("GET", "/v1/users/u14", "alice-support", params={"purpose": "support"})
+    doc = r.json()
+    console.print(f"[green]{r.status_code}[/] decision {doc['decision']}, masked {doc['masked']}")
+    console.print(doc["profile"])
+    r = call("GET", "/v1/users/u14", "alice-support", params={"purpose": "legal"})
+    console.print(f"same agent, purpose 'legal': [bold red]{r.status_code}[/] {r.json()['detail']}")
+    r = call("GET", "/v1/aggregates/events", "rita-research", params={"purpose": "research"})
+    console.print(f"a researcher gets aggregates only: {r.json()['counts']}")
+    r = call("GET", "/v1/users/u14/events", "rita-research", params={"purpose": "research"})
+    console.print(f"…and not events: [bold red]{r.status_code}[/]")
+
+    _step("6. User u14 exports their data (GET /v1/me/data)")
+    r = call("GET", "/v1/me/data", "viewer-14")
+    export = r.json()
+    out = base / "export-u14.json"
+    out.write_text(json.dumps(export, indent=1))
+    console.print(
+        f"{len(export['events'])} events and {len(export['user']['profile'])} profile fields "
+        f"(synthetic: {export['user']['synthetic']}) written to {out}"
+    )
+
+    _step("7. A copy of the database is taken; then user u14 deletes their account")
+    copy = base / "backup-before-deletion.db"
+    with sqlite3.connect(log_dir / "cleanroom.db") as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    r = call("DELETE", "/v1/me", "viewer-14")
+    receipt = r.json()
+    console.print(
+        Panel(json.dumps(receipt, indent=1), title=f"receipt (ledger entry {receipt['receipt']})")
+    )
+
+    _step("8. The pre-deletion copy can no longer be decrypted for u14 (crypto-shredding)")
+    _shredded(copy, log_dir)
+
+
+def _shredded(copy: Path, log_dir: Path) -> None:
+    """Open the backup with everything the operator still has: keyring and key store."""
+    from cleanroom.room import keyring
+    from cleanroom.storage import Database
+    from cleanroom.vault import DecryptionError, KeyStore, aad
+
+    dd = DataDir(log_dir)
+    keystore_db = Database(dd.keystore_url())
+    keys = KeyStore(keystore_db, keyring(dd), ttl=0)
+    with sqlite3.connect(copy) as con:
+        rows = {
+            uid: (kid, blob)
+            for uid, kid, blob in con.execute(
+                "SELECT id, key_id, profile FROM vault_users WHERE id IN ('u14', 'u15')"
+            )
+        }
+        n_events = con.execute(
+            "SELECT count(*) FROM vault_events WHERE user_id = 'u14'"
+        ).fetchone()[0]
+    kid, blob = rows["u14"]
+    console.print(
+        f"the copy still holds u14's row ({len(blob)} bytes of ciphertext, key {kid}) "
+        f"and {n_events} of their events"
+    )
+    try:
+        keys.require(kid)
+        console.print("[red]the key still exists: shredding FAILED")
+        raise SystemExit(1)
+    except DecryptionError as exc:
+        console.print(f"[bold green]unreadable[/]: {exc.message}")
+    kid2, blob2 = rows["u15"]
+    key2 = keys.require(kid2)
+    profile = json.loads(
+        key2.aead.decrypt(blob2[:12], blob2[12:], aad("vault_users", "u15", "u15"))
+    )
+    console.print(f"(u15 in the same copy still decrypts: handle {profile['handle']})")
+    keystore_db.dispose()
+
+
+def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
+    from cleanroom.ledger.note import parse_verifier
+
+    _step("9. The log publishes a checkpoint of every decision; the witness cosigns it")
+    size = _ledger_size(log_dir)
+    deadline = time.monotonic() + 30
     note = ""
     while time.monotonic() < deadline:
         note = httpx.get(server.url + "/log/checkpoint").text
-        if (
-            parse_checkpoint(parse_note(note).text).size == N_ENTRIES
-            and "oversight.example/w1" in note
-        ):
+        if parse_checkpoint(parse_note(note).text).size == size and "oversight.example/w1" in note:
             break
         time.sleep(0.1)
     console.print(Panel(note.rstrip(), title="GET /log/checkpoint"))
 
-    _step("5. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
+    _step("10. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
     monitor = Monitor(
         server.url + "/log/",
         parse_verifier(log_vkey),
@@ -159,9 +279,10 @@ def _demo_body(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> Non
         f"cosigned by {', '.join(report.cosigners)}"
     )
 
-    _step("6. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
+    _step("11. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
     proof_text = httpx.get(server.url + "/v1/ledger/proofs/inclusion", params={"index": 42}).text
     entry_body = httpx.get(server.url + "/v1/ledger/entries/42").json()["entry"]
+    console.print(f"entry 42: {entry_body['type']} by {entry_body.get('principal')}")
     from cleanroom.ledger.entries import canonical_json
 
     cp, _ = verify_tlog_proof(
@@ -170,26 +291,30 @@ def _demo_body(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> Non
     console.print(proof_text.split("\n\n")[0])
     console.print(f"[green]entry 42 is included[/] in the cosigned tree of size {cp.size}")
 
-    _step("7. A forked checkpoint (signed with the log key) is refused by the witness")
+    _step("12. A forked checkpoint (signed with the log key) is refused by the witness")
     fork = MemoryTree()
-    for i in range(N_ENTRIES + 5):
+    for i in range(size + 5):
         fork.append(f"forged {i}".encode())
     dd = DataDir(log_dir)
-    forged = sign_note(Checkpoint(ORIGIN, N_ENTRIES + 5, fork.root()).text(), [dd.read_key("log")])
-    req = AddCheckpointRequest(N_ENTRIES, fork.consistency_proof(N_ENTRIES), forged)
+    forged = sign_note(Checkpoint(ORIGIN, size + 5, fork.root()).text(), [dd.read_key("log")])
+    req = AddCheckpointRequest(size, fork.consistency_proof(size), forged)
     resp = httpx.post(witness.url + "/witness/add-checkpoint", content=req.encode())
     console.print(
         f"witness answered [bold]{resp.status_code}[/]: {resp.json().get('detail', resp.text)}"
     )
 
-    _step("8. An insider edits two stored entries; a full audit by the monitor catches it")
+    _step("13. An insider edits two stored decisions; a full audit by the monitor catches it")
     con = sqlite3.connect(log_dir / "cleanroom.db")
-    for idx in (1100, 1101):
+    denied = [
+        idx
+        for idx, body in con.execute("SELECT idx, body FROM ledger_entries ORDER BY idx")
+        if b'"decision":"deny"' in body
+    ]
+    for idx in denied[:2]:
         (body,) = con.execute("SELECT body FROM ledger_entries WHERE idx = ?", (idx,)).fetchone()
-        old, new = ("allow", "deny") if b'"outcome":"allow"' in body else ("deny", "allow")
-        forged = body.replace(f'"outcome":"{old}"'.encode(), f'"outcome":"{new}"'.encode())
+        forged = body.replace(b'"decision":"deny"', b'"decision":"allow"')
         con.execute("UPDATE ledger_entries SET body = ? WHERE idx = ?", (forged, idx))
-        console.print(f"entry {idx}: outcome {old!r} rewritten to {new!r} in the database file")
+        console.print(f"entry {idx}: a denied access rewritten as allowed in the database file")
     con.commit()
     con.close()
     try:
