@@ -20,6 +20,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from cleanroom.storage import Database, migrate
 from cleanroom.storage.errors import CleanroomError
@@ -338,15 +339,18 @@ class Vault:
                     "payload": self._seal(key, payload, aad("vault_events", e.id, e.user)),
                 }
             )
-        with self.db.write() as conn:
-            taken = self._existing_events(conn, ids)
-            if taken:
-                raise Conflict(
-                    f"{len(taken)} event id(s) are already stored, e.g. {sorted(taken)[0]!r}",
-                    hint="event ids are unique; nothing of this batch was stored",
-                )
-            if rows:
-                conn.execute(insert(t.events), rows)
+        try:
+            with self.db.write() as conn:
+                if rows:
+                    conn.execute(insert(t.events), rows)
+        except IntegrityError:
+            # The primary key refused a duplicate; the transaction rolled back.
+            with self.db.read() as conn:
+                taken = self._existing_events(conn, ids)
+            raise Conflict(
+                f"{len(taken)} event id(s) are already stored, e.g. {sorted(taken or ids)[0]!r}",
+                hint="event ids are unique; nothing of this batch was stored",
+            ) from None
         return len(rows)
 
     def user_events(
