@@ -34,6 +34,7 @@ from cleanroom.ledger.hashing import leaf_hash
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.note import generate_signer, parse_note
 from cleanroom.ledger.store import LedgerStore
+from cleanroom.room import issue_token
 from cleanroom.servers import ServerProcess
 from cleanroom.storage import Database
 from common import database, entry, machine, median, pct, pg_available
@@ -95,6 +96,7 @@ def _server_dir(url: str) -> Path:
 WRK_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+--auth--
 local pad = string.rep("x", 880)
 counter = 0
 request = function()
@@ -124,11 +126,14 @@ def bench_http(kind: str, runs: int, workers: int, seconds: int = 10, conns: int
         console.print("[yellow]wrk not installed (apt install wrk): HTTP benchmark skipped")
         return
     script = Path(tempfile.mkdtemp()) / "post.lua"
-    script.write_text(WRK_LUA)
     rates, health = [], []
     for _ in range(runs):
         with database(kind) as url:
             d = _server_dir(url)
+            token = issue_token(d, "ledger-writer")
+            script.write_text(
+                WRK_LUA.replace("--auth--", f'wrk.headers["Authorization"] = "Bearer {token}"')
+            )
             with ServerProcess(d, workers=workers) as srv:
                 health.append(_wrk(srv.url + "/healthz", 3, conns, None))
                 rates.append(_wrk(srv.url, seconds, conns, script))
@@ -157,6 +162,7 @@ def bench_http(kind: str, runs: int, workers: int, seconds: int = 10, conns: int
 def bench_latency(kind: str, seconds: float = 10.0, clients: int = 8) -> None:
     with database(kind) as url:
         d = _server_dir(url)
+        auth = {"Authorization": "Bearer " + issue_token(d, "ledger-writer")}
         with ServerProcess(d) as srv:
             acks: list[tuple[int, float]] = []
             published: list[tuple[float, int]] = []
@@ -164,7 +170,7 @@ def bench_latency(kind: str, seconds: float = 10.0, clients: int = 8) -> None:
             lock = threading.Lock()
 
             def client(k: int) -> None:
-                with httpx.Client(base_url=srv.url) as c:
+                with httpx.Client(base_url=srv.url, headers=auth) as c:
                     i = 0
                     while not stop.is_set():
                         r = c.post("/v1/ledger/entries", json=entry(k * 1_000_000 + i))
@@ -175,7 +181,7 @@ def bench_latency(kind: str, seconds: float = 10.0, clients: int = 8) -> None:
                         time.sleep(0.005)
 
             def watcher() -> None:
-                with httpx.Client(base_url=srv.url) as c:
+                with httpx.Client(base_url=srv.url, headers=auth) as c:
                     while not stop.is_set() or len(published) == 0:
                         note = c.get("/log/checkpoint").text
                         size = parse_checkpoint(parse_note(note).text).size

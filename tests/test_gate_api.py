@@ -5,6 +5,7 @@ ledger, masking, export, deletion, bad input writing nothing."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -280,6 +281,7 @@ def test_expired_and_revoked_tokens_are_rejected(api: Api) -> None:
             .where(tokens_t.c.id == tid)
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
+    time.sleep(api.room.principals.auth_ttl + 0.1)  # verified tokens are remembered 1 s
     r = api.client.get("/v1/users/u1?purpose=support", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "expired" in r.json()["detail"]
     principals.revoke("alice")
