@@ -44,33 +44,48 @@ class DecryptionError(CleanroomError):
     title = "Decryption failed"
 
 
+def aad_prefix(table: str) -> bytes:
+    """The start of every associated data of ``table`` (bulk readers append
+    ``row NUL subject`` to it themselves)."""
+    return b"cleanroom/v1\x00" + table.encode() + b"\x00"
+
+
 def aad(table: str, row: str, subject: str) -> bytes:
     """Associated data that binds a ciphertext to its table, row and data subject."""
     for part in (table, row, subject):
         if "\x00" in part:
             raise CleanroomError("associated data parts cannot contain NUL")
-    return b"cleanroom/v1\x00" + "\x00".join((table, row, subject)).encode()
+    return aad_prefix(table) + f"{row}\x00{subject}".encode()
 
 
 def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def encrypt(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
-    """AES-256-GCM: ``nonce || ciphertext+tag``."""
+def seal(aead: AESGCM, plaintext: bytes, associated: bytes) -> bytes:
+    """AES-256-GCM with a ready cipher: ``nonce || ciphertext+tag``."""
     nonce = os.urandom(NONCE)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    return nonce + aead.encrypt(nonce, plaintext, associated)
 
 
-def decrypt(key: bytes, blob: bytes, associated: bytes) -> bytes:
+def unseal(aead: AESGCM, blob: bytes, associated: bytes) -> bytes:
+    """Open what :func:`seal` made, or raise :class:`DecryptionError`."""
     if len(blob) < NONCE + 16:
         raise DecryptionError("ciphertext is too short")
     try:
-        return AESGCM(key).decrypt(blob[:NONCE], blob[NONCE:], associated)
+        return aead.decrypt(blob[:NONCE], blob[NONCE:], associated)
     except InvalidTag:
         raise DecryptionError(
-            "ciphertext does not authenticate: altered, moved to another row, or wrong key"
+            "ciphertext does not authenticate: altered, moved to another row or user, or wrong key"
         ) from None
+
+
+def encrypt(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
+    return seal(AESGCM(key), plaintext, associated)
+
+
+def decrypt(key: bytes, blob: bytes, associated: bytes) -> bytes:
+    return unseal(AESGCM(key), blob, associated)
 
 
 class KeyManager(Protocol):
@@ -125,7 +140,7 @@ class LocalKeyring:
         return self._load()["current"]
 
     def rotate(self) -> str:
-        doc = json.loads(json.dumps(self._read()))
+        doc = self._read()  # a fresh parse: the cached document is not modified
         new_id = f"kek-{len(doc['keys']) + 1}"
         doc["keys"][new_id] = _b64(new_data_key())
         doc["current"] = new_id

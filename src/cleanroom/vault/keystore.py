@@ -16,6 +16,8 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -95,9 +97,6 @@ class KeyStore:
         dek = new_data_key()
         return SubjectKey(new_key_id(), AESGCM(dek), os.urandom(SALT_BYTES), dek)
 
-    def store(self, key: SubjectKey) -> None:
-        self.store_many([key])
-
     def store_many(self, keys: list[SubjectKey]) -> None:
         """Wrap and store keys made by :meth:`new` (durable before this returns)."""
         now = datetime.now(UTC)
@@ -114,12 +113,6 @@ class KeyStore:
             with self._write() as conn:
                 conn.execute(insert(subject_keys), rows)
             self._remember(keys)
-
-    def create(self, count: int) -> list[SubjectKey]:
-        """Make and store ``count`` new keys."""
-        keys = [self.new() for _ in range(count)]
-        self.store_many(keys)
-        return keys
 
     def get(self, key_ids: list[str] | set[str]) -> dict[str, SubjectKey]:
         """The keys that still exist, by id (destroyed ids are simply absent)."""
@@ -178,8 +171,13 @@ class KeyStore:
         with self.db.read() as conn:
             return conn.execute(select(func.count()).select_from(subject_keys)).scalar_one()
 
-    def _write(self):
-        return _SecureWrite(self.db)
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that, on SQLite, overwrites deleted content with zeros."""
+        with self.db.write() as conn:
+            if self.db.is_sqlite:
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            yield conn
 
     def _remember(self, keys: list[SubjectKey]) -> None:
         deadline = time.monotonic() + self.ttl
@@ -189,20 +187,3 @@ class KeyStore:
                 self._cache.move_to_end(k.key_id)
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
-
-
-class _SecureWrite:
-    """A write transaction that, on SQLite, overwrites deleted content with zeros."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._cm = db.write()
-
-    def __enter__(self) -> Connection:
-        conn = self._cm.__enter__()
-        if self.db.is_sqlite:
-            conn.exec_driver_sql("PRAGMA secure_delete=ON")
-        return conn
-
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)

@@ -10,7 +10,6 @@ decide and record).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from cleanroom.storage import Database, migrate
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import schema as t
 from cleanroom.vault.grants import Grant, GrantAuthority, GrantChecker
-from cleanroom.vault.keys import NONCE, DecryptionError, aad
+from cleanroom.vault.keys import NONCE, DecryptionError, aad, aad_prefix, seal, unseal
 from cleanroom.vault.keystore import KeyStore, SubjectKey
 from cleanroom.vault.model import (
     FIELD_CLASSES,
@@ -169,37 +168,17 @@ class Vault:
         """Create or replace a user's record; returns True if it was created."""
         self._grants.check(grant, "write", "Profile", [user.id])
         self.residency.check_store(self.site, user.jurisdiction)
-        now = datetime.now(UTC)
         existing = self._user_keys([user.id]).get(user.id)
-        if existing is not None:
-            if existing[0] != user.jurisdiction:
-                raise Conflict("a user's home jurisdiction cannot change")
-            key = self.keys.require(existing[1])
-        else:
-            key = self._take_pending(user.id)
-        blob = self._seal(key, _dumps(user.profile), aad("vault_users", user.id, user.id))
-        row = {
-            "profile": blob,
-            "public": json.dumps(user.public, sort_keys=True),
-            "synthetic": user.synthetic,
-            "updated_at": now,
-        }
-        with self.db.write() as conn:
-            if existing is not None:
-                conn.execute(update(t.users).where(t.users.c.id == user.id).values(**row))
-                return False
-            self.keys.store(key)
-            conn.execute(
-                insert(t.users).values(
-                    id=user.id,
-                    jurisdiction=user.jurisdiction,
-                    site=self.site.name,
-                    key_id=key.key_id,
-                    created_at=now,
-                    **row,
-                )
-            )
+        if existing is None:
+            self._insert_users([user])
             return True
+        if existing[0] != user.jurisdiction:
+            raise Conflict("a user's home jurisdiction cannot change")
+        row = self._user_row(user, self.keys.require(existing[1]), datetime.now(UTC))
+        changed = {k: row[k] for k in ("profile", "public", "synthetic", "updated_at")}
+        with self.db.write() as conn:
+            conn.execute(update(t.users).where(t.users.c.id == user.id).values(**changed))
+        return False
 
     def put_users(self, grant: Grant, users: list[User]) -> int:
         """Bulk-create users that do not exist yet (loading a dataset); returns
@@ -211,27 +190,32 @@ class Vault:
         new = [u for u in users if u.id not in existing]
         if len({u.id for u in new}) != len(new):
             raise InvalidRecord("the batch names a user twice")
+        self._insert_users(new)
+        return len(new)
+
+    def _insert_users(self, users: list[User]) -> None:
+        """Store new users: their keys first (a user row never lacks its key)."""
+        if not users:
+            return
         now = datetime.now(UTC)
-        keys = [self._take_pending(u.id) for u in new]
-        rows = [
-            {
-                "id": u.id,
-                "jurisdiction": u.jurisdiction,
-                "site": self.site.name,
-                "key_id": k.key_id,
-                "profile": self._seal(k, _dumps(u.profile), aad("vault_users", u.id, u.id)),
-                "public": json.dumps(u.public, sort_keys=True),
-                "synthetic": u.synthetic,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for u, k in zip(new, keys, strict=True)
-        ]
-        if rows:
-            self.keys.store_many(keys)
-            with self.db.write() as conn:
-                conn.execute(insert(t.users), rows)
-        return len(rows)
+        keys = [self._take_pending(u.id) for u in users]
+        rows = [self._user_row(u, k, now) for u, k in zip(users, keys, strict=True)]
+        self.keys.store_many(keys)
+        with self.db.write() as conn:
+            conn.execute(insert(t.users), rows)
+
+    def _user_row(self, user: User, key: SubjectKey, now: datetime) -> dict[str, Any]:
+        return {
+            "id": user.id,
+            "jurisdiction": user.jurisdiction,
+            "site": self.site.name,
+            "key_id": key.key_id,
+            "profile": seal(key.aead, _dumps(user.profile), aad("vault_users", user.id, user.id)),
+            "public": json.dumps(user.public, sort_keys=True),
+            "synthetic": user.synthetic,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def get_user(self, grant: Grant, user_id: str) -> dict[str, Any]:
         """The user's record, protected fields decrypted, masked per the grant's
@@ -245,7 +229,7 @@ class Vault:
         if row is None:
             raise UnknownRecord(f"no user {user_id!r}")
         key = self.keys.require(row.key_id)
-        profile = json.loads(self._open(key, row.profile, aad("vault_users", user_id, user_id)))
+        profile = json.loads(unseal(key.aead, row.profile, aad("vault_users", user_id, user_id)))
         for ob in obligations:
             kind, _, name = ob.partition(":")
             if kind == "mask" and name in profile:
@@ -336,7 +320,7 @@ class Vault:
                     "id": e.id,
                     "user_id": e.user,
                     "ts_ms": e.ts_ms,
-                    "payload": self._seal(key, payload, aad("vault_events", e.id, e.user)),
+                    "payload": seal(key.aead, payload, aad("vault_events", e.id, e.user)),
                 }
             )
         try:
@@ -379,7 +363,7 @@ class Vault:
             rows = conn.execute(q).all()
         out = []
         for eid, ts, blob in rows:
-            video, kind, watch, raw_ctx = self._open(key, blob, aad("vault_events", eid, user_id))[
+            video, kind, watch, raw_ctx = unseal(key.aead, blob, aad("vault_events", eid, user_id))[
                 1:
             ].split(SEP, 3)
             ctx = json.loads(raw_ctx)
@@ -419,7 +403,7 @@ class Vault:
             )
         keys = self.keys.get(set(owners.values()))
         aeads = {u: keys[k].aead for u, k in owners.items() if k in keys}
-        prefix = b"cleanroom/v1\x00vault_events\x00"
+        prefix = aad_prefix("vault_events")
         sep = SEP
         with self.db.read() as conn:
             # The DB-API cursor directly: row objects cost more than the decryption.
@@ -592,17 +576,3 @@ class Vault:
         with self._lock:
             key = self._pending.pop(user_id, None)
         return key or self.keys.new()
-
-    @staticmethod
-    def _seal(key: SubjectKey, plaintext: bytes, associated: bytes) -> bytes:
-        nonce = os.urandom(NONCE)
-        return nonce + key.aead.encrypt(nonce, plaintext, associated)
-
-    @staticmethod
-    def _open(key: SubjectKey, blob: bytes, associated: bytes) -> bytes:
-        try:
-            return key.aead.decrypt(blob[:NONCE], blob[NONCE:], associated)
-        except InvalidTag:
-            raise DecryptionError(
-                "ciphertext does not authenticate: altered, moved to another row or user"
-            ) from None
