@@ -22,11 +22,14 @@ SYSTEM_PRINCIPALS = (
 )
 
 
-def site_of(config: Config) -> tuple[Site, ResidencyPolicy]:
+def checked_site(config: Config) -> tuple[Site, ResidencyPolicy]:
+    """This site and the residency policy, after checking the policy allows the
+    site (raises ResidencyError otherwise: nothing may run here)."""
     site = Site(config.site.name, config.site.jurisdiction, config.site.operator)
     policy = ResidencyPolicy(
         tuple(config.residency.jurisdictions), tuple(config.residency.operators)
     )
+    policy.check_site(site)
     return site, policy
 
 
@@ -57,8 +60,7 @@ class CleanRoom:
         first: nothing starts on a site it does not allow."""
         dd = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
         config = dd.load()
-        site, residency = site_of(config)
-        residency.check_site(site)
+        site, residency = checked_site(config)
         db = dd.database(config)
         keystore_db = Database(dd.keystore_url(config))
         endpoints = [WitnessEndpoint.parse(w.vkey, w.url) for w in config.witnesses]

@@ -13,7 +13,7 @@ from cleanroom.config import DataDir
 from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import Witness
-from cleanroom.room import CleanRoom
+from cleanroom.room import CleanRoom, checked_site
 
 
 def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool = True) -> FastAPI:
@@ -23,16 +23,13 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
     config = dd.load()
     serve_witness = witness and dd.has_key("witness")
     if log:  # refuse to build on a site the residency policy does not allow
-        from cleanroom.room import site_of
-
-        site, residency = site_of(config)
-        residency.check_site(site)
+        checked_site(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         room: CleanRoom | None = None
         runner: OrderRunner | None = None
-        db = dd.database(config)
+        own_db = None
         if log:
             room = CleanRoom.open(dd)
             app.state.room = room
@@ -40,6 +37,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
             runner = OrderRunner(room.deletions, room.system("deletion-service")).start()
             app.state.order_runner = runner
         if serve_witness:
+            db = room.db if room is not None else (own_db := dd.database(config))
             app.state.witness = Witness(db, dd.read_key("witness"))
         try:
             yield
@@ -48,7 +46,8 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
                 runner.close()
             if room is not None:
                 room.close()
-            db.dispose()
+            if own_db is not None:
+                own_db.dispose()
 
     app = FastAPI(
         title="Cleanroom",

@@ -8,11 +8,12 @@ answers 403 with the deciding rules and the ledger index of the decision.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, room_of
 from cleanroom.gate import Principal
@@ -64,6 +65,15 @@ def _parse_all(items: list[Any], parse: Any, what: str) -> list[Any]:
         except InvalidRecord as exc:
             raise InvalidRecord(f"{what}[{i}]: {exc.message}", hint=exc.hint) from None
     return out
+
+
+class DeletionOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["user", "jurisdiction"]
+    target: str = Field(description="a user id, or a jurisdiction code")
+    reason: str = Field(min_length=1, max_length=2000)
+    deadline_days: int = Field(default=30, ge=0, le=365)
 
 
 def router() -> APIRouter:
@@ -180,29 +190,11 @@ def router() -> APIRouter:
     # ---- oversight and research ---------------------------------------------
 
     @r.post("/v1/oversight/deletion-orders", tags=["oversight"], status_code=201)
-    def order_deletion(
-        request: Request,
-        who: Who,
-        doc: Annotated[dict[str, Any], Body(description="scope, target, reason, deadline_days")],
-    ) -> JSONResponse:
+    def order_deletion(request: Request, who: Who, body: DeletionOrderIn) -> JSONResponse:
         """Order the deletion of one user (executed at once) or of every user of a
         jurisdiction (runs in the background in batches; 202)."""
         room = room_of(request)
-        if not isinstance(doc, dict) or set(doc) - {"scope", "target", "reason", "deadline_days"}:
-            raise InvalidRecord("an order has scope, target, reason and deadline_days")
-        days = doc.get("deadline_days", 30)
-        if not isinstance(days, int) or isinstance(days, bool):
-            raise InvalidRecord("deadline_days must be an integer")
-        for k in ("scope", "target", "reason"):
-            if not isinstance(doc.get(k), str):
-                raise InvalidRecord(f"{k} must be a string")
-        order = room.deletions.order(
-            who,
-            scope=doc["scope"],
-            target=doc["target"],
-            reason=doc["reason"],
-            deadline_days=days,
-        )
+        order = room.deletions.order(who, **body.model_dump())
         executor = room.system("deletion-service")
         if order["scope"] == "user":
             done = room.deletions.run(executor, order["id"])

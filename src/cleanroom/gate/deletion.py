@@ -48,6 +48,11 @@ def _item(uid: str, e: Erasure) -> dict[str, Any]:
     }
 
 
+def _tally(order: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    order["deleted_users"] += sum(i["profile"] for i in items)
+    order["deleted_events"] += sum(i["events"] for i in items)
+
+
 class Deletions:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
@@ -67,13 +72,19 @@ class Deletions:
             principal, "delete", "UserData", purpose=purpose, subjects=[user_id]
         )
         erasure = self.vault.delete_user(grant, user_id)
+        return self._receipt(grant.decision, order_id, [_item(user_id, erasure)])
+
+    def _receipt(
+        self, decision: int | None, order_id: str | None, items: list[dict[str, Any]]
+    ) -> Receipt:
+        """Write the ledger's receipt for what was erased."""
         body = {
             "type": "deletion",
             "v": 1,
             "time_ms": int(time.time() * 1000),
-            "decision": grant.decision,
+            "decision": decision,
             "order": order_id,
-            "deleted": [_item(user_id, erasure)],
+            "deleted": items,
         }
         return Receipt(self.log.append(body), body)
 
@@ -101,10 +112,13 @@ class Deletions:
             raise OrderError("an order needs a reason (at most 2000 characters)")
         if not 0 <= deadline_days <= 365:
             raise OrderError("deadline_days must be between 0 and 365")
-        subjects = [target] if scope == "user" else None
         grant = self.gate.require(issuer, "write", "DeletionOrders", purpose="legal")
-        if scope == "user" and not self.vault.subjects([target])[target].exists:
-            raise UnknownRecord(f"no user {target!r}")
+        shown: str | list[str] = target  # a jurisdiction is named; users by commitment
+        if scope == "user":
+            subject = self.vault.subjects([target])[target]
+            if not subject.exists:
+                raise UnknownRecord(f"no user {target!r}")
+            shown = [commitment(subject.salt, target)]
         now = datetime.now(UTC)
         order = {
             "id": "do-" + secrets.token_hex(8),
@@ -119,7 +133,6 @@ class Deletions:
             "created_at": now,
             "finished_at": None,
         }
-        shown = target if scope == "jurisdiction" else self._commit(subjects or [])
         entry = self.log.append(
             {
                 "type": "deletion.order",
@@ -156,9 +169,7 @@ class Deletions:
                 r = self.delete_user(
                     executor, order["target"], purpose="deletion_order", order_id=order_id
                 )
-                item = r.body["deleted"][0]
-                order["deleted_users"] += item["profile"]
-                order["deleted_events"] += item["events"]
+                _tally(order, r.body["deleted"])
             except UnknownRecord:
                 pass  # already gone (an earlier run finished the work)
         else:
@@ -166,23 +177,10 @@ class Deletions:
                 executor, "delete", "UserData", purpose="deletion_order", all_subjects=True
             )
             total = self.vault.counts()["users"] + order["deleted_users"]
-            while True:
-                batch = self.vault.user_ids(grant, limit=BATCH)
-                if not batch:
-                    break
+            while batch := self.vault.user_ids(grant, limit=BATCH):
                 items = [_item(uid, self.vault.delete_user(grant, uid)) for uid in batch]
-                self.log.append(
-                    {
-                        "type": "deletion",
-                        "v": 1,
-                        "time_ms": int(time.time() * 1000),
-                        "decision": grant.decision,
-                        "order": order_id,
-                        "deleted": items,
-                    }
-                )
-                order["deleted_users"] += sum(i["profile"] for i in items)
-                order["deleted_events"] += sum(i["events"] for i in items)
+                self._receipt(grant.decision, order_id, items)
+                _tally(order, items)
                 self.vault.save_order(order)
                 if progress:
                     progress(order["deleted_users"], total)
@@ -192,10 +190,6 @@ class Deletions:
             order["target"] = "(deleted user)"
         self.vault.save_order(order)
         return public_order(order)
-
-    def _commit(self, user_ids: list[str]) -> list[str]:
-        info = self.vault.subjects(user_ids)
-        return [commitment(info[u].salt, u) for u in user_ids]
 
 
 def public_order(order: dict[str, Any]) -> dict[str, Any]:

@@ -251,25 +251,10 @@ class Gate:
             grant,
         )
 
-    def require(
-        self,
-        principal: Principal,
-        action: str,
-        resource: str,
-        *,
-        purpose: str = "",
-        subjects: list[str] | None = None,
-        all_subjects: bool = False,
-    ) -> Grant:
-        """Decide and return the grant, or raise :class:`AccessDenied` (403)."""
-        d = self.decide(
-            principal,
-            action,
-            resource,
-            purpose=purpose,
-            subjects=subjects,
-            all_subjects=all_subjects,
-        )
+    def require(self, principal: Principal, action: str, resource: str, **how: Any) -> Grant:
+        """:meth:`decide` (same keywords) and return the grant, or raise
+        :class:`AccessDenied` (403) naming the rules and the decision's index."""
+        d = self.decide(principal, action, resource, **how)
         if d.grant is None:
             raise AccessDenied(d.problem_message())
         return d.grant

@@ -17,8 +17,9 @@ import hmac
 import re
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -268,15 +269,6 @@ class Principals:
         return p
 
 
-def _principal(row: object) -> Principal:
-    r = row  # a Row with the principal columns
-    return Principal(
-        r.name,  # type: ignore[attr-defined]
-        r.kind,  # type: ignore[attr-defined]
-        r.org,  # type: ignore[attr-defined]
-        r.role,  # type: ignore[attr-defined]
-        r.jurisdiction,  # type: ignore[attr-defined]
-        r.clearance,  # type: ignore[attr-defined]
-        r.subject,  # type: ignore[attr-defined]
-        r.disabled,  # type: ignore[attr-defined]
-    )
+def _principal(row: Any) -> Principal:
+    """A Principal from a row holding the principal columns."""
+    return Principal(**{f.name: getattr(row, f.name) for f in fields(Principal)})
