@@ -6,23 +6,32 @@ import subprocess
 import sys
 
 
-def test_ledger_imports_nothing_but_storage() -> None:
+def _loaded(imports: str) -> list[str]:
     code = (
-        "import sys, cleanroom.ledger, cleanroom.ledger.client, cleanroom.ledger.witness, "
-        "cleanroom.ledger.log, cleanroom.ledger.tlogproof\n"
+        f"import sys, {imports}\n"
         "print('\\n'.join(m for m in sys.modules if m.startswith('cleanroom')))"
     )
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
-    strays = [
-        m
-        for m in out
-        if m != "cleanroom"
-        and not m.startswith("cleanroom.ledger")
-        and not m.startswith("cleanroom.storage")
-    ]
-    assert strays == []
+
+
+def _strays(modules: list[str], allowed: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if m != "cleanroom" and not m.startswith(allowed)]
+
+
+def test_ledger_imports_nothing_but_storage() -> None:
+    out = _loaded(
+        "cleanroom.ledger, cleanroom.ledger.client, cleanroom.ledger.witness, "
+        "cleanroom.ledger.log, cleanroom.ledger.tlogproof"
+    )
+    assert _strays(out, ("cleanroom.ledger", "cleanroom.storage")) == []
+
+
+def test_vault_imports_nothing_but_storage() -> None:
+    """DESIGN: the vault depends on storage only; the gate wraps it, not the reverse."""
+    out = _loaded("cleanroom.vault, cleanroom.vault.store")
+    assert _strays(out, ("cleanroom.vault", "cleanroom.storage")) == []
 
 
 def test_verifying_needs_no_database(tmp_path) -> None:

@@ -182,8 +182,9 @@ class Gate:
         reads for training, jurisdiction-wide deletion)."""
         subjects = sorted(set(subjects or ()))
         info = self.vault.subjects(subjects) if subjects else {}
-        jurisdictions = {s.jurisdiction or self.jurisdiction for s in info.values()}
-        juris = jurisdictions.pop() if len(jurisdictions) == 1 else self.jurisdiction
+        found = {s.jurisdiction or self.jurisdiction for s in info.values()}
+        mixed = len(found) > 1
+        juris = found.pop() if len(found) == 1 else self.jurisdiction
         self_access = principal.subject is not None and subjects == [principal.subject]
         verdict, cached = self.evaluate(
             principal,
@@ -193,7 +194,7 @@ class Gate:
             jurisdiction=juris,
             self_access=self_access,
         )
-        if jurisdictions:  # subjects of several jurisdictions in one request
+        if mixed:  # subjects of several jurisdictions in one request
             verdict = Verdict(False, ("one-jurisdiction-per-request",), ())
         commitments = sorted(commitment(s.salt, uid) for uid, s in info.items())
         entry: dict[str, Any] = {

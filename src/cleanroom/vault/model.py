@@ -12,6 +12,7 @@ Data classes (DESIGN: who may see what):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -233,7 +234,7 @@ class Event:
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**53:
                 raise InvalidRecord(f"{name} must be a non-negative integer in ms")
         context = doc.get("context") or {}
-        if not isinstance(context, dict) or len(repr(context)) > MAX_CONTEXT_BYTES:
+        if not isinstance(context, dict) or len(json.dumps(context)) > MAX_CONTEXT_BYTES:
             raise InvalidRecord(f"context must be an object of at most {MAX_CONTEXT_BYTES} bytes")
         return cls(
             check_id(doc.get("id"), "event id"),
