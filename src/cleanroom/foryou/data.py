@@ -1,0 +1,155 @@
+"""A training snapshot: who engaged how with which video, as sparse matrices
+over fixed user and item indexes, plus the catalog the items come from."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from cleanroom.foryou.signals import engagement, head_of, signal
+
+ENGAGEMENTS = (
+    "long_view",
+    "like",
+    "share",
+    "comment",
+    "follow",
+    "short_view",
+    "skip",
+    "not_interested",
+    "impression",
+)
+CODE = {e: n for n, e in enumerate(ENGAGEMENTS)}
+POSITIVE_CODES = np.array([signal(e) == "positive" for e in ENGAGEMENTS])
+NEGATIVE_CODES = np.array([signal(e) == "negative" for e in ENGAGEMENTS])
+
+
+@dataclass(frozen=True)
+class Item:
+    """What the engine knows of a video (interoperable data only)."""
+
+    id: str
+    creator: str
+    topics: tuple[str, ...] = ()
+    region: str | None = None
+    created_ms: int = 0
+
+
+@dataclass
+class TrainingSet:
+    """Engagements as coordinate arrays over ``users`` x ``items``."""
+
+    users: list[str]
+    items: list[str]
+    u: np.ndarray  # int32 user index
+    i: np.ndarray  # int32 item index
+    code: np.ndarray  # int8 engagement code (ENGAGEMENTS)
+    ts: np.ndarray  # int64 ms
+    catalog: dict[str, Item] = field(default_factory=dict)
+    regions: dict[str, str] = field(default_factory=dict)  # user -> region
+    derived: tuple[str, ...] = ()  # what was synthesized or derived, said plainly
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[tuple[str, str, str, int, int]],
+        catalog: Iterable[Item],
+        *,
+        regions: dict[str, str] | None = None,
+        derived: tuple[str, ...] = (),
+    ) -> TrainingSet:
+        """From ``(user, video, kind, ts_ms, watch_ms)`` rows (what the vault's
+        bulk read yields) and the catalog. Events on videos missing from the
+        catalog get an item of unknown creator (derived, and said so)."""
+        cat = {it.id: it for it in catalog}
+        uidx: dict[str, int] = {}
+        iidx = {v: n for n, v in enumerate(sorted(cat))}
+        items = sorted(cat)
+        us: list[int] = []
+        its: list[int] = []
+        codes: list[int] = []
+        tss: list[int] = []
+        unknown = 0
+        for user, video, kind, ts, watch in rows:
+            e = engagement(kind, watch)
+            if e not in CODE:
+                continue
+            n = uidx.setdefault(user, len(uidx))
+            m = iidx.get(video)
+            if m is None:
+                m = iidx[video] = len(items)
+                items.append(video)
+                cat[video] = Item(video, f"unknown:{video}")
+                unknown += 1
+            us.append(n)
+            its.append(m)
+            codes.append(CODE[e])
+            tss.append(ts)
+        if unknown:
+            derived = (*derived, f"{unknown} videos had no catalog entry: creator unknown")
+        return cls(
+            list(uidx),
+            items,
+            np.asarray(us, np.int32),
+            np.asarray(its, np.int32),
+            np.asarray(codes, np.int8),
+            np.asarray(tss, np.int64),
+            cat,
+            dict(regions or {}),
+            derived,
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.users), len(self.items)
+
+    def matrix(self, codes: np.ndarray) -> sp.csr_matrix:
+        """Binary user x item matrix of the engagements whose code is marked."""
+        m = codes[self.code]
+        x = sp.csr_matrix(
+            (np.ones(int(m.sum()), np.float64), (self.u[m], self.i[m])), shape=self.shape
+        )
+        x.sum_duplicates()
+        x.data[:] = 1.0
+        return x
+
+    def positives(self) -> sp.csr_matrix:
+        return self.matrix(POSITIVE_CODES)
+
+    def negatives(self) -> sp.csr_matrix:
+        return self.matrix(NEGATIVE_CODES)
+
+    def head_labels(self) -> dict[str, np.ndarray]:
+        """Per engagement row, whether it is a positive example of each head."""
+        heads = np.array([head_of(e) or "" for e in ENGAGEMENTS])
+        named = heads[self.code]
+        return {h: named == h for h in ("long_view", "like", "share", "skip")}
+
+    def without(self, users: set[str]) -> TrainingSet:
+        """The same snapshot without some users' rows (indexes of the others kept)."""
+        gone = np.array([n for n, u in enumerate(self.users) if u in users], np.int32)
+        keep = ~np.isin(self.u, gone)
+        return TrainingSet(
+            self.users,
+            self.items,
+            self.u[keep],
+            self.i[keep],
+            self.code[keep],
+            self.ts[keep],
+            self.catalog,
+            {u: r for u, r in self.regions.items() if u not in users},
+            self.derived,
+        )
+
+    def digest(self) -> str:
+        """Commitment to the snapshot's content (for lineage; no personal data)."""
+        h = hashlib.sha256()
+        for a in (self.u, self.i, self.code, self.ts):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update("\n".join(self.users).encode())
+        h.update("\n".join(self.items).encode())
+        return "sha256:" + h.hexdigest()

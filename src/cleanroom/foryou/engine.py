@@ -1,0 +1,454 @@
+"""The For You engine: the model, the online state and the pool, serving feeds
+that can be replayed and forgetting users exactly.
+
+The engine knows nothing of the vault or the ledger: the clean room feeds it
+events read through the gate and appends the ``feed.served`` entries it
+returns (``ServedFeed.entry``) to the ledger."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cleanroom.foryou.data import ENGAGEMENTS, Item, TrainingSet
+from cleanroom.foryou.feed import MODES, FeedItem, Mode, compute, items_digest
+from cleanroom.foryou.model import Model
+from cleanroom.foryou.online import WORLD, Counters, States, UserState
+from cleanroom.foryou.pool import Boost, Catalog, Pool, snapshot
+from cleanroom.foryou.ranker import RankingConfig
+from cleanroom.foryou.signals import engagement, signal
+from cleanroom.storage.errors import CleanroomError
+
+MAX_LIMIT = 100
+DEPTH = 100
+_CURSOR = re.compile(r"^([0-9a-f]{32})\.(\d{1,3})$")
+_SEED = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class FeedError(CleanroomError):
+    status = 400
+    title = "Bad feed request"
+
+
+class CursorExpired(CleanroomError):
+    status = 410
+    title = "Feed cursor expired"
+
+
+class ReplayError(CleanroomError):
+    status = 409
+    title = "Cannot replay feed"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One event as the engine sees it."""
+
+    user: str
+    video: str
+    kind: str
+    ts_ms: int
+    watch_ms: int = 0
+    region: str = WORLD
+
+
+@dataclass
+class FeedRecord:
+    """The inputs a feed is a function of, kept for paging and replay."""
+
+    feed: str
+    user: str
+    mode: Mode
+    seed: str
+    bucket_ms: int
+    depth: int
+    model_version: str
+    config_digest: str
+    state: dict[str, Any]
+    state_digest: str
+    pool: Pool
+    videos: list[str]
+    items: list[FeedItem] = field(repr=False, default_factory=list)
+
+    @property
+    def list_digest(self) -> str:
+        return items_digest(self.videos)
+
+
+@dataclass
+class ServedFeed:
+    record: FeedRecord
+    offset: int
+    items: list[FeedItem]
+    next_cursor: str | None
+
+    @property
+    def entry(self) -> dict[str, Any]:
+        """The ledger entry committing to this page: digests, no personal data."""
+        r = self.record
+        return {
+            "type": "feed.served",
+            "v": 1,
+            "feed": r.feed,
+            "mode": r.mode,
+            "offset": self.offset,
+            "count": len(self.items),
+            "items_digest": items_digest(i.video for i in self.items),
+            "list_digest": r.list_digest,
+            "model_version": r.model_version,
+            "ranking_config": r.config_digest,
+            "state_digest": r.state_digest,
+            "pool_version": r.pool.version,
+            "seed": r.seed,
+            "time_bucket_ms": r.bucket_ms,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.record
+        return {
+            "feed": r.feed,
+            "mode": r.mode,
+            "model_version": r.model_version,
+            "pool_version": r.pool.version,
+            "state_digest": r.state_digest,
+            "offset": self.offset,
+            "items": [i.to_dict() for i in self.items],
+            "next_cursor": self.next_cursor,
+        }
+
+
+class Engine:
+    def __init__(
+        self,
+        config: RankingConfig | None = None,
+        *,
+        bucket_ms: int = 1000,
+        pool_interval_ms: int = 1000,
+        fresh_window_ms: int = 2 * 86_400_000,
+        states: States | None = None,
+        counters: Counters | None = None,
+        clock: Callable[[], float] = time.time,
+        keep_records: int = 20_000,
+        keep_models: int = 4,
+    ) -> None:
+        self.config = config or RankingConfig.shipped()
+        self.bucket_ms = bucket_ms
+        self.pool_interval_ms = pool_interval_ms
+        self.fresh_window_ms = fresh_window_ms
+        self.states = states or States()
+        self.counters = counters or Counters()
+        self.catalog = Catalog()
+        self.boosts: tuple[Boost, ...] = ()
+        self.clock = clock
+        self._model: Model | None = None
+        self._models: OrderedDict[str, Model] = OrderedDict()
+        self._keep_models = keep_models
+        self._pool: Pool | None = None
+        self._pool_counter_version = -1
+        self._pools: OrderedDict[str, Pool] = OrderedDict()
+        self._records: OrderedDict[str, FeedRecord] = OrderedDict()
+        self._keep_records = keep_records
+        self._lock = threading.RLock()
+        self._retrain: threading.Thread | None = None
+        self._forgotten_during_training: set[str] = set()
+        self._training = False
+        self.feeds_served = 0
+
+    # -- model ---------------------------------------------------------------------
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            raise FeedError("no model is loaded yet", hint="train one first (cleanroom train)")
+        return self._model
+
+    def swap(self, model: Model) -> None:
+        """Make ``model`` the live one, atomically (feeds in flight finish on the
+        model they started with)."""
+        with self._lock:
+            for user in self._forgotten_during_training:
+                model.forget(user)
+            self._forgotten_during_training.clear()
+            self._model = model
+            self._models[model.version] = model
+            while len(self._models) > self._keep_models:
+                self._models.popitem(last=False)
+
+    def train(self, data: TrainingSet) -> Model:
+        model = Model.train(data, self.config.model, self.config.priors)
+        self.swap(model)
+        return model
+
+    def retrain_in_background(
+        self, load: Callable[[], TrainingSet], done: Callable[[Model], None] | None = None
+    ) -> threading.Thread:
+        """Full retraining in a thread; the new model is swapped in when ready.
+        Users forgotten meanwhile are forgotten by the new model before it goes live."""
+
+        def run() -> None:
+            model = Model.train(load(), self.config.model, self.config.priors)
+            self.swap(model)
+            self._training = False
+            if done:
+                done(model)
+
+        with self._lock:
+            if self._training:
+                raise FeedError("a retraining is already running")
+            self._training = True
+        t = threading.Thread(target=run, name="foryou-retrain", daemon=True)
+        self._retrain = t
+        t.start()
+        return t
+
+    # -- catalog and online learning -------------------------------------------------
+
+    def add_videos(self, items: Iterable[Item]) -> None:
+        self.catalog.upsert(list(items))
+
+    def bootstrap(self, data: TrainingSet, *, train: bool = True) -> None:
+        """Start from a training snapshot: catalog, user states from their latest
+        events, popularity and co-engagement counters; then train on it."""
+        self.add_videos(data.catalog.values())
+        order = np.lexsort((data.i, data.ts, data.u))
+        events = (
+            Observed(
+                data.users[data.u[n]],
+                data.items[data.i[n]],
+                ENGAGEMENTS[data.code[n]],
+                int(data.ts[n]),
+                0,
+                data.regions.get(data.users[data.u[n]], WORLD),
+            )
+            for n in order
+        )
+        self.observe(events, engagements=True)
+        if train:
+            self.train(data)
+
+    def observe(self, events: Iterable[Observed], *, engagements: bool = False) -> int:
+        """Learn from events at once: the user's state and the counters change,
+        so the user's next feed reflects them."""
+        n = 0
+        for e in events:
+            eng = e.kind if engagements else engagement(e.kind, e.watch_ms)
+            if eng not in ENGAGEMENTS:
+                continue
+            st = self.states.admit(e.user, e.region)
+            item = self.catalog.get(e.video)
+            previous: list[str] = []
+            if st is not None:
+                if signal(eng) == "positive":
+                    previous = st.liked_and_skipped()[0][-5:]
+                st.observe(e.video, eng, e.ts_ms, item.creator if item else None)
+            if signal(eng) == "positive":
+                self.counters.positive(e.video, e.region, e.ts_ms, previous)
+            n += 1
+        return n
+
+    def set_mode(self, user: str, mode: str, region: str = WORLD) -> None:
+        if mode not in MODES:
+            raise FeedError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        with self._lock:
+            st = self.states.get(user) or UserState(user, region)
+            st.mode = mode
+            self.states.put(st)
+
+    def declare_boost(self, boost: Boost) -> None:
+        with self._lock:
+            self.boosts = (*self.boosts, boost)
+            self._pool = None
+
+    # -- serving -------------------------------------------------------------------
+
+    def pool(self, now_ms: int | None = None) -> Pool:
+        """The current pool, re-snapshotted when the counters changed and the
+        last snapshot is older than ``pool_interval_ms``."""
+        now = int(self.clock() * 1000) if now_ms is None else now_ms
+        bucket = now - now % self.bucket_ms
+        with self._lock:
+            p = self._pool
+            stale = (
+                p is None
+                or (
+                    bucket - p.bucket_ms >= self.pool_interval_ms
+                    and (
+                        self.counters.version != self._pool_counter_version
+                        or p.catalog_seq != self.catalog.seq
+                    )
+                )
+                or any(b.start_ms <= bucket < b.end_ms for b in self.boosts) != bool(p.boosts)
+            )
+            if stale:
+                r = self.config.retrieval
+                self._pool_counter_version = self.counters.version
+                p = snapshot(
+                    self.counters,
+                    self.catalog,
+                    self.boosts,
+                    bucket,
+                    popular_n=max(r.get("popular", 100), DEPTH),
+                    rising_n=r.get("rising", 50),
+                    fresh_n=r.get("fresh", 50),
+                    fresh_window_ms=self.fresh_window_ms,
+                )
+                self._pool = p
+                self._pools[p.version] = p
+                while len(self._pools) > 512:
+                    self._pools.popitem(last=False)
+            return p
+
+    def feed(
+        self,
+        user: str,
+        *,
+        region: str = WORLD,
+        limit: int = 20,
+        mode: str | None = None,
+        cursor: str | None = None,
+        seed: str | None = None,
+        now_ms: int | None = None,
+    ) -> ServedFeed:
+        """A page of the user's feed. With a cursor, the next page of the feed
+        the cursor came from (same inputs, no recomputation)."""
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise FeedError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+        if cursor is not None:
+            return self._page(user, cursor, limit)
+        if mode is not None and mode not in MODES:
+            raise FeedError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if seed is None:
+            seed = secrets.token_hex(8)
+        elif not _SEED.match(seed):
+            raise FeedError("seed must be 1-64 characters of letters, digits, _ and -")
+        model = self.model
+        pool = self.pool(now_ms)
+        st = self.states.get(user)
+        with self._lock:
+            state = UserState.from_dict(st.to_dict()) if st is not None else UserState(user, region)
+        chosen: Mode = mode or state.mode  # type: ignore[assignment]
+        items = compute(
+            model, self.config, state, pool, self.catalog, seed=seed, mode=chosen, depth=DEPTH
+        )
+        record = FeedRecord(
+            secrets.token_hex(16),
+            user,
+            chosen,
+            seed,
+            pool.bucket_ms,
+            DEPTH,
+            model.version,
+            self.config.digest(),
+            state.to_dict(),
+            state.digest(),
+            pool,
+            [i.video for i in items],
+            items,
+        )
+        with self._lock:
+            self._records[record.feed] = record
+            while len(self._records) > self._keep_records:
+                self._records.popitem(last=False)
+            self.feeds_served += 1
+        return self._serve(record, 0, limit)
+
+    def _serve(self, record: FeedRecord, offset: int, limit: int) -> ServedFeed:
+        page = record.items[offset : offset + limit]
+        end = offset + len(page)
+        nxt = f"{record.feed}.{end}" if end < len(record.items) else None
+        return ServedFeed(record, offset, page, nxt)
+
+    def _page(self, user: str, cursor: str, limit: int) -> ServedFeed:
+        m = _CURSOR.match(cursor) if isinstance(cursor, str) else None
+        if m is None:
+            raise FeedError("malformed cursor", hint="pass next_cursor of a previous page as is")
+        with self._lock:
+            record = self._records.get(m.group(1))
+        if record is None or record.user != user:
+            raise CursorExpired("this cursor's feed is no longer available; ask for a new feed")
+        offset = int(m.group(2))
+        if offset > len(record.items):
+            raise FeedError("cursor offset beyond the end of its feed")
+        return self._serve(record, offset, limit)
+
+    def record(self, feed: str) -> FeedRecord | None:
+        with self._lock:
+            return self._records.get(feed)
+
+    # -- replay ----------------------------------------------------------------------
+
+    def replay(self, record: FeedRecord, model: Model | None = None) -> list[str]:
+        """Recompute a feed from its recorded inputs with the model of its
+        version (or ``model``); the videos, in order."""
+        model = model or self._models.get(record.model_version)
+        if model is None or model.version != record.model_version:
+            raise ReplayError(f"model {record.model_version} is not available for replay")
+        if self.config.digest() != record.config_digest:
+            raise ReplayError("the ranking configuration changed since this feed was served")
+        state = UserState.from_dict(record.state)
+        if state.digest() != record.state_digest:
+            raise ReplayError("the recorded state does not match its digest")
+        items = compute(
+            model,
+            self.config,
+            state,
+            record.pool,
+            self.catalog,
+            seed=record.seed,
+            mode=record.mode,
+            depth=record.depth,
+        )
+        return [i.video for i in items]
+
+    # -- deletion --------------------------------------------------------------------
+
+    def forget(self, user: str) -> dict[str, Any]:
+        """Remove a user: their state, their positive counts, their feed records,
+        and their rows from the model (exactly)."""
+        with self._lock:
+            st = self.states.get(user)
+            dropped = self.states.drop(user)
+            if st is not None:
+                for video, eng, ts in st.history:
+                    if signal(eng) == "positive":
+                        self.counters.forget_positive(video, st.region, ts)
+            gone = [f for f, r in self._records.items() if r.user == user]
+            for f in gone:
+                del self._records[f]
+            if self._training:
+                self._forgotten_during_training.add(user)
+            model = self._model
+        t = time.perf_counter()
+        forgot = model.forget(user) if model is not None else False
+        if forgot:
+            with self._lock:
+                if self._model is model:
+                    self._models = OrderedDict(
+                        (k, v) for k, v in self._models.items() if v is not model
+                    )
+                    self._models[model.version] = model
+        return {
+            "state_dropped": dropped,
+            "model_updated": forgot,
+            "model_version": model.version if model is not None else None,
+            "feed_records_dropped": len(gone),
+            "seconds": round(time.perf_counter() - t, 3),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "model": self._model.version if self._model else None,
+            "users_with_state": len(self.states),
+            "videos": len(self.catalog),
+            "feeds_served": self.feeds_served,
+            "states_evicted": self.states.evicted,
+            "states_expired": self.states.expired,
+        }

@@ -1,0 +1,300 @@
+"""A feed as a pure function of (model, user state, pool, catalog version, seed,
+time bucket, mode): retrieval from several sources, ranking by the published
+weights, re-ranking rules, and an explanation for every item.
+
+Nothing here reads a clock, a global or a random source that is not seeded by
+the inputs, so the same inputs give the same feed, bit for bit (``replay``)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from cleanroom.foryou.model import FEATURES, F, Model
+from cleanroom.foryou.online import WORLD, UserState
+from cleanroom.foryou.pool import Catalog, Pool
+from cleanroom.foryou.ranker import RankingConfig, contributions, score
+
+Mode = Literal["personalized", "popular"]
+MODES = ("personalized", "popular")
+FRESH_DAY_MS = 86_400_000
+RECENT_LIKES = 20
+
+# Words a user understands, per feature (the explanation of a contribution).
+REASONS = {
+    "similar_liked": "Similar to videos you liked",
+    "similar_skipped": "Related to videos you skipped",
+    "taste": "Matches what you usually watch",
+    "popular": "Popular worldwide",
+    "exposure": "Widely watched",
+    "region_popular": "Popular in your region",
+    "rising": "Rising in your region",
+    "followed_creator": "From a creator you follow",
+    "fresh": "New upload",
+    "co_engaged": "Often liked together with videos you liked",
+}
+SOURCES = {
+    "embedding": "Matches your taste",
+    "similar": "Similar to videos you liked",
+    "co_engaged": "Liked by people who liked the same videos",
+    "popular_region": "Popular in your region",
+    "popular_world": "Popular worldwide",
+    "rising": "Rising in your region",
+    "followed": "From a creator you follow",
+    "fresh": "New upload",
+}
+
+
+@dataclass
+class FeedItem:
+    video: str
+    creator: str
+    score: float
+    sources: list[str]
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    boost: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "video": self.video,
+            "creator": self.creator,
+            "score": round(self.score, 6),
+            "sources": self.sources,
+            "why": self.reasons,
+        }
+        if self.boost:
+            d["boost"] = self.boost
+        return d
+
+
+def items_digest(videos: Iterable[str]) -> str:
+    return "sha256:" + hashlib.sha256("\n".join(videos).encode()).hexdigest()
+
+
+def _unit(seed: str, video: str) -> float:
+    """A uniform number in (0, 1) from (seed, video): exploration noise that a
+    replay reproduces."""
+    h = hashlib.blake2b(f"{seed}\x00{video}".encode(), digest_size=8).digest()
+    return (int.from_bytes(h, "big") + 0.5) / 2.0**64
+
+
+def compute(
+    model: Model,
+    cfg: RankingConfig,
+    state: UserState,
+    pool: Pool,
+    catalog: Catalog,
+    *,
+    seed: str,
+    mode: Mode,
+    depth: int,
+) -> list[FeedItem]:
+    """The ranked, re-ranked and explained feed of ``depth`` items at most."""
+    if mode == "popular":
+        return _popular(cfg, state.region, pool, catalog, depth)
+    at = pool.catalog_seq
+    region = state.region
+    now = pool.bucket_ms
+    liked, skipped = state.liked_and_skipped()
+    idx = model.index_of
+    p_idx = np.array([idx[v] for v in liked if v in idx], np.int64)
+    n_idx = np.array([idx[v] for v in skipped if v in idx], np.int64)
+    sim_p, sim_n, q = model.user_vectors(p_idx, n_idx)
+    r = cfg.retrieval
+
+    sources: dict[str, list[str]] = {}
+
+    def add(videos: Iterable[str], source: str) -> None:
+        for v in videos:
+            sources.setdefault(v, [])
+            if source not in sources[v]:
+                sources[v].append(source)
+
+    if len(p_idx):
+        k = min(r.get("embedding", 200), len(model.items))
+        _, found = model.index.search(q.reshape(1, -1).astype(np.float32), k)
+        add((model.items[j] for j in found[0] if j >= 0), "embedding")
+        k = min(r.get("similar", 200), len(model.items) - 1)
+        top = np.argpartition(-sim_p, k)[:k]
+        add((model.items[j] for j in top if sim_p[j] > 0), "similar")
+    co_score: dict[str, float] = {}
+    for v in liked[-RECENT_LIKES:]:
+        for w, c in pool.co.get(v, {}).items():
+            co_score[w] = co_score.get(w, 0.0) + c
+    add(sorted(co_score, key=lambda w: (-co_score[w], w))[: r.get("similar", 200)], "co_engaged")
+    pop_region = dict(pool.popular.get(region, []))
+    pop_world = dict(pool.popular.get(WORLD, []))
+    add(list(pop_region)[: r.get("popular", 100)], "popular_region")
+    add(list(pop_world)[: r.get("popular", 100)], "popular_world")
+    rising = dict(pool.rising.get(region, []))
+    add(list(rising)[: r.get("rising", 50)], "rising")
+    add((v for v, _ in pool.fresh[: r.get("fresh", 50)]), "fresh")
+    per = max(1, r.get("followed", 50) // max(1, len(state.follows)))
+    for c in sorted(state.follows):
+        add(catalog.newest_of(c, per, at), "followed")
+    boosts = {b.video: b for b in pool.boosts if b.active(now, region)}
+
+    # exclusions: seen, not interested, not (yet) in the catalog
+    cands = []
+    meta = {}
+    for v in sorted(sources):
+        if v in state.seen or v in state.not_interested:
+            continue
+        it = catalog.get(v, at)
+        if it is None:
+            continue
+        cands.append(v)
+        meta[v] = it
+    if not cands:
+        return []
+
+    x = np.zeros((len(cands), len(FEATURES)))
+    mi = np.array([idx.get(v, -1) for v in cands])
+    known = mi >= 0
+    x[known, F["similar_liked"]] = sim_p[mi[known]]
+    x[known, F["similar_skipped"]] = sim_n[mi[known]]
+    x[known, F["taste"]] = model.V[mi[known]] @ q
+    x[known, F["popular"]] = np.log1p(model.pos[mi[known]])
+    x[known, F["exposure"]] = np.log1p(model.pos[mi[known]] + model.neg[mi[known]])
+    for n, v in enumerate(cands):
+        it = meta[v]
+        x[n, F["region_popular"]] = math.log1p(pop_region.get(v, 0.0))
+        x[n, F["rising"]] = rising.get(v, 0.0)
+        x[n, F["followed_creator"]] = 1.0 if it.creator in state.follows else 0.0
+        if it.created_ms:
+            x[n, F["fresh"]] = math.exp(-max(0, now - it.created_ms) / FRESH_DAY_MS)
+        x[n, F["co_engaged"]] = math.log1p(co_score.get(v, 0.0))
+    s = score(model, x, cfg.weights)
+    if cfg.exploration:
+        g = np.array([-math.log(-math.log(_unit(seed, v))) for v in cands])
+        s = s + cfg.exploration * g * (np.abs(s).mean() + 1e-9)
+    for n, v in enumerate(cands):
+        if v in boosts:
+            s[n] += boosts[v].factor
+    order = sorted(range(len(cands)), key=lambda n: (-s[n], cands[n]))
+    chosen = rerank(order, cands, meta, cfg, depth)
+    contrib = contributions(model, x[chosen], cfg.weights)
+    out = []
+    for row, n in enumerate(chosen):
+        v = cands[n]
+        item = FeedItem(v, meta[v].creator, float(s[n]), sources[v])
+        item.reasons = explain(contrib[row], x[n], region, example=_example(model, liked, v))
+        if v in boosts:
+            b = boosts[v]
+            item.boost = {"id": b.id, "label": b.label or cfg.boost_label}
+            item.reasons.insert(0, {"source": "boost", "text": b.label or cfg.boost_label})
+        out.append(item)
+    return out
+
+
+def _example(model: Model, liked: list[str], video: str) -> str | None:
+    """The liked video that contributes most to ``video``'s similarity."""
+    j = model.index_of.get(video)
+    if j is None:
+        return None
+    best, best_w = None, 0.0
+    for v in liked:
+        i = model.index_of.get(v)
+        if i is not None and model.B[i, j] > best_w:
+            best, best_w = v, float(model.B[i, j])
+    return best
+
+
+def explain(
+    contrib: np.ndarray, x: np.ndarray, region: str, *, example: str | None, top: int = 3
+) -> list[dict[str, Any]]:
+    """The main positive contributions, in words (feature, text, contribution)."""
+    order = sorted(
+        (j for j in range(len(FEATURES)) if contrib[j] > 0 and x[j] != 0),
+        key=lambda j: (-contrib[j], j),
+    )[:top]
+    out = []
+    for j in order:
+        name = FEATURES[j]
+        text = REASONS[name]
+        if name in ("region_popular", "rising"):
+            text = f"{text} ({region})"
+        if name == "similar_liked" and example:
+            text = f"{text}, like {example}"
+        out.append({"source": name, "text": text, "contribution": round(float(contrib[j]), 6)})
+    return out
+
+
+def rerank(
+    order: list[int], cands: list[str], meta: dict[str, Any], cfg: RankingConfig, depth: int
+) -> list[int]:
+    """Greedy re-ranking: no video of the same creator within ``creator_gap``
+    places, no topic above ``topic_cap`` of the feed. Candidates that cannot be
+    placed are left out (the rules hold on every feed)."""
+    chosen: list[int] = []
+    topic_count: dict[str, int] = {}
+    cap = max(1, math.ceil(cfg.topic_cap * depth))
+    pending = list(order)
+    while pending and len(chosen) < depth:
+        recent = (
+            {meta[cands[n]].creator for n in chosen[-cfg.creator_gap :]}
+            if cfg.creator_gap
+            else set()
+        )
+        for pos, n in enumerate(pending):
+            it = meta[cands[n]]
+            if it.creator in recent:
+                continue
+            if any(topic_count.get(t, 0) >= cap for t in it.topics):
+                continue
+            chosen.append(n)
+            for t in it.topics:
+                topic_count[t] = topic_count.get(t, 0) + 1
+            del pending[pos]
+            break
+        else:
+            break
+    return chosen
+
+
+def _popular(
+    cfg: RankingConfig, region: str, pool: Pool, catalog: Catalog, depth: int
+) -> list[FeedItem]:
+    """The non-personalised feed: popular in the region and worldwide, nothing
+    about the user but their region."""
+    reg = dict(pool.popular.get(region, []))
+    world = dict(pool.popular.get(WORLD, []))
+    top_r = max(reg.values(), default=0.0) or 1.0
+    top_w = max(world.values(), default=0.0) or 1.0
+    cands, meta, s, srcs = [], {}, [], []
+    for v in sorted(set(reg) | set(world)):
+        it = catalog.get(v, pool.catalog_seq)
+        if it is None:
+            continue
+        cands.append(v)
+        meta[v] = it
+        s.append(reg.get(v, 0.0) / top_r + 0.5 * world.get(v, 0.0) / top_w)
+        srcs.append([n for n, d in (("popular_region", reg), ("popular_world", world)) if v in d])
+    order = sorted(range(len(cands)), key=lambda n: (-s[n], cands[n]))
+    out = []
+    for n in rerank(order, cands, meta, cfg, depth):
+        v = cands[n]
+        reasons = []
+        if v in reg:
+            reasons.append(
+                {
+                    "source": "region_popular",
+                    "text": f"Popular in your region ({region})",
+                    "contribution": round(reg[v] / top_r, 6),
+                }
+            )
+        if v in world:
+            reasons.append(
+                {
+                    "source": "popular",
+                    "text": "Popular worldwide",
+                    "contribution": round(0.5 * world[v] / top_w, 6),
+                }
+            )
+        out.append(FeedItem(v, meta[v].creator, float(s[n]), srcs[n], reasons))
+    return out

@@ -1,0 +1,358 @@
+"""The trained part of the For You engine, built so that forgetting a user is
+exact and cheap.
+
+- **Item-item model** (EASE, Steck 2019): ``B = I - P/diag(P)`` with
+  ``P = (XᵀX + λI)⁻¹`` over ``X = positives + α·negatives``. A user's
+  contribution to ``XᵀX`` is the rank-one ``xᵀx``, so deleting them is a
+  Sherman-Morrison downdate of ``P``: the result equals the model trained
+  without them, up to floating point.
+- **Embeddings**: the top eigenvectors of ``XᵀX`` (PureSVD's item space),
+  recomputed from the downdated Gram matrix; a user is the fold-in of their
+  history. Candidates come from a faiss inner-product index over them.
+- **Counts**: positive and negative engagements per item (downdated by
+  subtraction).
+- **Ranking heads**: one logistic regression per engagement kind
+  (``signals.HEADS``) over the features in ``FEATURES``, fitted on each user's
+  engagements and on unwatched videos sampled per user with a seed derived from
+  the user id, so removing a user removes exactly their examples and a refit
+  gives the model trained without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import faiss
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.sparse.linalg import eigsh
+
+from cleanroom.foryou.data import TrainingSet
+from cleanroom.foryou.signals import HEADS
+
+FEATURES = (
+    "similar_liked",  # p_u · B[:, i]: videos co-engaged with what you liked
+    "similar_skipped",  # n_u · B[:, i]: ... with what you skipped
+    "taste",  # fold-in embedding score
+    "popular",  # log(1 + positive engagements)
+    "exposure",  # log(1 + all engagements)
+    "region_popular",  # log(1 + positive engagements in the user's region)
+    "rising",  # recent vs usual popularity
+    "followed_creator",  # 1 if the user follows the creator
+    "fresh",  # exp(-age / 1 day)
+    "co_engaged",  # log(1 + online co-engagement with the user's recent likes)
+)
+F = {f: n for n, f in enumerate(FEATURES)}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    l2: float = 500.0
+    negative_weight: float = 0.3
+    factors: int = 64
+    sample_ratio: float = 2.0
+    max_items: int = 6000
+    max_rows: int = 400_000
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**{k: type(getattr(cls(), k))(v) for k, v in d.items()})
+
+
+@dataclass
+class Head:
+    """logit = intercept + coef · features (raw feature scale)."""
+
+    coef: np.ndarray
+    intercept: float
+    examples: int
+    positives: int
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.coef + self.intercept
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "coef": dict(zip(FEATURES, map(float, self.coef), strict=True)),
+            "intercept": self.intercept,
+            "examples": self.examples,
+            "positives": self.positives,
+        }
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float = 1e-3) -> Head:
+    """L2-regularised logistic regression on standardised features; features
+    without variance get their published prior coefficient."""
+    mu = x.mean(0)
+    sd = x.std(0)
+    live = sd > 1e-9
+    z = (x[:, live] - mu[live]) / sd[live]
+    z = np.hstack([z, np.ones((len(z), 1))])
+    yf = y.astype(np.float64)
+    pos = int(y.sum())
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = z @ w
+        # log(1 + e^s) - y s, stably
+        value = np.logaddexp(0.0, s).sum() - yf @ s
+        p = 0.5 * (1.0 + np.tanh(0.5 * s))
+        grad = z.T @ (p - yf)
+        reg = l2 * len(z)
+        value += reg * (w[:-1] @ w[:-1])
+        grad[:-1] += 2 * reg * w[:-1]
+        return value / len(z), grad / len(z)
+
+    coef = np.zeros(len(FEATURES))
+    intercept = -20.0
+    if pos and pos < len(y):
+        w = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B").x
+        coef[live] = w[:-1] / sd[live]
+        intercept = float(w[-1] - (w[:-1] * mu[live] / sd[live]).sum())
+    for name, c in priors.items():
+        if not live[F[name]]:
+            coef[F[name]] = c
+    return Head(coef, intercept, len(y), pos)
+
+
+def _stable_seed(user: str) -> int:
+    return int.from_bytes(hashlib.sha256(b"foryou-sample:" + user.encode()).digest()[:8], "big")
+
+
+@dataclass
+class Model:
+    config: ModelConfig
+    priors: dict[str, dict[str, float]]
+    items: list[str]
+    data: TrainingSet
+    gone: set[str] = field(default_factory=set)  # users forgotten since training
+    # derived state (computed by _refresh)
+    gram: np.ndarray = field(init=False, repr=False)  # XᵀX over the head items
+    inverse: np.ndarray = field(init=False, repr=False)  # (XᵀX + λI)⁻¹
+    B: np.ndarray = field(init=False, repr=False)
+    V: np.ndarray = field(init=False, repr=False)
+    pos: np.ndarray = field(init=False, repr=False)
+    neg: np.ndarray = field(init=False, repr=False)
+    heads: dict[str, Head] = field(init=False, repr=False)
+    version: str = field(init=False)
+
+    # -- training ---------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        data: TrainingSet,
+        config: ModelConfig | None = None,
+        priors: dict[str, dict[str, float]] | None = None,
+    ) -> Model:
+        config = config or ModelConfig()
+        m = cls(config, priors or {}, list(data.items), data)
+        x = m._x()
+        g = (x.T @ x).toarray() if sp.issparse(x) else x.T @ x
+        m.gram = np.asarray(g, np.float64)
+        a = m.gram.copy()
+        a[np.diag_indices_from(a)] += config.l2
+        m.inverse = np.linalg.inv(a)
+        m._refresh()
+        return m
+
+    @property
+    def index_of(self) -> dict[str, int]:
+        cached = getattr(self, "_index_of", None)
+        if cached is None:
+            cached = self._index_of = {v: n for n, v in enumerate(self.items)}
+        return cached
+
+    def _rows(self) -> np.ndarray:
+        """Mask of the training rows of users not forgotten."""
+        if not self.gone:
+            return np.ones(len(self.data.u), bool)
+        gone = np.array([self._uidx[u] for u in self.gone if u in self._uidx], np.int32)
+        return ~np.isin(self.data.u, gone)
+
+    @property
+    def _uidx(self) -> dict[str, int]:
+        cached = getattr(self, "_uidx_cache", None)
+        if cached is None:
+            cached = self._uidx_cache = {u: n for n, u in enumerate(self.data.users)}
+        return cached
+
+    def _matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        p, n = self.data.positives(), self.data.negatives()
+        if self.gone:
+            keep = np.ones(p.shape[0])
+            for u in self.gone:
+                if u in self._uidx:
+                    keep[self._uidx[u]] = 0.0
+            d = sp.diags(keep)
+            p, n = (d @ p).tocsr(), (d @ n).tocsr()
+            p.eliminate_zeros()
+            n.eliminate_zeros()
+        return p, n
+
+    def _x(self) -> sp.csr_matrix:
+        p, n = self._matrices()
+        return (p + self.config.negative_weight * n).tocsr()
+
+    def _refresh(self) -> None:
+        """Everything derived from the Gram matrix, its inverse and the rows."""
+        inv = self.inverse
+        d = np.diag(inv)
+        b = -inv / d
+        np.fill_diagonal(b, 0.0)
+        self.B = b.astype(np.float32)
+        k = min(self.config.factors, len(self.items) - 1)
+        if k >= 1:
+            v0 = np.ones(len(self.items))
+            vals, vecs = eigsh(self.gram, k=k, which="LA", v0=v0, tol=1e-10)
+            order = np.argsort(-vals)
+            vecs = vecs[:, order]
+            # a canonical sign per vector (its largest component positive)
+            signs = np.sign(vecs[np.abs(vecs).argmax(0), np.arange(vecs.shape[1])])
+            self.V = np.ascontiguousarray((vecs * signs).astype(np.float32))
+        else:
+            self.V = np.zeros((len(self.items), 1), np.float32)
+        p, n = self._matrices()
+        self.pos = np.asarray(p.sum(0)).ravel()
+        self.neg = np.asarray(n.sum(0)).ravel()
+        self._p, self._n = p, n
+        self.index = faiss.IndexFlatIP(self.V.shape[1])
+        self.index.add(self.V)
+        self.heads = self._fit_heads()
+        self.version = self._digest()
+
+    # -- exact deletion ------------------------------------------------------------
+
+    def forget(self, user: str) -> bool:
+        """Remove a user from the model: downdate the Gram matrix and its
+        inverse by their row, drop their counts and examples, refit the heads.
+        Returns False if the model never saw the user."""
+        n = self._uidx.get(user)
+        if n is None or user in self.gone:
+            return False
+        row = self._x()[n]
+        self.gone.add(user)
+        if row.nnz:
+            idx = row.indices
+            x = row.data
+            # G' = G - xᵀx ; (A - xᵀx)⁻¹ = A⁻¹ + (A⁻¹x)(A⁻¹x)ᵀ / (1 - x A⁻¹ xᵀ)
+            self.gram[np.ix_(idx, idx)] -= np.outer(x, x)
+            w = self.inverse[:, idx] @ x
+            denom = 1.0 - x @ w[idx]
+            self.inverse += np.outer(w, w) / denom
+        self._refresh()
+        return True
+
+    # -- features -----------------------------------------------------------------
+
+    def user_vectors(self, p_items: np.ndarray, n_items: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(liked-similarity, skipped-similarity, taste) over all items for a
+        user whose history has liked items ``p_items`` and skipped ``n_items``
+        (item indexes)."""
+        sim_p = self.B[p_items].sum(0) if len(p_items) else np.zeros(len(self.items), np.float32)
+        sim_n = self.B[n_items].sum(0) if len(n_items) else np.zeros(len(self.items), np.float32)
+        q = self.V[p_items].sum(0) if len(p_items) else np.zeros(self.V.shape[1], np.float32)
+        return sim_p, sim_n, q
+
+    def _example_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Training examples of the heads: every engagement of a user still in
+        the model, plus unwatched items sampled per user (seeded by the user id)."""
+        keep = self._rows()
+        u, i = self.data.u[keep], self.data.i[keep]
+        labels = {h: y[keep] for h, y in self.data.head_labels().items()}
+        nu, ni = self.data.shape
+        counts = np.bincount(u, minlength=nu)
+        su: list[np.ndarray] = []
+        si: list[np.ndarray] = []
+        for n in np.nonzero(counts)[0]:
+            k = int(np.ceil(counts[n] * self.config.sample_ratio))
+            rng = np.random.default_rng(_stable_seed(self.data.users[n]))
+            su.append(np.full(k, n, np.int32))
+            si.append(rng.integers(0, ni, k, dtype=np.int32))
+        if su:
+            u = np.concatenate([u, *su])
+            i = np.concatenate([i, *si])
+            extra = sum(len(s) for s in su)
+            labels = {h: np.concatenate([y, np.zeros(extra, bool)]) for h, y in labels.items()}
+        if len(u) > self.config.max_rows:
+            # a deterministic subsample keyed by (user id, item): independent of
+            # which other users are in the snapshot
+            seeds = np.array([_stable_seed(x) for x in self.data.users], np.uint64)
+            key = (seeds[u] ^ (i.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) * np.uint64(
+                0xBF58476D1CE4E5B9
+            )
+            order = np.argsort(key, kind="stable")[: self.config.max_rows]
+            order.sort()
+            u, i = u[order], i[order]
+            labels = {h: y[order] for h, y in labels.items()}
+        return u, i, labels
+
+    def example_features(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Leave-one-out features of (user, item) pairs from the training rows:
+        the pair's own engagement does not count towards its features."""
+        p, n = self._p, self._n
+        out = np.zeros((len(u), len(FEATURES)), np.float64)
+        own_p = np.asarray(p[u, i]).ravel()
+        own_n = np.asarray(n[u, i]).ravel()
+        order = np.argsort(u, kind="stable")
+        bounds = np.searchsorted(u[order], np.arange(p.shape[0] + 1))
+        chunk = 512
+        for start in range(0, p.shape[0], chunk):
+            lo, hi = bounds[start], bounds[min(start + chunk, p.shape[0])]
+            if lo == hi:
+                continue
+            rows = order[lo:hi]
+            uu = u[rows] - start
+            ii = i[rows]
+            pb = p[start : start + chunk]
+            nb = n[start : start + chunk]
+            out[rows, F["similar_liked"]] = (pb @ self.B)[uu, ii]
+            out[rows, F["similar_skipped"]] = (nb @ self.B)[uu, ii]
+            q = pb @ self.V
+            out[rows, F["taste"]] = (q[uu] * self.V[ii]).sum(1)
+        vv = (self.V.astype(np.float64) ** 2).sum(1)
+        out[:, F["taste"]] -= own_p * vv[i]
+        pos = self.pos[i] - own_p
+        neg = self.neg[i] - own_n
+        out[:, F["popular"]] = np.log1p(pos)
+        out[:, F["exposure"]] = np.log1p(pos + neg)
+        # region_popular, rising, followed_creator, fresh and co_engaged come from
+        # online state at serving time; the snapshot cannot teach them (priors)
+        return out
+
+    def _fit_heads(self) -> dict[str, Head]:
+        u, i, labels = self._example_rows()
+        x = self.example_features(u, i)
+        return {h: fit_head(x, labels[h], self.priors.get(h, {})) for h in HEADS}
+
+    # -- identity -----------------------------------------------------------------
+
+    def _digest(self) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps(self.config.__dict__, sort_keys=True).encode())
+        h.update(json.dumps(self.priors, sort_keys=True).encode())
+        h.update("\n".join(self.items).encode())
+        for a in (self.B, self.V, self.pos, self.neg):
+            h.update(np.ascontiguousarray(a).tobytes())
+        for name in HEADS:
+            hd = self.heads[name]
+            h.update(hd.coef.tobytes())
+            h.update(np.float64(hd.intercept).tobytes())
+        return "sha256:" + h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """The model card: configuration, size, heads (published with releases)."""
+        return {
+            "version": self.version,
+            "config": self.config.__dict__,
+            "items": len(self.items),
+            "users": len(self.data.users) - len(self.gone),
+            "training_rows": int(self._rows().sum()),
+            "training_data": self.data.digest(),
+            "forgotten_users": len(self.gone),
+            "heads": {h: self.heads[h].to_dict() for h in HEADS},
+            "derived": list(self.data.derived),
+        }

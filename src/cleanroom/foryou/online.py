@@ -1,0 +1,287 @@
+"""Online state: what changes between trainings, event by event.
+
+- ``UserState``: a user's recent history, what they have seen, what they
+  marked not interested, whom they follow, their feed setting. Its digest is
+  one of the inputs a feed is a function of.
+- ``States``: the table of user states, bounded (least recently active users
+  evicted beyond ``capacity``), with expiry of stale users and a frequency
+  filter: an id gets state only once it has been seen ``admit_after`` times
+  (Monolith's collisionless table with expirable embeddings and frequency
+  filtering, in miniature).
+- ``Counters``: decaying popularity per region and worldwide (a fast and a
+  slow half-life, their ratio is "rising"), and co-engagement between videos
+  liked one after the other, bounded per video and in the number of videos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from cleanroom.foryou.signals import signal
+
+HISTORY = 200
+SEEN = 2000
+WORLD = "*"
+
+
+@dataclass
+class UserState:
+    user: str
+    region: str
+    history: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    not_interested: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    follows: set[str] = field(default_factory=set)
+    mode: str = "personalized"
+    last_ms: int = 0
+
+    def observe(self, video: str, engagement: str, ts_ms: int, creator: str | None) -> None:
+        if engagement != "impression":
+            self.history.append((video, engagement, ts_ms))
+        self.seen[video] = None
+        self.seen.move_to_end(video)
+        while len(self.seen) > SEEN:
+            self.seen.popitem(last=False)
+        if engagement == "not_interested":
+            self.not_interested[video] = None
+            while len(self.not_interested) > SEEN:
+                self.not_interested.popitem(last=False)
+        if engagement == "follow" and creator:
+            self.follows.add(creator)
+        self.last_ms = max(self.last_ms, ts_ms)
+
+    def liked_and_skipped(self) -> tuple[list[str], list[str]]:
+        liked: dict[str, None] = {}
+        skipped: dict[str, None] = {}
+        for video, eng, _ in self.history:
+            s = signal(eng)
+            if s == "positive":
+                liked[video] = None
+                skipped.pop(video, None)
+            elif s == "negative":
+                skipped[video] = None
+        return list(liked), [v for v in skipped if v not in liked]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "region": self.region,
+            "history": [list(h) for h in self.history],
+            "seen": list(self.seen),
+            "not_interested": list(self.not_interested),
+            "follows": sorted(self.follows),
+            "mode": self.mode,
+            "last_ms": self.last_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UserState:
+        s = cls(d["user"], d["region"])
+        s.history.extend((v, e, int(t)) for v, e, t in d["history"])
+        s.seen = OrderedDict.fromkeys(d["seen"])
+        s.not_interested = OrderedDict.fromkeys(d["not_interested"])
+        s.follows = set(d["follows"])
+        s.mode = d["mode"]
+        s.last_ms = int(d["last_ms"])
+        return s
+
+    def canonical(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.canonical()).hexdigest()
+
+
+class States:
+    """User states, bounded and expiring, with a frequency filter for new ids."""
+
+    def __init__(
+        self, *, capacity: int = 1_000_000, ttl_ms: int = 30 * 86_400_000, admit_after: int = 1
+    ) -> None:
+        self.capacity = capacity
+        self.ttl_ms = ttl_ms
+        self.admit_after = admit_after
+        self._states: OrderedDict[str, UserState] = OrderedDict()
+        self._pending: OrderedDict[str, int] = OrderedDict()  # frequency filter
+        self._lock = threading.RLock()
+        self.evicted = 0
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, user: str) -> UserState | None:
+        with self._lock:
+            return self._states.get(user)
+
+    def admit(self, user: str, region: str) -> UserState | None:
+        """The user's state, created once the user has been seen often enough."""
+        with self._lock:
+            s = self._states.get(user)
+            if s is not None:
+                self._states.move_to_end(user)
+                return s
+            n = self._pending.pop(user, 0) + 1
+            if n < self.admit_after:
+                self._pending[user] = n
+                while len(self._pending) > self.capacity:
+                    self._pending.popitem(last=False)
+                return None
+            s = self._states[user] = UserState(user, region)
+            while len(self._states) > self.capacity:
+                self._states.popitem(last=False)
+                self.evicted += 1
+            return s
+
+    def put(self, state: UserState) -> None:
+        with self._lock:
+            self._states[state.user] = state
+            self._states.move_to_end(state.user)
+
+    def drop(self, user: str) -> bool:
+        with self._lock:
+            self._pending.pop(user, None)
+            return self._states.pop(user, None) is not None
+
+    def expire(self, now_ms: int) -> int:
+        """Drop users inactive for longer than the TTL (oldest first)."""
+        n = 0
+        with self._lock:
+            while self._states:
+                s = next(iter(self._states.values()))
+                if now_ms - s.last_ms <= self.ttl_ms:
+                    break
+                self._states.popitem(last=False)
+                n += 1
+        self.expired += n
+        return n
+
+
+class Decaying:
+    """Exponentially decaying counts per key: value halves every ``half_life_ms``."""
+
+    __slots__ = ("_v", "half_life_ms")
+
+    def __init__(self, half_life_ms: int) -> None:
+        self.half_life_ms = half_life_ms
+        self._v: dict[str, tuple[float, int]] = {}
+
+    def add(self, key: str, ts_ms: int, amount: float = 1.0) -> None:
+        v, t = self._v.get(key, (0.0, ts_ms))
+        if ts_ms >= t:
+            v = v * 0.5 ** ((ts_ms - t) / self.half_life_ms) + amount
+            t = ts_ms
+        else:  # a late event: decay it to the counter's time
+            v += amount * 0.5 ** ((t - ts_ms) / self.half_life_ms)
+        self._v[key] = (v, t)
+
+    def value(self, key: str, now_ms: int) -> float:
+        v, t = self._v.get(key, (0.0, now_ms))
+        return v * 0.5 ** (max(0, now_ms - t) / self.half_life_ms)
+
+    def top(self, n: int, now_ms: int) -> list[tuple[str, float]]:
+        # the decay factor is monotone in age, so rank on the decayed value
+        return heapq.nlargest(
+            n,
+            (
+                (k, v * 0.5 ** (max(0, now_ms - t) / self.half_life_ms))
+                for k, (v, t) in self._v.items()
+            ),
+            key=lambda kv: (kv[1], kv[0]),
+        )
+
+    def prune(self, now_ms: int, floor: float = 0.01) -> int:
+        gone = [k for k in self._v if self.value(k, now_ms) < floor]
+        for k in gone:
+            del self._v[k]
+        return len(gone)
+
+    def remove(self, key: str, ts_ms: int, amount: float = 1.0) -> None:
+        if key in self._v:
+            self.add(key, ts_ms, -amount)
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+
+class Counters:
+    """Popularity (per region and worldwide) and co-engagement, online."""
+
+    def __init__(
+        self,
+        *,
+        slow_half_life_ms: int = 7 * 86_400_000,
+        fast_half_life_ms: int = 3_600_000,
+        co_items: int = 5000,
+        co_neighbours: int = 20,
+    ) -> None:
+        self.slow: dict[str, Decaying] = {}
+        self.fast: dict[str, Decaying] = {}
+        self._slow_hl, self._fast_hl = slow_half_life_ms, fast_half_life_ms
+        self.co: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self.co_items, self.co_neighbours = co_items, co_neighbours
+        self._lock = threading.Lock()
+        self.version = 0  # bumped on every change
+
+    def _scopes(self, region: str) -> tuple[str, ...]:
+        return (WORLD, region) if region != WORLD else (WORLD,)
+
+    def positive(self, video: str, region: str, ts_ms: int, previous: list[str]) -> None:
+        """Count a positive engagement; ``previous`` are the user's recent likes."""
+        with self._lock:
+            for scope in self._scopes(region):
+                self.slow.setdefault(scope, Decaying(self._slow_hl)).add(video, ts_ms)
+                self.fast.setdefault(scope, Decaying(self._fast_hl)).add(video, ts_ms)
+            for other in previous:
+                if other != video:
+                    self._co(video, other)
+                    self._co(other, video)
+            self.version += 1
+
+    def _co(self, a: str, b: str) -> None:
+        row = self.co.get(a)
+        if row is None:
+            row = self.co[a] = {}
+            while len(self.co) > self.co_items:
+                self.co.popitem(last=False)
+        else:
+            self.co.move_to_end(a)
+        row = dict(row)  # copy on write: snapshots keep the old row
+        row[b] = row.get(b, 0.0) + 1.0
+        if len(row) > self.co_neighbours:
+            del row[min(row, key=lambda k: (row[k], k))]
+        self.co[a] = row
+
+    def forget_positive(self, video: str, region: str, ts_ms: int) -> None:
+        with self._lock:
+            for scope in self._scopes(region):
+                if scope in self.slow:
+                    self.slow[scope].remove(video, ts_ms)
+                    self.fast[scope].remove(video, ts_ms)
+            self.version += 1
+
+    def prune(self, now_ms: int) -> int:
+        with self._lock:
+            n = sum(d.prune(now_ms) for d in (*self.slow.values(), *self.fast.values()))
+            self.version += 1
+            return n
+
+    def rising(self, scope: str, n: int, now_ms: int) -> list[tuple[str, float]]:
+        """Videos whose last hour is strong against their usual level."""
+        fast, slow = self.fast.get(scope), self.slow.get(scope)
+        if fast is None or slow is None:
+            return []
+        ratio = self._fast_hl / self._slow_hl
+        out = []
+        for k, f in fast.top(max(n * 4, n), now_ms):
+            s = slow.value(k, now_ms)
+            out.append((k, math.log((f + 1.0) / (s * ratio + 1.0))))
+        out.sort(key=lambda kv: (-kv[1], kv[0]))
+        return [kv for kv in out[:n] if kv[1] > 0]

@@ -1,0 +1,183 @@
+"""The catalog and the candidate pool: the non-personal inputs of a feed.
+
+The catalog is versioned by a sequence number (each upsert of a video is a
+new version of it), so a feed computed against catalog version ``n`` can be
+recomputed later even after videos were added or edited.
+
+A ``Pool`` is an immutable snapshot of everything non-personal a feed reads
+besides the model and the catalog: the popular and rising lists per region
+and worldwide, the fresh uploads, the online co-engagement rows and the
+declared boosts, at one time bucket. Its version is the digest of its
+canonical form."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cleanroom.foryou.data import Item
+from cleanroom.foryou.online import WORLD, Counters
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self._versions: dict[str, list[tuple[int, Item]]] = {}
+        self._by_creator: dict[str, list[tuple[int, str]]] = {}  # (created_ms, video), sorted
+        self._fresh: list[tuple[int, str]] = []  # (created_ms, video), sorted
+        self.seq = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def upsert(self, items: list[Item]) -> None:
+        with self._lock:
+            for it in items:
+                old = self.get(it.id)
+                if old == it:
+                    continue
+                self.seq += 1
+                self._versions.setdefault(it.id, []).append((self.seq, it))
+                if old is None or old.creator != it.creator or old.created_ms != it.created_ms:
+                    bisect.insort(
+                        self._by_creator.setdefault(it.creator, []), (it.created_ms, it.id)
+                    )
+                    bisect.insort(self._fresh, (it.created_ms, it.id))
+
+    def get(self, video: str, at: int | None = None) -> Item | None:
+        vs = self._versions.get(video)
+        if not vs:
+            return None
+        if at is None:
+            return vs[-1][1]
+        for seq, it in reversed(vs):
+            if seq <= at:
+                return it
+        return None
+
+    def newest_of(self, creator: str, n: int, at: int) -> list[str]:
+        out = []
+        for _, video in reversed(self._by_creator.get(creator, [])):
+            it = self.get(video, at)
+            if it is not None and it.creator == creator:
+                out.append(video)
+                if len(out) >= n:
+                    break
+        return out
+
+    def newest(self, n: int, since_ms: int, at: int) -> list[tuple[str, int]]:
+        out = []
+        for created, video in reversed(self._fresh):
+            if created < since_ms:
+                break
+            it = self.get(video, at)
+            if it is not None and it.created_ms == created and (video, created) not in out:
+                out.append((video, created))
+                if len(out) >= n:
+                    break
+        return out
+
+
+@dataclass(frozen=True)
+class Boost:
+    """A declared boost: who asked, why, which video, how much, when."""
+
+    id: str
+    video: str
+    factor: float  # added to the score
+    label: str
+    declared_by: str
+    reason: str
+    start_ms: int
+    end_ms: int
+    regions: tuple[str, ...] = ()
+
+    def active(self, now_ms: int, region: str) -> bool:
+        return self.start_ms <= now_ms < self.end_ms and (
+            not self.regions or region in self.regions
+        )
+
+
+@dataclass(frozen=True)
+class Pool:
+    bucket_ms: int
+    catalog_seq: int
+    popular: dict[str, list[tuple[str, float]]]
+    rising: dict[str, list[tuple[str, float]]]
+    fresh: list[tuple[str, int]]
+    co: dict[str, dict[str, float]]
+    boosts: tuple[Boost, ...] = ()
+    version: str = field(default="", compare=False)
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "bucket_ms": self.bucket_ms,
+            "catalog_seq": self.catalog_seq,
+            "popular": {
+                k: [[v, round(s, 9)] for v, s in vs] for k, vs in sorted(self.popular.items())
+            },
+            "rising": {
+                k: [[v, round(s, 9)] for v, s in vs] for k, vs in sorted(self.rising.items())
+            },
+            "fresh": [list(f) for f in self.fresh],
+            "co": {k: sorted([v, c] for v, c in row.items()) for k, row in sorted(self.co.items())},
+            "boosts": [b.__dict__ for b in self.boosts],
+        }
+
+    @classmethod
+    def from_canonical(cls, d: dict[str, Any]) -> Pool:
+        pool = cls(
+            d["bucket_ms"],
+            d["catalog_seq"],
+            {k: [(v, s) for v, s in vs] for k, vs in d["popular"].items()},
+            {k: [(v, s) for v, s in vs] for k, vs in d["rising"].items()},
+            [(v, c) for v, c in d["fresh"]],
+            {k: dict(row) for k, row in d["co"].items()},
+            tuple(Boost(**{**b, "regions": tuple(b["regions"])}) for b in d["boosts"]),
+        )
+        return pool.sealed()
+
+    def sealed(self) -> Pool:
+        """The same pool with its version computed from its content (values are
+        rounded as in the canonical form, so a pool read back is identical)."""
+        c = self.canonical()
+        digest = hashlib.sha256(
+            json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        return Pool(
+            self.bucket_ms,
+            self.catalog_seq,
+            {k: [(v, s) for v, s in vs] for k, vs in c["popular"].items()},
+            {k: [(v, s) for v, s in vs] for k, vs in c["rising"].items()},
+            [(v, t) for v, t in c["fresh"]],
+            {k: dict(row) for k, row in c["co"].items()},
+            self.boosts,
+            "sha256:" + digest,
+        )
+
+
+def snapshot(
+    counters: Counters,
+    catalog: Catalog,
+    boosts: tuple[Boost, ...],
+    bucket_ms: int,
+    *,
+    popular_n: int,
+    rising_n: int,
+    fresh_n: int,
+    fresh_window_ms: int,
+) -> Pool:
+    with counters._lock:
+        scopes = sorted(counters.slow)
+        popular = {s: counters.slow[s].top(popular_n, bucket_ms) for s in scopes}
+        rising = {s: counters.rising(s, rising_n, bucket_ms) for s in scopes}
+        co = dict(counters.co)  # rows are copy-on-write
+    popular.setdefault(WORLD, [])
+    seq = catalog.seq
+    fresh = catalog.newest(fresh_n, bucket_ms - fresh_window_ms, seq)
+    active = tuple(b for b in boosts if b.start_ms <= bucket_ms < b.end_ms)
+    return Pool(bucket_ms, seq, popular, rising, fresh, co, active).sealed()

@@ -1,0 +1,108 @@
+"""The published ranking configuration and the scoring of candidates.
+
+A candidate's score is ``Σ_h weight[h] · P_h(features)`` over the engagement
+heads (``signals.HEADS``); ``ranking.json`` (shipped with the package and
+printed by ``cleanroom feed --config``) holds the weights, the priors, the
+exploration rate, the re-ranking rules and the model and retrieval sizes: anyone
+can read what the feed optimises."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from cleanroom.foryou.model import FEATURES, Model, ModelConfig
+from cleanroom.foryou.signals import HEADS
+from cleanroom.storage.errors import CleanroomError
+
+
+class ConfigError(CleanroomError):
+    status = 422
+    title = "Invalid ranking configuration"
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    weights: dict[str, float]
+    priors: dict[str, dict[str, float]]
+    exploration: float
+    creator_gap: int
+    topic_cap: float
+    boost_label: str
+    model: ModelConfig
+    retrieval: dict[str, int]
+    raw: dict[str, Any]
+
+    @classmethod
+    def parse(cls, doc: dict[str, Any]) -> RankingConfig:
+        try:
+            weights = {h: float(doc["weights"][h]) for h in HEADS}
+            priors = {
+                h: {f: float(c) for f, c in doc.get("priors", {}).get(h, {}).items()} for h in HEADS
+            }
+            for h, p in priors.items():
+                if bad := set(p) - set(FEATURES):
+                    raise ConfigError(f"priors of {h} name unknown features {sorted(bad)}")
+            rerank = doc.get("rerank", {})
+            cfg = cls(
+                weights,
+                priors,
+                float(doc.get("exploration", 0.0)),
+                int(rerank.get("creator_gap", 1)),
+                float(rerank.get("topic_cap", 1.0)),
+                str(rerank.get("boost_label", "Promoted")),
+                ModelConfig.from_dict(doc.get("model", {})),
+                {k: int(v) for k, v in doc.get("retrieval", {}).items()},
+                doc,
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"ranking configuration: {e}") from None
+        if not 0.0 <= cfg.exploration <= 1.0:
+            raise ConfigError("exploration must be between 0 and 1")
+        if not 0.0 < cfg.topic_cap <= 1.0:
+            raise ConfigError("rerank.topic_cap must be in (0, 1]")
+        return cfg
+
+    @classmethod
+    def shipped(cls) -> RankingConfig:
+        text = (resources.files("cleanroom.foryou") / "ranking.json").read_text()
+        return cls.parse(json.loads(text))
+
+    def digest(self) -> str:
+        return (
+            "sha256:"
+            + hashlib.sha256(
+                json.dumps(self.raw, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest()
+        )
+
+
+def head_probabilities(model: Model, x: np.ndarray) -> np.ndarray:
+    """P(head) for feature rows ``x`` (rows x features) -> rows x heads."""
+    logits = np.stack([model.heads[h].logit(x) for h in HEADS], -1)
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+
+
+def score(model: Model, x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+    w = np.array([weights[h] for h in HEADS])
+    return head_probabilities(model, x) @ w
+
+
+def contributions(model: Model, x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+    """For each row and feature: how much the score drops when that feature is
+    taken away (set to 0, i.e. the source absent). Exact, not a linearisation."""
+    base = score(model, x, weights)
+    out = np.empty_like(x)
+    for j in range(x.shape[1]):
+        if not x[:, j].any():
+            out[:, j] = 0.0
+            continue
+        y = x.copy()
+        y[:, j] = 0.0
+        out[:, j] = base - score(model, y, weights)
+    return out
