@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from cleanroom import __version__
-from cleanroom.api import log_routes, platform_routes, problems, witness_routes
+from cleanroom.api import foryou_routes, log_routes, platform_routes, problems, witness_routes
 from cleanroom.config import DataDir
 from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import Witness
+from cleanroom.recommender import Recommender
 from cleanroom.room import CleanRoom, checked_site
 
 
@@ -29,6 +30,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         room: CleanRoom | None = None
         runner: OrderRunner | None = None
+        recommender: Recommender | None = None
         own_db = None
         if log:
             room = CleanRoom.open(dd)
@@ -36,6 +38,8 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
             app.state.log = room.log
             runner = OrderRunner(room.deletions, room.system("deletion-service")).start()
             app.state.order_runner = runner
+            recommender = Recommender(room).start(background=True)
+            app.state.recommender = recommender
         if serve_witness:
             db = room.db if room is not None else (own_db := dd.database(config))
             app.state.witness = Witness(db, dd.read_key("witness"))
@@ -44,6 +48,8 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         finally:
             if runner is not None:
                 runner.close()
+            if recommender is not None:
+                recommender.close()
             if room is not None:
                 room.close()
             if own_db is not None:
@@ -65,6 +71,9 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         if running is not None:
             cp = running.store.latest()
             out["log"] = {"origin": cp.checkpoint.origin, "size": cp.size}
+            rec = getattr(request.app.state, "recommender", None)
+            if rec is not None:
+                out["recommender"] = {"ready": rec.ready.is_set(), "error": rec.error}
             if running.last_error:
                 out["status"] = "degraded"
                 out["last_error"] = running.last_error
@@ -74,6 +83,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
     if log:
         app.include_router(log_routes.router())
         app.include_router(platform_routes.router())
+        app.include_router(foryou_routes.router())
     if serve_witness:
         app.include_router(witness_routes.router())
     return app

@@ -92,7 +92,10 @@ def router() -> APIRouter:
             grant = room.gate.require(
                 who, "write", "Events", purpose=purpose, subjects=[e.user for e in events]
             )
-            n = room.vault.add_events(grant, events)
+            rec = request.app.state.recommender
+            with rec.ingesting():
+                n = room.vault.add_events(grant, events)
+                rec.observe(events)
             return {"stored": n, "decision": grant.decision}
 
         return JSONResponse(await anyio.to_thread.run_sync(work))
@@ -106,7 +109,9 @@ def router() -> APIRouter:
 
         def work() -> dict[str, Any]:
             grant = room.gate.require(who, "write", "Videos", purpose=purpose)
-            return {"written": room.vault.put_videos(grant, videos), "decision": grant.decision}
+            written = room.vault.put_videos(grant, videos)
+            request.app.state.recommender.add_videos(videos)
+            return {"written": written, "decision": grant.decision}
 
         return JSONResponse(await anyio.to_thread.run_sync(work))
 

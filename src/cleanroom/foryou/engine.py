@@ -330,6 +330,8 @@ class Engine:
         elif not _SEED.match(seed):
             raise FeedError("seed must be 1-64 characters of letters, digits, _ and -")
         model = self.model
+        if model.stale:
+            self.flush()
         pool = self.pool(now_ms)
         st = self.states.get(user)
         with self._lock:
@@ -410,9 +412,11 @@ class Engine:
 
     # -- deletion --------------------------------------------------------------------
 
-    def forget(self, user: str) -> dict[str, Any]:
+    def forget(self, user: str, *, refresh: bool = True) -> dict[str, Any]:
         """Remove a user: their state, their positive counts, their feed records,
-        and their rows from the model (exactly)."""
+        and their rows from the model (exactly). With ``refresh=False`` the model
+        is only downdated; its derived parts are recomputed by :meth:`flush`,
+        which the next feed calls first (batch deletions)."""
         with self._lock:
             st = self.states.get(user)
             dropped = self.states.drop(user)
@@ -426,22 +430,30 @@ class Engine:
             if self._training:
                 self._forgotten_during_training.add(user)
             model = self._model
-        t = time.perf_counter()
-        forgot = model.forget(user) if model is not None else False
-        if forgot:
-            with self._lock:
-                if self._model is model:
-                    self._models = OrderedDict(
-                        (k, v) for k, v in self._models.items() if v is not model
-                    )
-                    self._models[model.version] = model
+            t = time.perf_counter()
+            forgot = model.forget(user, refresh=False) if model is not None else False
+        if forgot and refresh:
+            self.flush()
         return {
             "state_dropped": dropped,
             "model_updated": forgot,
-            "model_version": model.version if model is not None else None,
+            "model_version": model.version if model is not None and not model.stale else None,
             "feed_records_dropped": len(gone),
             "seconds": round(time.perf_counter() - t, 3),
         }
+
+    def flush(self) -> str | None:
+        """Finish pending model updates (after deletions); the live version."""
+        with self._lock:
+            model = self._model
+            if model is None:
+                return None
+            if model.stale:
+                before = model.version
+                model.refresh()
+                self._models.pop(before, None)
+                self._models[model.version] = model
+            return model.version
 
     def stats(self) -> dict[str, Any]:
         return {

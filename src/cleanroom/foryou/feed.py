@@ -218,7 +218,7 @@ def explain(
         name = FEATURES[j]
         text = REASONS[name]
         if name in ("region_popular", "rising"):
-            text = f"{text} ({region})"
+            text = f"{text} ({region})" if region != WORLD else f"{text.split(' in ')[0]} worldwide"
         if name == "similar_liked" and example:
             text = f"{text}, like {example}"
         out.append({"source": name, "text": text, "contribution": round(float(contrib[j]), 6)})

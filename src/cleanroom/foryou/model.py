@@ -87,6 +87,8 @@ class Head:
 def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float = 1e-3) -> Head:
     """L2-regularised logistic regression on standardised features; features
     without variance get their published prior coefficient."""
+    if not len(y):
+        x = np.zeros((1, len(FEATURES)))
     mu = x.mean(0)
     sd = x.std(0)
     live = sd > 1e-9
@@ -107,7 +109,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float =
         return value / len(z), grad / len(z)
 
     coef = np.zeros(len(FEATURES))
-    intercept = -20.0
+    intercept = -20.0 if len(y) else 0.0
     if pos and pos < len(y):
         w = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B").x
         coef[live] = w[:-1] / sd[live]
@@ -138,6 +140,7 @@ class Model:
     neg: np.ndarray = field(init=False, repr=False)
     heads: dict[str, Head] = field(init=False, repr=False)
     version: str = field(init=False)
+    stale: bool = field(init=False, default=False)
 
     # -- training ---------------------------------------------------------------
 
@@ -226,10 +229,12 @@ class Model:
 
     # -- exact deletion ------------------------------------------------------------
 
-    def forget(self, user: str) -> bool:
+    def forget(self, user: str, *, refresh: bool = True) -> bool:
         """Remove a user from the model: downdate the Gram matrix and its
         inverse by their row, drop their counts and examples, refit the heads.
-        Returns False if the model never saw the user."""
+        With ``refresh=False`` only the downdate happens (cheap) and the derived
+        parts wait for :meth:`refresh` (batch deletions). Returns False if the
+        model never saw the user."""
         n = self._uidx.get(user)
         if n is None or user in self.gone:
             return False
@@ -243,8 +248,16 @@ class Model:
             w = self.inverse[:, idx] @ x
             denom = 1.0 - x @ w[idx]
             self.inverse += np.outer(w, w) / denom
-        self._refresh()
+        self.stale = True
+        if refresh:
+            self.refresh()
         return True
+
+    def refresh(self) -> None:
+        """Recompute what derives from the Gram matrix after downdates."""
+        if self.stale:
+            self._refresh()
+            self.stale = False
 
     # -- features -----------------------------------------------------------------
 
@@ -295,6 +308,8 @@ class Model:
         the pair's own engagement does not count towards its features."""
         p, n = self._p, self._n
         out = np.zeros((len(u), len(FEATURES)), np.float64)
+        if not len(u):
+            return out
         own_p = np.asarray(p[u, i]).ravel()
         own_n = np.asarray(n[u, i]).ravel()
         order = np.argsort(u, kind="stable")

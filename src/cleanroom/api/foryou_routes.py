@@ -1,0 +1,86 @@
+"""The For You feed over HTTP: a user's feed with explanations, their feed
+setting, and the published ranking configuration and model card."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from cleanroom.api.auth import Who
+from cleanroom.api.platform_routes import _subject
+from cleanroom.foryou.engine import MAX_LIMIT
+from cleanroom.recommender import Recommender
+
+
+class FeedSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["personalized", "popular"]
+
+
+def recommender_of(request: Request) -> Recommender:
+    return request.app.state.recommender
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["feed"])
+
+    @r.get("/v1/feed")
+    async def get_feed(
+        request: Request,
+        who: Who,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+        mode: Annotated[
+            Literal["personalized", "popular"] | None,
+            Query(description="personalized, or popular (not based on profiling)"),
+        ] = None,
+        cursor: Annotated[str | None, Query(max_length=64)] = None,
+        seed: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> JSONResponse:
+        """The calling user's For You feed: each item with its sources and why it
+        is there. ``mode=popular`` (or the user's setting) gives the same feed to
+        everyone in the region. Every page served is committed to the ledger."""
+        user = _subject(who)
+        rec = recommender_of(request)
+
+        def work() -> dict[str, Any]:
+            served, index = rec.feed(user, limit=limit, mode=mode, cursor=cursor, seed=seed)
+            return {**served.to_dict(), "ledger_index": index}
+
+        return JSONResponse(await anyio.to_thread.run_sync(work))
+
+    @r.put("/v1/me/feed-settings")
+    def put_settings(request: Request, who: Who, body: FeedSettings) -> JSONResponse:
+        """Choose the feed the user gets by default: personalised or not based on
+        profiling (EU DSA Art. 38)."""
+        user = _subject(who)
+        rec = recommender_of(request)
+        rec.engine.set_mode(user, body.mode, rec.region)
+        return JSONResponse({"user": user, "mode": body.mode})
+
+    @r.get("/v1/feed/config")
+    def feed_config(request: Request) -> JSONResponse:
+        """What the feed optimises: the published weights, priors and rules."""
+        rec = recommender_of(request)
+        return JSONResponse({"digest": rec.engine.config.digest(), **rec.engine.config.raw})
+
+    @r.get("/v1/feed/model")
+    def feed_model(request: Request) -> JSONResponse:
+        """The live model's card: version, configuration, heads, lineage."""
+        rec = recommender_of(request)
+        if not rec.ready.is_set():
+            return JSONResponse({"ready": False, "error": rec.error})
+        return JSONResponse(
+            {
+                "ready": True,
+                **rec.engine.model.describe(),
+                "trained": rec.trained,
+                "engine": rec.engine.stats(),
+            }
+        )
+
+    return r

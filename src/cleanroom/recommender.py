@@ -1,0 +1,221 @@
+"""The For You engine inside the clean room.
+
+- It reads training data only through the gate: the ``recommender`` service
+  principal, purpose ``recommendation``, a jurisdiction-wide grant recorded on
+  the ledger; the model's lineage (a commitment to the snapshot, its record
+  count, the jurisdiction and the grant's decision) goes on the ledger as a
+  ``model.trained`` entry.
+- Ingested events reach it after they are stored, through a gate decision of
+  their own, and change the user's next feed at once.
+- A deleted user is forgotten by the model (exact downdate) through the
+  vault's deletion hook; each model change is a ``model.updated`` entry.
+- Every feed page served is a ``feed.served`` entry (digests only).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
+from cleanroom.storage.errors import CleanroomError
+from cleanroom.vault import Event
+
+if TYPE_CHECKING:
+    from cleanroom.room import CleanRoom
+
+
+class NotReady(CleanroomError):
+    status = 503
+    title = "Recommender not ready"
+
+
+class Recommender:
+    def __init__(self, room: CleanRoom, config: RankingConfig | None = None) -> None:
+        self.room = room
+        self.engine = Engine(config)
+        self.ready = threading.Event()
+        self.error: str | None = None
+        self.trained: dict[str, Any] | None = None
+        self._ingest = threading.Lock()
+        self._pending: list[Observed] = []
+        self._flush_timer: threading.Timer | None = None
+        room.vault.on_delete(self._forget)
+
+    @property
+    def principal(self) -> Any:
+        return self.room.system("recommender")
+
+    @property
+    def region(self) -> str:
+        return self.room.config.site.jurisdiction
+
+    # -- training ------------------------------------------------------------------
+
+    def training_set(self) -> tuple[TrainingSet, int | None]:
+        """Every event and video of this site's jurisdiction, read through the
+        gate; and the index of the decision that allowed it (None, and no read,
+        when the vault holds no events yet)."""
+        gate, vault, me = self.room.gate, self.room.vault, self.principal
+        if vault.counts()["events"] == 0:
+            return TrainingSet.from_rows([], []), None
+        videos = vault.videos(gate.require(me, "read", "Videos", purpose="recommendation"))
+        grant = gate.require(me, "read", "Events", purpose="recommendation", all_subjects=True)
+        rows = [row for part in vault.iter_events(grant) for row in part]
+        items = [Item(v.id, v.creator, v.topics, v.region, v.created_ms) for v in videos]
+        users = {r[0] for r in rows}
+        data = TrainingSet.from_rows(
+            rows,
+            items,
+            regions=dict.fromkeys(users, self.region),
+            derived=(f"every user's region is the site's jurisdiction ({self.region})",),
+        )
+        return data, grant.decision
+
+    def start(self, *, background: bool = True) -> Recommender:
+        """Read the snapshot, bootstrap the engine, train; in a thread by default
+        (feeds answer 503 until the model is live)."""
+        if background:
+            threading.Thread(target=self._bootstrap, name="foryou-bootstrap", daemon=True).start()
+        else:
+            self._bootstrap()
+        return self
+
+    def _bootstrap(self) -> None:
+        try:
+            t = time.perf_counter()
+            with self._ingest:  # no event is both in the snapshot and pending
+                data, decision = self.training_set()
+            self.engine.bootstrap(data)
+            with self._ingest:
+                pending, self._pending = self._pending, []
+                self.engine.observe(pending)
+                self._record_trained(data, decision, time.perf_counter() - t)
+                self.ready.set()
+        except Exception as exc:  # surfaced by /v1/feed and healthz
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+
+    def retrain(self) -> threading.Thread:
+        """Full retraining in the background; swapped in atomically when done."""
+        holder: dict[str, Any] = {}
+
+        def load() -> TrainingSet:
+            with self._ingest:
+                data, decision = self.training_set()
+            holder.update(data=data, decision=decision, t=time.perf_counter())
+            return data
+
+        def done(_model: Any) -> None:
+            self._record_trained(
+                holder["data"], holder["decision"], time.perf_counter() - holder["t"]
+            )
+
+        return self.engine.retrain_in_background(load, done)
+
+    def _record_trained(self, data: TrainingSet, decision: int | None, seconds: float) -> None:
+        model = self.engine.model
+        if decision is None:  # nothing was read: an empty model, nothing to record
+            self.trained = {"model_version": model.version, "records": 0}
+            return
+        entry = {
+            "type": "model.trained",
+            "v": 1,
+            "model_version": model.version,
+            "ranking_config": self.engine.config.digest(),
+            "training_data": data.digest(),
+            "records": len(data.u),
+            "users": len(data.users),
+            "videos": len(data.items),
+            "jurisdiction": self.room.config.site.jurisdiction,
+            "read_decision": decision,
+            "seconds": round(seconds, 2),
+        }
+        index = self.room.log.append(entry)
+        self.trained = {**entry, "index": index}
+
+    # -- online learning -----------------------------------------------------------
+
+    @contextmanager
+    def ingesting(self) -> Iterator[None]:
+        """Hold while storing events that :meth:`observe` will be given."""
+        with self._ingest:
+            yield
+
+    def observe(self, events: list[Event]) -> int:
+        """Learn from stored events (call inside :meth:`ingesting`): the gate
+        decides the recommender's read of them first."""
+        if not events:
+            return 0
+        self.room.gate.require(
+            self.principal,
+            "read",
+            "Events",
+            purpose="recommendation",
+            subjects=sorted({e.user for e in events}),
+        )
+        obs = [Observed(e.user, e.video, e.kind, e.ts_ms, e.watch_ms, self.region) for e in events]
+        if not self.ready.is_set():
+            self._pending.extend(obs)
+            return len(obs)
+        return self.engine.observe(obs)
+
+    def add_videos(self, videos: list[Any]) -> None:
+        self.engine.add_videos(
+            Item(v.id, v.creator, v.topics, v.region, v.created_ms) for v in videos
+        )
+
+    # -- serving -------------------------------------------------------------------
+
+    def feed(self, user: str, **how: Any) -> tuple[ServedFeed, int]:
+        """A feed page for ``user`` and the ledger index of its commitment."""
+        if not self.ready.is_set():
+            raise NotReady(
+                self.error or "the model is still training",
+                hint="retry in a few seconds" if not self.error else None,
+            )
+        served = self.engine.feed(user, region=self.region, **how)
+        return served, self.room.log.append(served.entry)
+
+    # -- deletion --------------------------------------------------------------------
+
+    def _forget(self, user: str) -> None:
+        before = self.engine._model.version if self.engine._model else None
+        out = self.engine.forget(user, refresh=False)
+        if out["model_updated"]:
+            self._schedule_flush(before)
+
+    def _schedule_flush(self, before: str | None) -> None:
+        """Recompute the model's derived parts shortly after the last deletion
+        (batch orders delete many users in a row) and record the new version."""
+        with self._ingest:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                before = getattr(self, "_flush_from", before)
+            self._flush_from = before
+
+            def run() -> None:
+                after = self.engine.flush()
+                self.room.log.append(
+                    {
+                        "type": "model.updated",
+                        "v": 1,
+                        "reason": "deletion",
+                        "from_version": self._flush_from,
+                        "model_version": after,
+                        "forgotten_users": len(self.engine.model.gone),
+                    }
+                )
+                self._flush_timer = None
+
+            self._flush_timer = threading.Timer(0.2, run)
+            self._flush_timer.daemon = True
+            self._flush_timer.start()
+
+    def close(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer.function()  # type: ignore[attr-defined]
