@@ -421,9 +421,8 @@ class Engine:
             st = self.states.get(user)
             dropped = self.states.drop(user)
             if st is not None:
-                for video, eng, ts in st.history:
-                    if signal(eng) == "positive":
-                        self.counters.forget_positive(video, st.region, ts)
+                for video, ts in st.liked.items():
+                    self.counters.forget_positive(video, st.region, ts)
             gone = [f for f, r in self._records.items() if r.user == user]
             for f in gone:
                 del self._records[f]

@@ -245,10 +245,11 @@ def rerank(
             it = meta[cands[n]]
             if it.creator in recent:
                 continue
-            if any(topic_count.get(t, 0) >= cap for t in it.topics):
+            topics = set(it.topics)
+            if any(topic_count.get(t, 0) >= cap for t in topics):
                 continue
             chosen.append(n)
-            for t in it.topics:
+            for t in topics:
                 topic_count[t] = topic_count.get(t, 0) + 1
             del pending[pos]
             break

@@ -20,7 +20,7 @@ import heapq
 import json
 import math
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +31,23 @@ SEEN = 2000
 WORLD = "*"
 
 
+def _bounded_put(d: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+    d[key] = value
+    d.move_to_end(key)
+    while len(d) > limit:
+        d.popitem(last=False)
+
+
 @dataclass
 class UserState:
+    """What the engine keeps of a user: the videos they liked and skipped most
+    recently (``HISTORY`` each, with times), what they have seen (``SEEN``),
+    marked not interested, the creators they follow and their feed setting."""
+
     user: str
     region: str
-    history: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    liked: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    skipped: OrderedDict[str, int] = field(default_factory=OrderedDict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     not_interested: OrderedDict[str, None] = field(default_factory=OrderedDict)
     follows: set[str] = field(default_factory=set)
@@ -43,37 +55,29 @@ class UserState:
     last_ms: int = 0
 
     def observe(self, video: str, engagement: str, ts_ms: int, creator: str | None) -> None:
-        if engagement != "impression":
-            self.history.append((video, engagement, ts_ms))
-        self.seen[video] = None
-        self.seen.move_to_end(video)
-        while len(self.seen) > SEEN:
-            self.seen.popitem(last=False)
+        s = signal(engagement)
+        if s == "positive":
+            _bounded_put(self.liked, video, ts_ms, HISTORY)
+            self.skipped.pop(video, None)
+        elif s == "negative" and video not in self.liked:
+            _bounded_put(self.skipped, video, ts_ms, HISTORY)
+        _bounded_put(self.seen, video, None, SEEN)
         if engagement == "not_interested":
-            self.not_interested[video] = None
-            while len(self.not_interested) > SEEN:
-                self.not_interested.popitem(last=False)
+            _bounded_put(self.not_interested, video, None, SEEN)
         if engagement == "follow" and creator:
             self.follows.add(creator)
         self.last_ms = max(self.last_ms, ts_ms)
 
     def liked_and_skipped(self) -> tuple[list[str], list[str]]:
-        liked: dict[str, None] = {}
-        skipped: dict[str, None] = {}
-        for video, eng, _ in self.history:
-            s = signal(eng)
-            if s == "positive":
-                liked[video] = None
-                skipped.pop(video, None)
-            elif s == "negative":
-                skipped[video] = None
-        return list(liked), [v for v in skipped if v not in liked]
+        """Liked and skipped videos, oldest first."""
+        return list(self.liked), list(self.skipped)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "user": self.user,
             "region": self.region,
-            "history": [list(h) for h in self.history],
+            "liked": [[v, t] for v, t in self.liked.items()],
+            "skipped": [[v, t] for v, t in self.skipped.items()],
             "seen": list(self.seen),
             "not_interested": list(self.not_interested),
             "follows": sorted(self.follows),
@@ -84,7 +88,8 @@ class UserState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserState:
         s = cls(d["user"], d["region"])
-        s.history.extend((v, e, int(t)) for v, e, t in d["history"])
+        s.liked = OrderedDict((v, int(t)) for v, t in d["liked"])
+        s.skipped = OrderedDict((v, int(t)) for v, t in d["skipped"])
         s.seen = OrderedDict.fromkeys(d["seen"])
         s.not_interested = OrderedDict.fromkeys(d["not_interested"])
         s.follows = set(d["follows"])
