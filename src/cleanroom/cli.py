@@ -534,6 +534,133 @@ def policy_show() -> None:
         typer.echo(f"  {rid}" + (f"  obligations: {', '.join(obligations)}" if obligations else ""))
 
 
+# --------------------------------------------------------------------------- For You
+
+
+@app.command()
+def feed(
+    user: Annotated[str | None, typer.Option(help="the user (local: opens the clean room)")] = None,
+    url: Annotated[str | None, typer.Option(help="a running server: ask it over HTTP")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="CLEANROOM_TOKEN", help="the user's API token (--url)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="items per page (1-100)")] = 10,
+    mode: Annotated[str | None, typer.Option(help="personalized or popular")] = None,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
+    seed: Annotated[str | None, typer.Option(help="request seed (replays use it)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the feed as JSON")] = False,
+) -> None:
+    """A user's For You feed with the reasons for each item. With --url and
+    --token it asks a running server; with --user it opens the clean room here
+    (reading through the gate as the recommender) and records the feed on the
+    ledger the same way."""
+    if url:
+        if not token:
+            _fail("--url needs --token (or CLEANROOM_TOKEN): the user's API token")
+        doc = _remote_feed(url, token, limit, mode, cursor, seed)
+    else:
+        if not user:
+            _fail("give --user USER (local) or --url URL --token TOKEN (a running server)")
+        if cursor:
+            _fail("--cursor needs a running server (--url): a local feed is not kept")
+        from cleanroom.recommender import Recommender
+        from cleanroom.room import CleanRoom
+
+        with CleanRoom.open(_dd()) as room:
+            rec = Recommender(room).start(background=False)
+            served, index = rec.feed(user, limit=limit, mode=mode, seed=seed)
+            doc = {**served.to_dict(), "ledger_index": index}
+            rec.close()
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "#", "video", "creator", "score", "why", title=f"feed {doc['feed']} ({doc['mode']})"
+    )
+    for n, item in enumerate(doc["items"], doc["offset"] + 1):
+        why = "; ".join(r["text"] for r in item["why"]) or ", ".join(item["sources"])
+        table.add_row(str(n), item["video"], item["creator"], f"{item['score']:.4f}", why)
+    Console().print(table)
+    typer.echo(f"ledger entry {doc['ledger_index']}; model {doc['model_version'][:19]}…")
+    if doc.get("next_cursor"):
+        typer.echo(f"next page: --cursor {doc['next_cursor']}")
+
+
+def _remote_feed(
+    url: str, token: str, limit: int, mode: str | None, cursor: str | None, seed: str | None
+) -> dict:
+    import httpx
+
+    params = {
+        k: v for k, v in {"limit": limit, "mode": mode, "cursor": cursor, "seed": seed}.items() if v
+    }
+    try:
+        r = httpx.get(
+            url.rstrip("/") + "/v1/feed",
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise CleanroomError(f"cannot reach {url}: {exc}") from None
+    if r.status_code != 200:
+        try:
+            detail = r.json().get("detail", r.text)
+        except ValueError:
+            detail = r.text
+        raise CleanroomError(f"{url} answered {r.status_code}: {detail}")
+    return r.json()
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="bundled dataset(s): kuairec-small, kuairand-small")
+    ] = None,
+    train: Annotated[Path | None, typer.Option(help="train split, 'user item label' lines")] = None,
+    valid: Annotated[Path | None, typer.Option(help="validation split")] = None,
+    test: Annotated[Path | None, typer.Option(help="test split")] = None,
+    split: Annotated[str, typer.Option(help="the split to report: test or valid")] = "test",
+    baselines: Annotated[bool, typer.Option(help="also measure the baselines")] = True,
+    plot: Annotated[Path | None, typer.Option(help="write a bar chart (PNG) here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+) -> None:
+    """Offline evaluation (the SIGformer protocol): our engine against
+    popularity, implicit ALS and EASE in the same run, with a table, JSON or a
+    plot. Any dataset in the 'user item label' format: --train/--valid/--test."""
+    from cleanroom.foryou.evaluate import EvalError, run
+
+    if split not in ("test", "valid"):
+        _fail("--split must be test or valid")
+    if train or valid or test:
+        if not (train and test) or dataset:
+            raise EvalError("give --train and --test (and --valid), or --dataset, not both")
+        sources = [("files", {"train": train, "test": test, **({"valid": valid} if valid else {})})]
+    else:
+        sources = [(d, None) for d in (dataset or ["kuairec-small", "kuairand-small"])]
+    if split == "valid" and any(f is not None and "valid" not in f for _, f in sources):
+        _fail("--split valid needs --valid")
+    results = run(sources, split=split, baselines=baselines, quiet=as_json)
+    if as_json:
+        typer.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    else:
+        from rich.console import Console
+
+        from cleanroom.foryou.evaluate import table
+
+        for res in results:
+            Console().print(table(res))
+    if plot:
+        from cleanroom.foryou.evaluate import plot_results
+
+        plot_results(results, plot)
+        if not as_json:
+            typer.echo(f"plot written to {plot}")
+
+
 # --------------------------------------------------------------------------- entry point
 
 

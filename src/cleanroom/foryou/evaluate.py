@@ -9,6 +9,7 @@ run, on the same splits."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -115,38 +116,91 @@ def bundled(name: str) -> Splits:
     )
 
 
-def evaluate(
-    score: Scorer, splits: Splits, split: str = "test", *, batch: int = 1024, progress: Any = None
-) -> dict[str, float]:
-    """Precision, Recall and NDCG at 10 and 20 of ``score`` on ``split``."""
-    seen = splits.matrix("train", "all")
+def test_users(splits: Splits, split: str = "test") -> np.ndarray:
     truth = splits.matrix(split, "pos")
     users = np.nonzero(np.diff(truth.indptr))[0]
     if not len(users):
         raise EvalError(f"no user has a positive in the {split} split")
+    return users
+
+
+def metrics(
+    top: np.ndarray, users: np.ndarray, splits: Splits, split: str = "test"
+) -> dict[str, float]:
+    """Precision, Recall and NDCG at 10 and 20 of ranked lists ``top`` (one row
+    of item indexes per user of ``users``, -1 for an empty slot)."""
+    truth = splits.matrix(split, "pos")[users]
     k_max = max(KS)
     disc = 1.0 / np.log2(np.arange(2, k_max + 2))
-    sums = {f"{m}@{k}": 0.0 for k in KS for m in ("precision", "recall", "ndcg")}
+    hits = np.zeros((len(users), k_max), bool)
+    for r in range(len(users)):
+        row = top[r, :k_max]
+        hits[r, : len(row)] = np.isin(row, truth.indices[truth.indptr[r] : truth.indptr[r + 1]])
+    npos = np.diff(truth.indptr)
+    out = {}
+    for k in KS:
+        h = hits[:, :k]
+        ideal = np.array([disc[: min(n, k)].sum() for n in npos])
+        out[f"precision@{k}"] = float((h.sum(1) / k).mean())
+        out[f"recall@{k}"] = float((h.sum(1) / npos).mean())
+        out[f"ndcg@{k}"] = float(((h * disc[:k]).sum(1) / ideal).mean())
+    return {k: round(v, 5) for k, v in out.items()}
+
+
+def evaluate(
+    score: Scorer, splits: Splits, split: str = "test", *, batch: int = 1024, progress: Any = None
+) -> dict[str, float]:
+    """Metrics of a scorer that ranks all items (training items excluded)."""
+    seen = splits.matrix("train", "all")
+    users = test_users(splits, split)
+    k_max = max(KS)
+    tops = []
     for start in range(0, len(users), batch):
         us = users[start : start + batch]
         s = np.array(score(us), dtype=np.float64)
         s[seen[us].nonzero()] = -np.inf
         top = np.argpartition(-s, k_max, axis=1)[:, :k_max]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), 1), 1)
-        t = truth[us]
-        hits = np.zeros(top.shape, bool)
-        for r in range(len(us)):
-            hits[r] = np.isin(top[r], t.indices[t.indptr[r] : t.indptr[r + 1]])
-        npos = np.diff(t.indptr)
-        for k in KS:
-            h = hits[:, :k]
-            sums[f"precision@{k}"] += float((h.sum(1) / k).sum())
-            sums[f"recall@{k}"] += float((h.sum(1) / npos).sum())
-            ideal = np.array([disc[: min(n, k)].sum() for n in npos])
-            sums[f"ndcg@{k}"] += float(((h * disc[:k]).sum(1) / ideal).sum())
+        tops.append(np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), 1), 1))
         if progress is not None:
             progress(len(us))
-    return {k: round(v / len(users), 5) for k, v in sums.items()}
+    return metrics(np.vstack(tops), users, splits, split)
+
+
+def evaluate_engine(
+    splits: Splits, config: Any = None, split: str = "test", *, progress: Any = None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Our engine as served: trained on ``train``, each test user's feed
+    (retrieval, ranking, re-ranking; what they interacted with in training is
+    seen and never shown), its first 20 items scored."""
+    from cleanroom.foryou.engine import Engine
+    from cleanroom.foryou.ranker import RankingConfig
+
+    cfg = config or RankingConfig.shipped()
+    cfg = dataclasses.replace(cfg, exploration=0.0)
+    t = time.perf_counter()
+    engine = Engine(cfg, clock=lambda: 1.0)
+    engine.bootstrap(splits.training_set())
+    train_s = time.perf_counter() - t
+    users = test_users(splits, split)
+    index = {v: n for n, v in enumerate(splits.item_ids)}
+    k_max = max(KS)
+    top = np.full((len(users), k_max), -1, np.int64)
+    t = time.perf_counter()
+    for r, u in enumerate(users):
+        feed = engine.feed(splits.user_ids[u], limit=k_max, seed="eval", now_ms=1000)
+        row = [index[i.video] for i in feed.items]
+        top[r, : len(row)] = row
+        if progress is not None and r % 256 == 255:
+            progress(256)
+    if progress is not None:
+        progress(len(users) % 256)
+    feed_s = time.perf_counter() - t
+    info = {
+        "train_seconds": round(train_s, 2),
+        "feed_ms_mean": round(1000 * feed_s / len(users), 3),
+        "model": engine.model.describe(),
+    }
+    return metrics(top, users, splits, split), info
 
 
 # -- baselines -------------------------------------------------------------------
@@ -187,3 +241,125 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t
+
+
+# -- the evaluation run --------------------------------------------------------------
+
+PROTOCOL = (
+    "SIGformer (SIGIR 2024): positives are label >= 1; every item ranked except the "
+    "user's training interactions; P/R/NDCG at 10 and 20, mean over users with a test "
+    "positive"
+)
+
+
+def run(
+    sources: list[tuple[str, dict[str, Path] | None]],
+    *,
+    split: str = "test",
+    baselines: bool = True,
+    quiet: bool = False,
+    config: Any = None,
+) -> list[dict[str, Any]]:
+    """Evaluate our engine (and the baselines) on each source: a bundled
+    dataset name with ``None``, or a name with files keyed train/valid/test."""
+    from rich.console import Console
+
+    console = Console(stderr=True, quiet=quiet)
+    return [
+        _run_one(name, files, split, baselines, console, config, quiet) for name, files in sources
+    ]
+
+
+def _run_one(
+    name: str,
+    files: dict[str, Path] | None,
+    split: str,
+    baselines: bool,
+    console: Any,
+    config: Any,
+    quiet: bool,
+) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    splits = bundled(name) if files is None else load_splits(name, dict(files))
+    if split not in splits.parts:
+        raise EvalError(f"{name} has no {split} split")
+    users = len(test_users(splits, split))
+    models: dict[str, Any] = {}
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=quiet,
+    ) as bar:
+
+        def step(label: str) -> Callable[[int], None]:
+            task = bar.add_task(f"{name}: {label}", total=users)
+            return lambda n: bar.advance(task, n)
+
+        m, info = evaluate_engine(splits, config, split, progress=step("foryou (ours)"))
+        models["foryou"] = {
+            **m,
+            "train_seconds": info["train_seconds"],
+            "feed_ms_mean": info["feed_ms_mean"],
+        }
+        if baselines:
+            for label, build in (("popularity", popularity), ("als", als), ("ease", ease)):
+                scorer, seconds = timed(lambda b=build: b(splits))
+                models[label] = {
+                    **evaluate(scorer, splits, split, progress=step(label)),
+                    "train_seconds": round(seconds, 2),
+                }
+    return {
+        "dataset": name,
+        "split": split,
+        "users": users,
+        "items": splits.n_items,
+        "protocol": PROTOCOL,
+        "models": models,
+        "derived": list(info["model"]["derived"]),
+    }
+
+
+def table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    cols = ["precision@10", "recall@10", "ndcg@10", "precision@20", "recall@20", "ndcg@20"]
+    t = Table(
+        "model",
+        *cols,
+        "train s",
+        title=f"{result['dataset']} ({result['split']}, {result['users']} users)",
+        caption="derived: " + "; ".join(result["derived"]) if result["derived"] else None,
+    )
+    best = {c: max(m[c] for m in result["models"].values()) for c in cols}
+    for name, m in result["models"].items():
+        cells = [f"[bold]{m[c]:.4f}[/bold]" if m[c] == best[c] else f"{m[c]:.4f}" for c in cols]
+        t.add_row(
+            name + (" (ours)" if name == "foryou" else ""), *cells, f"{m['train_seconds']:.1f}"
+        )
+    return t
+
+
+def plot_results(results: list[dict[str, Any]], path: Path) -> None:
+    """Recall@20 and NDCG@20 per model and dataset, as grouped bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, metric in zip(axes, ("recall@20", "ndcg@20"), strict=True):
+        names = list(results[0]["models"])
+        width = 0.8 / len(names)
+        for k, model in enumerate(names):
+            vals = [r["models"][model][metric] for r in results]
+            ax.bar(np.arange(len(results)) + k * width, vals, width, label=model)
+        ax.set_xticks(np.arange(len(results)) + 0.4 - width / 2)
+        ax.set_xticklabels([r["dataset"] for r in results])
+        ax.set_title(f"{metric} ({results[0]['split']})")
+    axes[0].legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
