@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +44,11 @@ class Recommender:
         self._ingest = threading.Lock()
         self._pending: list[Observed] = []
         self._flush_timer: threading.Timer | None = None
+        self._new_events = 0
+        # retrain in the background once this many events arrived since the last
+        # training (and at least as many as that training read): models follow
+        # the data without retraining on every batch
+        self.retrain_after = 50_000
         room.vault.on_delete(self._forget)
 
     @property
@@ -106,6 +112,7 @@ class Recommender:
         def load() -> TrainingSet:
             with self._ingest:
                 data, decision = self.training_set()
+                self._new_events = 0
             holder.update(data=data, decision=decision, t=time.perf_counter())
             return data
 
@@ -161,7 +168,17 @@ class Recommender:
         if not self.ready.is_set():
             self._pending.extend(obs)
             return len(obs)
-        return self.engine.observe(obs)
+        n = self.engine.observe(obs)
+        self._new_events += n
+        last = self.trained["records"] if self.trained else 0
+        if self._new_events >= max(self.retrain_after, last) and not self.engine.training:
+            self._new_events = 0
+            threading.Thread(target=self._retrain_quietly, daemon=True).start()
+        return n
+
+    def _retrain_quietly(self) -> None:
+        with contextlib.suppress(CleanroomError):  # one is already running
+            self.retrain()
 
     def add_videos(self, videos: list[Any]) -> None:
         self.engine.add_videos(

@@ -13,7 +13,10 @@ from pydantic import BaseModel, ConfigDict
 from cleanroom.api.auth import Who
 from cleanroom.api.platform_routes import _subject
 from cleanroom.foryou.engine import MAX_LIMIT
-from cleanroom.recommender import Recommender
+from cleanroom.foryou.feed import items_digest
+from cleanroom.recommender import NotReady, Recommender
+from cleanroom.vault import AccessDenied
+from cleanroom.vault.store import UnknownRecord
 
 
 class FeedSettings(BaseModel):
@@ -80,6 +83,41 @@ def router() -> APIRouter:
                 **rec.engine.model.describe(),
                 "trained": rec.trained,
                 "engine": rec.engine.stats(),
+            }
+        )
+
+    @r.post("/v1/recommender/retrain", status_code=202)
+    def retrain(request: Request, who: Who) -> JSONResponse:
+        """Start a full retraining (operator staff or services only); the new
+        model goes live when ready and its lineage is a model.trained entry."""
+        if who.org != "operator":
+            raise AccessDenied(f"{who.name} ({who.org}) may not retrain the model: operator only")
+        rec = recommender_of(request)
+        if not rec.ready.is_set():
+            raise NotReady("the first model is still training")
+        rec.retrain()
+        return JSONResponse({"status": "training", "live": rec.engine.model.version}, 202)
+
+    @r.post("/v1/oversight/feeds/{feed}/replay", tags=["oversight"])
+    def replay(request: Request, feed: str, who: Who) -> JSONResponse:
+        """Recompute a served feed from its recorded inputs with the model of
+        its version; answers whether it matches, bit for bit (oversight only)."""
+        if who.org != "oversight":
+            raise AccessDenied(f"{who.name} ({who.org}) may not replay feeds: oversight only")
+        rec = recommender_of(request)
+        record = rec.engine.record(feed)
+        if record is None:
+            raise UnknownRecord(
+                f"no feed {feed!r} is kept for replay", hint="feeds are kept in memory for a while"
+            )
+        videos = rec.engine.replay(record)
+        return JSONResponse(
+            {
+                "feed": feed,
+                "model_version": record.model_version,
+                "list_digest": record.list_digest,
+                "replayed_digest": items_digest(videos),
+                "match": videos == record.videos,
             }
         )
 

@@ -194,9 +194,11 @@ class Engine:
         Users forgotten meanwhile are forgotten by the new model before it goes live."""
 
         def run() -> None:
-            model = Model.train(load(), self.config.model, self.config.priors)
-            self.swap(model)
-            self._training = False
+            try:
+                model = Model.train(load(), self.config.model, self.config.priors)
+                self.swap(model)
+            finally:
+                self._training = False
             if done:
                 done(model)
 
@@ -208,6 +210,10 @@ class Engine:
         self._retrain = t
         t.start()
         return t
+
+    @property
+    def training(self) -> bool:
+        return self._training
 
     # -- catalog and online learning -------------------------------------------------
 
