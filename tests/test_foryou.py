@@ -27,7 +27,7 @@ from cleanroom.foryou import (
     ReplayError,
     TrainingSet,
 )
-from cleanroom.foryou.model import FEATURES, F
+from cleanroom.foryou.model import BASELINE, FEATURES, F
 from cleanroom.foryou.ranker import contributions, score
 
 NOW = 1_793_600_000_000
@@ -185,7 +185,7 @@ def test_contributions_are_the_score_lost_without_the_feature(engine: Engine) ->
     c = contributions(m, x, w)
     for j in range(len(FEATURES)):
         y = x.copy()
-        y[:, j] = 0
+        y[:, j] = BASELINE[j]
         np.testing.assert_allclose(score(m, x, w) - score(m, y, w), c[:, j], atol=1e-12)
 
 
@@ -213,8 +213,9 @@ def test_explanations_name_real_sources(kuairec) -> None:
     same = [i for i in again.items if i.video == item.video]
     if same:  # still a candidate through another source
         assert math.isclose(item.score - same[0].score, reason["contribution"], abs_tol=1e-6)
-    else:
-        assert item.sources == ["followed"]  # it only came from the follow
+    elif item.sources != ["followed"]:  # still a candidate, now ranked below the cut
+        assert len(again.items) == 100
+        assert item.score - reason["contribution"] <= min(i.score for i in again.items) + 1e-6
 
 
 def test_similar_liked_explanation_names_a_liked_video(engine: Engine) -> None:

@@ -5,9 +5,13 @@ platform loads the bundled kuairec-small data over the API (profiles
 synthesized and marked so); an engineer of the parent is denied, a support
 agent sees masked fields, a user exports their data and deletes their account
 (a copy of the database taken before can no longer be decrypted for them);
-then the ledger: a checkpoint the witness cosigns, an outside monitor
-verifying over HTTP, an inclusion proof checked offline, a forked checkpoint
-refused, and an insider's edit of two decisions caught.
+the For You engine trains on the vault's events through the gate, serves
+explained feeds that change with a user's events and that the oversight body
+replays, gives everyone in a region the same non-personalised feed, and
+forgets a deleted user exactly; then the ledger: a checkpoint the witness
+cosigns, an outside monitor verifying over HTTP, an inclusion proof checked
+offline, a forked checkpoint refused, and an insider's edit of two decisions
+caught.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ DEMO_PRINCIPALS = [  # name, kind, org, role, clearance, subject
     ("olga-oversight", "person", "oversight", "regulator", 5, None),
     ("rita-research", "person", "researcher", "scientist", 1, None),
     ("viewer-14", "user", "users", "user", 0, "u14"),
+    ("viewer-15", "user", "users", "user", 0, "u15"),
+    ("viewer-16", "user", "users", "user", 0, "u16"),
+    ("oscar-ops", "person", "operator", "engineer", 1, None),
 ]
 
 
@@ -87,6 +94,7 @@ def run_demo(keep: bool = False) -> None:
     server = ServerProcess(log_dir).wait_ready()
     try:
         _clean_room(server, {n: t for n, (t, _) in tokens.items()}, log_dir, base)
+        _for_you(server, {n: t for n, (t, _) in tokens.items()})
         _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer)
     finally:
         server.stop()
@@ -211,6 +219,101 @@ def _clean_room(server: ServerProcess, tokens: dict[str, str], log_dir: Path, ba
     _shredded(copy, log_dir)
 
 
+def _show_feed(doc: dict, n: int = 5) -> None:
+    for k, item in enumerate(doc["items"][:n], 1):
+        why = "; ".join(r["text"] for r in item["why"][:2]) or ", ".join(item["sources"])
+        console.print(f"  {k}. {item['video']:>6} by {item['creator']:<12} {why}")
+
+
+def _for_you(server: ServerProcess, tokens: dict[str, str]) -> None:
+    def call(method: str, path: str, who: str, **kw) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {tokens[who]}"}
+        r = httpx.request(method, server.url + path, headers=headers, timeout=120, **kw)
+        r.raise_for_status()
+        return r
+
+    _step("9. The For You model trains on the vault's events, read through the gate")
+    t = time.perf_counter()
+    call("POST", "/v1/recommender/retrain", "oscar-ops")
+    model = {}
+    while time.perf_counter() - t < 300:
+        model = httpx.get(server.url + "/v1/feed/model", timeout=30).json()
+        trained = model.get("trained") or {}
+        if trained.get("records", 0) >= 250_000 and model.get("ready"):
+            break
+        time.sleep(0.5)
+    trained = model["trained"]
+    console.print(
+        f"model {trained['model_version'][:23]}… trained in {trained['seconds']} s on "
+        f"{trained['records']:,} engagements of {trained['users']:,} users "
+        f"({trained['jurisdiction']} only; read allowed by ledger decision "
+        f"{trained['read_decision']}; lineage in entry {trained['index']})"
+    )
+    console.print("derived: " + "; ".join(model["derived"]))
+    weights = httpx.get(server.url + "/v1/feed/config", timeout=30).json()["weights"]
+    console.print(f"published ranking weights (GET /v1/feed/config): {weights}")
+
+    _step("10. User u15's feed, each item with why it is there; every page on the ledger")
+    first = call("GET", "/v1/feed", "viewer-15", params={"limit": 5, "seed": "demo"}).json()
+    _show_feed(first)
+    console.print(
+        f"ledger entry {first['ledger_index']}: model, state and pool digests, no personal data"
+    )
+    replay = call("POST", f"/v1/oversight/feeds/{first['feed']}/replay", "olga-oversight").json()
+    console.print(f"the oversight body replays it: match = [bold green]{replay['match']}[/]")
+    # u15 marks the top video not interested and watches the fourth to the end
+    top, liked = first["items"][0]["video"], first["items"][3]["video"]
+    now = int(time.time() * 1000)
+    events = [
+        {
+            "id": "demo-ni",
+            "user": "u15",
+            "video": top,
+            "kind": "not_interested",
+            "ts_ms": now,
+            "watch_ms": 0,
+        },
+        {
+            "id": "demo-lv",
+            "user": "u15",
+            "video": liked,
+            "kind": "view",
+            "ts_ms": now + 1,
+            "watch_ms": 45_000,
+        },
+    ]
+    t = time.perf_counter()
+    call("POST", "/v1/events", "platform-app", json={"events": events})
+    after = call("GET", "/v1/feed", "viewer-15", params={"limit": 5, "seed": "demo"}).json()
+    dt = (time.perf_counter() - t) * 1000
+    console.print(
+        f"u15 marks {top} not interested and watches {liked}; {dt:.0f} ms later the feed is:"
+    )
+    _show_feed(after)
+
+    _step("11. The non-personalised feed (EU DSA Art. 38): the same for everyone in the region")
+    call("PUT", "/v1/me/feed-settings", "viewer-15", json={"mode": "popular"})
+    a = call("GET", "/v1/feed", "viewer-15", params={"limit": 5}).json()
+    b = call("GET", "/v1/feed", "viewer-16", params={"limit": 5, "mode": "popular"}).json()
+    _show_feed(a)
+    same = [i["video"] for i in a["items"]] == [i["video"] for i in b["items"]]
+    console.print(f"u15 (setting) and u16 (per request) get the same list: [bold green]{same}[/]")
+
+    _step("12. User u16 deletes their account: the model forgets them exactly")
+    before = httpx.get(server.url + "/v1/feed/model", timeout=30).json()["version"]
+    call("DELETE", "/v1/me", "viewer-16")
+    for _ in range(200):
+        m = httpx.get(server.url + "/v1/feed/model", timeout=30).json()
+        if m["forgotten_users"] >= 1 and m["version"] != before:
+            break
+        time.sleep(0.1)
+    console.print(
+        f"model {before[:23]}… -> {m['version'][:23]}… ({m['forgotten_users']} user forgotten "
+        "by a Woodbury downdate of the item-item model, no retraining; a test checks it "
+        "equals a model retrained without them)"
+    )
+
+
 def _shredded(copy: Path, log_dir: Path) -> None:
     """Open the backup with everything the operator still has: keyring and key store."""
     from cleanroom.room import keyring
@@ -253,7 +356,7 @@ def _shredded(copy: Path, log_dir: Path) -> None:
 def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     from cleanroom.ledger.note import parse_verifier
 
-    _step("9. The log publishes a checkpoint of every decision; the witness cosigns it")
+    _step("13. The log publishes a checkpoint of every decision; the witness cosigns it")
     size = _ledger_size(log_dir)
     deadline = time.monotonic() + 30
     note = ""
@@ -264,7 +367,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         time.sleep(0.1)
     console.print(Panel(note.rstrip(), title="GET /log/checkpoint"))
 
-    _step("10. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
+    _step("14. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
     monitor = Monitor(
         server.url + "/log/",
         parse_verifier(log_vkey),
@@ -279,7 +382,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"cosigned by {', '.join(report.cosigners)}"
     )
 
-    _step("11. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
+    _step("15. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
     proof_text = httpx.get(server.url + "/v1/ledger/proofs/inclusion", params={"index": 42}).text
     entry_body = httpx.get(server.url + "/v1/ledger/entries/42").json()["entry"]
     console.print(f"entry 42: {entry_body['type']} by {entry_body.get('principal')}")
@@ -291,7 +394,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     console.print(proof_text.split("\n\n")[0])
     console.print(f"[green]entry 42 is included[/] in the cosigned tree of size {cp.size}")
 
-    _step("12. A forked checkpoint (signed with the log key) is refused by the witness")
+    _step("16. A forked checkpoint (signed with the log key) is refused by the witness")
     fork = MemoryTree()
     for i in range(size + 5):
         fork.append(f"forged {i}".encode())
@@ -303,7 +406,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"witness answered [bold]{resp.status_code}[/]: {resp.json().get('detail', resp.text)}"
     )
 
-    _step("13. An insider edits two stored decisions; a full audit by the monitor catches it")
+    _step("17. An insider edits two stored decisions; a full audit by the monitor catches it")
     con = sqlite3.connect(log_dir / "cleanroom.db")
     denied = [
         idx

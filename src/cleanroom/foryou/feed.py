@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cleanroom.foryou.model import FEATURES, F, Model
+from cleanroom.foryou.model import AFFINITY_FLOOR, BASELINE, FEATURES, F, Model
 from cleanroom.foryou.online import WORLD, UserState
 from cleanroom.foryou.pool import Catalog, Pool
 from cleanroom.foryou.ranker import RankingConfig, contributions, score
@@ -37,6 +37,7 @@ REASONS = {
     "followed_creator": "From a creator you follow",
     "fresh": "New upload",
     "co_engaged": "Often liked together with videos you liked",
+    "affinity": "Close to what you watch",
 }
 SOURCES = {
     "embedding": "Matches your taste",
@@ -159,6 +160,9 @@ def compute(
     x[known, F["similar_liked"]] = sim_p[mi[known]]
     x[known, F["similar_skipped"]] = sim_n[mi[known]]
     x[known, F["taste"]] = model.V[mi[known]] @ q
+    x[:, F["affinity"]] = np.log(
+        np.maximum(x[:, F["similar_liked"]] + x[:, F["similar_skipped"]], AFFINITY_FLOOR)
+    )
     x[known, F["popular"]] = np.log1p(model.pos[mi[known]])
     x[known, F["exposure"]] = np.log1p(model.pos[mi[known]] + model.neg[mi[known]])
     for n, v in enumerate(cands):
@@ -210,7 +214,7 @@ def explain(
 ) -> list[dict[str, Any]]:
     """The main positive contributions, in words (feature, text, contribution)."""
     order = sorted(
-        (j for j in range(len(FEATURES)) if contrib[j] > 0 and x[j] != 0),
+        (j for j in range(len(FEATURES)) if contrib[j] > 0 and x[j] != BASELINE[j]),
         key=lambda j: (-contrib[j], j),
     )[:top]
     out = []

@@ -45,13 +45,20 @@ FEATURES = (
     "followed_creator",  # 1 if the user follows the creator
     "fresh",  # exp(-age / 1 day)
     "co_engaged",  # log(1 + online co-engagement with the user's recent likes)
+    "affinity",  # log of the item-item score of everything you engaged with (exposure)
 )
+AFFINITY_FLOOR = 1e-3
+# The value of each feature when its source is absent (what an explanation's
+# contribution is measured against).
+BASELINE = np.zeros(len(FEATURES))
+BASELINE[FEATURES.index("affinity")] = np.log(AFFINITY_FLOOR)
 F = {f: n for n, f in enumerate(FEATURES)}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     l2: float = 500.0
+    dropout: float = 0.0  # EDLAE (Steck 2020): extra L2 of p/(1-p)·diag(XᵀX) per item
     negative_weight: float = 0.3
     factors: int = 64
     sample_ratio: float = 2.0
@@ -157,10 +164,15 @@ class Model:
         g = (x.T @ x).toarray() if sp.issparse(x) else x.T @ x
         m.gram = np.asarray(g, np.float64)
         a = m.gram.copy()
-        a[np.diag_indices_from(a)] += config.l2
+        a[np.diag_indices_from(a)] += config.l2 + m._drop * np.diag(m.gram)
         m.inverse = np.linalg.inv(a)
         m._refresh()
         return m
+
+    @property
+    def _drop(self) -> float:
+        p = self.config.dropout
+        return p / (1.0 - p)
 
     @property
     def index_of(self) -> dict[str, int]:
@@ -243,11 +255,19 @@ class Model:
         if row.nnz:
             idx = row.indices
             x = row.data
-            # G' = G - xᵀx ; (A - xᵀx)⁻¹ = A⁻¹ + (A⁻¹x)(A⁻¹x)ᵀ / (1 - x A⁻¹ xᵀ)
+            # A = XᵀX + λI + c·diag(XᵀX) loses M = xᵀx + c·diag(x²) on the user's
+            # items: a rank-k Woodbury downdate of A⁻¹ (k = the user's items),
+            # (A - E M Eᵀ)⁻¹ = A⁻¹ + A⁻¹E (M⁻¹ - EᵀA⁻¹E)⁻¹ EᵀA⁻¹
+            m = np.outer(x, x)
+            m[np.diag_indices_from(m)] += self._drop * x * x
             self.gram[np.ix_(idx, idx)] -= np.outer(x, x)
-            w = self.inverse[:, idx] @ x
-            denom = 1.0 - x @ w[idx]
-            self.inverse += np.outer(w, w) / denom
+            cols = self.inverse[:, idx]
+            inner = np.linalg.inv(m) - cols[idx] if self._drop else None
+            if inner is None:  # rank one: Sherman-Morrison
+                w = cols @ x
+                self.inverse += np.outer(w, w) / (1.0 - x @ w[idx])
+            else:
+                self.inverse += cols @ np.linalg.solve(inner, cols.T)
         self.stale = True
         if refresh:
             self.refresh()
@@ -328,6 +348,9 @@ class Model:
             out[rows, F["similar_skipped"]] = (nb @ self.B)[uu, ii]
             q = pb @ self.V
             out[rows, F["taste"]] = (q[uu] * self.V[ii]).sum(1)
+        out[:, F["affinity"]] = np.log(
+            np.maximum(out[:, F["similar_liked"]] + out[:, F["similar_skipped"]], AFFINITY_FLOOR)
+        )
         vv = (self.V.astype(np.float64) ** 2).sum(1)
         out[:, F["taste"]] -= own_p * vv[i]
         pos = self.pos[i] - own_p

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cleanroom.foryou.model import FEATURES, Model, ModelConfig
+from cleanroom.foryou.model import BASELINE, FEATURES, Model, ModelConfig
 from cleanroom.foryou.signals import HEADS
 from cleanroom.storage.errors import CleanroomError
 
@@ -95,14 +95,15 @@ def score(model: Model, x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
 
 def contributions(model: Model, x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
     """For each row and feature: how much the score drops when that feature is
-    taken away (set to 0, i.e. the source absent). Exact, not a linearisation."""
+    taken away (set to its value with the source absent, ``BASELINE``). Exact,
+    not a linearisation."""
     base = score(model, x, weights)
     out = np.empty_like(x)
     for j in range(x.shape[1]):
-        if not x[:, j].any():
+        if (x[:, j] == BASELINE[j]).all():
             out[:, j] = 0.0
             continue
         y = x.copy()
-        y[:, j] = 0.0
+        y[:, j] = BASELINE[j]
         out[:, j] = base - score(model, y, weights)
     return out
