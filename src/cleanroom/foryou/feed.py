@@ -163,6 +163,10 @@ def compute(
     x[:, F["affinity"]] = np.log(
         np.maximum(x[:, F["similar_liked"]] + x[:, F["similar_skipped"]], AFFINITY_FLOOR)
     )
+    # a video the model has not seen yet (a fresh upload) is neither close to nor
+    # far from the user's history: it gets the typical affinity of the others
+    if known.any() and not known.all():
+        x[~known, F["affinity"]] = np.median(x[known, F["affinity"]])
     x[known, F["popular"]] = np.log1p(model.pos[mi[known]])
     x[known, F["exposure"]] = np.log1p(model.pos[mi[known]] + model.neg[mi[known]])
     for n, v in enumerate(cands):
@@ -209,12 +213,26 @@ def _example(model: Model, liked: list[str], video: str) -> str | None:
     return best
 
 
+MODEL_FEATURES = {F[f] for f in ("similar_liked", "similar_skipped", "taste", "affinity")}
+
+
 def explain(
-    contrib: np.ndarray, x: np.ndarray, region: str, *, example: str | None, top: int = 3
+    contrib: np.ndarray,
+    x: np.ndarray,
+    region: str,
+    *,
+    example: str | None,
+    known: bool = True,
+    top: int = 3,
 ) -> list[dict[str, Any]]:
-    """The main positive contributions, in words (feature, text, contribution)."""
+    """The main positive contributions, in words (feature, text, contribution).
+    For a video the model does not know yet, nothing is said about similarity."""
     order = sorted(
-        (j for j in range(len(FEATURES)) if contrib[j] > 0 and x[j] != BASELINE[j]),
+        (
+            j
+            for j in range(len(FEATURES))
+            if contrib[j] > 0 and x[j] != BASELINE[j] and (known or j not in MODEL_FEATURES)
+        ),
         key=lambda j: (-contrib[j], j),
     )[:top]
     out = []
