@@ -187,11 +187,14 @@ def compute(
     order = sorted(range(len(cands)), key=lambda n: (-s[n], cands[n]))
     chosen = rerank(order, cands, meta, cfg, depth)
     contrib = contributions(model, x[chosen], cfg.weights)
+    examples = _examples(model, p_idx, mi[chosen])
     out = []
     for row, n in enumerate(chosen):
         v = cands[n]
         item = FeedItem(v, meta[v].creator, float(s[n]), sources[v])
-        item.reasons = explain(contrib[row], x[n], region, example=_example(model, liked, v))
+        item.reasons = explain(
+            contrib[row], x[n], region, example=examples[row], known=bool(known[n])
+        )
         if v in boosts:
             b = boosts[v]
             item.boost = {"id": b.id, "label": b.label or cfg.boost_label}
@@ -200,17 +203,19 @@ def compute(
     return out
 
 
-def _example(model: Model, liked: list[str], video: str) -> str | None:
-    """The liked video that contributes most to ``video``'s similarity."""
-    j = model.index_of.get(video)
-    if j is None:
-        return None
-    best, best_w = None, 0.0
-    for v in liked:
-        i = model.index_of.get(v)
-        if i is not None and model.B[i, j] > best_w:
-            best, best_w = v, float(model.B[i, j])
-    return best
+def _examples(model: Model, liked: np.ndarray, items: np.ndarray) -> list[str | None]:
+    """For each item (model index, -1 if unknown): the liked video that adds
+    most to its similarity, if any adds."""
+    out: list[str | None] = [None] * len(items)
+    ok = np.nonzero(items >= 0)[0]
+    if not len(liked) or not len(ok):
+        return out
+    w = model.B[np.ix_(liked, items[ok])]
+    best = w.argmax(0)
+    for k, col in enumerate(ok):
+        if w[best[k], k] > 0:
+            out[col] = model.items[liked[best[k]]]
+    return out
 
 
 MODEL_FEATURES = {F[f] for f in ("similar_liked", "similar_skipped", "taste", "affinity")}

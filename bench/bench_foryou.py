@@ -1,0 +1,227 @@
+"""For You engine benchmarks (issue 4): offline quality against popularity,
+implicit ALS and EASE (SIGformer protocol, same run); GET /v1/feed latency and
+throughput over HTTP at a sustained rate, with /healthz and the
+non-personalised feed as baselines; freshness (event acknowledged -> a feed
+that reflects it); training time and the time to forget one user.
+
+    python bench/bench_foryou.py [--skip-quality] [--skip-http] [--rate 300]
+        [--seconds 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cleanroom import datasets
+from cleanroom.config import Config, DataDir
+from cleanroom.foryou import Engine, RankingConfig
+from cleanroom.foryou.evaluate import bundled, run, table
+from cleanroom.gate import Principal
+from cleanroom.ledger.note import generate_signer
+from cleanroom.room import CleanRoom
+from cleanroom.servers import ServerProcess
+from common import machine, pct
+
+console = Console()
+APP = Principal("bench-app", "service", "platform", "ingest", "US", 1)
+USERS_WITH_TOKENS = 400
+
+
+def quality() -> list[dict]:
+    results = run([("kuairec-small", None), ("kuairand-small", None)])
+    for r in results:
+        console.print(table(r))
+    return results
+
+
+def forget_time() -> dict:
+    out = {}
+    for name in ("kuairec-small", "kuairand-small"):
+        splits = bundled(name)
+        e = Engine(RankingConfig.shipped())
+        t0 = time.perf_counter()
+        e.bootstrap(splits.training_set())
+        train = time.perf_counter() - t0
+        times = []
+        for user in splits.user_ids[:5]:
+            t0 = time.perf_counter()
+            e.forget(user)
+            times.append(time.perf_counter() - t0)
+        out[name] = {
+            "train_seconds": round(train, 2),
+            "forget_one_user_seconds_median": round(sorted(times)[2], 3),
+        }
+    return out
+
+
+def _setup(tmp: Path) -> tuple[DataDir, dict[str, str]]:
+    dd = DataDir(tmp)
+    dd.save(Config(origin="bench.example/log", database_url=f"sqlite:///{tmp / 'bench.db'}"))
+    dd.write_key("log", generate_signer("bench.example/log"))
+    users, videos, events = datasets.load("kuairec-small")
+    tokens = {}
+    with CleanRoom.open(dd) as room:
+        room.principals.add(APP)
+        g, v = room.gate, room.vault
+        v.put_users(g.require(APP, "write", "Profile", subjects=[u.id for u in users]), users)
+        v.put_videos(g.require(APP, "write", "Videos"), videos)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("loading kuairec-small into the vault", total=len(events))
+            for i in range(0, len(events), 10_000):
+                part = events[i : i + 10_000]
+                v.add_events(
+                    g.require(APP, "write", "Events", subjects=[e.user for e in part]), part
+                )
+                bar.advance(task, len(part))
+        for u in users[:USERS_WITH_TOKENS]:
+            name = f"viewer-{u.id}"
+            room.principals.add(Principal(name, "user", "users", "user", "US", 0, subject=u.id))
+            tokens[u.id] = room.principals.issue_token(name)
+        tokens["_app"] = room.principals.issue_token(APP.name)
+    return dd, tokens
+
+
+async def _sustained(url: str, paths: list[tuple[str, str]], rate: float, seconds: float) -> dict:
+    """Open loop: requests start on a fixed schedule whatever the latency."""
+    lat: list[float] = []
+    errors = 0
+    n = int(rate * seconds)
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as c:
+
+        async def one(k: int) -> None:
+            nonlocal errors
+            path, token = paths[k % len(paths)]
+            t0 = time.perf_counter()
+            r = await c.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
+            if r.status_code != 200:
+                errors += 1
+            lat.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        tasks = []
+        for k in range(n):
+            delay = start + k / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(k)))
+        await asyncio.gather(*tasks)
+        took = time.perf_counter() - start
+    lat.sort()
+    return {
+        "requests": n,
+        "achieved_per_s": round(n / took, 1),
+        "p50_ms": round(1000 * pct(lat, 50), 2),
+        "p99_ms": round(1000 * pct(lat, 99), 2),
+        "errors": errors,
+    }
+
+
+def _freshness(url: str, tokens: dict[str, str], trials: int = 100) -> dict:
+    """Time from a POST /v1/events acknowledgement to the first feed without the
+    video the user just marked not interested."""
+    out = []
+    users = [u for u in tokens if not u.startswith("_")][:trials]
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for k, u in enumerate(users):
+            h = {"Authorization": f"Bearer {tokens[u]}"}
+            top = c.get("/v1/feed", params={"limit": 1}, headers=h).json()["items"][0]["video"]
+            ev = {
+                "id": f"fresh-{k}",
+                "user": u,
+                "video": top,
+                "kind": "not_interested",
+                "ts_ms": int(time.time() * 1000),
+                "watch_ms": 0,
+            }
+            r = c.post(
+                "/v1/events",
+                json={"events": [ev]},
+                headers={"Authorization": f"Bearer {tokens['_app']}"},
+            )
+            r.raise_for_status()
+            acked = time.perf_counter()
+            while True:
+                items = c.get("/v1/feed", params={"limit": 20}, headers=h).json()["items"]
+                if top not in [i["video"] for i in items]:
+                    break
+            out.append(time.perf_counter() - acked)
+    out.sort()
+    return {
+        "trials": len(out),
+        "p50_ms": round(1000 * pct(out, 50), 2),
+        "p99_ms": round(1000 * pct(out, 99), 2),
+        "max_ms": round(1000 * out[-1], 2),
+    }
+
+
+def http(rate: float, seconds: float, tmp: Path) -> dict:
+    dd, tokens = _setup(tmp)
+    server = ServerProcess(dd.path).wait_ready(60)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            rec = httpx.get(server.url + "/healthz").json().get("recommender", {})
+            if rec.get("ready"):
+                break
+            time.sleep(0.5)
+        users = [u for u in tokens if not u.startswith("_")]
+        feed = [("/v1/feed?limit=20", tokens[u]) for u in users]
+        popular = [("/v1/feed?limit=20&mode=popular", tokens[u]) for u in users]
+        asyncio.run(_sustained(server.url, feed, 50, 3))  # warm-up
+        out = {
+            "baseline_healthz": asyncio.run(
+                _sustained(server.url, [("/healthz", "")], rate, seconds)
+            ),
+            "baseline_popular_feed": asyncio.run(_sustained(server.url, popular, rate, seconds)),
+            "personalized_feed": asyncio.run(_sustained(server.url, feed, rate, seconds)),
+            "personalized_feed_2x_rate": asyncio.run(
+                _sustained(server.url, feed, 2 * rate, seconds / 2)
+            ),
+            "freshness": _freshness(server.url, tokens),
+        }
+    except Exception:
+        console.print(server.log_path.read_text()[-3000:])
+        raise
+    finally:
+        server.stop()
+    for k, v in out.items():
+        console.print(f"{k}: {v}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--rate", type=float, default=300)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    report: dict = {"machine": machine(), "date": datetime.now(UTC).isoformat(timespec="seconds")}
+    if not args.skip_quality:
+        report["quality"] = quality()
+        report["training_and_deletion"] = forget_time()
+        console.print(report["training_and_deletion"])
+    if not args.skip_http:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            report["http"] = http(args.rate, args.seconds, Path(d))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
