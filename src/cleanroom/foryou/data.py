@@ -104,6 +104,11 @@ class TrainingSet:
         )
 
     @property
+    def timed(self) -> bool:
+        """Whether the events carry time (more than one distinct timestamp)."""
+        return len(self.ts) > 1 and bool((self.ts != self.ts[0]).any())
+
+    @property
     def shape(self) -> tuple[int, int]:
         return len(self.users), len(self.items)
 

@@ -236,11 +236,15 @@ class Engine:
             )
             for n in order
         )
-        self.observe(events, engagements=True)
+        # without timestamps the order of a user's events means nothing: no
+        # co-engagement pairs are learned from it
+        self.observe(events, engagements=True, pairs=data.timed)
         if train:
             self.train(data)
 
-    def observe(self, events: Iterable[Observed], *, engagements: bool = False) -> int:
+    def observe(
+        self, events: Iterable[Observed], *, engagements: bool = False, pairs: bool = True
+    ) -> int:
         """Learn from events at once: the user's state and the counters change,
         so the user's next feed reflects them."""
         n = 0
@@ -252,8 +256,8 @@ class Engine:
             item = self.catalog.get(e.video)
             previous: list[str] = []
             if st is not None:
-                if signal(eng) == "positive":
-                    previous = st.liked_and_skipped()[0][-5:]
+                if pairs and signal(eng) == "positive":
+                    previous = list(st.liked)[-5:]
                 st.observe(e.video, eng, e.ts_ms, item.creator if item else None)
             if signal(eng) == "positive":
                 self.counters.positive(e.video, e.region, e.ts_ms, previous)

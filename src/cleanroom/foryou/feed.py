@@ -42,6 +42,7 @@ REASONS = {
 SOURCES = {
     "embedding": "Matches your taste",
     "similar": "Similar to videos you liked",
+    "related": "Close to videos you watched",
     "co_engaged": "Liked by people who liked the same videos",
     "popular_region": "Popular in your region",
     "popular_world": "Popular worldwide",
@@ -123,6 +124,12 @@ def compute(
         k = min(r.get("similar", 200), len(model.items) - 1)
         top = np.argpartition(-sim_p, k)[:k]
         add((model.items[j] for j in top if sim_p[j] > 0), "similar")
+    if len(p_idx) or len(n_idx):
+        k = min(r.get("related", 200), len(model.items) - 1)
+        if k > 0:
+            aff = sim_p + sim_n
+            top = np.argpartition(-aff, k)[:k]
+            add((model.items[j] for j in top if aff[j] > 0), "related")
     co_score: dict[str, float] = {}
     for v in liked[-RECENT_LIKES:]:
         for w, c in pool.co.get(v, {}).items():

@@ -64,10 +64,29 @@ class ModelConfig:
     sample_ratio: float = 2.0
     max_items: int = 6000
     max_rows: int = 400_000
+    # per head: features it does not use, and whether it learns only from
+    # videos the user was shown (P(kind | shown)) rather than from those and
+    # unwatched ones (P(kind))
+    exclude: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    shown_only: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(**{k: type(getattr(cls(), k))(v) for k, v in d.items()})
+        base = cls()
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if k == "exclude":
+                out[k] = {h: tuple(fs) for h, fs in v.items()}
+                for fs in out[k].values():
+                    if bad := set(fs) - set(FEATURES):
+                        raise ValueError(f"unknown features {sorted(bad)}")
+            elif k == "shown_only":
+                out[k] = tuple(v)
+            elif hasattr(base, k):
+                out[k] = type(getattr(base, k))(v)
+            else:
+                raise ValueError(f"unknown model setting {k!r}")
+        return cls(**out)
 
 
 @dataclass
@@ -290,7 +309,7 @@ class Model:
         q = self.V[p_items].sum(0) if len(p_items) else np.zeros(self.V.shape[1], np.float32)
         return sim_p, sim_n, q
 
-    def _example_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def _example_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """Training examples of the heads: every engagement of a user still in
         the model, plus unwatched items sampled per user (seeded by the user id)."""
         keep = self._rows()
@@ -305,11 +324,13 @@ class Model:
             rng = np.random.default_rng(_stable_seed(self.data.users[n]))
             su.append(np.full(k, n, np.int32))
             si.append(rng.integers(0, ni, k, dtype=np.int32))
+        shown = np.ones(len(u), bool)
         if su:
             u = np.concatenate([u, *su])
             i = np.concatenate([i, *si])
             extra = sum(len(s) for s in su)
             labels = {h: np.concatenate([y, np.zeros(extra, bool)]) for h, y in labels.items()}
+            shown = np.concatenate([shown, np.zeros(extra, bool)])
         if len(u) > self.config.max_rows:
             # a deterministic subsample keyed by (user id, item): independent of
             # which other users are in the snapshot
@@ -319,9 +340,9 @@ class Model:
             )
             order = np.argsort(key, kind="stable")[: self.config.max_rows]
             order.sort()
-            u, i = u[order], i[order]
+            u, i, shown = u[order], i[order], shown[order]
             labels = {h: y[order] for h, y in labels.items()}
-        return u, i, labels
+        return u, i, labels, shown
 
     def example_features(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Leave-one-out features of (user, item) pairs from the training rows:
@@ -362,15 +383,23 @@ class Model:
         return out
 
     def _fit_heads(self) -> dict[str, Head]:
-        u, i, labels = self._example_rows()
+        u, i, labels, shown = self._example_rows()
         x = self.example_features(u, i)
-        return {h: fit_head(x, labels[h], self.priors.get(h, {})) for h in HEADS}
+        heads = {}
+        for h in HEADS:
+            xh, yh = (x[shown], labels[h][shown]) if h in self.config.shown_only else (x, labels[h])
+            drop = [F[f] for f in self.config.exclude.get(h, ())]
+            if drop:
+                xh = xh.copy()
+                xh[:, drop] = 0.0  # no variance: the head gives it its prior, or nothing
+            heads[h] = fit_head(xh, yh, self.priors.get(h, {}))
+        return heads
 
     # -- identity -----------------------------------------------------------------
 
     def _digest(self) -> str:
         h = hashlib.sha256()
-        h.update(json.dumps(self.config.__dict__, sort_keys=True).encode())
+        h.update(json.dumps(self.config.__dict__, sort_keys=True, default=list).encode())
         h.update(json.dumps(self.priors, sort_keys=True).encode())
         h.update("\n".join(self.items).encode())
         for a in (self.B, self.V, self.pos, self.neg):

@@ -234,6 +234,8 @@ class Counters:
         self.co_items, self.co_neighbours = co_items, co_neighbours
         self._lock = threading.Lock()
         self.version = 0  # bumped on every change
+        self.first_ms: int | None = None  # the time span seen: "rising" needs one
+        self.last_ms: int | None = None
 
     def _scopes(self, region: str) -> tuple[str, ...]:
         return (WORLD, region) if region != WORLD else (WORLD,)
@@ -241,6 +243,8 @@ class Counters:
     def positive(self, video: str, region: str, ts_ms: int, previous: list[str]) -> None:
         """Count a positive engagement; ``previous`` are the user's recent likes."""
         with self._lock:
+            self.first_ms = ts_ms if self.first_ms is None else min(self.first_ms, ts_ms)
+            self.last_ms = ts_ms if self.last_ms is None else max(self.last_ms, ts_ms)
             for scope in self._scopes(region):
                 self.slow.setdefault(scope, Decaying(self._slow_hl)).add(video, ts_ms)
                 self.fast.setdefault(scope, Decaying(self._fast_hl)).add(video, ts_ms)
@@ -279,9 +283,13 @@ class Counters:
             return n
 
     def rising(self, scope: str, n: int, now_ms: int) -> list[tuple[str, float]]:
-        """Videos whose last hour is strong against their usual level."""
+        """Videos whose last hour is strong against their usual level (nothing
+        until the counters have seen at least an hour of events: without time
+        there is no trend)."""
         fast, slow = self.fast.get(scope), self.slow.get(scope)
-        if fast is None or slow is None:
+        if fast is None or slow is None or self.first_ms is None or self.last_ms is None:
+            return []
+        if self.last_ms - self.first_ms < self._fast_hl:
             return []
         ratio = self._fast_hl / self._slow_hl
         out = []
