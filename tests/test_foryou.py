@@ -208,7 +208,7 @@ def test_explanations_name_real_sources(kuairec) -> None:
     assert reason["text"] == "From a creator you follow" and reason["contribution"] > 0
     # without the follow the same video scores lower by exactly that much
     st_ = e.states.get("u20")
-    st_.follows.discard(target.creator)
+    st_.unfollow(target.creator)
     again = e.feed("u20", limit=100, seed="s", now_ms=NOW)
     same = [i for i in again.items if i.video == item.video]
     if same:  # still a candidate through another source

@@ -187,14 +187,19 @@ class Recommender:
 
     # -- serving -------------------------------------------------------------------
 
-    def feed(self, user: str, **how: Any) -> tuple[ServedFeed, int]:
-        """A feed page for ``user`` and the ledger index of its commitment."""
+    def serve(self, user: str, **how: Any) -> ServedFeed:
+        """A feed page for ``user``, not yet committed (see :meth:`feed`)."""
         if not self.ready.is_set():
             raise NotReady(
                 self.error or "the model is still training",
                 hint="retry in a few seconds" if not self.error else None,
             )
-        served = self.engine.feed(user, region=self.region, **how)
+        return self.engine.feed(user, region=self.region, **how)
+
+    def feed(self, user: str, **how: Any) -> tuple[ServedFeed, int]:
+        """A feed page for ``user`` and the ledger index of its commitment
+        (durable before the feed is returned)."""
+        served = self.serve(user, **how)
         return served, self.room.log.append(served.entry)
 
     # -- deletion --------------------------------------------------------------------

@@ -14,6 +14,7 @@ from cleanroom.api.auth import Who
 from cleanroom.api.platform_routes import _subject
 from cleanroom.foryou.engine import MAX_LIMIT
 from cleanroom.foryou.feed import items_digest
+from cleanroom.ledger.entries import encode_entry
 from cleanroom.recommender import NotReady, Recommender
 from cleanroom.vault import AccessDenied
 from cleanroom.vault.store import UnknownRecord
@@ -50,11 +51,14 @@ def router() -> APIRouter:
         user = _subject(who)
         rec = recommender_of(request)
 
-        def work() -> dict[str, Any]:
-            served, index = rec.feed(user, limit=limit, mode=mode, cursor=cursor, seed=seed)
-            return {**served.to_dict(), "ledger_index": index}
+        def work() -> tuple[dict[str, Any], bytes]:
+            served = rec.serve(user, limit=limit, mode=mode, cursor=cursor, seed=seed)
+            return served.to_dict(), encode_entry(served.entry)
 
-        return JSONResponse(await anyio.to_thread.run_sync(work))
+        doc, entry = await anyio.to_thread.run_sync(work)
+        # the commitment is durable before the feed leaves (awaited, not blocking a thread)
+        index = await rec.room.log.append_body_async(entry)
+        return JSONResponse({**doc, "ledger_index": index})
 
     @r.put("/v1/me/feed-settings")
     def put_settings(request: Request, who: Who, body: FeedSettings) -> JSONResponse:

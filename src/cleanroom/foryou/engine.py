@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cleanroom.foryou.data import ENGAGEMENTS, Item, TrainingSet
-from cleanroom.foryou.feed import MODES, FeedItem, Mode, compute, items_digest
+from cleanroom.foryou.feed import MODES, FeedItem, Mode, compute, explain_items, items_digest
 from cleanroom.foryou.model import Model
 from cleanroom.foryou.online import WORLD, Counters, States, UserState
 from cleanroom.foryou.pool import Boost, Catalog, Pool, snapshot
@@ -270,6 +270,7 @@ class Engine:
         with self._lock:
             st = self.states.get(user) or UserState(user, region)
             st.mode = mode
+            st.changed()
             self.states.put(st)
 
     def declare_boost(self, boost: Boost) -> None:
@@ -345,7 +346,7 @@ class Engine:
         pool = self.pool(now_ms)
         st = self.states.get(user)
         with self._lock:
-            state = UserState.from_dict(st.to_dict()) if st is not None else UserState(user, region)
+            state, doc, digest = (st or UserState(user, region)).snapshot()
         chosen: Mode = mode or state.mode  # type: ignore[assignment]
         items = compute(
             model, self.config, state, pool, self.catalog, seed=seed, mode=chosen, depth=DEPTH
@@ -359,8 +360,8 @@ class Engine:
             DEPTH,
             model.version,
             self.config.digest(),
-            state.to_dict(),
-            state.digest(),
+            doc,
+            digest,
             pool,
             [i.video for i in items],
             items,
@@ -374,6 +375,11 @@ class Engine:
 
     def _serve(self, record: FeedRecord, offset: int, limit: int) -> ServedFeed:
         page = record.items[offset : offset + limit]
+        model = self._models.get(record.model_version)
+        if model is not None and any(i.x is not None for i in page):
+            with self._lock:
+                liked = [v for v, _ in record.state["liked"]]
+                explain_items(model, self.config, liked, record.state["region"], page)
         end = offset + len(page)
         nxt = f"{record.feed}.{end}" if end < len(record.items) else None
         return ServedFeed(record, offset, page, nxt)

@@ -60,6 +60,10 @@ class FeedItem:
     sources: list[str]
     reasons: list[dict[str, Any]] = field(default_factory=list)
     boost: dict[str, str] | None = None
+    # the item's features until its explanation is written (only pages served are)
+    x: np.ndarray | None = field(default=None, repr=False, compare=False)
+    known: bool = field(default=True, repr=False, compare=False)
+    midx: int = field(default=-1, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -193,21 +197,37 @@ def compute(
             s[n] += boosts[v].factor
     order = sorted(range(len(cands)), key=lambda n: (-s[n], cands[n]))
     chosen = rerank(order, cands, meta, cfg, depth)
-    contrib = contributions(model, x[chosen], cfg.weights)
-    examples = _examples(model, p_idx, mi[chosen])
     out = []
-    for row, n in enumerate(chosen):
+    for n in chosen:
         v = cands[n]
         item = FeedItem(v, meta[v].creator, float(s[n]), sources[v])
-        item.reasons = explain(
-            contrib[row], x[n], region, example=examples[row], known=bool(known[n])
-        )
+        item.x, item.known, item.midx = x[n], bool(known[n]), int(mi[n])
         if v in boosts:
             b = boosts[v]
             item.boost = {"id": b.id, "label": b.label or cfg.boost_label}
-            item.reasons.insert(0, {"source": "boost", "text": b.label or cfg.boost_label})
         out.append(item)
     return out
+
+
+def explain_items(
+    model: Model, cfg: RankingConfig, liked_videos: list[str], region: str, items: list[FeedItem]
+) -> None:
+    """Write "why this video" for the items that have none yet: the main
+    contributions to each score (exact: the score lost without the source), a
+    liked video it resembles, a declared boost first."""
+    todo = [it for it in items if it.x is not None]
+    if not todo:
+        return
+    idx = model.index_of
+    liked = np.array([idx[v] for v in liked_videos if v in idx], np.int64)
+    x = np.stack([it.x for it in todo])
+    contrib = contributions(model, x, cfg.weights)
+    examples = _examples(model, liked, np.array([it.midx for it in todo]))
+    for row, it in enumerate(todo):
+        it.reasons = explain(contrib[row], x[row], region, example=examples[row], known=it.known)
+        if it.boost:
+            it.reasons.insert(0, {"source": "boost", "text": it.boost["label"]})
+        it.x = None
 
 
 def _examples(model: Model, liked: np.ndarray, items: np.ndarray) -> list[str | None]:

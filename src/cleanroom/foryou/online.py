@@ -53,6 +53,29 @@ class UserState:
     follows: set[str] = field(default_factory=set)
     mode: str = "personalized"
     last_ms: int = 0
+    version: int = field(default=0, compare=False)
+    _snap: tuple[int, Any] | None = field(default=None, repr=False, compare=False)
+
+    def changed(self) -> None:
+        """Call after any change (the cached snapshot is dropped)."""
+        self.version += 1
+
+    def unfollow(self, creator: str) -> None:
+        self.follows.discard(creator)
+        self.changed()
+
+    def snapshot(self) -> tuple[UserState, dict[str, Any], str]:
+        """An immutable copy, its document and its digest; computed once per
+        version of the state (feeds between two events share it)."""
+        if self._snap is None or self._snap[0] != self.version:
+            doc = self.to_dict()
+            canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            copy = UserState.from_dict(doc)
+            self._snap = (
+                self.version,
+                (copy, doc, "sha256:" + hashlib.sha256(canonical).hexdigest()),
+            )
+        return self._snap[1]
 
     def observe(self, video: str, engagement: str, ts_ms: int, creator: str | None) -> None:
         s = signal(engagement)
@@ -67,6 +90,7 @@ class UserState:
         if engagement == "follow" and creator:
             self.follows.add(creator)
         self.last_ms = max(self.last_ms, ts_ms)
+        self.version += 1
 
     def liked_and_skipped(self) -> tuple[list[str], list[str]]:
         """Liked and skipped videos, oldest first."""
