@@ -104,8 +104,14 @@ async def _sustained(url: str, paths: list[tuple[str, str]], rate: float, second
             nonlocal errors
             path, token = paths[k % len(paths)]
             t0 = time.perf_counter()
-            r = await c.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
-            if r.status_code != 200:
+            try:
+                r = await c.get(
+                    path, headers={"Authorization": f"Bearer {token}"} if token else {}
+                )
+                ok = r.status_code == 200
+            except httpx.TransportError:  # counted, not hidden
+                ok = False
+            if not ok:
                 errors += 1
             lat.append(time.perf_counter() - t0)
 

@@ -82,11 +82,11 @@ def items_digest(videos: Iterable[str]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(videos).encode()).hexdigest()
 
 
-def _unit(seed: str, video: str) -> float:
-    """A uniform number in (0, 1) from (seed, video): exploration noise that a
-    replay reproduces."""
-    h = hashlib.blake2b(f"{seed}\x00{video}".encode(), digest_size=8).digest()
-    return (int.from_bytes(h, "big") + 0.5) / 2.0**64
+def _gumbel(seed: str, n: int) -> np.ndarray:
+    """Exploration noise for ``n`` candidates (sorted by id), reproduced by a
+    replay with the same seed."""
+    key = int.from_bytes(hashlib.sha256(f"explore:{seed}".encode()).digest()[:8], "big")
+    return np.random.default_rng(key).gumbel(size=n)
 
 
 def compute(
@@ -180,22 +180,26 @@ def compute(
         x[~known, F["affinity"]] = np.median(x[known, F["affinity"]])
     x[known, F["popular"]] = np.log1p(model.pos[mi[known]])
     x[known, F["exposure"]] = np.log1p(model.pos[mi[known]] + model.neg[mi[known]])
-    for n, v in enumerate(cands):
-        it = meta[v]
-        x[n, F["region_popular"]] = math.log1p(pop_region.get(v, 0.0))
-        x[n, F["rising"]] = rising.get(v, 0.0)
-        x[n, F["followed_creator"]] = 1.0 if it.creator in state.follows else 0.0
-        if it.created_ms:
-            x[n, F["fresh"]] = math.exp(-max(0, now - it.created_ms) / FRESH_DAY_MS)
-        x[n, F["co_engaged"]] = math.log1p(co_score.get(v, 0.0))
+    items = [meta[v] for v in cands]
+    x[:, F["region_popular"]] = np.log1p([pop_region.get(v, 0.0) for v in cands])
+    if rising:
+        x[:, F["rising"]] = [rising.get(v, 0.0) for v in cands]
+    if state.follows:
+        x[:, F["followed_creator"]] = [it.creator in state.follows for it in items]
+    created = np.array([it.created_ms for it in items], np.float64)
+    x[:, F["fresh"]] = np.where(
+        created > 0, np.exp(-np.maximum(0.0, now - created) / FRESH_DAY_MS), 0.0
+    )
+    if co_score:
+        x[:, F["co_engaged"]] = np.log1p([co_score.get(v, 0.0) for v in cands])
     s = score(model, x, cfg.weights)
     if cfg.exploration:
-        g = np.array([-math.log(-math.log(_unit(seed, v))) for v in cands])
-        s = s + cfg.exploration * g * (np.abs(s).mean() + 1e-9)
+        s = s + cfg.exploration * _gumbel(seed, len(cands))
     for n, v in enumerate(cands):
         if v in boosts:
             s[n] += boosts[v].factor
-    order = sorted(range(len(cands)), key=lambda n: (-s[n], cands[n]))
+    # best first; ties by video id (the candidates are sorted by id)
+    order = np.lexsort((np.arange(len(cands)), -s)).tolist()
     chosen = rerank(order, cands, meta, cfg, depth)
     out = []
     for n in chosen:

@@ -256,6 +256,10 @@ class Model:
         self.index = faiss.IndexFlatIP(self.V.shape[1])
         self.index.add(self.V)
         self.heads = self._fit_heads()
+        self.head_matrix = (
+            np.stack([self.heads[h].coef for h in HEADS], 1),
+            np.array([self.heads[h].intercept for h in HEADS]),
+        )
         self.version = self._digest()
 
     # -- exact deletion ------------------------------------------------------------

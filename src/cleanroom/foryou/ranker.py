@@ -84,8 +84,8 @@ class RankingConfig:
 
 def head_probabilities(model: Model, x: np.ndarray) -> np.ndarray:
     """P(head) for feature rows ``x`` (rows x features) -> rows x heads."""
-    logits = np.stack([model.heads[h].logit(x) for h in HEADS], -1)
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+    coef, intercept = model.head_matrix
+    return 0.5 * (1.0 + np.tanh(0.5 * (x @ coef + intercept)))
 
 
 def score(model: Model, x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
