@@ -153,6 +153,7 @@ class Engine:
         self._keep_models = keep_models
         self._pool: Pool | None = None
         self._pool_counter_version = -1
+        self._pool_building = False
         self._pools: OrderedDict[str, Pool] = OrderedDict()
         self._records: OrderedDict[str, FeedRecord] = OrderedDict()
         self._keep_records = keep_records
@@ -281,41 +282,50 @@ class Engine:
     # -- serving -------------------------------------------------------------------
 
     def pool(self, now_ms: int | None = None) -> Pool:
-        """The current pool, re-snapshotted when the counters changed and the
-        last snapshot is older than ``pool_interval_ms``."""
+        """The current pool, re-snapshotted when the counters or the catalog
+        changed and the last snapshot is older than ``pool_interval_ms``. One
+        thread builds the new snapshot, outside the engine's lock; feeds meanwhile
+        use the previous pool (a feed records the pool it used)."""
         now = int(self.clock() * 1000) if now_ms is None else now_ms
         bucket = now - now % self.bucket_ms
         with self._lock:
             p = self._pool
-            stale = (
-                p is None
-                or (
-                    bucket - p.bucket_ms >= self.pool_interval_ms
-                    and (
-                        self.counters.version != self._pool_counter_version
-                        or p.catalog_seq != self.catalog.seq
-                    )
+            boosted = any(b.start_ms <= bucket < b.end_ms for b in self.boosts)
+            must = p is None or boosted != bool(p.boosts)
+            due = p is not None and (
+                bucket - p.bucket_ms >= self.pool_interval_ms
+                and (
+                    self.counters.version != self._pool_counter_version
+                    or p.catalog_seq != self.catalog.seq
                 )
-                or any(b.start_ms <= bucket < b.end_ms for b in self.boosts) != bool(p.boosts)
             )
-            if stale:
-                r = self.config.retrieval
-                self._pool_counter_version = self.counters.version
-                p = snapshot(
-                    self.counters,
-                    self.catalog,
-                    self.boosts,
-                    bucket,
-                    popular_n=max(r.get("popular", 100), DEPTH),
-                    rising_n=r.get("rising", 50),
-                    fresh_n=r.get("fresh", 50),
-                    fresh_window_ms=self.fresh_window_ms,
-                )
-                self._pool = p
-                self._pools[p.version] = p
-                while len(self._pools) > 512:
-                    self._pools.popitem(last=False)
-            return p
+            if not (must or due) or (not must and self._pool_building):
+                return p  # type: ignore[return-value]
+            self._pool_building = True
+            version = self.counters.version
+        try:
+            r = self.config.retrieval
+            fresh = snapshot(
+                self.counters,
+                self.catalog,
+                self.boosts,
+                bucket,
+                popular_n=max(r.get("popular", 100), DEPTH),
+                rising_n=r.get("rising", 50),
+                fresh_n=r.get("fresh", 50),
+                fresh_window_ms=self.fresh_window_ms,
+            )
+        finally:
+            with self._lock:
+                self._pool_building = False
+        with self._lock:
+            if self._pool is None or fresh.bucket_ms >= self._pool.bucket_ms:
+                self._pool = fresh
+                self._pool_counter_version = version
+            self._pools[fresh.version] = fresh
+            while len(self._pools) > 512:
+                self._pools.popitem(last=False)
+            return fresh
 
     def feed(
         self,

@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import ArpackError, eigsh
 
 from cleanroom.foryou.data import TrainingSet
 from cleanroom.foryou.signals import HEADS
@@ -239,9 +239,13 @@ class Model:
         np.fill_diagonal(b, 0.0)
         self.B = b.astype(np.float32)
         k = min(self.config.factors, len(self.items) - 1)
-        if k >= 1:
+        if k >= 1 and self.gram.any():
             v0 = np.ones(len(self.items))
-            vals, vecs = eigsh(self.gram, k=k, which="LA", v0=v0, tol=1e-10)
+            try:
+                vals, vecs = eigsh(self.gram, k=k, which="LA", v0=v0, tol=1e-10)
+            except ArpackError:  # e.g. ones orthogonal to every engaged item
+                vals, vecs = np.linalg.eigh(self.gram)
+                vals, vecs = vals[-k:], vecs[:, -k:]
             order = np.argsort(-vals)
             vecs = vecs[:, order]
             # a canonical sign per vector (its largest component positive)
