@@ -387,3 +387,22 @@ def test_bad_requests_are_clear_errors(engine: Engine) -> None:
     assert page.offset == 10 and [i.video for i in page.items] == f.record.videos[10:20]
     cold = engine.feed("never-seen-before", limit=10, now_ms=NOW)
     assert len(cold.items) == 10  # a cold-start feed, not an error
+
+
+def test_large_catalog_keeps_the_item_model_to_its_head(kuairec) -> None:
+    """Beyond max_items the item-item model covers the most engaged videos; the
+    tail still reaches feeds through the other sources, and forgetting works."""
+    rows, items = kuairec
+    cfg = quiet()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, max_items=500))
+    e = Engine(cfg, clock=lambda: NOW / 1000)
+    e.bootstrap(TrainingSet.from_rows(rows, items))
+    assert len(e.model.items) == 500 and e.model.B.shape == (500, 500)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r[1]] = counts.get(r[1], 0) + 1
+    assert min(counts.get(v, 0) for v in e.model.items) >= sorted(counts.values())[-500]
+    f = e.feed("u14", limit=100, seed="h", now_ms=NOW)
+    assert set(f.record.videos) - set(e.model.index_of), "tail videos still reach feeds"
+    assert e.replay(f.record) == f.record.videos
+    assert e.forget("u14")["model_updated"]

@@ -157,6 +157,7 @@ class Model:
     items: list[str]
     data: TrainingSet
     gone: set[str] = field(default_factory=set)  # users forgotten since training
+    columns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # head items
     # derived state (computed by _refresh)
     gram: np.ndarray = field(init=False, repr=False)  # XᵀX over the head items
     inverse: np.ndarray = field(init=False, repr=False)  # (XᵀX + λI)⁻¹
@@ -178,7 +179,9 @@ class Model:
         priors: dict[str, dict[str, float]] | None = None,
     ) -> Model:
         config = config or ModelConfig()
-        m = cls(config, priors or {}, list(data.items), data)
+        m = cls(config, priors or {}, [], data)
+        m.columns = m._head(data, config.max_items)
+        m.items = [data.items[j] for j in m.columns]
         x = m._x()
         g = (x.T @ x).toarray() if sp.issparse(x) else x.T @ x
         m.gram = np.asarray(g, np.float64)
@@ -214,8 +217,23 @@ class Model:
             cached = self._uidx_cache = {u: n for n, u in enumerate(self.data.users)}
         return cached
 
+    @staticmethod
+    def _head(data: TrainingSet, max_items: int) -> np.ndarray:
+        """The snapshot's items the item-item model covers: all of them, or the
+        ``max_items`` most engaged (a large catalog's tail is served by the
+        popular, fresh, followed and co-engagement sources). Fixed at training,
+        so forgetting a user downdates the same head a retraining would use."""
+        n = len(data.items)
+        if n <= max_items:
+            return np.arange(n)
+        counts = np.bincount(data.i, minlength=n)
+        top = np.lexsort((np.arange(n), -counts))[:max_items]
+        return np.sort(top)
+
     def _matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         p, n = self.data.positives(), self.data.negatives()
+        if len(self.columns) != p.shape[1]:
+            p, n = p[:, self.columns].tocsr(), n[:, self.columns].tocsr()
         if self.gone:
             keep = np.ones(p.shape[0])
             for u in self.gone:
@@ -320,10 +338,12 @@ class Model:
     def _example_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """Training examples of the heads: every engagement of a user still in
         the model, plus unwatched items sampled per user (seeded by the user id)."""
-        keep = self._rows()
-        u, i = self.data.u[keep], self.data.i[keep]
+        col = np.full(len(self.data.items), -1, np.int64)
+        col[self.columns] = np.arange(len(self.columns))
+        keep = self._rows() & (col[self.data.i] >= 0)
+        u, i = self.data.u[keep], col[self.data.i[keep]].astype(np.int32)
         labels = {h: y[keep] for h, y in self.data.head_labels().items()}
-        nu, ni = self.data.shape
+        nu, ni = len(self.data.users), len(self.columns)
         counts = np.bincount(u, minlength=nu)
         su: list[np.ndarray] = []
         si: list[np.ndarray] = []
