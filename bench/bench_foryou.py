@@ -105,9 +105,7 @@ async def _sustained(url: str, paths: list[tuple[str, str]], rate: float, second
             path, token = paths[k % len(paths)]
             t0 = time.perf_counter()
             try:
-                r = await c.get(
-                    path, headers={"Authorization": f"Bearer {token}"} if token else {}
-                )
+                r = await c.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
                 ok = r.status_code == 200
             except httpx.TransportError:  # counted, not hidden
                 ok = False
