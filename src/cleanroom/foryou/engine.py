@@ -136,7 +136,7 @@ class Engine:
         states: States | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
-        keep_records: int = 20_000,
+        keep_records: int = 5_000,
         keep_models: int = 4,
     ) -> None:
         self.config = config or RankingConfig.shipped()
