@@ -34,6 +34,14 @@ def test_vault_imports_nothing_but_storage() -> None:
     assert _strays(out, ("cleanroom.vault", "cleanroom.storage")) == []
 
 
+def test_foryou_engine_knows_nothing_of_vault_gate_or_ledger() -> None:
+    """The engine gets events and videos handed to it (read through the gate by
+    the clean room's recommender) and returns ledger entries to append: it is
+    testable and replayable without any of them."""
+    out = _loaded("cleanroom.foryou, cleanroom.foryou.evaluate")
+    assert _strays(out, ("cleanroom.foryou", "cleanroom.storage")) == []
+
+
 def test_verifying_needs_no_database(tmp_path) -> None:
     """Proof and note verification run with no database URL anywhere."""
     from cleanroom.ledger import MemoryTree, generate_signer, open_note, sign_note

@@ -45,6 +45,7 @@ class Recommender:
         self._pending: list[Observed] = []
         self._flush_timer: threading.Timer | None = None
         self._new_events = 0
+        self._flush_from: str | None = None
         # retrain in the background once this many events arrived since the last
         # training (and at least as many as that training read): models follow
         # the data without retraining on every batch
@@ -205,7 +206,7 @@ class Recommender:
     # -- deletion --------------------------------------------------------------------
 
     def _forget(self, user: str) -> None:
-        before = self.engine._model.version if self.engine._model else None
+        before = self.engine.live_version
         out = self.engine.forget(user, refresh=False)
         if out["model_updated"]:
             self._schedule_flush(before)
@@ -216,7 +217,7 @@ class Recommender:
         with self._ingest:
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
-                before = getattr(self, "_flush_from", before)
+                before = self._flush_from
             self._flush_from = before
 
             def run() -> None:

@@ -213,6 +213,11 @@ class Engine:
         return t
 
     @property
+    def live_version(self) -> str | None:
+        """The live model's version (None before the first training)."""
+        return self._model.version if self._model is not None else None
+
+    @property
     def training(self) -> bool:
         return self._training
 
