@@ -149,3 +149,65 @@ def test_policy_commands(tmp_path: Path) -> None:
     assert r.returncode == 0 and shipped().version in r.stdout
     (d / "broken.cedar").write_text("permit (principal, action, resource) when { nope };")
     assert run(["policy", "validate", str(d)], tmp_path).returncode == 2
+
+
+def _split_files(tmp_path: Path) -> dict[str, Path]:
+    """Slices of kuairec-small in the `user item label` format."""
+    from importlib import resources
+
+    root = resources.files("cleanroom") / "data" / "kuairec-small"
+    out = {}
+    for split in ("train", "valid", "test"):
+        lines = [
+            ln
+            for ln in (root / f"{split}.txt").read_text().splitlines()
+            if int(ln.split()[0]) < 150
+        ]
+        out[split] = tmp_path / f"{split}.txt"
+        out[split].write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_eval_on_any_dataset_prints_json(tmp_path: Path) -> None:
+    f = _split_files(tmp_path)
+    r = run(
+        [
+            "eval",
+            "--train",
+            str(f["train"]),
+            "--valid",
+            str(f["valid"]),
+            "--test",
+            str(f["test"]),
+            "--json",
+        ],
+        tmp_path / "dd",
+    )
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc["models"]) == {"foryou", "popularity", "als", "ease"}
+    for m in doc["models"].values():
+        assert 0.0 <= m["ndcg@20"] <= 1.0 and 0.0 <= m["recall@20"] <= 1.0
+    assert doc["users"] > 50 and doc["split"] == "test"
+    # bad input: one line on stderr, exit 2, nothing on stdout
+    f["test"].write_text("1 2 not-a-number\n")
+    r = run(
+        ["eval", "--train", str(f["train"]), "--test", str(f["test"]), "--json"], tmp_path / "dd"
+    )
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "not a number" in r.stderr
+    r = run(["eval", "--train", str(tmp_path / "missing.txt"), "--test", str(f["test"])], tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_feed_from_the_cli(tmp_path: Path) -> None:
+    dd = tmp_path / "dd"
+    assert run(["init"], dd).returncode == 0
+    r = run(["feed", "--user", "u1", "--limit", "5", "--json"], dd)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["mode"] == "personalized" and doc["ledger_index"] >= 0
+    r = run(["feed", "--limit", "5"], dd)
+    assert r.returncode == 2 and "--user" in r.stderr
+    r = run(["feed", "--user", "u1", "--limit", "0"], dd)
+    assert r.returncode == 2 and "limit" in r.stderr

@@ -243,6 +243,35 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t
 
 
+# Hyper-parameter grids of the baselines, chosen by NDCG@20 on ``valid``.
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "popularity": [{}],
+    "ease": [{"l2": v} for v in (100.0, 500.0, 2000.0)],
+    "als": [
+        {"factors": f, "regularization": r, "alpha": a}
+        for f in (32, 64)
+        for r in (1.0, 10.0)
+        for a in (1.0, 5.0, 20.0)
+    ],
+}
+
+
+def _tuned(build: Callable[..., Scorer], splits: Splits) -> tuple[Scorer, dict[str, Any]]:
+    """The baseline with the grid point best on the validation split (the
+    first one when there is no validation split)."""
+    grid = GRIDS[build.__name__]
+    if len(grid) == 1 or "valid" not in splits.parts:
+        return build(splits, **grid[0]), grid[0]
+    best: tuple[float, Scorer, dict[str, Any]] | None = None
+    for params in grid:
+        scorer = build(splits, **params)
+        ndcg = evaluate(scorer, splits, "valid")["ndcg@20"]
+        if best is None or ndcg > best[0]:
+            best = (ndcg, scorer, params)
+    assert best is not None
+    return best[1], best[2]
+
+
 # -- the evaluation run --------------------------------------------------------------
 
 PROTOCOL = (
@@ -307,10 +336,11 @@ def _run_one(
         }
         if baselines:
             for label, build in (("popularity", popularity), ("als", als), ("ease", ease)):
-                scorer, seconds = timed(lambda b=build: b(splits))
+                (scorer, params), seconds = timed(lambda b=build: _tuned(b, splits))
                 models[label] = {
                     **evaluate(scorer, splits, split, progress=step(label)),
                     "train_seconds": round(seconds, 2),
+                    "params": params,
                 }
     return {
         "dataset": name,
