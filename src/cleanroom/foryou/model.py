@@ -183,6 +183,7 @@ class Model:
         m.columns = m._head(data, config.max_items)
         m.items = [data.items[j] for j in m.columns]
         x = m._x()
+        m._rows_x = x  # each user's row, kept for the downdate when they are forgotten
         g = (x.T @ x).toarray() if sp.issparse(x) else x.T @ x
         m.gram = np.asarray(g, np.float64)
         a = m.gram.copy()
@@ -295,7 +296,10 @@ class Model:
         n = self._uidx.get(user)
         if n is None or user in self.gone:
             return False
-        row = self._x()[n]
+        row = self._rows_x[n].copy()
+        # the kept row is erased with the user: nothing of them stays in memory
+        xs = self._rows_x
+        xs.data[xs.indptr[n] : xs.indptr[n + 1]] = 0.0
         self.gone.add(user)
         if row.nnz:
             idx = row.indices
