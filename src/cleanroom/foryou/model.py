@@ -300,6 +300,7 @@ class Model:
         # the kept row is erased with the user: nothing of them stays in memory
         xs = self._rows_x
         xs.data[xs.indptr[n] : xs.indptr[n + 1]] = 0.0
+        self.data = self.data.without({user})  # their engagement rows, too
         self.gone.add(user)
         if row.nnz:
             idx = row.indices
