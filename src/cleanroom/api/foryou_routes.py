@@ -26,6 +26,15 @@ class FeedSettings(BaseModel):
     mode: Literal["personalized", "popular"]
 
 
+def _feed_limiter(request: Request) -> anyio.CapacityLimiter:
+    """Feeds are CPU work under one GIL: two threads at a time keep the cores
+    busy; more only convoy on the GIL and stretch every request's latency."""
+    limiter = getattr(request.app.state, "feed_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.feed_limiter = anyio.CapacityLimiter(2)
+    return limiter
+
+
 def recommender_of(request: Request) -> Recommender:
     return request.app.state.recommender
 
@@ -55,7 +64,7 @@ def router() -> APIRouter:
             served = rec.serve(user, limit=limit, mode=mode, cursor=cursor, seed=seed)
             return served.to_dict(), encode_entry(served.entry)
 
-        doc, entry = await anyio.to_thread.run_sync(work)
+        doc, entry = await anyio.to_thread.run_sync(work, limiter=_feed_limiter(request))
         # the commitment is durable before the feed leaves (awaited, not blocking a thread)
         index = await rec.room.log.append_body_async(entry)
         return JSONResponse({**doc, "ledger_index": index})
