@@ -82,7 +82,10 @@ def router() -> APIRouter:
     def feed_config(request: Request) -> JSONResponse:
         """What the feed optimises: the published weights, priors and rules."""
         rec = recommender_of(request)
-        return JSONResponse({"digest": rec.engine.config.digest(), **rec.engine.config.raw})
+        cfg = rec.engine.config
+        return JSONResponse(
+            {"digest": cfg.digest(), "about": cfg.raw.get("about", ""), **cfg.to_dict()}
+        )
 
     @r.get("/v1/feed/model")
     def feed_model(request: Request) -> JSONResponse:

@@ -4,6 +4,7 @@ over fixed user and item indexes, plus the catalog the items come from."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,13 @@ ENGAGEMENTS = (
 CODE = {e: n for n, e in enumerate(ENGAGEMENTS)}
 POSITIVE_CODES = np.array([signal(e) == "positive" for e in ENGAGEMENTS])
 NEGATIVE_CODES = np.array([signal(e) == "negative" for e in ENGAGEMENTS])
+
+
+def json_digest(doc: object) -> str:
+    """``sha256:`` of a JSON document in its canonical form (sorted keys, no
+    spaces): the versions of pools, user states and ranking configurations."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=list)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -154,11 +154,9 @@ class Engine:
         self._pool: Pool | None = None
         self._pool_counter_version = -1
         self._pool_building = False
-        self._pools: OrderedDict[str, Pool] = OrderedDict()
         self._records: OrderedDict[str, FeedRecord] = OrderedDict()
         self._keep_records = keep_records
         self._lock = threading.RLock()
-        self._retrain: threading.Thread | None = None
         self._forgotten_during_training: set[str] = set()
         self._training = False
         self.feeds_served = 0
@@ -168,7 +166,7 @@ class Engine:
     @property
     def model(self) -> Model:
         if self._model is None:
-            raise FeedError("no model is loaded yet", hint="train one first (cleanroom train)")
+            raise FeedError("no model is loaded yet", hint="the recommender is still training")
         return self._model
 
     def swap(self, model: Model) -> None:
@@ -176,7 +174,8 @@ class Engine:
         model they started with)."""
         with self._lock:
             for user in self._forgotten_during_training:
-                model.forget(user)
+                model.forget(user, refresh=False)
+            model.refresh()
             self._forgotten_during_training.clear()
             self._model = model
             self._models[model.version] = model
@@ -208,7 +207,6 @@ class Engine:
                 raise FeedError("a retraining is already running")
             self._training = True
         t = threading.Thread(target=run, name="foryou-retrain", daemon=True)
-        self._retrain = t
         t.start()
         return t
 
@@ -309,6 +307,9 @@ class Engine:
             self._pool_building = True
             version = self.counters.version
         try:
+            # housekeeping rides on the snapshot: stale users and counts expire
+            self.states.expire(bucket)
+            self.counters.prune(bucket)
             r = self.config.retrieval
             fresh = snapshot(
                 self.counters,
@@ -327,9 +328,6 @@ class Engine:
             if self._pool is None or fresh.bucket_ms >= self._pool.bucket_ms:
                 self._pool = fresh
                 self._pool_counter_version = version
-            self._pools[fresh.version] = fresh
-            while len(self._pools) > 512:
-                self._pools.popitem(last=False)
             return fresh
 
     def feed(
@@ -487,7 +485,7 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "model": self._model.version if self._model else None,
+            "model": self.live_version,
             "users_with_state": len(self.states),
             "videos": len(self.catalog),
             "feeds_served": self.feeds_served,

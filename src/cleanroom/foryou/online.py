@@ -15,15 +15,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from cleanroom.foryou.data import json_digest
 from cleanroom.foryou.signals import signal
 
 HISTORY = 200
@@ -69,12 +68,7 @@ class UserState:
         version of the state (feeds between two events share it)."""
         if self._snap is None or self._snap[0] != self.version:
             doc = self.to_dict()
-            canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-            copy = UserState.from_dict(doc)
-            self._snap = (
-                self.version,
-                (copy, doc, "sha256:" + hashlib.sha256(canonical).hexdigest()),
-            )
+            self._snap = (self.version, (UserState.from_dict(doc), doc, json_digest(doc)))
         return self._snap[1]
 
     def observe(self, video: str, engagement: str, ts_ms: int, creator: str | None) -> None:
@@ -121,11 +115,8 @@ class UserState:
         s.last_ms = int(d["last_ms"])
         return s
 
-    def canonical(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.canonical()).hexdigest()
+        return json_digest(self.to_dict())
 
 
 class States:
@@ -303,8 +294,20 @@ class Counters:
     def prune(self, now_ms: int) -> int:
         with self._lock:
             n = sum(d.prune(now_ms) for d in (*self.slow.values(), *self.fast.values()))
-            self.version += 1
+            if n:
+                self.version += 1
             return n
+
+    def snapshot(
+        self, popular_n: int, rising_n: int, now_ms: int
+    ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[tuple[str, float]]], dict]:
+        """Popular and rising lists per scope and the co-engagement rows, as of
+        one moment (the rows are copy-on-write, so a shallow copy is a snapshot)."""
+        with self._lock:
+            scopes = sorted(self.slow)
+            popular = {s: self.slow[s].top(popular_n, now_ms) for s in scopes}
+            rising = {s: self.rising(s, rising_n, now_ms) for s in scopes}
+            return popular, rising, dict(self.co)
 
     def rising(self, scope: str, n: int, now_ms: int) -> list[tuple[str, float]]:
         """Videos whose last hour is strong against their usual level (nothing

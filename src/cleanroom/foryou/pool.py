@@ -13,13 +13,11 @@ canonical form."""
 from __future__ import annotations
 
 import bisect
-import hashlib
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from cleanroom.foryou.data import Item
+from cleanroom.foryou.data import Item, json_digest
 from cleanroom.foryou.online import WORLD, Counters
 
 
@@ -128,26 +126,10 @@ class Pool:
             "boosts": [b.__dict__ for b in self.boosts],
         }
 
-    @classmethod
-    def from_canonical(cls, d: dict[str, Any]) -> Pool:
-        pool = cls(
-            d["bucket_ms"],
-            d["catalog_seq"],
-            {k: [(v, s) for v, s in vs] for k, vs in d["popular"].items()},
-            {k: [(v, s) for v, s in vs] for k, vs in d["rising"].items()},
-            [(v, c) for v, c in d["fresh"]],
-            {k: dict(row) for k, row in d["co"].items()},
-            tuple(Boost(**{**b, "regions": tuple(b["regions"])}) for b in d["boosts"]),
-        )
-        return pool.sealed()
-
     def sealed(self) -> Pool:
         """The same pool with its version computed from its content (values are
         rounded as in the canonical form, so a pool read back is identical)."""
         c = self.canonical()
-        digest = hashlib.sha256(
-            json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
         return Pool(
             self.bucket_ms,
             self.catalog_seq,
@@ -156,7 +138,7 @@ class Pool:
             [(v, t) for v, t in c["fresh"]],
             {k: dict(row) for k, row in c["co"].items()},
             self.boosts,
-            "sha256:" + digest,
+            json_digest(c),
         )
 
 
@@ -171,11 +153,7 @@ def snapshot(
     fresh_n: int,
     fresh_window_ms: int,
 ) -> Pool:
-    with counters._lock:
-        scopes = sorted(counters.slow)
-        popular = {s: counters.slow[s].top(popular_n, bucket_ms) for s in scopes}
-        rising = {s: counters.rising(s, rising_n, bucket_ms) for s in scopes}
-        co = dict(counters.co)  # rows are copy-on-write
+    popular, rising, co = counters.snapshot(popular_n, rising_n, bucket_ms)
     popular.setdefault(WORLD, [])
     seq = catalog.seq
     fresh = catalog.newest(fresh_n, bucket_ms - fresh_window_ms, seq)

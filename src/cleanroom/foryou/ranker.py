@@ -2,13 +2,12 @@
 
 A candidate's score is ``Σ_h weight[h] · P_h(features)`` over the engagement
 heads (``signals.HEADS``); ``ranking.json`` (shipped with the package and
-printed by ``cleanroom feed --config``) holds the weights, the priors, the
+published at ``GET /v1/feed/config``) holds the weights, the priors, the
 exploration rate, the re-ranking rules and the model and retrieval sizes: anyone
 can read what the feed optimises."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cleanroom.foryou.data import json_digest
 from cleanroom.foryou.model import BASELINE, FEATURES, Model, ModelConfig
 from cleanroom.foryou.signals import HEADS
 from cleanroom.storage.errors import CleanroomError
@@ -73,13 +73,29 @@ class RankingConfig:
         text = (resources.files("cleanroom.foryou") / "ranking.json").read_text()
         return cls.parse(json.loads(text))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration in effect (what the digest covers)."""
+        return {
+            "weights": self.weights,
+            "priors": self.priors,
+            "exploration": self.exploration,
+            "rerank": {
+                "creator_gap": self.creator_gap,
+                "topic_cap": self.topic_cap,
+                "boost_label": self.boost_label,
+            },
+            "model": self.model.__dict__,
+            "retrieval": self.retrieval,
+        }
+
     def digest(self) -> str:
-        return (
-            "sha256:"
-            + hashlib.sha256(
-                json.dumps(self.raw, sort_keys=True, separators=(",", ":")).encode()
-            ).hexdigest()
-        )
+        """Digest of the configuration in effect (computed once per instance;
+        a changed copy, e.g. ``dataclasses.replace``, gets its own)."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            cached = json_digest(self.to_dict())
+            object.__setattr__(self, "_digest", cached)
+        return cached
 
 
 def head_probabilities(model: Model, x: np.ndarray) -> np.ndarray:

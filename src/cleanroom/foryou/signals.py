@@ -17,20 +17,6 @@ LONG_VIEW_MS = 10_000
 
 Signal = Literal["positive", "negative", "neutral"]
 
-# Strength of each kind in the user's state (how much it moves the taste vector).
-STRENGTH: dict[str, float] = {
-    "long_view": 1.0,
-    "like": 1.5,
-    "share": 2.0,
-    "comment": 1.5,
-    "follow": 1.0,
-    "short_view": 1.0,
-    "skip": 1.0,
-    "not_interested": 3.0,
-    "impression": 0.0,
-}
-
-
 def engagement(kind: str, watch_ms: int) -> str:
     """The engagement an event records: its kind, with views split into long
     and short ones."""
