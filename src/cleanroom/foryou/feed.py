@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cleanroom.foryou.model import AFFINITY_FLOOR, BASELINE, FEATURES, F, Model
+from cleanroom.foryou.model import BASELINE, FEATURES, F, Model, affinity
 from cleanroom.foryou.online import WORLD, UserState
 from cleanroom.foryou.pool import Catalog, Pool
 from cleanroom.foryou.ranker import RankingConfig, contributions, score
@@ -100,7 +100,9 @@ def compute(
     mode: Mode,
     depth: int,
 ) -> list[FeedItem]:
-    """The ranked, re-ranked and explained feed of ``depth`` items at most."""
+    """The ranked and re-ranked feed of ``depth`` items at most (each item
+    keeps its features; :func:`explain_items` writes the reasons of the items
+    actually served)."""
     if mode == "popular":
         return _popular(cfg, state.region, pool, catalog, depth)
     at = pool.catalog_seq
@@ -125,15 +127,9 @@ def compute(
         k = min(r.get("embedding", 200), len(model.items))
         _, found = model.index.search(q.reshape(1, -1).astype(np.float32), k)
         add((model.items[j] for j in found[0] if j >= 0), "embedding")
-        k = min(r.get("similar", 200), len(model.items) - 1)
-        top = np.argpartition(-sim_p, k)[:k]
-        add((model.items[j] for j in top if sim_p[j] > 0), "similar")
+        add(_best(model, sim_p, r.get("similar", 200)), "similar")
     if len(p_idx) or len(n_idx):
-        k = min(r.get("related", 200), len(model.items) - 1)
-        if k > 0:
-            aff = sim_p + sim_n
-            top = np.argpartition(-aff, k)[:k]
-            add((model.items[j] for j in top if aff[j] > 0), "related")
+        add(_best(model, sim_p + sim_n, r.get("related", 200)), "related")
     co_score: dict[str, float] = {}
     for v in liked[-RECENT_LIKES:]:
         for w, c in pool.co.get(v, {}).items():
@@ -171,9 +167,7 @@ def compute(
     x[known, F["similar_liked"]] = sim_p[mi[known]]
     x[known, F["similar_skipped"]] = sim_n[mi[known]]
     x[known, F["taste"]] = model.V[mi[known]] @ q
-    x[:, F["affinity"]] = np.log(
-        np.maximum(x[:, F["similar_liked"]] + x[:, F["similar_skipped"]], AFFINITY_FLOOR)
-    )
+    x[:, F["affinity"]] = affinity(x[:, F["similar_liked"]], x[:, F["similar_skipped"]])
     # a video the model has not seen yet (a fresh upload) is neither close to nor
     # far from the user's history: it gets the typical affinity of the others
     if known.any() and not known.all():
@@ -211,6 +205,15 @@ def compute(
             item.boost = {"id": b.id, "label": b.label or cfg.boost_label}
         out.append(item)
     return out
+
+
+def _best(model: Model, scores: np.ndarray, k: int) -> list[str]:
+    """The model's videos with the ``k`` highest positive scores."""
+    k = min(k, len(model.items) - 1)
+    if k < 1:
+        return []
+    top = np.argpartition(-scores, k)[:k]
+    return [model.items[j] for j in top if scores[j] > 0]
 
 
 def explain_items(

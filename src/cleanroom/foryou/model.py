@@ -110,6 +110,12 @@ class Head:
         }
 
 
+def affinity(sim_liked: np.ndarray, sim_skipped: np.ndarray) -> np.ndarray:
+    """The affinity feature: log of the item-item score of everything engaged
+    with (liked or skipped), floored."""
+    return np.log(np.maximum(sim_liked + sim_skipped, AFFINITY_FLOOR))
+
+
 def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float = 1e-3) -> Head:
     """L2-regularised logistic regression on standardised features; features
     without variance get their published prior coefficient."""
@@ -182,14 +188,14 @@ class Model:
         m = cls(config, priors or {}, [], data)
         m.columns = m._head(data, config.max_items)
         m.items = [data.items[j] for j in m.columns]
-        x = m._x()
+        p, n = m._matrices()
+        x = (p + config.negative_weight * n).tocsr()
         m._rows_x = x  # each user's row, kept for the downdate when they are forgotten
-        g = (x.T @ x).toarray() if sp.issparse(x) else x.T @ x
-        m.gram = np.asarray(g, np.float64)
+        m.gram = np.asarray((x.T @ x).toarray(), np.float64)
         a = m.gram.copy()
         a[np.diag_indices_from(a)] += config.l2 + m._drop * np.diag(m.gram)
         m.inverse = np.linalg.inv(a)
-        m._refresh()
+        m._refresh(p, n)
         return m
 
     @property
@@ -203,13 +209,6 @@ class Model:
         if cached is None:
             cached = self._index_of = {v: n for n, v in enumerate(self.items)}
         return cached
-
-    def _rows(self) -> np.ndarray:
-        """Mask of the training rows of users not forgotten."""
-        if not self.gone:
-            return np.ones(len(self.data.u), bool)
-        gone = np.array([self._uidx[u] for u in self.gone if u in self._uidx], np.int32)
-        return ~np.isin(self.data.u, gone)
 
     @property
     def _uidx(self) -> dict[str, int]:
@@ -233,25 +232,14 @@ class Model:
 
     def _matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         p, n = self.data.positives(), self.data.negatives()
+        # (a forgotten user's rows have left ``data`` already)
         if len(self.columns) != p.shape[1]:
             p, n = p[:, self.columns].tocsr(), n[:, self.columns].tocsr()
-        if self.gone:
-            keep = np.ones(p.shape[0])
-            for u in self.gone:
-                if u in self._uidx:
-                    keep[self._uidx[u]] = 0.0
-            d = sp.diags(keep)
-            p, n = (d @ p).tocsr(), (d @ n).tocsr()
-            p.eliminate_zeros()
-            n.eliminate_zeros()
         return p, n
 
-    def _x(self) -> sp.csr_matrix:
-        p, n = self._matrices()
-        return (p + self.config.negative_weight * n).tocsr()
-
-    def _refresh(self) -> None:
-        """Everything derived from the Gram matrix, its inverse and the rows."""
+    def _refresh(self, p: sp.csr_matrix, n: sp.csr_matrix) -> None:
+        """Everything derived from the Gram matrix, its inverse and the rows
+        (``p``, ``n``: positives and negatives over the head items)."""
         inv = self.inverse
         d = np.diag(inv)
         b = -inv / d
@@ -272,7 +260,6 @@ class Model:
             self.V = np.ascontiguousarray((vecs * signs).astype(np.float32))
         else:
             self.V = np.zeros((len(self.items), 1), np.float32)
-        p, n = self._matrices()
         self.pos = np.asarray(p.sum(0)).ravel()
         self.neg = np.asarray(n.sum(0)).ravel()
         self._p, self._n = p, n
@@ -326,7 +313,7 @@ class Model:
     def refresh(self) -> None:
         """Recompute what derives from the Gram matrix after downdates."""
         if self.stale:
-            self._refresh()
+            self._refresh(*self._matrices())
             self.stale = False
 
     # -- features -----------------------------------------------------------------
@@ -345,7 +332,7 @@ class Model:
         the model, plus unwatched items sampled per user (seeded by the user id)."""
         col = np.full(len(self.data.items), -1, np.int64)
         col[self.columns] = np.arange(len(self.columns))
-        keep = self._rows() & (col[self.data.i] >= 0)
+        keep = col[self.data.i] >= 0
         u, i = self.data.u[keep], col[self.data.i[keep]].astype(np.int32)
         labels = {h: y[keep] for h, y in self.data.head_labels().items()}
         nu, ni = len(self.data.users), len(self.columns)
@@ -402,9 +389,7 @@ class Model:
             out[rows, F["similar_skipped"]] = (nb @ self.B)[uu, ii]
             q = pb @ self.V
             out[rows, F["taste"]] = (q[uu] * self.V[ii]).sum(1)
-        out[:, F["affinity"]] = np.log(
-            np.maximum(out[:, F["similar_liked"]] + out[:, F["similar_skipped"]], AFFINITY_FLOOR)
-        )
+        out[:, F["affinity"]] = affinity(out[:, F["similar_liked"]], out[:, F["similar_skipped"]])
         vv = (self.V.astype(np.float64) ** 2).sum(1)
         out[:, F["taste"]] -= own_p * vv[i]
         pos = self.pos[i] - own_p
@@ -450,7 +435,7 @@ class Model:
             "config": self.config.__dict__,
             "items": len(self.items),
             "users": len(self.data.users) - len(self.gone),
-            "training_rows": int(self._rows().sum()),
+            "training_rows": len(self.data.u),
             "training_data": self.data.digest(),
             "forgotten_users": len(self.gone),
             "heads": {h: self.heads[h].to_dict() for h in HEADS},

@@ -17,6 +17,7 @@ LONG_VIEW_MS = 10_000
 
 Signal = Literal["positive", "negative", "neutral"]
 
+
 def engagement(kind: str, watch_ms: int) -> str:
     """The engagement an event records: its kind, with views split into long
     and short ones."""
