@@ -72,7 +72,7 @@ class Recommender:
         videos = vault.videos(gate.require(me, "read", "Videos", purpose="recommendation"))
         grant = gate.require(me, "read", "Events", purpose="recommendation", all_subjects=True)
         rows = [row for part in vault.iter_events(grant) for row in part]
-        items = [Item(v.id, v.creator, v.topics, v.region, v.created_ms) for v in videos]
+        items = [Item.of(v) for v in videos]
         users = {r[0] for r in rows}
         data = TrainingSet.from_rows(
             rows,
@@ -182,9 +182,7 @@ class Recommender:
             self.retrain()
 
     def add_videos(self, videos: list[Any]) -> None:
-        self.engine.add_videos(
-            Item(v.id, v.creator, v.topics, v.region, v.created_ms) for v in videos
-        )
+        self.engine.add_videos(Item.of(v) for v in videos)
 
     # -- serving -------------------------------------------------------------------
 

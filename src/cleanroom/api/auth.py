@@ -8,7 +8,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cleanroom.gate import Principal
+from cleanroom.recommender import Recommender
 from cleanroom.room import CleanRoom
+from cleanroom.vault import AccessDenied
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -18,6 +20,20 @@ bearer = HTTPBearer(
 
 def room_of(request: Request) -> CleanRoom:
     return request.app.state.room
+
+
+def recommender_of(request: Request) -> Recommender:
+    return request.app.state.recommender
+
+
+def subject_of(who: Principal) -> str:
+    """The user id of a user principal (403 for anyone else)."""
+    if who.subject is None:
+        raise AccessDenied(
+            f"{who.name} is not a user: only a user principal has data of its own here",
+            hint="use a user's token",
+        )
+    return who.subject
 
 
 def authenticated(

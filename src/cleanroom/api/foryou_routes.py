@@ -10,12 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from cleanroom.api.auth import Who
-from cleanroom.api.platform_routes import _subject
+from cleanroom.api.auth import Who, recommender_of, subject_of
 from cleanroom.foryou.engine import MAX_LIMIT
 from cleanroom.foryou.feed import items_digest
 from cleanroom.ledger.entries import encode_entry
-from cleanroom.recommender import NotReady, Recommender
+from cleanroom.recommender import NotReady
 from cleanroom.vault import AccessDenied
 from cleanroom.vault.store import UnknownRecord
 
@@ -33,10 +32,6 @@ def _feed_limiter(request: Request) -> anyio.CapacityLimiter:
     if limiter is None:
         limiter = request.app.state.feed_limiter = anyio.CapacityLimiter(2)
     return limiter
-
-
-def recommender_of(request: Request) -> Recommender:
-    return request.app.state.recommender
 
 
 def router() -> APIRouter:
@@ -57,7 +52,7 @@ def router() -> APIRouter:
         """The calling user's For You feed: each item with its sources and why it
         is there. ``mode=popular`` (or the user's setting) gives the same feed to
         everyone in the region. Every page served is committed to the ledger."""
-        user = _subject(who)
+        user = subject_of(who)
         rec = recommender_of(request)
 
         def work() -> tuple[dict[str, Any], bytes]:
@@ -73,7 +68,7 @@ def router() -> APIRouter:
     def put_settings(request: Request, who: Who, body: FeedSettings) -> JSONResponse:
         """Choose the feed the user gets by default: personalised or not based on
         profiling (EU DSA Art. 38)."""
-        user = _subject(who)
+        user = subject_of(who)
         rec = recommender_of(request)
         rec.engine.set_mode(user, body.mode, rec.region)
         return JSONResponse({"user": user, "mode": body.mode})

@@ -15,11 +15,10 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cleanroom.api.auth import Who, room_of
-from cleanroom.gate import Principal
+from cleanroom.api.auth import Who, recommender_of, room_of, subject_of
 from cleanroom.gate.deletion import public_order
 from cleanroom.storage.errors import CleanroomError
-from cleanroom.vault import AccessDenied, Event, InvalidRecord, User, Video
+from cleanroom.vault import Event, InvalidRecord, User, Video
 from cleanroom.vault.store import MAX_BATCH
 
 MAX_BODY = 16 * 1024 * 1024
@@ -92,7 +91,7 @@ def router() -> APIRouter:
             grant = room.gate.require(
                 who, "write", "Events", purpose=purpose, subjects=[e.user for e in events]
             )
-            rec = request.app.state.recommender
+            rec = recommender_of(request)
             with rec.ingesting():
                 n = room.vault.add_events(grant, events)
                 rec.observe(events)
@@ -110,7 +109,7 @@ def router() -> APIRouter:
         def work() -> dict[str, Any]:
             grant = room.gate.require(who, "write", "Videos", purpose=purpose)
             written = room.vault.put_videos(grant, videos)
-            request.app.state.recommender.add_videos(videos)
+            recommender_of(request).add_videos(videos)
             return {"written": written, "decision": grant.decision}
 
         return JSONResponse(await anyio.to_thread.run_sync(work))
@@ -176,7 +175,7 @@ def router() -> APIRouter:
     def export_me(request: Request, who: Who, purpose: Purpose = "user_request") -> JSONResponse:
         """A portable export of everything stored about the calling user."""
         room = room_of(request)
-        subject = _subject(who)
+        subject = subject_of(who)
         grant = room.gate.require(who, "export", "UserData", purpose=purpose, subjects=[subject])
         doc = room.vault.export_user(grant, subject)
         return JSONResponse(
@@ -188,7 +187,7 @@ def router() -> APIRouter:
     def delete_me(request: Request, who: Who, purpose: Purpose = "user_request") -> JSONResponse:
         """Delete the calling user: key destroyed, rows removed, receipt on the ledger."""
         room = room_of(request)
-        receipt = room.deletions.delete_user(who, _subject(who), purpose=purpose)
+        receipt = room.deletions.delete_user(who, subject_of(who), purpose=purpose)
         room.principals.revoke(who.name)
         return JSONResponse({"receipt": receipt.entry, **receipt.body})
 
@@ -233,12 +232,3 @@ def router() -> APIRouter:
         )
 
     return r
-
-
-def _subject(who: Principal) -> str:
-    if who.subject is None:
-        raise AccessDenied(
-            f"{who.name} is not a user: only a user principal has data of its own here",
-            hint="use a user's token",
-        )
-    return who.subject

@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,6 +46,11 @@ class Item:
     topics: tuple[str, ...] = ()
     region: str | None = None
     created_ms: int = 0
+
+    @classmethod
+    def of(cls, video: Any) -> Item:
+        """From any record with the video fields (the vault's ``Video``)."""
+        return cls(video.id, video.creator, tuple(video.topics), video.region, video.created_ms)
 
 
 @dataclass
