@@ -10,12 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from cleanroom.api.app import create_app
 from cleanroom.foryou.feed import items_digest
 
-from .test_gate_api import USER, Api, make_dir
+from .test_gate_api import USER, Api, running_api
 
 NOW = int(time.time() * 1000)
 
@@ -41,12 +39,8 @@ def _events(users: int, videos: int, per_user: int, offset: int = 0) -> list[dic
 
 @pytest.fixture
 def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
-    dd = make_dir(tmp_path, db_url, log_signer)
-    app = create_app(str(dd.path))
-    with TestClient(app) as client:
-        a = Api(client, app.state.room)
-        a.app = app
-        rec = app.state.recommender
+    with running_api(tmp_path, db_url, log_signer) as a:
+        rec = a.app.state.recommender
         assert rec.ready.wait(30), rec.error
         for u in range(30):
             assert a.call("PUT", f"/v1/users/u{u}", "app", json=USER).status_code in (200, 201)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,13 +84,21 @@ class Api:
         return [decode_entry(store.entry(i)) for i in range(store.sequenced_size())]
 
 
-@pytest.fixture
-def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
+@contextmanager
+def running_api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
+    """The app of a fresh data dir, served through a TestClient, with a token
+    per principal."""
     dd = make_dir(tmp_path, db_url, log_signer)
     app = create_app(str(dd.path))
     with TestClient(app) as client:
         a = Api(client, app.state.room)
         a.app = app
+        yield a
+
+
+@pytest.fixture
+def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
+    with running_api(tmp_path, db_url, log_signer) as a:
         seed(a)
         yield a
 
