@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from cleanroom.api.auth import Who, recommender_of, subject_of
+from cleanroom.api.platform_routes import Purpose
 from cleanroom.foryou.engine import MAX_LIMIT
 from cleanroom.foryou.feed import items_digest
 from cleanroom.ledger.entries import encode_entry
 from cleanroom.recommender import NotReady
-from cleanroom.vault import AccessDenied
 from cleanroom.vault.store import UnknownRecord
 
 
@@ -98,24 +98,24 @@ def router() -> APIRouter:
         )
 
     @r.post("/v1/recommender/retrain", status_code=202)
-    def retrain(request: Request, who: Who) -> JSONResponse:
+    def retrain(request: Request, who: Who, purpose: Purpose = "") -> JSONResponse:
         """Start a full retraining (operator staff or services only); the new
         model goes live when ready and its lineage is a model.trained entry."""
-        if who.org != "operator":
-            raise AccessDenied(f"{who.name} ({who.org}) may not retrain the model: operator only")
         rec = recommender_of(request)
+        rec.room.gate.require(who, "write", "Models", purpose=purpose)
         if not rec.ready.is_set():
             raise NotReady("the first model is still training")
         rec.retrain()
         return JSONResponse({"status": "training", "live": rec.engine.model.version}, 202)
 
     @r.post("/v1/oversight/feeds/{feed}/replay", tags=["oversight"])
-    def replay(request: Request, feed: str, who: Who) -> JSONResponse:
+    def replay(
+        request: Request, feed: str, who: Who, purpose: Purpose = "oversight"
+    ) -> JSONResponse:
         """Recompute a served feed from its recorded inputs with the model of
         its version; answers whether it matches, bit for bit (oversight only)."""
-        if who.org != "oversight":
-            raise AccessDenied(f"{who.name} ({who.org}) may not replay feeds: oversight only")
         rec = recommender_of(request)
+        rec.room.gate.require(who, "read", "Feeds", purpose=purpose)
         record = rec.engine.record(feed)
         if record is None:
             raise UnknownRecord(

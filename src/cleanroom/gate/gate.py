@@ -36,6 +36,8 @@ RESOURCE_CLASSES: dict[str, str] = {
     "Decisions": "metadata",
     "DeletionOrders": "metadata",
     "Ledger": "metadata",
+    "Models": "metadata",
+    "Feeds": "metadata",
 }
 ACTIONS = ("read", "write", "export", "delete")
 PURPOSES = (
