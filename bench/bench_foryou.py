@@ -11,7 +11,6 @@ that reflects it); training time and the time to forget one user.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -32,6 +31,7 @@ from cleanroom.ledger.note import generate_signer
 from cleanroom.room import CleanRoom
 from cleanroom.servers import ServerProcess
 from common import machine, pct
+from loadgen import open_loop
 
 console = Console()
 APP = Principal("bench-app", "service", "platform", "ingest", "US", 1)
@@ -92,46 +92,6 @@ def _setup(tmp: Path) -> tuple[DataDir, dict[str, str]]:
     return dd, tokens
 
 
-async def _sustained(url: str, paths: list[tuple[str, str]], rate: float, seconds: float) -> dict:
-    """Open loop: requests start on a fixed schedule whatever the latency."""
-    lat: list[float] = []
-    errors = 0
-    n = int(rate * seconds)
-    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as c:
-
-        async def one(k: int) -> None:
-            nonlocal errors
-            path, token = paths[k % len(paths)]
-            t0 = time.perf_counter()
-            try:
-                r = await c.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
-                ok = r.status_code == 200
-            except httpx.TransportError:  # counted, not hidden
-                ok = False
-            if not ok:
-                errors += 1
-            lat.append(time.perf_counter() - t0)
-
-        start = time.perf_counter()
-        tasks = []
-        for k in range(n):
-            delay = start + k / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(k)))
-        await asyncio.gather(*tasks)
-        took = time.perf_counter() - start
-    lat.sort()
-    return {
-        "requests": n,
-        "achieved_per_s": round(n / took, 1),
-        "p50_ms": round(1000 * pct(lat, 50), 2),
-        "p99_ms": round(1000 * pct(lat, 99), 2),
-        "errors": errors,
-    }
-
-
 def _freshness(url: str, tokens: dict[str, str], trials: int = 100) -> dict:
     """Time from a POST /v1/events acknowledgement to the first feed without the
     video the user just marked not interested."""
@@ -183,25 +143,34 @@ def http(rate: float, seconds: float, tmp: Path) -> dict:
         users = [u for u in tokens if not u.startswith("_")]
         feed = [("/v1/feed?limit=20", tokens[u]) for u in users]
         popular = [("/v1/feed?limit=20&mode=popular", tokens[u]) for u in users]
-        asyncio.run(_sustained(server.url, feed, 50, 3))  # warm-up
+        open_loop(server.url, feed, 50, 3)  # warm-up: connections, caches
         out = {
-            "baseline_healthz": asyncio.run(
-                _sustained(server.url, [("/healthz", "")], rate, seconds)
-            ),
-            "baseline_popular_feed": asyncio.run(_sustained(server.url, popular, rate, seconds)),
-            "personalized_feed": asyncio.run(_sustained(server.url, feed, rate, seconds)),
-            "personalized_feed_2x_rate": asyncio.run(
-                _sustained(server.url, feed, 2 * rate, seconds / 2)
-            ),
-            "freshness": _freshness(server.url, tokens),
+            "baseline_healthz": open_loop(
+                server.url, [("/healthz", None)], rate, seconds
+            ).summary(),
+            "baseline_popular_feed": open_loop(server.url, popular, rate, seconds).summary(),
+            "personalized_feed": open_loop(server.url, feed, rate, seconds).summary(),
         }
+        # the highest offered rate (steps of 25/s) whose p99 stays within 25 ms
+        sweep = []
+        for step in range(2, 17):
+            r = open_loop(server.url, feed, 25 * step, seconds / 2).summary()
+            sweep.append({"offered_per_s": 25 * step, **r})
+            console.print(sweep[-1])
+            if r["p99_ms"] > 100:
+                break
+        out["personalized_feed_sweep"] = sweep
+        within = [s["offered_per_s"] for s in sweep if s["p99_ms"] <= 25 and not s["errors"]]
+        out["max_rate_with_p99_within_25ms"] = max(within, default=0)
+        out["freshness"] = _freshness(server.url, tokens)
     except Exception:
         console.print(server.log_path.read_text()[-3000:])
         raise
     finally:
         server.stop()
     for k, v in out.items():
-        console.print(f"{k}: {v}")
+        if k != "personalized_feed_sweep":
+            console.print(f"{k}: {v}")
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -36,13 +37,19 @@ def subject_of(who: Principal) -> str:
     return who.subject
 
 
-def authenticated(
+async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Principal:
-    """The principal behind the request's bearer token (401 otherwise)."""
+    """The principal behind the request's bearer token (401 otherwise). A token
+    verified moments ago is answered on the event loop; others are checked
+    against the database in a worker thread."""
     token = credentials.credentials if credentials else None
-    return room_of(request).principals.authenticate(token)
+    principals = room_of(request).principals
+    known = principals.recently_verified(token) if token else None
+    if known is not None:
+        return known
+    return await anyio.to_thread.run_sync(principals.authenticate, token)
 
 
 Who = Annotated[Principal, Depends(authenticated)]

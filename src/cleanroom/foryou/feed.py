@@ -52,7 +52,7 @@ SOURCES = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class FeedItem:
     video: str
     creator: str
@@ -115,51 +115,51 @@ def compute(
     sim_p, sim_n, q = model.user_vectors(p_idx, n_idx)
     r = cfg.retrieval
 
-    sources: dict[str, list[str]] = {}
-
-    def add(videos: Iterable[str], source: str) -> None:
-        for v in videos:
-            sources.setdefault(v, [])
-            if source not in sources[v]:
-                sources[v].append(source)
-
+    # what each source proposes, in the order sources are listed on an item
+    found: list[tuple[str, list[str]]] = []
     if len(p_idx):
         k = min(r.get("embedding", 200), len(model.items))
-        _, found = model.index.search(q.reshape(1, -1).astype(np.float32), k)
-        add((model.items[j] for j in found[0] if j >= 0), "embedding")
-        add(_best(model, sim_p, r.get("similar", 200)), "similar")
+        _, hits = model.index.search(q.reshape(1, -1).astype(np.float32), k)
+        found.append(("embedding", model.names(hits[0][hits[0] >= 0])))
+        found.append(("similar", _best(model, sim_p, r.get("similar", 200))))
     if len(p_idx) or len(n_idx):
-        add(_best(model, sim_p + sim_n, r.get("related", 200)), "related")
+        found.append(("related", _best(model, sim_p + sim_n, r.get("related", 200))))
     co_score: dict[str, float] = {}
     for v in liked[-RECENT_LIKES:]:
         for w, c in pool.co.get(v, {}).items():
             co_score[w] = co_score.get(w, 0.0) + c
-    add(sorted(co_score, key=lambda w: (-co_score[w], w))[: r.get("similar", 200)], "co_engaged")
+    co_top = sorted(co_score, key=lambda w: (-co_score[w], w))[: r.get("similar", 200)]
+    found.append(("co_engaged", co_top))
     pop_region = dict(pool.popular.get(region, []))
     pop_world = dict(pool.popular.get(WORLD, []))
-    add(list(pop_region)[: r.get("popular", 100)], "popular_region")
-    add(list(pop_world)[: r.get("popular", 100)], "popular_world")
+    found.append(("popular_region", list(pop_region)[: r.get("popular", 100)]))
+    found.append(("popular_world", list(pop_world)[: r.get("popular", 100)]))
     rising = dict(pool.rising.get(region, []))
-    add(list(rising)[: r.get("rising", 50)], "rising")
-    add((v for v, _ in pool.fresh[: r.get("fresh", 50)]), "fresh")
+    found.append(("rising", list(rising)[: r.get("rising", 50)]))
+    found.append(("fresh", [v for v, _ in pool.fresh[: r.get("fresh", 50)]]))
     per = max(1, r.get("followed", 50) // max(1, len(state.follows)))
+    followed: list[str] = []
     for c in sorted(state.follows):
-        add(catalog.newest_of(c, per, at), "followed")
+        followed.extend(catalog.newest_of(c, per, at))
+    found.append(("followed", followed))
     boosts = {b.video: b for b in pool.boosts if b.active(now, region)}
 
     # exclusions: seen, not interested, not (yet) in the catalog
+    proposed: set[str] = set()
+    for _, videos in found:
+        proposed.update(videos)
+    proposed.difference_update(state.seen)
+    proposed.difference_update(state.not_interested)
     cands = []
     meta = {}
-    for v in sorted(sources):
-        if v in state.seen or v in state.not_interested:
-            continue
+    for v in sorted(proposed):
         it = catalog.get(v, at)
-        if it is None:
-            continue
-        cands.append(v)
-        meta[v] = it
+        if it is not None:
+            cands.append(v)
+            meta[v] = it
     if not cands:
         return []
+    by_source = [(name, set(videos)) for name, videos in found if videos]
 
     x = np.zeros((len(cands), len(FEATURES)))
     mi = np.array([idx.get(v, -1) for v in cands])
@@ -189,16 +189,18 @@ def compute(
     s = score(model, x, cfg.weights)
     if cfg.exploration:
         s = s + cfg.exploration * _gumbel(seed, len(cands))
-    for n, v in enumerate(cands):
-        if v in boosts:
-            s[n] += boosts[v].factor
+    if boosts:
+        for n, v in enumerate(cands):
+            if v in boosts:
+                s[n] += boosts[v].factor
     # best first; ties by video id (the candidates are sorted by id)
     order = np.lexsort((np.arange(len(cands)), -s)).tolist()
     chosen = rerank(order, cands, meta, cfg, depth)
     out = []
     for n in chosen:
         v = cands[n]
-        item = FeedItem(v, meta[v].creator, float(s[n]), sources[v])
+        srcs = [name for name, members in by_source if v in members]
+        item = FeedItem(v, meta[v].creator, float(s[n]), srcs)
         item.x, item.known, item.midx = x[n], bool(known[n]), int(mi[n])
         if v in boosts:
             b = boosts[v]
@@ -213,7 +215,7 @@ def _best(model: Model, scores: np.ndarray, k: int) -> list[str]:
     if k < 1:
         return []
     top = np.argpartition(-scores, k)[:k]
-    return [model.items[j] for j in top if scores[j] > 0]
+    return model.names(top[scores[top] > 0])
 
 
 def explain_items(
@@ -291,31 +293,49 @@ def rerank(
 ) -> list[int]:
     """Greedy re-ranking: no video of the same creator within ``creator_gap``
     places, no topic above ``topic_cap`` of the feed. Candidates that cannot be
-    placed are left out (the rules hold on every feed)."""
+    placed are left out (the rules hold on every feed).
+
+    Each place takes the best remaining candidate that fits. A candidate held
+    back by the creator gap waits in ``held`` (all of them rank above the
+    unscanned rest, so they are tried first); one over a topic cap never fits
+    again (counts only grow) and is dropped."""
     chosen: list[int] = []
     topic_count: dict[str, int] = {}
     cap = max(1, math.ceil(cfg.topic_cap * depth))
-    pending = list(order)
-    while pending and len(chosen) < depth:
-        recent = (
-            {meta[cands[n]].creator for n in chosen[-cfg.creator_gap :]}
-            if cfg.creator_gap
-            else set()
-        )
-        for pos, n in enumerate(pending):
-            it = meta[cands[n]]
-            if it.creator in recent:
-                continue
-            topics = set(it.topics)
-            if any(topic_count.get(t, 0) >= cap for t in topics):
-                continue
-            chosen.append(n)
-            for t in topics:
-                topic_count[t] = topic_count.get(t, 0) + 1
-            del pending[pos]
+    gap = cfg.creator_gap
+    held: list[int] = []
+    rest = iter(order)
+
+    def fits(n: int, recent: list[str]) -> bool | None:
+        """True if it fits now, False if held back by the gap, None if never."""
+        it = meta[cands[n]]
+        if any(topic_count.get(t, 0) >= cap for t in it.topics):
+            return None
+        return it.creator not in recent
+
+    while len(chosen) < depth:
+        recent = [meta[cands[n]].creator for n in chosen[-gap:]] if gap else []
+        pick = None
+        for pos, n in enumerate(held):
+            ok = fits(n, recent)
+            if ok:
+                pick = n
+                del held[pos]
+                break
+        if pick is None:
+            for n in rest:
+                ok = fits(n, recent)
+                if ok:
+                    pick = n
+                    break
+                if ok is False:
+                    held.append(n)
+        if pick is None:
             break
-        else:
-            break
+        chosen.append(pick)
+        for t in set(meta[cands[pick]].topics):
+            topic_count[t] = topic_count.get(t, 0) + 1
+        held = [n for n in held if fits(n, []) is not None]
     return chosen
 
 

@@ -210,6 +210,13 @@ class Model:
             cached = self._index_of = {v: n for n, v in enumerate(self.items)}
         return cached
 
+    def names(self, indexes: np.ndarray) -> list[str]:
+        """The video ids of model indexes."""
+        cached = getattr(self, "_names", None)
+        if cached is None or len(cached) != len(self.items):
+            cached = self._names = np.array(self.items, dtype=object)
+        return cached[indexes].tolist()
+
     @property
     def _uidx(self) -> dict[str, int]:
         cached = getattr(self, "_uidx_cache", None)

@@ -50,7 +50,7 @@ class Catalog:
         vs = self._versions.get(video)
         if not vs:
             return None
-        if at is None:
+        if at is None or vs[-1][0] <= at:
             return vs[-1][1]
         for seq, it in reversed(vs):
             if seq <= at:
