@@ -37,7 +37,7 @@ def json_digest(doc: object) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """What the engine knows of a video (interoperable data only)."""
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cleanroom.foryou.data import ENGAGEMENTS, Item, TrainingSet
-from cleanroom.foryou.feed import MODES, FeedItem, Mode, compute, explain_items, items_digest
+from cleanroom.foryou.feed import MODES, FeedItem, Mode, Ranked, compute, items_digest
 from cleanroom.foryou.model import Model
 from cleanroom.foryou.online import WORLD, Counters, States, UserState
 from cleanroom.foryou.pool import Boost, Catalog, Pool, snapshot
@@ -75,8 +75,11 @@ class FeedRecord:
     state: dict[str, Any]
     state_digest: str
     pool: Pool
-    videos: list[str]
-    items: list[FeedItem] = field(repr=False, default_factory=list)
+    ranked: Ranked = field(repr=False)
+
+    @property
+    def videos(self) -> list[str]:
+        return self.ranked.videos
 
     @property
     def list_digest(self) -> str:
@@ -361,7 +364,7 @@ class Engine:
         with self._lock:
             state, doc, digest = (st or UserState(user, region)).snapshot()
         chosen: Mode = mode or state.mode  # type: ignore[assignment]
-        items = compute(
+        ranked = compute(
             model, self.config, state, pool, self.catalog, seed=seed, mode=chosen, depth=DEPTH
         )
         record = FeedRecord(
@@ -376,8 +379,7 @@ class Engine:
             doc,
             digest,
             pool,
-            [i.video for i in items],
-            items,
+            ranked,
         )
         with self._lock:
             self._records[record.feed] = record
@@ -387,14 +389,16 @@ class Engine:
         return self._serve(record, 0, limit)
 
     def _serve(self, record: FeedRecord, offset: int, limit: int) -> ServedFeed:
-        page = record.items[offset : offset + limit]
-        model = self._models.get(record.model_version)
-        if model is not None and any(i.x is not None for i in page):
-            with self._lock:
-                liked = [v for v, _ in record.state["liked"]]
-                explain_items(model, self.config, liked, record.state["region"], page)
+        ranked = record.ranked
+        page = ranked.page(
+            offset,
+            offset + limit,
+            model=self._models.get(record.model_version),
+            cfg=self.config,
+            liked=[v for v, _ in record.state["liked"]],
+        )
         end = offset + len(page)
-        nxt = f"{record.feed}.{end}" if end < len(record.items) else None
+        nxt = f"{record.feed}.{end}" if end < len(ranked) else None
         return ServedFeed(record, offset, page, nxt)
 
     def _page(self, user: str, cursor: str, limit: int) -> ServedFeed:
@@ -406,7 +410,7 @@ class Engine:
         if record is None or record.user != user:
             raise CursorExpired("this cursor's feed is no longer available; ask for a new feed")
         offset = int(m.group(2))
-        if offset > len(record.items):
+        if offset > len(record.ranked):
             raise FeedError("cursor offset beyond the end of its feed")
         return self._serve(record, offset, limit)
 
@@ -427,7 +431,7 @@ class Engine:
         state = UserState.from_dict(record.state)
         if state.digest() != record.state_digest:
             raise ReplayError("the recorded state does not match its digest")
-        items = compute(
+        return compute(
             model,
             self.config,
             state,
@@ -436,8 +440,7 @@ class Engine:
             seed=record.seed,
             mode=record.mode,
             depth=record.depth,
-        )
-        return [i.video for i in items]
+        ).videos
 
     # -- deletion --------------------------------------------------------------------
 

@@ -60,10 +60,6 @@ class FeedItem:
     sources: list[str]
     reasons: list[dict[str, Any]] = field(default_factory=list)
     boost: dict[str, str] | None = None
-    # the item's features until its explanation is written (only pages served are)
-    x: np.ndarray | None = field(default=None, repr=False, compare=False)
-    known: bool = field(default=True, repr=False, compare=False)
-    midx: int = field(default=-1, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -76,6 +72,64 @@ class FeedItem:
         if self.boost:
             d["boost"] = self.boost
         return d
+
+
+SOURCE_ORDER = tuple(SOURCES)
+
+
+@dataclass
+class Ranked:
+    """A computed feed, compactly: a few lists and arrays instead of an object
+    per item (thousands of feeds are kept for paging and replay, and the
+    cyclic garbage collector would walk every object of each). Items are made,
+    and explained, for the pages served (:meth:`page`)."""
+
+    mode: Mode
+    region: str
+    videos: list[str]
+    creators: list[str]
+    scores: np.ndarray
+    sources: np.ndarray  # bit n set: source SOURCE_ORDER[n] proposed the video
+    x: np.ndarray | None = None  # features (personalised)
+    known: np.ndarray | None = None  # in the model
+    midx: np.ndarray | None = None  # model index, -1 if not in the model
+    shares: np.ndarray | None = None  # (region, world) score parts (popular)
+    boosts: dict[int, dict[str, str]] = field(default_factory=dict)  # rank -> boost
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def page(
+        self, start: int, stop: int, *, model: Model | None, cfg: RankingConfig, liked: list[str]
+    ) -> list[FeedItem]:
+        """Items ``start:stop`` with their sources and reasons."""
+        rows = range(start, min(stop, len(self.videos)))
+        items = [
+            FeedItem(
+                self.videos[n],
+                self.creators[n],
+                float(self.scores[n]),
+                [name for k, name in enumerate(SOURCE_ORDER) if int(self.sources[n]) >> k & 1],
+                boost=self.boosts.get(n),
+            )
+            for n in rows
+        ]
+        if self.shares is not None:
+            for n, it in zip(rows, items, strict=True):
+                it.reasons = _popular_reasons(self.shares[n], self.region)
+        elif model is not None and self.x is not None and len(items):
+            sel = np.arange(rows.start, rows.stop)
+            _explain(
+                model, cfg, liked, self.region, items, self.x[sel], self.known[sel], self.midx[sel]
+            )
+        for it in items:
+            if it.boost:
+                it.reasons.insert(0, {"source": "boost", "text": it.boost["label"]})
+        return items
+
+
+def _mask(names: list[str]) -> int:
+    return sum(1 << SOURCE_ORDER.index(n) for n in names)
 
 
 def items_digest(videos: Iterable[str]) -> str:
@@ -99,9 +153,9 @@ def compute(
     seed: str,
     mode: Mode,
     depth: int,
-) -> list[FeedItem]:
-    """The ranked and re-ranked feed of ``depth`` items at most (each item
-    keeps its features; :func:`explain_items` writes the reasons of the items
+) -> Ranked:
+    """The ranked and re-ranked feed of ``depth`` items at most (with the
+    features of each item, from which :meth:`Ranked.page` explains the items
     actually served)."""
     if mode == "popular":
         return _popular(cfg, state.region, pool, catalog, depth)
@@ -158,7 +212,7 @@ def compute(
             cands.append(v)
             meta[v] = it
     if not cands:
-        return []
+        return Ranked(mode, region, [], [], np.zeros(0), np.zeros(0, np.int32))
     by_source = [(name, set(videos)) for name, videos in found if videos]
 
     x = np.zeros((len(cands), len(FEATURES)))
@@ -196,17 +250,26 @@ def compute(
     # best first; ties by video id (the candidates are sorted by id)
     order = np.lexsort((np.arange(len(cands)), -s)).tolist()
     chosen = rerank(order, cands, meta, cfg, depth)
-    out = []
-    for n in chosen:
-        v = cands[n]
-        srcs = [name for name, members in by_source if v in members]
-        item = FeedItem(v, meta[v].creator, float(s[n]), srcs)
-        item.x, item.known, item.midx = x[n], bool(known[n]), int(mi[n])
-        if v in boosts:
-            b = boosts[v]
-            item.boost = {"id": b.id, "label": b.label or cfg.boost_label}
-        out.append(item)
-    return out
+    sel = np.array(chosen, np.int64)
+    videos = [cands[n] for n in chosen]
+    return Ranked(
+        mode,
+        region,
+        videos,
+        [meta[v].creator for v in videos],
+        s[sel],
+        np.array(
+            [_mask([nm for nm, members in by_source if v in members]) for v in videos], np.int32
+        ),
+        x[sel],
+        known[sel],
+        mi[sel],
+        boosts={
+            n: {"id": boosts[v].id, "label": boosts[v].label or cfg.boost_label}
+            for n, v in enumerate(videos)
+            if v in boosts
+        },
+    )
 
 
 def _best(model: Model, scores: np.ndarray, k: int) -> list[str]:
@@ -218,25 +281,27 @@ def _best(model: Model, scores: np.ndarray, k: int) -> list[str]:
     return model.names(top[scores[top] > 0])
 
 
-def explain_items(
-    model: Model, cfg: RankingConfig, liked_videos: list[str], region: str, items: list[FeedItem]
+def _explain(
+    model: Model,
+    cfg: RankingConfig,
+    liked_videos: list[str],
+    region: str,
+    items: list[FeedItem],
+    x: np.ndarray,
+    known: np.ndarray,
+    midx: np.ndarray,
 ) -> None:
-    """Write "why this video" for the items that have none yet: the main
-    contributions to each score (exact: the score lost without the source), a
-    liked video it resembles, a declared boost first."""
-    todo = [it for it in items if it.x is not None]
-    if not todo:
-        return
+    """Write "why this video" for ``items`` (feature rows ``x``): the main
+    contributions to each score (exact: the score lost without the source) and
+    a liked video it resembles."""
     idx = model.index_of
     liked = np.array([idx[v] for v in liked_videos if v in idx], np.int64)
-    x = np.stack([it.x for it in todo])
     contrib = contributions(model, x, cfg.weights)
-    examples = _examples(model, liked, np.array([it.midx for it in todo]))
-    for row, it in enumerate(todo):
-        it.reasons = explain(contrib[row], x[row], region, example=examples[row], known=it.known)
-        if it.boost:
-            it.reasons.insert(0, {"source": "boost", "text": it.boost["label"]})
-        it.x = None
+    examples = _examples(model, liked, midx)
+    for row, it in enumerate(items):
+        it.reasons = explain(
+            contrib[row], x[row], region, example=examples[row], known=bool(known[row])
+        )
 
 
 def _examples(model: Model, liked: np.ndarray, items: np.ndarray) -> list[str | None]:
@@ -339,16 +404,14 @@ def rerank(
     return chosen
 
 
-def _popular(
-    cfg: RankingConfig, region: str, pool: Pool, catalog: Catalog, depth: int
-) -> list[FeedItem]:
+def _popular(cfg: RankingConfig, region: str, pool: Pool, catalog: Catalog, depth: int) -> Ranked:
     """The non-personalised feed: popular in the region and worldwide, nothing
     about the user but their region."""
     reg = dict(pool.popular.get(region, []))
     world = dict(pool.popular.get(WORLD, []))
     top_r = max(reg.values(), default=0.0) or 1.0
     top_w = max(world.values(), default=0.0) or 1.0
-    cands, meta, s, srcs = [], {}, [], []
+    cands, meta, s = [], {}, []
     for v in sorted(set(reg) | set(world)):
         it = catalog.get(v, pool.catalog_seq)
         if it is None:
@@ -356,27 +419,49 @@ def _popular(
         cands.append(v)
         meta[v] = it
         s.append(reg.get(v, 0.0) / top_r + 0.5 * world.get(v, 0.0) / top_w)
-        srcs.append([n for n, d in (("popular_region", reg), ("popular_world", world)) if v in d])
     order = sorted(range(len(cands)), key=lambda n: (-s[n], cands[n]))
+    videos = [cands[n] for n in rerank(order, cands, meta, cfg, depth)]
+    in_reg = [v in reg for v in videos]
+    in_world = [v in world for v in videos]
+    shares = np.array(
+        [
+            [reg[v] / top_r if r else np.nan, 0.5 * world[v] / top_w if w else np.nan]
+            for v, r, w in zip(videos, in_reg, in_world, strict=True)
+        ]
+    ).reshape(len(videos), 2)
+    return Ranked(
+        "popular",
+        region,
+        videos,
+        [meta[v].creator for v in videos],
+        np.nansum(shares, axis=1) if len(videos) else np.zeros(0),
+        np.array(
+            [
+                _mask([n for n, ok in (("popular_region", r), ("popular_world", w)) if ok])
+                for r, w in zip(in_reg, in_world, strict=True)
+            ],
+            np.int32,
+        ),
+        shares=shares,
+    )
+
+
+def _popular_reasons(share: np.ndarray, region: str) -> list[dict[str, Any]]:
     out = []
-    for n in rerank(order, cands, meta, cfg, depth):
-        v = cands[n]
-        reasons = []
-        if v in reg:
-            reasons.append(
-                {
-                    "source": "region_popular",
-                    "text": f"Popular in your region ({region})",
-                    "contribution": round(reg[v] / top_r, 6),
-                }
-            )
-        if v in world:
-            reasons.append(
-                {
-                    "source": "popular",
-                    "text": "Popular worldwide",
-                    "contribution": round(0.5 * world[v] / top_w, 6),
-                }
-            )
-        out.append(FeedItem(v, meta[v].creator, float(s[n]), srcs[n], reasons))
+    if not np.isnan(share[0]):
+        out.append(
+            {
+                "source": "region_popular",
+                "text": f"Popular in your region ({region})",
+                "contribution": round(float(share[0]), 6),
+            }
+        )
+    if not np.isnan(share[1]):
+        out.append(
+            {
+                "source": "popular",
+                "text": "Popular worldwide",
+                "contribution": round(float(share[1]), 6),
+            }
+        )
     return out

@@ -30,26 +30,34 @@ SEEN = 2000
 WORLD = "*"
 
 
-def _bounded_put(d: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+def _bounded_put(d: dict[str, Any], key: str, value: Any, limit: int) -> None:
+    """Put ``key`` last in ``d`` (dicts keep insertion order), dropping the
+    oldest keys beyond ``limit``."""
+    d.pop(key, None)
     d[key] = value
-    d.move_to_end(key)
     while len(d) > limit:
-        d.popitem(last=False)
+        del d[next(iter(d))]
 
 
-@dataclass
+_NONE: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
 class UserState:
     """What the engine keeps of a user: the videos they liked and skipped most
     recently (``HISTORY`` each, with times), what they have seen (``SEEN``),
-    marked not interested, the creators they follow and their feed setting."""
+    marked not interested, the creators they follow and their feed setting.
+
+    Compact, as a million of them may be kept: slots, plain (ordered) dicts,
+    and one shared empty set of follows until the user follows someone."""
 
     user: str
     region: str
-    liked: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    skipped: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    not_interested: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    follows: set[str] = field(default_factory=set)
+    liked: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, None] = field(default_factory=dict)
+    not_interested: dict[str, None] = field(default_factory=dict)
+    follows: frozenset[str] = _NONE
     mode: str = "personalized"
     last_ms: int = 0
     version: int = field(default=0, compare=False)
@@ -60,7 +68,7 @@ class UserState:
         self.version += 1
 
     def unfollow(self, creator: str) -> None:
-        self.follows.discard(creator)
+        self.follows = self.follows - {creator}
         self.changed()
 
     def snapshot(self) -> tuple[UserState, dict[str, Any], str]:
@@ -82,7 +90,7 @@ class UserState:
         if engagement == "not_interested":
             _bounded_put(self.not_interested, video, None, SEEN)
         if engagement == "follow" and creator:
-            self.follows.add(creator)
+            self.follows = self.follows | {creator}
         self.last_ms = max(self.last_ms, ts_ms)
         self.version += 1
 
@@ -106,11 +114,11 @@ class UserState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserState:
         s = cls(d["user"], d["region"])
-        s.liked = OrderedDict((v, int(t)) for v, t in d["liked"])
-        s.skipped = OrderedDict((v, int(t)) for v, t in d["skipped"])
-        s.seen = OrderedDict.fromkeys(d["seen"])
-        s.not_interested = OrderedDict.fromkeys(d["not_interested"])
-        s.follows = set(d["follows"])
+        s.liked = {v: int(t) for v, t in d["liked"]}
+        s.skipped = {v: int(t) for v, t in d["skipped"]}
+        s.seen = dict.fromkeys(d["seen"])
+        s.not_interested = dict.fromkeys(d["not_interested"])
+        s.follows = frozenset(d["follows"]) or _NONE
         s.mode = d["mode"]
         s.last_ms = int(d["last_ms"])
         return s

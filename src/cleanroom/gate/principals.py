@@ -30,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     insert,
     select,
     update,
@@ -134,12 +135,19 @@ def _aware(value: datetime) -> datetime:
 class Principals:
     """The registry of principals and tokens (one database)."""
 
-    def __init__(self, db: Database, *, auth_ttl: float = 1.0) -> None:
+    def __init__(
+        self, db: Database, *, auth_ttl: float = 300.0, revocation_check: float = 0.5
+    ) -> None:
         self.db = db
-        # Verified tokens are remembered for ``auth_ttl`` seconds: a revocation in
-        # this process is immediate, in another process it takes effect within it.
+        # Verified tokens are remembered for ``auth_ttl`` seconds (never past
+        # their expiry). Revocations forget them at once in this process; other
+        # processes notice within ``revocation_check`` seconds: a remembered
+        # token counts only while the revocations were looked at that recently.
         self.auth_ttl = auth_ttl
+        self.revocation_check = revocation_check
         self._verified: dict[str, tuple[float, datetime, Principal]] = {}
+        self._revocations: tuple[Any, ...] | None = None
+        self._revocations_at = float("-inf")
         migrate(db, MIGRATIONS)
 
     def add(self, principal: Principal) -> Principal:
@@ -232,9 +240,30 @@ class Principals:
             raise PrincipalError(f"{name!r} has no live token {token_id!r}")
         return n
 
+    def _check_revocations(self) -> None:
+        """Forget every remembered token if any token was revoked since the last
+        look (one small query, at most every ``revocation_check`` seconds)."""
+        if time.monotonic() - self._revocations_at < self.revocation_check:
+            return
+        with self.db.read_latest() as conn:
+            seen = tuple(
+                conn.execute(
+                    select(func.count(), func.max(tokens_t.c.revoked_at)).where(
+                        tokens_t.c.revoked_at.is_not(None)
+                    )
+                ).one()
+            )
+        if seen != self._revocations:
+            self._verified.clear()
+            self._revocations = seen
+        self._revocations_at = time.monotonic()
+
     def recently_verified(self, token: str) -> Principal | None:
-        """The principal of a token verified less than ``auth_ttl`` ago (no
-        database read: safe to call on an event loop), else None."""
+        """The principal of a token verified less than ``auth_ttl`` ago, while
+        revocations were looked at recently (no database read: safe to call on
+        an event loop), else None."""
+        if time.monotonic() - self._revocations_at >= self.revocation_check:
+            return None
         hit = self._verified.get(hashlib.sha256(token.encode()).hexdigest())
         if hit is not None and hit[0] > time.monotonic() and hit[1] > datetime.now(UTC):
             return hit[2]
@@ -247,6 +276,7 @@ class Principals:
                 "this endpoint needs a bearer token",
                 hint="send 'Authorization: Bearer crt_…' (cleanroom principal token NAME)",
             )
+        self._check_revocations()
         hit = self.recently_verified(token)
         if hit is not None:
             return hit
