@@ -148,7 +148,7 @@ class Engine:
         self.fresh_window_ms = fresh_window_ms
         self.states = states or States()
         self.counters = counters or Counters()
-        self.catalog = Catalog()
+        self.catalog = Catalog(fresh_window_ms)
         self.boosts: tuple[Boost, ...] = ()
         self.clock = clock
         self._model: Model | None = None

@@ -27,6 +27,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.sparse.linalg import ArpackError, eigsh
@@ -192,9 +193,12 @@ class Model:
         x = (p + config.negative_weight * n).tocsr()
         m._rows_x = x  # each user's row, kept for the downdate when they are forgotten
         m.gram = np.asarray((x.T @ x).toarray(), np.float64)
-        a = m.gram.copy()
+        a = m.gram.copy(order="F")
         a[np.diag_indices_from(a)] += config.l2 + m._drop * np.diag(m.gram)
-        m.inverse = np.linalg.inv(a)
+        # inverted in place (LU in LAPACK's own buffer): no second and third
+        # copy of an items x items matrix at the peak of training
+        m.inverse = scipy.linalg.inv(a, overwrite_a=True, check_finite=False)
+        del a
         m._refresh(p, n)
         return m
 
@@ -249,9 +253,10 @@ class Model:
         (``p``, ``n``: positives and negatives over the head items)."""
         inv = self.inverse
         d = np.diag(inv)
-        b = -inv / d
+        b = np.empty(inv.shape, np.float32)  # no items x items float64 temporary
+        np.divide(inv, -d, out=b, casting="unsafe")
         np.fill_diagonal(b, 0.0)
-        self.B = b.astype(np.float32)
+        self.B = b
         k = min(self.config.factors, len(self.items) - 1)
         if k >= 1 and self.gram.any():
             v0 = np.ones(len(self.items))

@@ -22,34 +22,60 @@ from cleanroom.foryou.online import WORLD, Counters
 
 
 class Catalog:
-    def __init__(self) -> None:
-        self._versions: dict[str, list[tuple[int, Item]]] = {}
-        self._by_creator: dict[str, list[tuple[int, str]]] = {}  # (created_ms, video), sorted
+    """Videos by id, each with its versions (sequence number, item), newest
+    last. Compact, as a catalog may hold millions: a video with one version
+    keeps a tuple, not a list; per creator only video ids (ordered by upload
+    time); the fresh index only what is within ``fresh_window_ms`` of the
+    newest upload (the fresh source never looks further back)."""
+
+    def __init__(self, fresh_window_ms: int = 2 * 86_400_000) -> None:
+        self._versions: dict[str, tuple[int, Item] | list[tuple[int, Item]]] = {}
+        self._by_creator: dict[str, list[tuple[int, str]]] = {}  # (created_ms, video)
         self._fresh: list[tuple[int, str]] = []  # (created_ms, video), sorted
+        self.fresh_window_ms = fresh_window_ms
         self.seq = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._versions)
 
+    def _all(self, video: str) -> list[tuple[int, Item]]:
+        vs = self._versions.get(video)
+        if vs is None:
+            return []
+        return [vs] if isinstance(vs, tuple) else vs
+
     def upsert(self, items: list[Item]) -> None:
         with self._lock:
+            creators: set[str] = set()
+            fresh: list[tuple[int, str]] = []
             for it in items:
                 old = self.get(it.id)
                 if old == it:
                     continue
                 self.seq += 1
-                self._versions.setdefault(it.id, []).append((self.seq, it))
+                entry = (self.seq, it)
+                if old is None:
+                    self._versions[it.id] = entry
+                else:
+                    self._versions[it.id] = [*self._all(it.id), entry]
                 if old is None or old.creator != it.creator or old.created_ms != it.created_ms:
-                    bisect.insort(
-                        self._by_creator.setdefault(it.creator, []), (it.created_ms, it.id)
-                    )
-                    bisect.insort(self._fresh, (it.created_ms, it.id))
+                    self._by_creator.setdefault(it.creator, []).append((it.created_ms, it.id))
+                    creators.add(it.creator)
+                    fresh.append((it.created_ms, it.id))
+            for c in creators:
+                self._by_creator[c].sort()
+            if fresh:
+                merged = sorted(self._fresh + fresh)
+                horizon = merged[-1][0] - self.fresh_window_ms
+                self._fresh = merged[bisect.bisect_left(merged, (horizon, "")) :]
 
     def get(self, video: str, at: int | None = None) -> Item | None:
         vs = self._versions.get(video)
-        if not vs:
+        if vs is None:
             return None
+        if isinstance(vs, tuple):
+            return vs[1] if at is None or vs[0] <= at else None
         if at is None or vs[-1][0] <= at:
             return vs[-1][1]
         for seq, it in reversed(vs):
@@ -58,10 +84,10 @@ class Catalog:
         return None
 
     def newest_of(self, creator: str, n: int, at: int) -> list[str]:
-        out = []
+        out: list[str] = []
         for _, video in reversed(self._by_creator.get(creator, [])):
             it = self.get(video, at)
-            if it is not None and it.creator == creator:
+            if it is not None and it.creator == creator and video not in out:
                 out.append(video)
                 if len(out) >= n:
                     break
