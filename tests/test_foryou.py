@@ -406,3 +406,21 @@ def test_large_catalog_keeps_the_item_model_to_its_head(kuairec) -> None:
     assert set(f.record.videos) - set(e.model.index_of), "tail videos still reach feeds"
     assert e.replay(f.record) == f.record.videos
     assert e.forget("u14")["model_updated"]
+
+
+def test_catalog_versions_creators_and_fresh_window() -> None:
+    from cleanroom.foryou.pool import Catalog
+
+    day = 86_400_000
+    c = Catalog(fresh_window_ms=2 * day)
+    c.upsert([Item(f"v{n}", f"c{n % 3}", (), None, NOW - n * day) for n in range(10)])
+    at = c.seq
+    # only what is within the window of the newest upload is indexed as fresh
+    assert [v for v, _ in c.newest(50, NOW - 30 * day, at)] == ["v0", "v1", "v2"]
+    edited = Item("v1", "c9", ("news",), None, NOW + 1)
+    c.upsert([edited])
+    assert c.get("v1") == edited and c.get("v1", at).creator == "c1"  # versions kept
+    assert c.newest_of("c9", 5, c.seq) == ["v1"] and c.newest_of("c9", 5, at) == []
+    assert c.newest_of("c1", 5, at) == ["v1", "v4", "v7"]  # as of the older version
+    assert [v for v, _ in c.newest(2, NOW - day, c.seq)] == ["v1", "v0"]
+    assert len(c) == 10 and c.get("nope") is None and c.get("v3", 0) is None

@@ -47,8 +47,8 @@ SOURCES = {
     "popular_region": "Popular in your region",
     "popular_world": "Popular worldwide",
     "rising": "Rising in your region",
-    "followed": "From a creator you follow",
     "fresh": "New upload",
+    "followed": "From a creator you follow",
 }
 
 
@@ -74,7 +74,7 @@ class FeedItem:
         return d
 
 
-SOURCE_ORDER = tuple(SOURCES)
+SOURCE_ORDER = tuple(SOURCES)  # the order in which compute() consults the sources
 
 
 @dataclass
