@@ -42,6 +42,13 @@ def test_foryou_engine_knows_nothing_of_vault_gate_or_ledger() -> None:
     assert _strays(out, ("cleanroom.foryou", "cleanroom.storage")) == []
 
 
+def test_release_depends_on_the_ledger_only() -> None:
+    """DESIGN: releases (artifacts, reviews, attestations, the deploy check)
+    stand on the ledger; an outside verifier needs nothing else."""
+    out = _loaded("cleanroom.release")
+    assert _strays(out, ("cleanroom.release", "cleanroom.ledger", "cleanroom.storage")) == []
+
+
 def test_verifying_needs_no_database(tmp_path) -> None:
     """Proof and note verification run with no database URL anywhere."""
     from cleanroom.ledger import MemoryTree, generate_signer, open_note, sign_note
