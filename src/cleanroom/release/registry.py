@@ -1,0 +1,454 @@
+"""The release registry: reviewers and their keys, submitted artifacts,
+signed reviews, the verdict of the release policy, and what was deployed when.
+
+Every change is a ledger entry first (``release.*``, no personal data), then
+a row here; the rows are an index the oversight body does not need:
+:func:`cleanroom.release.verify.replay` rebuilds the same state from the
+ledger entries and the reviewers' public keys alone.
+
+Artifacts are opaque content digests with a kind (``source``, ``model``,
+``policy``) and a manifest (what reviewers read: file lists, configuration);
+the part that builds an artifact checks its digest against its content."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
+
+from cleanroom.ledger.note import ALG_ED25519, Verifier, parse_verifier
+from cleanroom.release import dsse
+from cleanroom.release.errors import (
+    AttestationError,
+    NotApproved,
+    ReleaseError,
+    ReviewerError,
+    UnknownArtifact,
+)
+from cleanroom.release.intoto import REVIEW_TYPE, hex_of, parse_statement, subject_digests
+from cleanroom.release.policy import ReleasePolicy, Review, Verdict
+from cleanroom.storage import Database, Migration, migrate
+
+KINDS = ("source", "model", "policy")
+_metadata = MetaData()
+reviewers_t = Table(
+    "release_reviewers",
+    _metadata,
+    Column("name", String(64), primary_key=True),
+    Column("org", String(16), nullable=False),
+    Column("vkey", String(256), nullable=False),
+    Column("added_ms", BigInteger, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+artifacts_t = Table(
+    "release_artifacts",
+    _metadata,
+    Column("digest", String(80), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("submitted_by", String(64), nullable=False),
+    Column("org", String(16), nullable=False),
+    Column("submitted_ms", BigInteger, nullable=False),
+    Column("manifest", Text, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+reviews_t = Table(
+    "release_reviews",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("artifact", String(80), nullable=False, index=True),
+    Column("reviewer", String(64), nullable=False),
+    Column("org", String(16), nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("envelope", Text, nullable=False),
+    Column("reviewed_ms", BigInteger, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+deployments_t = Table(
+    "release_deployments",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, index=True),
+    Column("artifact", String(80), nullable=False),
+    Column("by", String(64), nullable=False),
+    Column("rollback", Integer, nullable=False),
+    Column("deployed_ms", BigInteger, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+
+
+def _create(conn: Connection) -> None:
+    _metadata.create_all(conn, tables=[reviewers_t, artifacts_t, reviews_t, deployments_t])
+
+
+MIGRATIONS = [Migration("release", 1, "reviewers, artifacts, reviews, deployments", _create)]
+
+
+class Ledger(Protocol):
+    def append(self, entry: dict[str, Any]) -> int: ...
+
+
+@dataclass(frozen=True)
+class Artifact:
+    digest: str
+    kind: str
+    name: str
+    submitted_by: str
+    org: str
+    submitted_ms: int
+    manifest: dict[str, Any] = field(repr=False)
+    ledger_index: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "kind": self.kind,
+            "name": self.name,
+            "submitted_by": self.submitted_by,
+            "org": self.org,
+            "submitted_ms": self.submitted_ms,
+            "ledger_index": self.ledger_index,
+        }
+
+
+@dataclass(frozen=True)
+class Deployment:
+    kind: str
+    artifact: str
+    by: str
+    rollback: bool
+    deployed_ms: int
+    ledger_index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def check_review(
+    envelope: Any, verifier: Verifier, artifact: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The review statement of ``envelope`` signed by ``verifier`` about
+    ``artifact`` (its predicate and the statement); AttestationError otherwise.
+    What the registry checks on submission and a verifier checks on replay."""
+    body, _ = dsse.verify(envelope, [verifier])
+    stmt = parse_statement(body, REVIEW_TYPE)
+    if artifact not in subject_digests(stmt):
+        raise AttestationError(f"the review is not about artifact {artifact}")
+    pred = stmt["predicate"]
+    if pred["reviewer"] != verifier.name:
+        raise AttestationError(
+            f"the review names reviewer {pred['reviewer']!r} but is signed by {verifier.name!r}"
+        )
+    return pred, stmt
+
+
+class Registry:
+    def __init__(
+        self,
+        db: Database,
+        ledger: Ledger,
+        policy: ReleasePolicy | None = None,
+        *,
+        clock: Any = time.time,
+    ) -> None:
+        self.db = db
+        self.ledger = ledger
+        self.policy = policy or ReleasePolicy()
+        self.clock = clock
+        migrate(db, MIGRATIONS)
+
+    def _now(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- reviewers -------------------------------------------------------------------
+
+    def add_reviewer(self, name: str, org: str, vkey: str, *, added_by: str) -> int:
+        """Register a reviewer's public key (a signed-note vkey whose name is the
+        reviewer's principal name); returns the ledger index."""
+        try:
+            v = parse_verifier(vkey)
+        except Exception as e:  # KeyFormatError and friends: one clear message
+            raise ReviewerError(f"not a public key in signed-note format: {e}") from None
+        if v.alg != ALG_ED25519:
+            raise ReviewerError("a reviewer key must be an Ed25519 signing key (type 0x01)")
+        if v.name != name:
+            raise ReviewerError(f"the key is named {v.name!r}, not {name!r}")
+        if org == "parent":
+            raise ReviewerError("the foreign parent cannot have reviewers")
+        if org not in self.policy.reviewer_orgs:
+            raise ReviewerError(f"reviewers of {org!r} may not review releases")
+        if self.reviewer(name) is not None:
+            raise ReviewerError(f"{name!r} is already a reviewer")
+        now = self._now()
+        index = self.ledger.append(
+            {
+                "type": "release.reviewer",
+                "v": 1,
+                "reviewer": name,
+                "org": org,
+                "vkey": vkey,
+                "added_by": added_by,
+                "at_ms": now,
+            }
+        )
+        with self.db.write() as conn:
+            conn.execute(
+                reviewers_t.insert().values(
+                    name=name, org=org, vkey=vkey, added_ms=now, ledger_index=index
+                )
+            )
+        return index
+
+    def reviewer(self, name: str) -> tuple[str, Verifier] | None:
+        with self.db.read_latest() as conn:
+            row = conn.execute(select(reviewers_t).where(reviewers_t.c.name == name)).first()
+        return None if row is None else (row.org, parse_verifier(row.vkey))
+
+    def reviewers(self) -> list[dict[str, Any]]:
+        with self.db.read_latest() as conn:
+            rows = conn.execute(select(reviewers_t).order_by(reviewers_t.c.name)).all()
+        return [{"name": r.name, "org": r.org, "vkey": r.vkey} for r in rows]
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        name: str,
+        digest: str,
+        manifest: dict[str, Any],
+        *,
+        submitted_by: str,
+        org: str,
+        attestation: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """Record an artifact for review (the same digest twice is refused)."""
+        if kind not in KINDS:
+            raise ReleaseError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        hex_of(digest)
+        if not name or len(name) > 128:
+            raise ReleaseError("an artifact needs a name of 1 to 128 characters")
+        if self.get(digest, missing_ok=True) is not None:
+            raise ReleaseError(f"artifact {digest} was already submitted")
+        now = self._now()
+        entry: dict[str, Any] = {
+            "type": "release.submitted",
+            "v": 1,
+            "artifact": digest,
+            "kind": kind,
+            "name": name,
+            "submitted_by": submitted_by,
+            "org": org,
+            "at_ms": now,
+        }
+        if attestation is not None:
+            entry["attestation"] = attestation
+        index = self.ledger.append(entry)
+        art = Artifact(digest, kind, name, submitted_by, org, now, manifest, index)
+        with self.db.write() as conn:
+            conn.execute(
+                artifacts_t.insert().values(
+                    digest=digest,
+                    kind=kind,
+                    name=name,
+                    submitted_by=submitted_by,
+                    org=org,
+                    submitted_ms=now,
+                    manifest=json.dumps(manifest, sort_keys=True),
+                    ledger_index=index,
+                )
+            )
+        return art
+
+    def get(self, digest: str, *, missing_ok: bool = False) -> Artifact | None:
+        with self.db.read_latest() as conn:
+            row = conn.execute(select(artifacts_t).where(artifacts_t.c.digest == digest)).first()
+        if row is None:
+            if missing_ok:
+                return None
+            raise UnknownArtifact(f"no artifact {digest} was submitted")
+        return Artifact(
+            row.digest,
+            row.kind,
+            row.name,
+            row.submitted_by,
+            row.org,
+            row.submitted_ms,
+            json.loads(row.manifest),
+            row.ledger_index,
+        )
+
+    def artifacts(self, kind: str | None = None) -> list[Artifact]:
+        q = select(artifacts_t.c.digest).order_by(artifacts_t.c.submitted_ms)
+        if kind is not None:
+            q = q.where(artifacts_t.c.kind == kind)
+        with self.db.read_latest() as conn:
+            digests = [r.digest for r in conn.execute(q)]
+        return [self.get(d) for d in digests]  # type: ignore[misc]
+
+    # -- reviews -----------------------------------------------------------------------
+
+    def review(self, digest: str, envelope: Any) -> Verdict:
+        """Record a signed review (a DSSE envelope of an in-toto statement with
+        the review predicate) after checking it with the reviewer's registered
+        key; returns the artifact's verdict. Nothing is recorded if any check
+        fails."""
+        art = self.get(digest)
+        assert art is not None
+        _, _, sigs = dsse.parse(envelope)
+        names = {k.split("+")[0] for k, _ in sigs}
+        known = [(n, self.reviewer(n)) for n in sorted(names)]
+        found = [(n, r) for n, r in known if r is not None]
+        if not found:
+            raise ReviewerError(
+                "the review is not signed by a registered reviewer",
+                hint="register the key first: cleanroom release reviewer add",
+            )
+        errors = []
+        for name, (org, verifier) in found:
+            try:
+                pred, _ = check_review(envelope, verifier, digest)
+            except AttestationError as e:
+                errors.append(f"{name}: {e.message}")
+                continue
+            if pred["org"] != org:
+                raise ReviewerError(f"{name} reviews for {org!r}, not {pred['org']!r}")
+            if pred["artifactKind"] != art.kind:
+                raise AttestationError(
+                    f"the review is of a {pred['artifactKind']} artifact; this one is {art.kind}"
+                )
+            now = self._now()
+            index = self.ledger.append(
+                {
+                    "type": "release.review",
+                    "v": 1,
+                    "artifact": digest,
+                    "reviewer": name,
+                    "org": org,
+                    "decision": pred["decision"],
+                    "envelope": envelope if isinstance(envelope, dict) else json.loads(envelope),
+                    "at_ms": now,
+                }
+            )
+            with self.db.write() as conn:
+                conn.execute(
+                    reviews_t.insert().values(
+                        artifact=digest,
+                        reviewer=name,
+                        org=org,
+                        decision=pred["decision"],
+                        envelope=json.dumps(envelope, sort_keys=True)
+                        if isinstance(envelope, dict)
+                        else envelope,
+                        reviewed_ms=now,
+                        ledger_index=index,
+                    )
+                )
+            return self.verdict(digest)
+        raise AttestationError("; ".join(errors))
+
+    def reviews(self, digest: str) -> list[Review]:
+        with self.db.read_latest() as conn:
+            rows = conn.execute(
+                select(reviews_t).where(reviews_t.c.artifact == digest).order_by(reviews_t.c.id)
+            ).all()
+        return [Review(r.reviewer, r.org, r.decision, r.ledger_index) for r in rows]
+
+    def verdict(self, digest: str) -> Verdict:
+        art = self.get(digest)
+        assert art is not None
+        return self.policy.evaluate(art.submitted_by, self.reviews(digest))
+
+    # -- deployments -------------------------------------------------------------------
+
+    def deploy(self, digest: str, *, by: str, rollback: bool = False) -> Deployment:
+        """Make an approved artifact the live one of its kind. An artifact
+        without an approved release is refused, and the refusal is recorded."""
+        art = self.get(digest, missing_ok=True)
+        verdict = self.verdict(digest) if art is not None else None
+        if art is None or verdict is None or not verdict.approved:
+            if art is None or verdict is None:
+                why = f"no artifact {digest} was submitted"
+            else:
+                why = f"{art.kind} {art.name} ({digest}) is not approved: {verdict.missing}"
+            self.ledger.append(
+                {
+                    "type": "release.refused",
+                    "v": 1,
+                    "artifact": digest,
+                    "kind": art.kind if art else "unknown",
+                    "by": by,
+                    "reason": why,
+                    "at_ms": self._now(),
+                }
+            )
+            raise NotApproved(why, hint="it needs approvals under the release policy first")
+        now = self._now()
+        index = self.ledger.append(
+            {
+                "type": "release.deployed",
+                "v": 1,
+                "artifact": digest,
+                "kind": art.kind,
+                "by": by,
+                "rollback": rollback,
+                "at_ms": now,
+            }
+        )
+        d = Deployment(art.kind, digest, by, rollback, now, index)
+        with self.db.write() as conn:
+            conn.execute(
+                deployments_t.insert().values(
+                    kind=art.kind,
+                    artifact=digest,
+                    by=by,
+                    rollback=int(rollback),
+                    deployed_ms=now,
+                    ledger_index=index,
+                )
+            )
+        return d
+
+    def history(self, kind: str) -> list[Deployment]:
+        with self.db.read_latest() as conn:
+            rows = conn.execute(
+                select(deployments_t)
+                .where(deployments_t.c.kind == kind)
+                .order_by(deployments_t.c.id)
+            ).all()
+        return [
+            Deployment(r.kind, r.artifact, r.by, bool(r.rollback), r.deployed_ms, r.ledger_index)
+            for r in rows
+        ]
+
+    def live(self, kind: str, at_ms: int | None = None) -> Deployment | None:
+        """What was live for ``kind`` at ``at_ms`` (now by default)."""
+        out = None
+        for d in self.history(kind):
+            if at_ms is None or d.deployed_ms <= at_ms:
+                out = d
+        return out
+
+    def rollback(self, kind: str, *, by: str) -> Deployment:
+        """Deploy again the approved artifact that was live before the current one."""
+        hist = self.history(kind)
+        if not hist:
+            raise ReleaseError(f"nothing of kind {kind!r} was ever deployed")
+        current = hist[-1].artifact
+        for d in reversed(hist[:-1]):
+            if d.artifact != current:
+                return self.deploy(d.artifact, by=by, rollback=True)
+        raise ReleaseError(f"no earlier {kind} release to roll back to")
