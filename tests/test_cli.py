@@ -28,14 +28,17 @@ def test_init_append_get_proof_verify(tmp_path: Path) -> None:
     vkey = r.stdout.strip().splitlines()[-1]
     assert parse_verifier(vkey).name == "cli.example/log"
     assert (dd / "keys" / "log.key").stat().st_mode & 0o777 == 0o600
+    assert "first releases" in r.stdout  # reviewers, shipped policies and model, on record
     entries = '{"type":"cli.test","v":1,"n":1}\n\n{ "v": 1, "type": "cli.test", "n": 2 }\n'
     r = run(["ledger", "append"], dd, entries)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["0", "1"]
-    r = run(["ledger", "get", "1"], dd)
+    first, second = (int(x) for x in r.stdout.split())
+    # after the 10 bootstrap entries: 2 reviewers, 2 submissions, 4 reviews, 2 deployments
+    assert (first, second) == (10, 11)
+    r = run(["ledger", "get", "11"], dd)
     assert r.stdout.strip() == '{"n":2,"type":"cli.test","v":1}'
-    proof = run(["ledger", "proof", "1"], dd).stdout
-    assert proof.startswith("c2sp.org/tlog-proof@v1\nindex 1\n")
+    proof = run(["ledger", "proof", "11"], dd).stdout
+    assert proof.startswith("c2sp.org/tlog-proof@v1\nindex 11\n")
     (tmp_path / "p").write_text(proof)
     (tmp_path / "e").write_text('{"n":2,"type":"cli.test","v":1}\n')
     r = run(
@@ -53,7 +56,7 @@ def test_init_append_get_proof_verify(tmp_path: Path) -> None:
     )
     assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr
     cp = run(["ledger", "checkpoint"], dd).stdout
-    assert cp.startswith("cli.example/log\n2\n")
+    assert cp.startswith("cli.example/log\n12\n")
     # init again is idempotent and prints the same key
     assert run(["init"], dd).stdout.strip().splitlines()[-1] == vkey
 
@@ -74,9 +77,9 @@ def test_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
         (["ledger", "append"], '{"type":"ok.one","v":1}\n{"type":"x"}\n'),
         (["ledger", "append"], "not json\n"),
         (["ledger", "append"], ""),
-        (["ledger", "get", "5"], ""),
+        (["ledger", "get", "500"], ""),
         (["ledger", "get", "minus"], ""),
-        (["ledger", "proof", "3"], ""),
+        (["ledger", "proof", "300"], ""),
         (["ledger", "verify", "--vkey", "nonsense"], ""),
         (["ledger", "nosuchverb"], ""),
     ]:

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer
 
     NoArgsIsHelpError = ClickException  # type: ignore[misc,assignment]
 
+from cleanroom.cli_release import release_app
 from cleanroom.config import (
     DEFAULT_JURISDICTION,
     DEFAULT_OPERATOR,
@@ -53,6 +54,7 @@ app.add_typer(witness_app, name="witness")
 app.add_typer(principal_app, name="principal")
 app.add_typer(deletion_app, name="deletion")
 app.add_typer(policy_app, name="policy")
+app.add_typer(release_app, name="release")
 
 
 class State:
@@ -131,14 +133,24 @@ def init(
         cp = LedgerStore(db, config.origin, signer).init()
     finally:
         db.dispose()
+    from cleanroom.deployment import bootstrap
     from cleanroom.room import CleanRoom
 
-    CleanRoom.open(dd, start=False).close()  # creates the keyring and system principals
+    # the keyring, the system principals, and the first releases (on the record)
+    with CleanRoom.open(dd, background=False) as room:
+        bootstrapped = bootstrap(room, dd)
+        room.log.integrate()
     typer.echo(f"data directory: {dd.path}")
     typer.echo(
         f"site: {config.site.name} ({config.site.jurisdiction}, run by {config.site.operator})"
     )
     typer.echo(f"log origin: {config.origin} (tree size {cp.size})")
+    if bootstrapped:
+        typer.echo(
+            "first releases: reviewers operator-reviewer and oversight-reviewer "
+            f"(keys in {dd.keys}), shipped policy set and model configuration approved "
+            "and deployed"
+        )
     typer.echo(signer.verifier.vkey)
 
 

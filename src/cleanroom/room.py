@@ -11,6 +11,7 @@ from cleanroom.gate import Deletions, Gate, Principal, Principals
 from cleanroom.gate.policy import shipped
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import WitnessEndpoint
+from cleanroom.release.registry import Registry
 from cleanroom.storage import Database
 from cleanroom.vault import KeyStore, LocalKeyring, ResidencyPolicy, Site, Vault
 
@@ -51,6 +52,7 @@ class CleanRoom:
     principals: Principals
     gate: Gate
     deletions: Deletions
+    releases: Registry
 
     @classmethod
     def open(
@@ -69,7 +71,17 @@ class CleanRoom:
             log.start(background=background)
         vault = Vault(db, KeyStore(keystore_db, keyring(dd)), site, residency)
         gate = Gate(vault, log, shipped())
-        room = cls(config, db, keystore_db, log, vault, Principals(db), gate, Deletions(gate))
+        room = cls(
+            config,
+            db,
+            keystore_db,
+            log,
+            vault,
+            Principals(db),
+            gate,
+            Deletions(gate),
+            Registry(db, log),
+        )
         room.ensure_system_principals()
         return room
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from cleanroom import __version__
 from cleanroom.api import foryou_routes, log_routes, platform_routes, problems, witness_routes
 from cleanroom.config import DataDir
+from cleanroom.deployment import bootstrap, load_model_config, load_policy
 from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import Witness
@@ -34,11 +35,20 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         own_db = None
         if log:
             room = CleanRoom.open(dd)
+            try:
+                # the deploy check: only the live approved policy set and model
+                # configuration load (a fresh clean room bootstraps them, on record)
+                bootstrap(room, dd)
+                app.state.policy_release = load_policy(room)
+                ranking, app.state.model_release = load_model_config(room)
+            except Exception:
+                room.close()
+                raise
             app.state.room = room
             app.state.log = room.log
             runner = OrderRunner(room.deletions, room.system("deletion-service")).start()
             app.state.order_runner = runner
-            recommender = Recommender(room).start(background=True)
+            recommender = Recommender(room, ranking).start(background=True)
             app.state.recommender = recommender
         if serve_witness:
             db = room.db if room is not None else (own_db := dd.database(config))

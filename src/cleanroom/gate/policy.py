@@ -10,7 +10,6 @@ lists what the caller must do with data the rule allows (``mask:<field>``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import cedarpy
 
+from cleanroom.release.digests import files_digest
 from cleanroom.storage.errors import CleanroomError
 
 SCHEMA_FILE = "schema.cedarschema"
@@ -45,12 +45,10 @@ class PolicyBundle:
 
 
 def version_of(files: dict[str, str]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(files):
-        data = files[name].encode()
-        h.update(f"{name}\x00{len(data)}\x00".encode())
-        h.update(data)
-    return "sha256:" + h.hexdigest()
+    """The policy set's digest: the same as its release artifact's (a dirhash
+    of the files, ``release.digests``), so a decision's ``policy_version``
+    names an approved release."""
+    return files_digest({name: text.encode() for name, text in files.items()})
 
 
 def load_files(files: dict[str, str]) -> PolicyBundle:

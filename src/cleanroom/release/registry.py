@@ -367,6 +367,19 @@ class Registry:
             ).all()
         return [Review(r.reviewer, r.org, r.decision, r.ledger_index) for r in rows]
 
+    def review_envelopes(self, digest: str) -> dict[str, Any]:
+        """Each reviewer's first signed review of ``digest`` (the envelope)."""
+        with self.db.read_latest() as conn:
+            rows = conn.execute(
+                select(reviews_t.c.reviewer, reviews_t.c.envelope)
+                .where(reviews_t.c.artifact == digest)
+                .order_by(reviews_t.c.id)
+            ).all()
+        out: dict[str, Any] = {}
+        for r in rows:
+            out.setdefault(r.reviewer, json.loads(r.envelope))
+        return out
+
     def verdict(self, digest: str) -> Verdict:
         art = self.get(digest)
         assert art is not None

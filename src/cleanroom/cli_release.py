@@ -1,0 +1,287 @@
+"""`cleanroom release …`: submit artifacts, read their diff, review and approve
+them with a reviewer's own key, deploy, roll back, and verify everything from
+the ledger."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cleanroom.config import DataDir
+from cleanroom.storage.errors import CleanroomError
+
+release_app = typer.Typer(
+    help="Trusted releases: artifacts, reviews, approvals, deployments.", no_args_is_help=True
+)
+reviewer_app = typer.Typer(help="Reviewers and their public keys.", no_args_is_help=True)
+release_app.add_typer(reviewer_app, name="reviewer")
+KINDS = ("source", "model", "policy")
+
+
+def _dd() -> DataDir:
+    from cleanroom.cli import _dd as dd
+
+    return dd()
+
+
+@contextmanager
+def _room() -> Iterator[Any]:
+    """The clean room with its log sequencing (appends are durable, and
+    published before the command returns)."""
+    from cleanroom.room import CleanRoom
+
+    room = CleanRoom.open(_dd(), background=False)
+    try:
+        yield room
+        room.log.integrate()
+    finally:
+        room.close()
+
+
+def _content(kind: str, path: Path) -> tuple[str, dict[str, Any]]:
+    """(digest, manifest) of what PATH holds, checked for its kind."""
+    from cleanroom.deployment import model_digest, model_manifest, policy_manifest
+    from cleanroom.foryou import RankingConfig
+    from cleanroom.gate.policy import load_dir
+    from cleanroom.release.digests import files_digest, tree_files
+
+    if kind == "policy":
+        bundle = load_dir(path)  # parses and validates against the schema
+        return bundle.version, policy_manifest(bundle)
+    if kind == "model":
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise CleanroomError(f"cannot read the model configuration {path}: {e}") from None
+        manifest = model_manifest(RankingConfig.parse(doc))
+        return model_digest(manifest), manifest
+    files = tree_files(path)
+    return files_digest(files), {
+        "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}
+    }
+
+
+@release_app.command("submit")
+def submit(
+    kind: Annotated[str, typer.Argument(help="source, model or policy")],
+    path: Annotated[
+        Path, typer.Argument(help="a source tree, a ranking.json, or a folder of .cedar files")
+    ],
+    by: Annotated[str, typer.Option(help="the submitting principal")],
+    name: Annotated[str | None, typer.Option(help="a name for reviewers")] = None,
+) -> None:
+    """Submit an artifact for review; prints its digest (the last line)."""
+    if kind not in KINDS:
+        raise CleanroomError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    digest, manifest = _content(kind, path)
+    with _room() as room:
+        who = room.principals.get(by)
+        art = room.releases.submit(
+            kind, name or path.name, digest, manifest, submitted_by=who.name, org=who.org
+        )
+    typer.echo(f"submitted {art.kind} {art.name!r} by {art.submitted_by} ({art.org})", err=True)
+    typer.echo(art.digest)
+
+
+def _changed(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two JSON documents."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _changed(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def diff_lines(room: Any, digest: str, against: str | None = None) -> list[str]:
+    """What reviewers read: the change from the live release of the same kind
+    (or ``against``): changed configuration values, or a unified diff of files."""
+    reg = room.releases
+    art = reg.get(digest)
+    base_digest = against or (reg.live(art.kind).artifact if reg.live(art.kind) else None)
+    base = reg.get(base_digest) if base_digest else None
+    head = f"{art.kind} {art.name!r} {digest} by {art.submitted_by} ({art.org})"
+    out = [head, f"against: {base.name!r} {base.digest}" if base else "against: nothing"]
+    old = base.manifest if base else {}
+    if art.kind == "model":
+        changes = _changed(old.get("config", {}), art.manifest["config"])
+        out += [f"  {c}" for c in changes] or ["  no change in the configuration"]
+    else:
+        before, after = old.get("files", {}), art.manifest["files"]
+        for name in sorted(set(before) | set(after)):
+            a, b = before.get(name), after.get(name)
+            if a == b:
+                continue
+            if art.kind == "source":
+                what = "added" if a is None else "removed" if b is None else "changed"
+                out.append(f"  {what}: {name}")
+                continue
+            out += list(
+                difflib.unified_diff(
+                    (a or "").splitlines(),
+                    (b or "").splitlines(),
+                    f"a/{name}",
+                    f"b/{name}",
+                    lineterm="",
+                )
+            )
+    v = reg.verdict(digest)
+    out.append("approved" if v.approved else f"not approved: {v.missing}")
+    return out
+
+
+@release_app.command("diff")
+def diff(
+    digest: str,
+    against: Annotated[str | None, typer.Option(help="another artifact (default: live)")] = None,
+) -> None:
+    """Show what an artifact changes against the live release of its kind."""
+    with _room() as room:
+        typer.echo("\n".join(diff_lines(room, digest, against)))
+
+
+@release_app.command("review")
+def review_cmd(
+    digest: str,
+    key: Annotated[Path, typer.Option(help="the reviewer's private key file (signed-note)")],
+    decision: Annotated[str, typer.Option(help="approve or reject")] = "approve",
+    comment: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """Sign a review of an artifact with your own key and record it."""
+    from cleanroom.deployment import sign_review
+    from cleanroom.ledger.note import parse_signer
+
+    try:
+        signer = parse_signer(key.read_text().strip())
+    except OSError as e:
+        raise CleanroomError(f"cannot read the key {key}: {e.strerror}") from None
+    with _room() as room:
+        art = room.releases.get(digest)
+        known = room.releases.reviewer(signer.name)
+        if known is None:
+            raise CleanroomError(f"{signer.name!r} is not a registered reviewer")
+        env = sign_review(signer, art, org=known[0], decision=decision, comment=comment)
+        verdict = room.releases.review(digest, env)
+    typer.echo(json.dumps(verdict.to_dict()))
+
+
+@release_app.command("approve")
+def approve(
+    digest: str,
+    key: Annotated[Path, typer.Option(help="the reviewer's private key file (signed-note)")],
+    comment: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """Approve an artifact (a review with decision approve)."""
+    review_cmd(digest, key, "approve", comment)
+
+
+@release_app.command("deploy")
+def deploy(digest: str, by: Annotated[str, typer.Option(help="the deploying principal")]) -> None:
+    """Make an approved artifact live (refused, on the record, if not approved)."""
+    with _room() as room:
+        d = room.releases.deploy(digest, by=by)
+    typer.echo(f"deployed {d.kind} {d.artifact} (ledger index {d.ledger_index})")
+
+
+@release_app.command("rollback")
+def rollback(kind: str, by: Annotated[str, typer.Option(help="the deploying principal")]) -> None:
+    """Deploy again the approved release that was live before the current one."""
+    with _room() as room:
+        d = room.releases.rollback(kind, by=by)
+    typer.echo(f"rolled back {d.kind} to {d.artifact} (ledger index {d.ledger_index})")
+
+
+@release_app.command("verify")
+def verify(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Check every release entry of the ledger with the reviewers' public keys:
+    reviews, verdicts, and that every deployment was approved. Exit 2 on a problem."""
+    from cleanroom.ledger.entries import decode_entry
+    from cleanroom.release.verify import replay
+
+    with _room() as room:
+        store = room.log.store
+        entries = [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+    view = replay(entries, None)
+    live = {k: view.live(k) for k in KINDS}
+    report = {
+        "reviewers": {n: org for n, (org, _) in view.reviewers.items()},
+        "artifacts": len(view.artifacts),
+        "live": {k: (d["artifact"] if d else None) for k, d in live.items()},
+        "problems": [{"index": i, "problem": p} for i, p in view.problems],
+    }
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(f"reviewers: {', '.join(f'{n} ({o})' for n, o in report['reviewers'].items())}")
+        for k, d in report["live"].items():
+            typer.echo(f"live {k}: {d or '-'}")
+        for p in report["problems"]:
+            typer.echo(f"problem at entry {p['index']}: {p['problem']}")
+    if view.problems:
+        raise CleanroomError(f"{len(view.problems)} release problem(s) on the ledger")
+
+
+@release_app.command("list")
+def list_cmd(
+    kind: Annotated[str | None, typer.Option(help="source, model or policy")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Artifacts with their verdict and whether they are live."""
+    with _room() as room:
+        reg = room.releases
+        rows = []
+        for art in reg.artifacts(kind):
+            live = reg.live(art.kind)
+            rows.append(
+                {
+                    **art.to_dict(),
+                    "verdict": reg.verdict(art.digest).to_dict(),
+                    "live": bool(live and live.artifact == art.digest),
+                }
+            )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "live" if r["live"] else "approved" if r["verdict"]["approved"] else "pending"
+        typer.echo(f"{r['kind']:7} {state:8} {r['digest']}  {r['name']} ({r['submitted_by']})")
+
+
+@reviewer_app.command("add")
+def reviewer_add(
+    name: str,
+    org: Annotated[str, typer.Option(help="operator or oversight")],
+    vkey: Annotated[str, typer.Option(help="the reviewer's public key (signed-note vkey)")],
+    by: Annotated[str, typer.Option(help="who registers them")],
+) -> None:
+    """Register the public key of principal NAME as a reviewer (their private
+    key stays with them)."""
+    with _room() as room:
+        who = room.principals.get(name)
+        if who.org != org:
+            raise CleanroomError(f"{name} is a principal of {who.org!r}, not of {org!r}")
+        index = room.releases.add_reviewer(name, org, vkey, added_by=room.principals.get(by).name)
+    typer.echo(f"reviewer {name} ({org}) registered at ledger index {index}")
+
+
+@reviewer_app.command("keygen")
+def reviewer_keygen(
+    name: str, out: Annotated[Path, typer.Option(help="where to write the private key")]
+) -> None:
+    """Create a reviewer key pair: the private key into OUT (mode 600), the
+    public key (to register) on standard output."""
+    from cleanroom.ledger.note import generate_signer
+    from cleanroom.storage.secrets import write_secret
+
+    s = generate_signer(name)
+    write_secret(out, s.skey + "\n", error=CleanroomError)
+    typer.echo(s.verifier.vkey)

@@ -1,0 +1,126 @@
+"""What the clean room runs: the live, approved policy set of the gate and
+model configuration of the recommender, loaded through the deploy check
+(``release.deploy.load_live``); and the bootstrap of the first releases.
+
+Bootstrapping is on the record: a clean room with no release history creates
+its first two reviewers (one of the operator, one of the oversight body, their
+keys in the data directory's key folder — in production each reviewer keeps
+their own key and registers only the public half), submits the shipped policy
+set and model configuration, approves both with both keys and deploys them.
+Every step is a ledger entry anyone can verify with the reviewers' public keys
+(``cleanroom release verify``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cleanroom.config import DataDir
+from cleanroom.foryou import RankingConfig
+from cleanroom.gate import Principal
+from cleanroom.gate.policy import PolicyBundle, load_files, shipped
+from cleanroom.ledger.note import Signer, generate_signer
+from cleanroom.release import INTOTO_PAYLOAD_TYPE, REVIEW_TYPE, dsse
+from cleanroom.release.deploy import Loaded, load_live
+from cleanroom.release.digests import files_digest
+from cleanroom.release.intoto import encode, review, statement, subject
+from cleanroom.release.registry import Artifact
+from cleanroom.room import CleanRoom
+
+BOOTSTRAP_REVIEWERS = (("operator-reviewer", "operator"), ("oversight-reviewer", "oversight"))
+
+
+def policy_manifest(bundle: PolicyBundle) -> dict[str, Any]:
+    return {"files": dict(sorted(bundle.files.items()))}
+
+
+def policy_digest(manifest: dict[str, Any]) -> str:
+    return files_digest({n: t.encode() for n, t in manifest["files"].items()})
+
+
+def model_manifest(cfg: RankingConfig) -> dict[str, Any]:
+    return {"config": cfg.raw}
+
+
+def model_digest(manifest: dict[str, Any]) -> str:
+    return RankingConfig.parse(manifest["config"]).digest()
+
+
+DIGESTS = {"policy": policy_digest, "model": model_digest}
+
+
+def reviewer_key(dd: DataDir, name: str) -> Signer:
+    return dd.read_key(f"reviewer-{name}")
+
+
+def sign_review(
+    key: Signer, art: Artifact, *, org: str, decision: str = "approve", comment: str = ""
+) -> dict[str, Any]:
+    """A reviewer's signed review of an artifact (a DSSE envelope)."""
+    pred = review(
+        reviewer=key.name,
+        org=org,
+        decision=decision,
+        kind=art.kind,
+        comment=comment,
+        at_ms=int(time.time() * 1000),
+    )
+    stmt = statement([subject(art.name, art.digest)], REVIEW_TYPE, pred)
+    return dsse.sign(encode(stmt), INTOTO_PAYLOAD_TYPE, [key])
+
+
+def bootstrap(room: CleanRoom, dd: DataDir) -> bool:
+    """Create the first reviewers and releases if this clean room has none
+    (returns whether it did). Needs the log started."""
+    reg = room.releases
+    if reg.reviewers() or reg.artifacts():
+        return False
+    keys = {}
+    existing = {p.name for p, _ in room.principals.list()}
+    for name, org in BOOTSTRAP_REVIEWERS:
+        if not dd.has_key(f"reviewer-{name}"):
+            dd.write_key(f"reviewer-{name}", generate_signer(name))
+        keys[name] = (reviewer_key(dd, name), org)
+        if name not in existing:
+            room.principals.add(
+                Principal(name, "person", org, "reviewer", room.config.site.jurisdiction, 1)
+            )
+        reg.add_reviewer(name, org, keys[name][0].verifier.vkey, added_by="init")
+    bundle = shipped()
+    cfg = RankingConfig.shipped()
+    arts = [
+        reg.submit(
+            "policy",
+            "shipped policy set",
+            bundle.version,
+            policy_manifest(bundle),
+            submitted_by="init",
+            org="operator",
+        ),
+        reg.submit(
+            "model",
+            "shipped model configuration",
+            cfg.digest(),
+            model_manifest(cfg),
+            submitted_by="init",
+            org="operator",
+        ),
+    ]
+    for art in arts:
+        for key, org in keys.values():
+            reg.review(art.digest, sign_review(key, art, org=org, comment="bootstrap"))
+        reg.deploy(art.digest, by="init")
+    return True
+
+
+def load_policy(room: CleanRoom) -> Loaded:
+    """Load the live approved policy set into the gate (deploy check first)."""
+    loaded = load_live(room.releases, room.log, "policy", policy_digest)
+    room.gate.set_policy(load_files(loaded.content["files"]))
+    return loaded
+
+
+def load_model_config(room: CleanRoom) -> tuple[RankingConfig, Loaded]:
+    """The live approved model configuration (deploy check first)."""
+    loaded = load_live(room.releases, room.log, "model", model_digest)
+    return RankingConfig.parse(loaded.content["config"]), loaded

@@ -1,0 +1,116 @@
+"""`cleanroom release`: a reviewer workflow from the command line on a real
+data directory — keys made and registered, a model change submitted by the
+foreign parent shown in the diff, its deployment refused until two reviewers
+(one of the operator) approve it with their own keys, rollback, and the
+ledger-only verification; bad input is one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cleanroom.foryou import RankingConfig
+
+from .test_cli import run
+
+
+def ok(args: list[str], dd: Path) -> str:
+    r = run(args, dd)
+    assert r.returncode == 0, (args, r.stderr)
+    return r.stdout
+
+
+def fails(args: list[str], dd: Path, message: str) -> str:
+    r = run(args, dd)
+    assert r.returncode == 2, (args, r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+    return r.stderr
+
+
+def test_release_workflow(tmp_path: Path) -> None:
+    dd = tmp_path / "dd"
+    ok(["init"], dd)
+    for who, org in (("pete", "parent"), ("rita", "operator"), ("otto", "oversight")):
+        ok(["principal", "add", who, "--org", org, "--role", "engineer",
+            "--jurisdiction", "US"], dd)  # fmt: skip
+    keys = {}
+    for name, org in (("rita", "operator"), ("otto", "oversight"), ("pia", "parent")):
+        keys[name] = tmp_path / f"{name}.key"
+        vkey = ok(["release", "reviewer", "keygen", name, "--out", str(keys[name])], dd).strip()
+        assert (keys[name].stat().st_mode & 0o777) == 0o600
+        if org != "parent":
+            ok(["release", "reviewer", "add", name, "--org", org, "--vkey", vkey,
+                "--by", "operator-reviewer"], dd)  # fmt: skip
+        else:
+            fails(["release", "reviewer", "add", name, "--org", org, "--vkey", vkey,
+                   "--by", "operator-reviewer"], dd, "no principal")  # fmt: skip
+    # the parent quietly raises the share weight and exploration
+    cfg = RankingConfig.shipped().raw
+    boosted = {**cfg, "weights": {**cfg["weights"], "share": 40}, "exploration": 0.3}
+    (tmp_path / "ranking.json").write_text(json.dumps(boosted))
+    submitted = ok(["release", "submit", "model", str(tmp_path / "ranking.json"),
+                    "--by", "pete", "--name", "engagement tweak"], dd)  # fmt: skip
+    digest = submitted.strip().splitlines()[-1]
+    shown = ok(["release", "diff", digest], dd)
+    assert "weights.share: 4" in shown and "-> 40" in shown and "exploration: 0.02 -> 0.3" in shown
+    assert "by pete (parent)" in shown and "not approved" in shown
+    fails(["release", "deploy", digest, "--by", "rita"], dd, "not approved")
+    # a parent key is not a reviewer; the submitter's org cannot help either
+    fails(["release", "approve", digest, "--key", str(keys["pia"])], dd, "not a registered")
+    v = json.loads(ok(["release", "approve", digest, "--key", str(keys["rita"])], dd))
+    assert not v["approved"] and v["counted"] == ["rita"]
+    v = json.loads(ok(["release", "approve", digest, "--key", str(keys["otto"])], dd))
+    assert v["approved"]
+    assert "deployed model" in ok(["release", "deploy", digest, "--by", "rita"], dd)
+    listed = json.loads(ok(["release", "list", "--kind", "model", "--json"], dd))
+    assert [r["live"] for r in listed] == [False, True]
+    report = json.loads(ok(["release", "verify", "--json"], dd))
+    assert report["live"]["model"] == digest and report["problems"] == []
+    assert report["reviewers"] == {
+        "operator-reviewer": "operator",
+        "oversight-reviewer": "oversight",
+        "rita": "operator",
+        "otto": "oversight",
+    }
+    assert "rolled back model" in ok(["release", "rollback", "model", "--by", "rita"], dd)
+    report = json.loads(ok(["release", "verify", "--json"], dd))
+    assert report["live"]["model"] == RankingConfig.shipped().digest()
+    # a policy change shows as a diff of the Cedar files
+    pol = tmp_path / "policies"
+    pol.mkdir()
+    from cleanroom.gate.policy import shipped
+
+    for name, body in shipped().files.items():
+        (pol / name).write_text(
+            body.replace("@id(", "// reviewed\n@id(", 1) if name.endswith(".cedar") else body
+        )
+    pdigest = ok(["release", "submit", "policy", str(pol), "--by", "rita"], dd).split()[-1]
+    assert "+// reviewed" in ok(["release", "diff", pdigest], dd)
+
+
+def test_release_bad_input_is_one_line(tmp_path: Path) -> None:
+    dd = tmp_path / "dd"
+    ok(["init"], dd)
+    (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "weights.json").write_text('{"weights": {"like": "lots"}}')
+    fails(["release", "submit", "firmware", str(tmp_path), "--by", "operator-reviewer"], dd, "kind")
+    fails(["release", "submit", "model", str(tmp_path / "bad.json"),
+           "--by", "operator-reviewer"], dd, "cannot read")  # fmt: skip
+    fails(["release", "submit", "model", str(tmp_path / "weights.json"),
+           "--by", "operator-reviewer"], dd, "ranking configuration")  # fmt: skip
+    fails(["release", "submit", "model", str(tmp_path / "bad.json"), "--by", "nobody"], dd, "")
+    fails(["release", "deploy", "sha256:" + "0" * 64, "--by", "x"], dd, "no artifact")
+    fails(["release", "diff", "sha256:" + "0" * 64], dd, "no artifact")
+    fails(
+        ["release", "approve", "sha256:" + "0" * 64, "--key", str(tmp_path / "none")],
+        dd,
+        "cannot read",
+    )
+    fails(["release", "rollback", "source", "--by", "x"], dd, "ever deployed")
+    fails(["release", "reviewer", "add", "z", "--org", "operator", "--vkey", "junk",
+           "--by", "x"], dd, "no principal named 'z'")  # fmt: skip
+    fails(["release", "reviewer", "add", "recommender", "--org", "oversight", "--vkey", "junk",
+           "--by", "operator-reviewer"], dd, "not of 'oversight'")  # fmt: skip
+    fails(["release", "reviewer", "add", "recommender", "--org", "operator", "--vkey", "junk",
+           "--by", "operator-reviewer"], dd, "signed-note")  # fmt: skip
+    assert json.loads(ok(["release", "verify", "--json"], dd))["problems"] == []

@@ -1,0 +1,138 @@
+"""The deploy check the serving process cannot skip: a fresh clean room
+bootstraps its first releases on the record; the server then loads only the
+live, approved policy set and model configuration, with their deployment
+proven on the signed ledger. Altered content, an unapproved deployment written
+straight into the database, and a deployment not on the ledger all stop the
+server, with a ``release.refused`` entry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from cleanroom.api import create_app
+from cleanroom.config import Config, DataDir
+from cleanroom.deployment import bootstrap, load_model_config, load_policy, sign_review
+from cleanroom.foryou import RankingConfig
+from cleanroom.gate.policy import shipped
+from cleanroom.ledger.entries import decode_entry
+from cleanroom.release import NotApproved
+from cleanroom.release.verify import replay
+from cleanroom.room import CleanRoom
+
+from .conftest import ORIGIN
+
+
+@pytest.fixture
+def dd(tmp_path: Path, db_url: str, log_signer) -> DataDir:
+    d = DataDir(tmp_path / "dd")
+    d.save(Config(origin=ORIGIN, database_url=db_url))
+    d.write_key("log", log_signer)
+    return d
+
+
+def ledger(room: CleanRoom) -> list[tuple[int, dict]]:
+    store = room.log.store
+    return [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+
+
+def test_a_fresh_clean_room_bootstraps_on_the_record(dd: DataDir) -> None:
+    with TestClient(create_app(str(dd.path))) as c:
+        room = c.app.state.room
+        assert c.app.state.policy_release.digest == shipped().version == room.gate.policy.version
+        assert c.app.state.model_release.digest == RankingConfig.shipped().digest()
+        assert c.app.state.model_release.approved_by == ("operator-reviewer", "oversight-reviewer")
+        kinds = [e["type"] for _, e in ledger(room)]
+        assert kinds[:10] == ["release.reviewer"] * 2 + ["release.submitted"] * 2 + (
+            ["release.review", "release.review", "release.deployed"] * 2
+        )
+        # the oversight body checks it all from entries and public keys alone
+        view = replay(ledger(room))
+        assert view.problems == []
+        assert view.live("policy")["artifact"] == shipped().version
+    # a restart does not bootstrap again: the same releases load
+    with TestClient(create_app(str(dd.path))) as c:
+        kinds = [e["type"] for _, e in ledger(c.app.state.room)]
+        assert kinds.count("release.deployed") == 2 and "release.refused" not in kinds
+
+
+def _refused_start(dd: DataDir, match: str) -> list[dict]:
+    with pytest.raises(NotApproved, match=match), TestClient(create_app(str(dd.path))):
+        pass
+    with CleanRoom.open(dd) as room:
+        refusals = [e for _, e in ledger(room) if e["type"] == "release.refused"]
+    assert refusals and match.split(" ")[0] in refusals[-1]["reason"]
+    return refusals
+
+
+def test_altered_policy_content_stops_the_server(dd: DataDir) -> None:
+    with TestClient(create_app(str(dd.path))):
+        pass
+    with CleanRoom.open(dd) as room, room.db.write() as conn:
+        row = conn.execute(
+            text("SELECT digest, manifest FROM release_artifacts WHERE kind = 'policy'")
+        ).one()
+        manifest = json.loads(row.manifest)
+        name = next(n for n in manifest["files"] if n.endswith(".cedar"))
+        manifest["files"][name] += "\npermit(principal, action, resource);\n"  # open everything
+        conn.execute(
+            text("UPDATE release_artifacts SET manifest = :m WHERE digest = :d"),
+            {"m": json.dumps(manifest), "d": row.digest},
+        )
+    refusals = _refused_start(dd, "hashes to")
+    assert refusals[-1]["kind"] == "policy"
+
+
+def test_a_deployment_written_around_the_registry_stops_the_server(dd: DataDir) -> None:
+    """Someone with database access submits a model configuration and marks it
+    deployed directly in the table: it has no approvals and no ledger entry."""
+    with TestClient(create_app(str(dd.path))):
+        pass
+    boosted = RankingConfig.shipped().raw | {"exploration": 0.5}
+    with CleanRoom.open(dd) as room:
+        art = room.releases.submit(
+            "model",
+            "more exploration",
+            RankingConfig.parse(boosted).digest(),
+            {"config": boosted},
+            submitted_by="pete",
+            org="parent",
+        )
+        with room.db.write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO release_deployments (kind, artifact, by, rollback, deployed_ms,"
+                    " ledger_index) VALUES ('model', :d, 'pete', 0, 1, 3)"
+                ),
+                {"d": art.digest},
+            )
+    _refused_start(dd, "not approved")
+    # approved by two reviewers, but the deployment row still points at an
+    # entry that is not its deployment: not proven on the ledger
+    with CleanRoom.open(dd) as room:
+        for name, org in (("operator-reviewer", "operator"), ("oversight-reviewer", "oversight")):
+            room.releases.review(
+                art.digest, sign_review(dd.read_key(f"reviewer-{name}"), art, org=org)
+            )
+    _refused_start(dd, "not proven")
+    # deployed properly, it loads
+    with CleanRoom.open(dd) as room:
+        room.releases.deploy(art.digest, by="operator-reviewer")
+    with TestClient(create_app(str(dd.path))) as c:
+        assert c.app.state.model_release.digest == art.digest
+        assert c.app.state.recommender.engine.config.exploration == 0.5
+        assert c.get("/v1/feed/config").json()["digest"] == art.digest
+
+
+def test_deploy_check_needs_a_deployment(dd: DataDir) -> None:
+    with CleanRoom.open(dd) as room:
+        with pytest.raises(NotApproved, match="no policy release is deployed"):
+            load_policy(room)
+        with pytest.raises(NotApproved, match="no model release"):
+            load_model_config(room)
+        assert bootstrap(room, dd) and not bootstrap(room, dd)
+        assert load_policy(room).name == "shipped policy set"
