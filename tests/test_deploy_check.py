@@ -136,3 +136,48 @@ def test_deploy_check_needs_a_deployment(dd: DataDir) -> None:
             load_model_config(room)
         assert bootstrap(room, dd) and not bootstrap(room, dd)
         assert load_policy(room).name == "shipped policy set"
+
+
+def test_models_trained_on_foreign_records_are_refused(dd: DataDir) -> None:
+    from cleanroom.deployment import attest_model, builder_key
+    from cleanroom.foryou import Item, TrainingSet
+    from cleanroom.recommender import Recommender
+    from cleanroom.release import PROVENANCE_TYPE, dsse, parse_statement
+
+    rows = [
+        (f"u{u}", f"v{v}", "view", 1_000 + v, 30_000) for u in range(6) for v in range(u, u + 5)
+    ]
+    items = [Item(f"v{v}", f"c{v % 3}") for v in range(12)]
+    with CleanRoom.open(dd) as room:
+        bootstrap(room, dd)
+        rec = Recommender(room, load_model_config(room)[0])
+        foreign = TrainingSet.from_rows(
+            rows, items, regions={f"u{u}": "US" for u in range(5)} | {"u5": "CN"}
+        )
+        with pytest.raises(NotApproved, match="another jurisdiction"):
+            rec.engine.train(foreign)
+        assert rec.engine.live_version is None  # nothing was loaded
+        refused = [e for _, e in ledger(room) if e["type"] == "release.refused"]
+        assert refused[-1]["kind"] == "model" and "CN: 5" in refused[-1]["reason"]
+        home = TrainingSet.from_rows(rows, items, regions={f"u{u}": "US" for u in range(6)})
+        model = rec.engine.train(home)
+        assert rec.engine.live_version == model.version
+        # its provenance, signed by the clean room's builder, verifies with the public key
+        env = attest_model(
+            room,
+            model_version=model.version,
+            config_digest=rec.engine.config.digest(),
+            snapshot=home.digest(),
+            records=len(home.u),
+            jurisdiction="US",
+            read_decision=7,
+            started_ms=1,
+            finished_ms=2,
+        )
+        body, _ = dsse.verify(json.dumps(env), [builder_key(room).verifier])
+        stmt = parse_statement(body, PROVENANCE_TYPE)
+        assert stmt["subject"][0]["digest"]["sha256"] == model.version.removeprefix("sha256:")
+        lineage = stmt["predicate"]["buildDefinition"]["externalParameters"]["lineage"]
+        assert lineage["jurisdictions"] == {"US": 30} and lineage["purpose"] == "recommendation"
+        builder = stmt["predicate"]["runDetails"]["builder"]["id"]
+        assert builder == f"https://{ORIGIN}/builder"

@@ -319,6 +319,28 @@ def test_declared_boost_is_labelled(kuairec) -> None:
     assert e.replay(boosted.record) == boosted.record.videos
 
 
+def test_a_creator_boost_in_the_configuration_is_labelled_and_changes_the_digest(kuairec) -> None:
+    rows, items = kuairec
+    e = Engine(quiet(), clock=lambda: NOW / 1000)
+    e.bootstrap(TrainingSet.from_rows(rows, items))
+    plain = e.feed("u30", limit=50, seed="c", now_ms=NOW)
+    creator = plain.items[-1].creator
+    raw = {
+        **quiet().raw,
+        "rerank": {**quiet().raw.get("rerank", {}), "creator_boosts": {creator: 10.0}},
+    }
+    boosted_cfg = RankingConfig.parse(raw)
+    assert boosted_cfg.digest() != quiet().digest()  # a reviewer sees it in the release diff
+    e.config = boosted_cfg
+    boosted = e.feed("u30", limit=50, seed="c", now_ms=NOW)
+    top = boosted.items[0]
+    label = boosted_cfg.boost_label
+    assert top.creator == creator and top.boost == {"id": f"creator:{creator}", "label": label}
+    assert top.reasons[0] == {"source": "boost", "text": label}
+    assert boosted.entry["ranking_config"] == boosted_cfg.digest()
+    assert e.replay(boosted.record) == boosted.record.videos
+
+
 # ----------------------------------------------------------------------------- online learning
 
 

@@ -95,6 +95,7 @@ def run_demo(keep: bool = False) -> None:
     try:
         _clean_room(server, {n: t for n, (t, _) in tokens.items()}, log_dir, base)
         _for_you(server, {n: t for n, (t, _) in tokens.items()})
+        _releases(dd)
         _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer)
     finally:
         server.stop()
@@ -314,6 +315,72 @@ def _for_you(server: ServerProcess, tokens: dict[str, str]) -> None:
     )
 
 
+def _releases(dd: DataDir) -> None:
+    """Issue 5: only reviewed models run. The parent's change is shown to the
+    reviewers and cannot load; a legitimate change is approved and deploys;
+    the oversight body checks it all from the ledger."""
+    from cleanroom import datasets
+    from cleanroom.cli_release import diff_lines
+    from cleanroom.deployment import load_model_config, model_digest, model_manifest, sign_review
+    from cleanroom.foryou import RankingConfig
+    from cleanroom.ledger.entries import decode_entry
+    from cleanroom.release import NotApproved
+    from cleanroom.release.verify import replay
+    from cleanroom.room import CleanRoom
+
+    _step("13. The parent submits a model change that quietly boosts one creator")
+    with CleanRoom.open(dd, background=False) as room:
+        reg = room.releases
+        live = reg.live("model")
+        shipped = RankingConfig.shipped().raw
+        creator = datasets.load(DATASET)[1][0].creator
+        rerank = {**shipped.get("rerank", {}), "creator_boosts": {creator: 3.0}}
+        sneaky = model_manifest(RankingConfig.parse({**shipped, "rerank": rerank}))
+        art = reg.submit(
+            "model", "engagement tuning", model_digest(sneaky), sneaky,
+            submitted_by="pete-parent", org="parent",
+        )  # fmt: skip
+        console.print("what the reviewers see ([bold]cleanroom release diff[/]):")
+        for line in diff_lines(room, art.digest):
+            console.print(f"  {line}", highlight=False)
+        try:
+            reg.deploy(art.digest, by="oscar-ops")
+        except NotApproved as e:
+            console.print(f"deploy refused, on the record: [red]{e.message}[/]")
+        legit_doc = {**shipped, "exploration": 0.03}
+        legit = model_manifest(RankingConfig.parse(legit_doc))
+        good = reg.submit(
+            "model", "a little more exploration", model_digest(legit), legit,
+            submitted_by="oscar-ops", org="operator",
+        )  # fmt: skip
+        for name, org in (("operator-reviewer", "operator"), ("oversight-reviewer", "oversight")):
+            verdict = reg.review(
+                good.digest, sign_review(dd.read_key(f"reviewer-{name}"), good, org=org)
+            )
+        console.print(
+            f"a legitimate change ({good.digest[:23]}…): approved by {', '.join(verdict.counted)} "
+            "with their own keys (in-toto review statements in DSSE envelopes)"
+        )
+        reg.deploy(good.digest, by="oscar-ops")
+        cfg, loaded = load_model_config(room)  # what the server runs at start-up
+        console.print(
+            f"the deploy check the server runs at start-up now loads {loaded.digest[:23]}… "
+            f"(exploration {cfg.exploration}); "
+            f"deployment proven at ledger index {loaded.deployment_index} in a checkpoint of "
+            f"size {loaded.checkpoint_size}; it was {live.artifact[:23] if live else '-'}… before"
+        )
+        room.log.integrate()
+        store = room.log.store
+        entries = [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+    view = replay(entries)
+    now = view.live("model")
+    console.print(
+        f"oversight, from the ledger and public keys alone: live model {now['artifact'][:23]}… "
+        f"(deployed at entry {now['index']}), the parent's artifact approved: "
+        f"{view.verdict(art.digest).approved}, problems found: {len(view.problems)}"
+    )
+
+
 def _shredded(copy: Path, log_dir: Path) -> None:
     """Open the backup with everything the operator still has: keyring and key store."""
     from cleanroom.room import keyring
@@ -356,7 +423,7 @@ def _shredded(copy: Path, log_dir: Path) -> None:
 def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     from cleanroom.ledger.note import parse_verifier
 
-    _step("13. The log publishes a checkpoint of every decision; the witness cosigns it")
+    _step("14. The log publishes a checkpoint of every decision; the witness cosigns it")
     size = _ledger_size(log_dir)
     deadline = time.monotonic() + 30
     note = ""
@@ -367,7 +434,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         time.sleep(0.1)
     console.print(Panel(note.rstrip(), title="GET /log/checkpoint"))
 
-    _step("14. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
+    _step("15. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
     monitor = Monitor(
         server.url + "/log/",
         parse_verifier(log_vkey),
@@ -382,7 +449,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"cosigned by {', '.join(report.cosigners)}"
     )
 
-    _step("15. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
+    _step("16. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
     proof_text = httpx.get(server.url + "/v1/ledger/proofs/inclusion", params={"index": 42}).text
     entry_body = httpx.get(server.url + "/v1/ledger/entries/42").json()["entry"]
     console.print(f"entry 42: {entry_body['type']} by {entry_body.get('principal')}")
@@ -394,7 +461,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     console.print(proof_text.split("\n\n")[0])
     console.print(f"[green]entry 42 is included[/] in the cosigned tree of size {cp.size}")
 
-    _step("16. A forked checkpoint (signed with the log key) is refused by the witness")
+    _step("17. A forked checkpoint (signed with the log key) is refused by the witness")
     fork = MemoryTree()
     for i in range(size + 5):
         fork.append(f"forged {i}".encode())
@@ -406,7 +473,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"witness answered [bold]{resp.status_code}[/]: {resp.json().get('detail', resp.text)}"
     )
 
-    _step("17. An insider edits two stored decisions; a full audit by the monitor catches it")
+    _step("18. An insider edits two stored decisions; a full audit by the monitor catches it")
     con = sqlite3.connect(log_dir / "cleanroom.db")
     denied = [
         idx

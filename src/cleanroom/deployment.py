@@ -20,7 +20,15 @@ from cleanroom.foryou import RankingConfig
 from cleanroom.gate import Principal
 from cleanroom.gate.policy import PolicyBundle, load_files, shipped
 from cleanroom.ledger.note import Signer, generate_signer
-from cleanroom.release import INTOTO_PAYLOAD_TYPE, REVIEW_TYPE, dsse
+from cleanroom.release import (
+    INTOTO_PAYLOAD_TYPE,
+    PROVENANCE_TYPE,
+    REVIEW_TYPE,
+    NotApproved,
+    ReleaseError,
+    dsse,
+    provenance,
+)
 from cleanroom.release.deploy import Loaded, load_live
 from cleanroom.release.digests import files_digest
 from cleanroom.release.intoto import encode, review, statement, subject
@@ -118,6 +126,80 @@ def load_policy(room: CleanRoom) -> Loaded:
     loaded = load_live(room.releases, room.log, "policy", policy_digest)
     room.gate.set_policy(load_files(loaded.content["files"]))
     return loaded
+
+
+def builder_key(room: CleanRoom) -> Signer:
+    """The clean room's builder key: it signs the provenance of every model it
+    trains (made on first use, in the data directory's key folder)."""
+    dd = room.data_dir
+    if dd is None:
+        raise ReleaseError("this clean room has no data directory for its builder key")
+    if not dd.has_key("builder"):
+        dd.write_key("builder", generate_signer(f"{room.config.origin}/builder"))
+    return dd.read_key("builder")
+
+
+def attest_model(
+    room: CleanRoom,
+    *,
+    model_version: str,
+    config_digest: str,
+    snapshot: str,
+    records: int,
+    jurisdiction: str,
+    read_decision: int,
+    started_ms: int,
+    finished_ms: int,
+) -> dict[str, Any]:
+    """The SLSA provenance of a trained model, signed by the builder: built by
+    this clean room from the approved configuration and a training snapshot
+    read through the gate (its lineage: how many records, of which
+    jurisdiction, under which decision)."""
+    key = builder_key(room)
+    pred = provenance(
+        builder=f"https://{room.config.origin}/builder",
+        build_type="https://cleanroom.dev/build/recommender-model/v1",
+        external={
+            "ranking_config": config_digest,
+            "lineage": {
+                "snapshot": snapshot,
+                "records": records,
+                "jurisdictions": {jurisdiction: records},
+                "read_decision": read_decision,
+                "purpose": "recommendation",
+            },
+        },
+        materials=[("ranking-config", config_digest), ("training-snapshot", snapshot)],
+        started_ms=started_ms,
+        finished_ms=finished_ms,
+        invocation=model_version,
+    )
+    stmt = statement([subject("recommender-model", model_version)], PROVENANCE_TYPE, pred)
+    return dsse.sign(encode(stmt), INTOTO_PAYLOAD_TYPE, [key])
+
+
+def check_lineage(room: CleanRoom, jurisdictions: dict[str, int], model_version: str) -> None:
+    """Refuse (on the record) a model trained on any record of another
+    jurisdiction than this site's."""
+    home = room.config.site.jurisdiction
+    foreign = {j: n for j, n in jurisdictions.items() if j != home and n}
+    if foreign:
+        why = (
+            f"model {model_version} was trained on records of another jurisdiction "
+            f"({', '.join(f'{j}: {n}' for j, n in sorted(foreign.items()))}); only {home} may be"
+        )
+        room.log.append(
+            {
+                "type": "release.refused",
+                "v": 1,
+                "kind": "model",
+                "artifact": model_version,
+                "by": "deploy-check",
+                "reason": why,
+                "at_ms": int(time.time() * 1000),
+            }
+        )
+        raise NotApproved(why, hint="train only on data read through the gate for this site")
 
 
 def load_model_config(room: CleanRoom) -> tuple[RankingConfig, Loaded]:

@@ -22,6 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from cleanroom.deployment import attest_model, check_lineage
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import Event
@@ -60,6 +63,20 @@ class Recommender:
         # the data without retraining on every batch
         self.retrain_after = 50_000
         room.vault.on_delete(self._forget)
+        self.engine.accept = self._accept
+
+    def _accept(self, model: Any) -> None:
+        """The deploy check for trained models: its training records are all of
+        this site's jurisdiction (the gate's jurisdiction-wide read guarantees
+        it; a model trained otherwise is refused, on the record)."""
+        data = model.data
+        if not len(data.u):
+            return
+        regions = np.array([data.regions.get(u, "unknown") for u in data.users])
+        names, counts = np.unique(regions[data.u], return_counts=True)
+        check_lineage(
+            self.room, dict(zip(names.tolist(), counts.tolist(), strict=True)), model.version
+        )
 
     @property
     def principal(self) -> Any:
@@ -139,6 +156,18 @@ class Recommender:
         if decision is None:  # nothing was read: an empty model, nothing to record
             self.trained = {"model_version": model.version, "records": 0}
             return
+        finished = int(time.time() * 1000)
+        attestation = attest_model(
+            self.room,
+            model_version=model.version,
+            config_digest=self.engine.config.digest(),
+            snapshot=data.digest(),
+            records=len(data.u),
+            jurisdiction=self.room.config.site.jurisdiction,
+            read_decision=decision,
+            started_ms=finished - int(seconds * 1000),
+            finished_ms=finished,
+        )
         entry = {
             "type": "model.trained",
             "v": 1,
@@ -151,6 +180,7 @@ class Recommender:
             "jurisdiction": self.room.config.site.jurisdiction,
             "read_decision": decision,
             "seconds": round(seconds, 2),
+            "attestation": attestation,
         }
         index = self.room.log.append(entry)
         self.trained = {**entry, "index": index}

@@ -53,6 +53,7 @@ class CleanRoom:
     gate: Gate
     deletions: Deletions
     releases: Registry
+    data_dir: DataDir | None = None
 
     @classmethod
     def open(
@@ -81,6 +82,7 @@ class CleanRoom:
             gate,
             Deletions(gate),
             Registry(db, log),
+            dd,
         )
         room.ensure_system_principals()
         return room

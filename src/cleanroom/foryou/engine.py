@@ -163,6 +163,7 @@ class Engine:
         self._forgotten_during_training: set[str] = set()
         self._training = False
         self.feeds_served = 0
+        self.accept: Callable[[Model], None] | None = None
 
     # -- model ---------------------------------------------------------------------
 
@@ -174,7 +175,10 @@ class Engine:
 
     def swap(self, model: Model) -> None:
         """Make ``model`` the live one, atomically (feeds in flight finish on the
-        model they started with)."""
+        model they started with). ``accept``, if set, is asked first and may
+        refuse the model by raising (the clean room's deploy check)."""
+        if self.accept is not None:
+            self.accept(model)
         with self._lock:
             for user in self._forgotten_during_training:
                 model.forget(user, refresh=False)

@@ -247,6 +247,9 @@ def compute(
         for n, v in enumerate(cands):
             if v in boosts:
                 s[n] += boosts[v].factor
+    if cfg.creator_boosts:
+        for n, v in enumerate(cands):
+            s[n] += cfg.creator_boosts.get(meta[v].creator, 0.0)
     # best first; ties by video id (the candidates are sorted by id)
     order = np.lexsort((np.arange(len(cands)), -s)).tolist()
     chosen = rerank(order, cands, meta, cfg, depth)
@@ -266,8 +269,10 @@ def compute(
         mi[sel],
         boosts={
             n: {"id": boosts[v].id, "label": boosts[v].label or cfg.boost_label}
-            for n, v in enumerate(videos)
             if v in boosts
+            else {"id": f"creator:{meta[v].creator}", "label": cfg.boost_label}
+            for n, v in enumerate(videos)
+            if v in boosts or meta[v].creator in cfg.creator_boosts
         },
     )
 

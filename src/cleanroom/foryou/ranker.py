@@ -9,7 +9,7 @@ can read what the feed optimises."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -37,6 +37,9 @@ class RankingConfig:
     model: ModelConfig
     retrieval: dict[str, int]
     raw: dict[str, Any]
+    # added to the score of every video of a creator: a boost written into the
+    # configuration (so it is reviewed as part of a release and labelled in feeds)
+    creator_boosts: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, doc: dict[str, Any]) -> RankingConfig:
@@ -59,6 +62,7 @@ class RankingConfig:
                 ModelConfig.from_dict(doc.get("model", {})),
                 {k: int(v) for k, v in doc.get("retrieval", {}).items()},
                 doc,
+                {str(c): float(f) for c, f in rerank.get("creator_boosts", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"ranking configuration: {e}") from None
@@ -83,6 +87,7 @@ class RankingConfig:
                 "creator_gap": self.creator_gap,
                 "topic_cap": self.topic_cap,
                 "boost_label": self.boost_label,
+                **({"creator_boosts": self.creator_boosts} if self.creator_boosts else {}),
             },
             "model": self.model.__dict__,
             "retrieval": self.retrieval,
