@@ -166,3 +166,34 @@ def test_deleted_user_leaves_the_model(api: Api) -> None:
     assert updated and updated[-1]["from_version"] == before
     assert updated[-1]["model_version"] == rec.engine.model.version != before
     assert "u1" in rec.engine.model.gone and rec.engine.states.get("u1") is None
+
+
+def test_the_registry_answers_which_model_served_when(api: Api) -> None:
+    """From the ledger alone (and the builder's public key): the model versions
+    in the order they went live, their approved configuration and lineage,
+    which one was live at a time T, and which one served a given feed."""
+    from cleanroom.deployment import builder_key
+    from cleanroom.release.models import live_at, served_feed, timeline
+
+    _retrain(api)
+    feed = api.call("GET", "/v1/feed?limit=5", "ulla").json()
+    served_at = int(time.time() * 1000)
+    api.call("DELETE", "/v1/me", "ulla")
+    deadline = time.time() + 20
+    while time.time() < deadline and not any(e["type"] == "model.updated" for e in api.ledger()):
+        time.sleep(0.1)
+    entries = list(enumerate(api.ledger()))
+    models = timeline(entries, builder=builder_key(api.room).verifier)
+    trained, updated = models[-2], models[-1]
+    assert trained["how"] == "trained" and updated["how"] == "updated (deletion)"
+    assert updated["from_version"] == trained["version"] != updated["version"]
+    assert trained["live_until_ms"] == updated["live_from_ms"]
+    assert trained["config_release"]["approved_by"] == ["operator-reviewer", "oversight-reviewer"]
+    assert trained["lineage"]["jurisdictions"] == {"US": 600}
+    assert trained["lineage"]["provenance_verified"] and trained["feeds_served"] >= 1
+    # which model served the feed, and which was live when it was served
+    (commitment,) = served_feed(entries, feed["feed"])
+    assert commitment["model_version"] == feed["model_version"] == trained["version"]
+    assert live_at(models, served_at)["version"] == trained["version"]
+    assert live_at(models, updated["live_from_ms"])["version"] == updated["version"]
+    assert live_at(models, 0) is None

@@ -180,6 +180,7 @@ class Recommender:
             "jurisdiction": self.room.config.site.jurisdiction,
             "read_decision": decision,
             "seconds": round(seconds, 2),
+            "at_ms": int(time.time() * 1000),  # live from (it was swapped in just now)
             "attestation": attestation,
         }
         index = self.room.log.append(entry)
@@ -268,6 +269,7 @@ class Recommender:
                         "from_version": self._flush_from,
                         "model_version": after,
                         "forgotten_users": len(self.engine.model.gone),
+                        "at_ms": int(time.time() * 1000),
                     }
                 )
                 self._flush_timer = None
