@@ -114,3 +114,6 @@ def test_release_bad_input_is_one_line(tmp_path: Path) -> None:
     fails(["release", "reviewer", "add", "recommender", "--org", "operator", "--vkey", "junk",
            "--by", "operator-reviewer"], dd, "signed-note")  # fmt: skip
     assert json.loads(ok(["release", "verify", "--json"], dd))["problems"] == []
+    assert json.loads(ok(["release", "models", "--json"], dd)) == []  # nothing trained yet
+    fails(["release", "models", "--at", "yesterday"], dd, "ISO 8601")
+    fails(["release", "models", "--feed", "f1"], dd, "no feed")

@@ -285,3 +285,52 @@ def reviewer_keygen(
     s = generate_signer(name)
     write_secret(out, s.skey + "\n", error=CleanroomError)
     typer.echo(s.verifier.vkey)
+
+
+@release_app.command("models")
+def models_cmd(
+    at: Annotated[
+        str | None,
+        typer.Option(help="a time (ISO 8601 or ms since the epoch): the model live then"),
+    ] = None,
+    feed: Annotated[str | None, typer.Option(help="a feed id: the model that served it")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The model registry, from the ledger: versions in the order they went
+    live, their approved configuration and verified lineage."""
+    from datetime import datetime
+
+    from cleanroom.deployment import builder_key
+    from cleanroom.ledger.entries import decode_entry
+    from cleanroom.release.models import live_at, served_feed, timeline
+
+    with _room() as room:
+        store = room.log.store
+        entries = [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+        builder = builder_key(room).verifier if room.data_dir.has_key("builder") else None
+    models = timeline(entries, builder=builder)
+    if feed is not None:
+        served = served_feed(entries, feed)
+        if not served:
+            raise CleanroomError(f"no feed {feed!r} is committed on the ledger")
+        models = [m for m in models if m["version"] == served[0]["model_version"]]
+    if at is not None:
+        try:
+            ms = int(at) if at.isdigit() else int(datetime.fromisoformat(at).timestamp() * 1000)
+        except ValueError:
+            raise CleanroomError(f"--at takes ISO 8601 or milliseconds, got {at!r}") from None
+        hit = live_at(models, ms)
+        models = [hit] if hit else []
+    if as_json:
+        typer.echo(json.dumps(models, indent=2))
+        return
+    for m in models:
+        rel = m["config_release"] or {}
+        lin = m["lineage"] or {}
+        approved = ", ".join(rel.get("approved_by", [])) or "nobody"
+        typer.echo(
+            f"{m['version']}  {m['how']:18} from {m['live_from_ms']}  "
+            f"config {rel.get('name', '?')} "
+            f"(approved by {approved})  "
+            f"records {lin.get('jurisdictions', {})}  feeds {m['feeds_served']}"
+        )
