@@ -4,8 +4,6 @@ the ledger."""
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +48,7 @@ def _content(kind: str, path: Path) -> tuple[str, dict[str, Any]]:
     from cleanroom.deployment import model_digest, model_manifest, policy_manifest
     from cleanroom.foryou import RankingConfig
     from cleanroom.gate.policy import load_dir
-    from cleanroom.release.digests import files_digest, tree_files
+    from cleanroom.release.digests import file_hashes, hashes_digest, tree_files
 
     if kind == "policy":
         bundle = load_dir(path)  # parses and validates against the schema
@@ -62,10 +60,8 @@ def _content(kind: str, path: Path) -> tuple[str, dict[str, Any]]:
             raise CleanroomError(f"cannot read the model configuration {path}: {e}") from None
         manifest = model_manifest(RankingConfig.parse(doc))
         return model_digest(manifest), manifest
-    files = tree_files(path)
-    return files_digest(files), {
-        "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}
-    }
+    hashes = file_hashes(tree_files(path))
+    return hashes_digest(hashes), {"files": hashes}
 
 
 @release_app.command("submit")
@@ -90,59 +86,14 @@ def submit(
     typer.echo(art.digest)
 
 
-def _changed(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted paths whose values differ between two JSON documents."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new)):
-            out += _changed(old.get(k), new.get(k), f"{prefix}{k}.")
-        return out
-    return [] if old == new else [f"{prefix[:-1]}: {json.dumps(old)} -> {json.dumps(new)}"]
-
-
-def diff_lines(room: Any, digest: str, against: str | None = None) -> list[str]:
-    """What reviewers read: the change from the live release of the same kind
-    (or ``against``): changed configuration values, or a unified diff of files."""
-    reg = room.releases
-    art = reg.get(digest)
-    base_digest = against or (reg.live(art.kind).artifact if reg.live(art.kind) else None)
-    base = reg.get(base_digest) if base_digest else None
-    head = f"{art.kind} {art.name!r} {digest} by {art.submitted_by} ({art.org})"
-    out = [head, f"against: {base.name!r} {base.digest}" if base else "against: nothing"]
-    old = base.manifest if base else {}
-    if art.kind == "model":
-        changes = _changed(old.get("config", {}), art.manifest["config"])
-        out += [f"  {c}" for c in changes] or ["  no change in the configuration"]
-    else:
-        before, after = old.get("files", {}), art.manifest["files"]
-        for name in sorted(set(before) | set(after)):
-            a, b = before.get(name), after.get(name)
-            if a == b:
-                continue
-            if art.kind == "source":
-                what = "added" if a is None else "removed" if b is None else "changed"
-                out.append(f"  {what}: {name}")
-                continue
-            out += list(
-                difflib.unified_diff(
-                    (a or "").splitlines(),
-                    (b or "").splitlines(),
-                    f"a/{name}",
-                    f"b/{name}",
-                    lineterm="",
-                )
-            )
-    v = reg.verdict(digest)
-    out.append("approved" if v.approved else f"not approved: {v.missing}")
-    return out
-
-
 @release_app.command("diff")
 def diff(
     digest: str,
     against: Annotated[str | None, typer.Option(help="another artifact (default: live)")] = None,
 ) -> None:
     """Show what an artifact changes against the live release of its kind."""
+    from cleanroom.deployment import diff_lines
+
     with _room() as room:
         typer.echo("\n".join(diff_lines(room, digest, against)))
 

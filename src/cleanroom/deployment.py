@@ -12,6 +12,8 @@ Every step is a ledger entry anyone can verify with the reviewers' public keys
 
 from __future__ import annotations
 
+import difflib
+import json
 import time
 from typing import Any
 
@@ -30,7 +32,7 @@ from cleanroom.release import (
     provenance,
 )
 from cleanroom.release.deploy import Loaded, load_live
-from cleanroom.release.digests import files_digest
+from cleanroom.release.digests import files_digest, hashes_digest
 from cleanroom.release.intoto import encode, review, statement, subject
 from cleanroom.release.registry import Artifact
 from cleanroom.room import CleanRoom
@@ -54,7 +56,29 @@ def model_digest(manifest: dict[str, Any]) -> str:
     return RankingConfig.parse(manifest["config"]).digest()
 
 
-DIGESTS = {"policy": policy_digest, "model": model_digest}
+def source_digest(manifest: dict[str, Any]) -> str:
+    return hashes_digest(manifest["files"])
+
+
+DIGESTS = {"policy": policy_digest, "model": model_digest, "source": source_digest}
+
+
+def check_manifest(kind: str, manifest: Any) -> str:
+    """The digest of an artifact from what reviewers will read, after checking
+    it is what its kind must be: a policy set that validates against the
+    schema, a ranking configuration that parses, a source manifest of file
+    hashes."""
+    if kind not in DIGESTS:
+        raise ReleaseError(f"kind must be one of {', '.join(DIGESTS)}, got {kind!r}")
+    field = "config" if kind == "model" else "files"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get(field), dict):
+        raise ReleaseError(f"a {kind} manifest needs a {field!r} object")
+    if kind == "policy":
+        files = manifest["files"]
+        if not all(isinstance(t, str) for t in files.values()):
+            raise ReleaseError("a policy manifest maps file names to their text")
+        return load_files(files).version
+    return DIGESTS[kind](manifest)
 
 
 def reviewer_key(dd: DataDir, name: str) -> Signer:
@@ -206,3 +230,50 @@ def load_model_config(room: CleanRoom) -> tuple[RankingConfig, Loaded]:
     """The live approved model configuration (deploy check first)."""
     loaded = load_live(room.releases, room.log, "model", model_digest)
     return RankingConfig.parse(loaded.content["config"]), loaded
+
+
+def _changed(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two JSON documents."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _changed(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def diff_lines(room: CleanRoom, digest: str, against: str | None = None) -> list[str]:
+    """What reviewers read: the change from the live release of the same kind
+    (or ``against``): changed configuration values, or a unified diff of files."""
+    reg = room.releases
+    art = reg.get(digest)
+    base_digest = against or (reg.live(art.kind).artifact if reg.live(art.kind) else None)
+    base = reg.get(base_digest) if base_digest else None
+    head = f"{art.kind} {art.name!r} {digest} by {art.submitted_by} ({art.org})"
+    out = [head, f"against: {base.name!r} {base.digest}" if base else "against: nothing"]
+    old = base.manifest if base else {}
+    if art.kind == "model":
+        changes = _changed(old.get("config", {}), art.manifest["config"])
+        out += [f"  {c}" for c in changes] or ["  no change in the configuration"]
+    else:
+        before, after = old.get("files", {}), art.manifest["files"]
+        for name in sorted(set(before) | set(after)):
+            a, b = before.get(name), after.get(name)
+            if a == b:
+                continue
+            if art.kind == "source":
+                what = "added" if a is None else "removed" if b is None else "changed"
+                out.append(f"  {what}: {name}")
+                continue
+            out += list(
+                difflib.unified_diff(
+                    (a or "").splitlines(),
+                    (b or "").splitlines(),
+                    f"a/{name}",
+                    f"b/{name}",
+                    lineterm="",
+                )
+            )
+    v = reg.verdict(digest)
+    out.append("approved" if v.approved else f"not approved: {v.missing}")
+    return out

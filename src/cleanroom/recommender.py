@@ -133,6 +133,14 @@ class Recommender:
             self.error = f"{type(exc).__name__}: {exc}"
             raise
 
+    def reconfigure(self, config: RankingConfig) -> None:
+        """A newly deployed model configuration (already through the deploy
+        check): feeds rank with it at once; the model retrains with its model
+        settings in the background (or at the next start, if a training runs)."""
+        self.engine.config = config
+        if self.ready.is_set() and not self.engine.training:
+            self.retrain()
+
     def retrain(self) -> threading.Thread:
         """Full retraining in the background; swapped in atomically when done."""
         holder: dict[str, Any] = {}

@@ -8,7 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from cleanroom import __version__
-from cleanroom.api import foryou_routes, log_routes, platform_routes, problems, witness_routes
+from cleanroom.api import (
+    foryou_routes,
+    log_routes,
+    platform_routes,
+    problems,
+    release_routes,
+    witness_routes,
+)
 from cleanroom.config import DataDir
 from cleanroom.deployment import bootstrap, load_model_config, load_policy
 from cleanroom.gate.deletion import OrderRunner
@@ -94,6 +101,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         app.include_router(log_routes.router())
         app.include_router(platform_routes.router())
         app.include_router(foryou_routes.router())
+        app.include_router(release_routes.router())
     if serve_witness:
         app.include_router(witness_routes.router())
     return app

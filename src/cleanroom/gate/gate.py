@@ -38,6 +38,7 @@ RESOURCE_CLASSES: dict[str, str] = {
     "Ledger": "metadata",
     "Models": "metadata",
     "Feeds": "metadata",
+    "Releases": "metadata",
 }
 ACTIONS = ("read", "write", "export", "delete")
 PURPOSES = (
@@ -51,6 +52,9 @@ PURPOSES = (
     "user_request",
     "deletion_order",
     "ingest",
+    "release_submit",
+    "release_review",
+    "release_deploy",
 )
 # Above this many subjects an entry carries a digest of their commitments, not the list.
 MAX_LISTED_SUBJECTS = 256

@@ -1,0 +1,161 @@
+"""Releases over HTTP: submit an artifact, read its diff and verdict, post a
+signed review, deploy or roll back (the server reloads through the deploy
+check), and read the model registry. Every call is decided by the gate
+(resource class ``Releases``; the purpose says which step)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from cleanroom.api.auth import Who, room_of
+from cleanroom.deployment import (
+    builder_key,
+    check_manifest,
+    diff_lines,
+    load_model_config,
+    load_policy,
+)
+from cleanroom.ledger.entries import decode_entry
+from cleanroom.release.models import live_at, served_feed, timeline
+from cleanroom.room import CleanRoom
+
+Kind = Literal["source", "model", "policy"]
+
+
+class Submission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    name: str = Field(min_length=1, max_length=128)
+    manifest: dict[str, Any] = Field(
+        description="policy: {files: {name: text}}; model: {config: ranking.json}; "
+        "source: {files: {path: sha256 hex}}"
+    )
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["model", "policy"]
+
+
+def _entries(room: CleanRoom) -> list[tuple[int, dict[str, Any]]]:
+    store = room.log.store
+    return [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+
+
+def _reload(request: Request, kind: str) -> dict[str, Any]:
+    """Load the newly live release through the deploy check (policy: into the
+    gate at once; model: the recommender retrains with it)."""
+    room = room_of(request)
+    if kind == "policy":
+        loaded = load_policy(room)
+        request.app.state.policy_release = loaded
+        return loaded.to_dict()
+    if kind == "model":
+        cfg, loaded = load_model_config(room)
+        request.app.state.model_release = loaded
+        rec = getattr(request.app.state, "recommender", None)
+        if rec is not None:
+            rec.reconfigure(cfg)
+        return loaded.to_dict()
+    return {}
+
+
+def _artifact(room: CleanRoom, digest: str) -> dict[str, Any]:
+    reg = room.releases
+    art = reg.get(digest)
+    live = reg.live(art.kind)
+    return {
+        **art.to_dict(),
+        "verdict": reg.verdict(digest).to_dict(),
+        "live": bool(live and live.artifact == digest),
+        "reviews": [r.__dict__ for r in reg.reviews(digest)],
+    }
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["releases"])
+
+    @r.get("/v1/releases")
+    def list_releases(request: Request, who: Who, kind: Kind | None = None) -> JSONResponse:
+        """Artifacts with their verdict and whether they are live."""
+        room = room_of(request)
+        room.gate.require(who, "read", "Releases")
+        return JSONResponse([_artifact(room, a.digest) for a in room.releases.artifacts(kind)])
+
+    @r.post("/v1/releases", status_code=201)
+    def submit(request: Request, who: Who, body: Submission) -> JSONResponse:
+        """Submit an artifact for review (operator, platform or the foreign
+        parent); its digest is computed here from the manifest."""
+        room = room_of(request)
+        room.gate.require(who, "write", "Releases", purpose="release_submit")
+        digest = check_manifest(body.kind, body.manifest)
+        art = room.releases.submit(
+            body.kind, body.name, digest, body.manifest, submitted_by=who.name, org=who.org
+        )
+        return JSONResponse(_artifact(room, art.digest), 201)
+
+    @r.get("/v1/releases/models")
+    def models(
+        request: Request,
+        who: Who,
+        at_ms: Annotated[int | None, Query(ge=0, description="the model live then")] = None,
+        feed: Annotated[str | None, Query(max_length=64, description="the model of a feed")] = None,
+    ) -> JSONResponse:
+        """The model registry from the ledger: versions, configuration
+        releases, lineage; the model live at ``at_ms`` or that served ``feed``."""
+        room = room_of(request)
+        room.gate.require(who, "read", "Releases")
+        entries = _entries(room)
+        out = timeline(entries, builder=builder_key(room).verifier)
+        if feed is not None:
+            served = served_feed(entries, feed)
+            out = [m for m in out if served and m["version"] == served[0]["model_version"]]
+        if at_ms is not None:
+            hit = live_at(out, at_ms)
+            out = [hit] if hit else []
+        return JSONResponse(out)
+
+    @r.get("/v1/releases/{digest}")
+    def get_release(request: Request, who: Who, digest: str) -> JSONResponse:
+        """One artifact: verdict, reviews, and the diff reviewers read."""
+        room = room_of(request)
+        room.gate.require(who, "read", "Releases")
+        return JSONResponse({**_artifact(room, digest), "diff": diff_lines(room, digest)})
+
+    @r.post("/v1/releases/{digest}/reviews", status_code=201)
+    def post_review(
+        request: Request,
+        who: Who,
+        digest: str,
+        envelope: Annotated[dict[str, Any], Body(description="a DSSE envelope")],
+    ) -> JSONResponse:
+        """Record a review signed with the reviewer's own key (a DSSE envelope
+        of an in-toto statement with the review predicate)."""
+        room = room_of(request)
+        room.gate.require(who, "write", "Releases", purpose="release_review")
+        verdict = room.releases.review(digest, envelope)
+        return JSONResponse(verdict.to_dict(), 201)
+
+    @r.post("/v1/releases/{digest}/deploy")
+    def deploy(request: Request, who: Who, digest: str) -> JSONResponse:
+        """Make an approved artifact live and reload it through the deploy check."""
+        room = room_of(request)
+        room.gate.require(who, "write", "Releases", purpose="release_deploy")
+        d = room.releases.deploy(digest, by=who.name)
+        return JSONResponse({**d.to_dict(), "loaded": _reload(request, d.kind)})
+
+    @r.post("/v1/releases/rollback")
+    def rollback(request: Request, who: Who, body: Rollback) -> JSONResponse:
+        """Go back to the approved release live before the current one."""
+        room = room_of(request)
+        room.gate.require(who, "write", "Releases", purpose="release_deploy")
+        d = room.releases.rollback(body.kind, by=who.name)
+        return JSONResponse({**d.to_dict(), "loaded": _reload(request, d.kind)})
+
+    return r

@@ -1,0 +1,138 @@
+"""Releases over HTTP through the ASGI app (SQLite and PostgreSQL): the
+parent's submission shows its change to reviewers and cannot be deployed;
+reviews signed with the reviewers' own keys approve a legitimate change,
+which deploys and reloads through the deploy check at once (policy and
+model); rollback; the model registry; the gate decides every step; bad input
+is problem+json and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cleanroom.deployment import sign_review
+from cleanroom.foryou import RankingConfig
+from cleanroom.ledger.note import generate_signer
+
+from .test_gate_api import Api, running_api
+
+
+@pytest.fixture
+def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
+    with running_api(tmp_path, db_url, log_signer) as a:
+        for name in ("operator-reviewer", "oversight-reviewer"):
+            a.tokens[name] = a.room.principals.issue_token(name)
+        yield a
+
+
+def _review(api: Api, digest: str, name: str, org: str, decision: str = "approve"):
+    art = api.room.releases.get(digest)
+    env = sign_review(
+        api.room.data_dir.read_key(f"reviewer-{name}"), art, org=org, decision=decision
+    )
+    return api.call("POST", f"/v1/releases/{digest}/reviews", name, json=env)
+
+
+def test_a_hidden_boost_is_shown_refused_and_a_reviewed_change_deploys(api: Api) -> None:
+    shipped = RankingConfig.shipped().raw
+    rerank = {**shipped.get("rerank", {}), "creator_boosts": {"c1": 5.0}}
+    sneaky = {
+        "kind": "model",
+        "name": "tuning",
+        "manifest": {"config": {**shipped, "rerank": rerank}},
+    }
+    r = api.call("POST", "/v1/releases", "pete", json=sneaky)
+    assert r.status_code == 201, r.text
+    digest = r.json()["digest"]
+    assert r.json()["org"] == "parent" and not r.json()["verdict"]["approved"]
+    shown = api.call("GET", f"/v1/releases/{digest}", "olga").json()
+    assert any("creator_boosts" in line and "c1" in line for line in shown["diff"])
+    # the parent can neither read the queue, review nor deploy
+    assert api.call("GET", "/v1/releases", "pete").status_code == 403
+    assert api.call("POST", f"/v1/releases/{digest}/deploy", "pete").status_code == 403
+    refused = api.call("POST", f"/v1/releases/{digest}/deploy", "alice")
+    assert refused.status_code == 403 and "not approved" in refused.json()["detail"]
+    assert api.ledger()[-1]["type"] == "release.refused"
+    # a legitimate change: reviewed by both, deployed, live at once
+    legit = {
+        "kind": "model",
+        "name": "explore",
+        "manifest": {"config": {**shipped, "exploration": 0.05}},
+    }
+    good = api.call("POST", "/v1/releases", "alice", json=legit).json()["digest"]
+    assert _review(api, good, "operator-reviewer", "operator").json()["approved"] is False
+    assert _review(api, good, "oversight-reviewer", "oversight").json()["approved"] is True
+    r = api.call("POST", f"/v1/releases/{good}/deploy", "alice")
+    assert r.status_code == 200, r.text
+    assert r.json()["loaded"]["digest"] == good
+    assert api.call("GET", "/v1/feed/config").json()["digest"] == good
+    listed = {a["digest"]: a for a in api.call("GET", "/v1/releases?kind=model", "olga").json()}
+    assert listed[good]["live"] and not listed[digest]["live"]
+    back = api.call("POST", "/v1/releases/rollback", "alice", json={"kind": "model"})
+    assert back.status_code == 200 and back.json()["artifact"] != good
+    assert api.call("GET", "/v1/feed/config").json()["digest"] == RankingConfig.shipped().digest()
+    assert api.call("GET", "/v1/releases/models", "olga").status_code == 200
+
+
+def test_a_policy_release_reloads_the_gate(api: Api) -> None:
+    files = dict(api.room.gate.policy.files)
+    name = next(n for n in files if n.endswith(".cedar"))
+    files[name] += (
+        '\n@id("oversight-reads-decisions")\n'
+        'permit (principal, action == Action::"read", resource is Decisions)\n'
+        'when { principal.org == "oversight" };\n'
+    )
+    r = api.call(
+        "POST",
+        "/v1/releases",
+        "alice",
+        json={"kind": "policy", "name": "p2", "manifest": {"files": files}},
+    )
+    assert r.status_code == 201, r.text
+    digest = r.json()["digest"]
+    assert any(line.startswith("+@id(\"oversight-reads-decisions\")") for line in
+               api.call("GET", f"/v1/releases/{digest}", "alice").json()["diff"])  # fmt: skip
+    _review(api, digest, "operator-reviewer", "operator")
+    _review(api, digest, "oversight-reviewer", "oversight")
+    assert api.call("POST", f"/v1/releases/{digest}/deploy", "sam").status_code == 200
+    assert api.room.gate.policy.version == digest
+    assert "oversight-reads-decisions" in api.room.gate.policy.rule_ids.values()
+
+
+def test_bad_release_input_is_problem_json_and_changes_nothing(api: Api) -> None:
+    before = api.room.log.store.sequenced_size()
+    unknown = "sha256:" + "0" * 64
+    shipped = RankingConfig.shipped().raw
+    digest = api.call("POST", "/v1/releases", "alice", json={
+        "kind": "model", "name": "x", "manifest": {"config": {**shipped, "exploration": 0.1}}
+    }).json()["digest"]  # fmt: skip
+    after_submit = api.room.log.store.sequenced_size()
+    assert after_submit == before + 2  # the gate's decision and the submission
+    stranger = generate_signer("stranger")
+    art = api.room.releases.get(digest)
+    cases = [
+        ("POST", "/v1/releases", "alice", {"kind": "firmware", "name": "x", "manifest": {}}, 422),
+        ("POST", "/v1/releases", "alice", {"kind": "model", "name": "x", "manifest": {}}, 400),
+        ("POST", "/v1/releases", "alice",
+         {"kind": "model", "name": "x", "manifest": {"config": {"weights": {}}}}, 422),
+        ("POST", "/v1/releases", "alice",
+         {"kind": "policy", "name": "x", "manifest": {"files": {"a.cedar": "permit("}}}, 422),
+        ("GET", f"/v1/releases/{unknown}", "alice", None, 404),
+        ("POST", f"/v1/releases/{unknown}/deploy", "alice", None, 403),
+        ("POST", f"/v1/releases/{digest}/reviews", "operator-reviewer", {"payload": "x"}, 400),
+        ("POST", f"/v1/releases/{digest}/reviews", "operator-reviewer",
+         sign_review(stranger, art, org="operator"), 403),
+        ("POST", f"/v1/releases/{unknown}/reviews", "operator-reviewer",
+         sign_review(stranger, art, org="operator"), 404),
+        ("POST", "/v1/releases/rollback", "alice", {"kind": "source"}, 422),
+    ]  # fmt: skip
+    for method, path, who, body, status in cases:
+        r = api.call(method, path, who, json=body)
+        assert r.status_code == status, (path, body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["detail"]
+    kinds = [e["type"] for e in api.ledger()[after_submit:]]
+    assert "release.review" not in kinds and "release.deployed" not in kinds
+    assert api.room.releases.reviews(digest) == []
