@@ -94,6 +94,8 @@ def test_a_policy_release_reloads_the_gate(api: Api) -> None:
     digest = r.json()["digest"]
     assert any(line.startswith("+@id(\"oversight-reads-decisions\")") for line in
                api.call("GET", f"/v1/releases/{digest}", "alice").json()["diff"])  # fmt: skip
+    diff = api.call("GET", f"/v1/releases/{digest}", "alice").json()["diff"]
+    assert "decisions that change on the fixed request set: 0" in diff  # already allowed
     _review(api, digest, "operator-reviewer", "operator")
     _review(api, digest, "oversight-reviewer", "oversight")
     assert api.call("POST", f"/v1/releases/{digest}/deploy", "sam").status_code == 200
@@ -136,3 +138,22 @@ def test_bad_release_input_is_problem_json_and_changes_nothing(api: Api) -> None
     kinds = [e["type"] for e in api.ledger()[after_submit:]]
     assert "release.review" not in kinds and "release.deployed" not in kinds
     assert api.room.releases.reviews(digest) == []
+
+
+def test_a_policy_diff_lists_the_decisions_that_change(api: Api) -> None:
+    files = dict(api.room.gate.policy.files)
+    name = next(n for n in files if n.endswith(".cedar"))
+    files[name] += (
+        '\n@id("platform-reads-models")\n'
+        'permit (principal, action == Action::"read", resource is Models)\n'
+        'when { principal.org == "platform" };\n'
+    )
+    body = {"kind": "policy", "name": "wider", "manifest": {"files": files}}
+    digest = api.call("POST", "/v1/releases", "alice", json=body).json()["digest"]
+    diff = api.call("GET", f"/v1/releases/{digest}", "olga").json()["diff"]
+    # every purpose but "recommendation" (only the recommender may use it)
+    assert "decisions that change on the fixed request set: 12" in diff
+    assert any(
+        line.startswith("  deny -> allow: platform/service/ingest read Models (purposes: (none),")
+        for line in diff
+    )

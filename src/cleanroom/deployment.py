@@ -20,6 +20,7 @@ from typing import Any
 from cleanroom.config import DataDir
 from cleanroom.foryou import RankingConfig
 from cleanroom.gate import Principal
+from cleanroom.gate.gate import decision_changes
 from cleanroom.gate.policy import PolicyBundle, load_files, shipped
 from cleanroom.ledger.note import Signer, generate_signer
 from cleanroom.release import (
@@ -274,6 +275,21 @@ def diff_lines(room: CleanRoom, digest: str, against: str | None = None) -> list
                     lineterm="",
                 )
             )
+    if art.kind == "policy" and base is not None:
+        out += policy_decision_lines(base.manifest["files"], art.manifest["files"])
     v = reg.verdict(digest)
     out.append("approved" if v.approved else f"not approved: {v.missing}")
+    return out
+
+
+def policy_decision_lines(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Which decisions of the fixed request set change (grouped over purposes)."""
+    changes = decision_changes(load_files(before), load_files(after))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for c in changes:
+        key = (c["before"], c["after"], c["principal"], c["action"], c["resource"])
+        groups.setdefault(key, []).append(c["purpose"] or "(none)")
+    out = [f"decisions that change on the fixed request set: {len(changes)}"]
+    for (b, a, who, action, resource), purposes in sorted(groups.items()):
+        out.append(f"  {b} -> {a}: {who} {action} {resource} (purposes: {', '.join(purposes)})")
     return out

@@ -287,37 +287,137 @@ class Gate:
         purpose: str,
         self_access: bool,
     ) -> Verdict:
-        entities = [
-            {
-                "uid": {"type": "Principal", "id": principal.name},
-                "attrs": {
-                    "kind": principal.kind,
-                    "org": principal.org,
-                    "role": principal.role,
-                    "jurisdiction": principal.jurisdiction,
-                    "clearance": principal.clearance,
-                },
-                "parents": [],
+        return cedar_verdict(
+            policy, principal, action, resource, jurisdiction, purpose, self_access
+        )
+
+
+def _cedar_request(
+    principal: Principal,
+    action: str,
+    resource: str,
+    jurisdiction: str,
+    purpose: str,
+    self_access: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    entities = [
+        {
+            "uid": {"type": "Principal", "id": principal.name},
+            "attrs": {
+                "kind": principal.kind,
+                "org": principal.org,
+                "role": principal.role,
+                "jurisdiction": principal.jurisdiction,
+                "clearance": principal.clearance,
             },
-            {
-                "uid": {"type": resource, "id": "request"},
-                "attrs": {"data_class": RESOURCE_CLASSES[resource], "jurisdiction": jurisdiction},
-                "parents": [],
-            },
-        ]
-        request = {
-            "principal": {"type": "Principal", "id": principal.name},
-            "action": {"type": "Action", "id": action},
-            "resource": {"type": resource, "id": "request"},
-            "context": {"purpose": purpose, "self_access": self_access},
-        }
-        result = cedarpy.is_authorized(request, policy.policies, entities, policy.schema)
-        if result.diagnostics.errors:
-            # The request does not fit the schema (e.g. export of a Profile) or a
-            # rule failed to evaluate: deny (fail closed) and say so.
-            return Verdict(False, ("request-outside-schema",), ())
-        rules = tuple(sorted(policy.rule_ids.get(r, r) for r in result.diagnostics.reasons))
-        if not result.allowed:
-            return Verdict(False, rules or ("default-deny",), ())
-        obligations = sorted({o for r in rules for o in policy.obligations.get(r, ())})
-        return Verdict(True, rules, tuple(obligations))
+            "parents": [],
+        },
+        {
+            "uid": {"type": resource, "id": "request"},
+            "attrs": {"data_class": RESOURCE_CLASSES[resource], "jurisdiction": jurisdiction},
+            "parents": [],
+        },
+    ]
+    request = {
+        "principal": {"type": "Principal", "id": principal.name},
+        "action": {"type": "Action", "id": action},
+        "resource": {"type": resource, "id": "request"},
+        "context": {"purpose": purpose, "self_access": self_access},
+    }
+    return request, entities
+
+
+def _verdict(policy: PolicyBundle, result: Any) -> Verdict:
+    if result.diagnostics.errors:
+        # The request does not fit the schema (e.g. export of a Profile) or a
+        # rule failed to evaluate: deny (fail closed) and say so.
+        return Verdict(False, ("request-outside-schema",), ())
+    rules = tuple(sorted(policy.rule_ids.get(r, r) for r in result.diagnostics.reasons))
+    if not result.allowed:
+        return Verdict(False, rules or ("default-deny",), ())
+    obligations = sorted({o for r in rules for o in policy.obligations.get(r, ())})
+    return Verdict(True, rules, tuple(obligations))
+
+
+def cedar_verdict(
+    policy: PolicyBundle,
+    principal: Principal,
+    action: str,
+    resource: str,
+    jurisdiction: str,
+    purpose: str,
+    self_access: bool,
+) -> Verdict:
+    """What ``policy`` says about one request (no cache, no record)."""
+    request, entities = _cedar_request(
+        principal, action, resource, jurisdiction, purpose, self_access
+    )
+    return _verdict(
+        policy, cedarpy.is_authorized(request, policy.policies, entities, policy.schema)
+    )
+
+
+# The fixed set of requests a policy change is judged on: one principal per
+# kind of party the clean room knows, every action, resource class and purpose,
+# at home and abroad, as the data subject or not.
+ARCHETYPES = (
+    Principal("platform-service", "service", "platform", "ingest", "US", 1),
+    Principal("operator-support", "person", "operator", "support", "US", 1),
+    Principal("operator-safety", "person", "operator", "safety", "US", 1),
+    Principal("operator-legal", "person", "operator", "legal", "US", 1),
+    Principal("operator-engineer", "person", "operator", "engineer", "US", 1),
+    Principal("operator-recommender", "service", "operator", "recommender", "US", 1),
+    Principal("operator-ledger", "service", "operator", "ledger", "US", 1),
+    Principal("parent-engineer", "person", "parent", "engineer", "US", 9),
+    Principal("parent-service", "service", "parent", "recommender", "US", 9),
+    Principal("oversight-regulator", "person", "oversight", "regulator", "US", 5),
+    Principal("researcher", "person", "researcher", "scientist", "US", 1),
+    Principal("user", "user", "users", "user", "US", 0, subject="u1"),
+    Principal("operator-abroad", "person", "operator", "support", "DE", 1),
+)
+
+
+def decision_changes(
+    old: PolicyBundle, new: PolicyBundle, *, home: str = "US"
+) -> list[dict[str, Any]]:
+    """Every request of the fixed set whose decision differs between two
+    policy sets (what a reviewer of a policy release reads beside the diff)."""
+    requests = []
+    keys = []
+    for p in ARCHETYPES:
+        for action in ACTIONS:
+            for resource in RESOURCE_CLASSES:
+                for purpose in PURPOSES:
+                    for self_access in (False, True) if p.kind == "user" else (False,):
+                        keys.append((p, action, resource, purpose, self_access))
+                        requests.append(
+                            _cedar_request(p, action, resource, home, purpose, self_access)
+                        )
+    # one entity set for the whole batch: every archetype and every resource
+    entities: dict[str, dict[str, Any]] = {}
+    for _, ents in requests:
+        for e in ents:
+            entities[f"{e['uid']['type']}/{e['uid']['id']}"] = e
+    out = []
+    verdicts = []
+    for bundle in (old, new):
+        results = cedarpy.is_authorized_batch(
+            [r for r, _ in requests], bundle.policies, list(entities.values()), bundle.schema
+        )
+        verdicts.append([_verdict(bundle, x) for x in results])
+    for k, a, b in zip(keys, verdicts[0], verdicts[1], strict=True):
+        if a.allowed != b.allowed:
+            p, action, resource, purpose, self_access = k
+            out.append(
+                {
+                    "principal": f"{p.org}/{p.kind}/{p.role}",
+                    "action": action,
+                    "resource": resource,
+                    "purpose": purpose,
+                    "self_access": self_access,
+                    "before": "allow" if a.allowed else "deny",
+                    "after": "allow" if b.allowed else "deny",
+                    "rules_after": list(b.rules),
+                }
+            )
+    return out
