@@ -197,3 +197,31 @@ def test_the_registry_answers_which_model_served_when(api: Api) -> None:
     assert live_at(models, served_at)["version"] == trained["version"]
     assert live_at(models, updated["live_from_ms"])["version"] == updated["version"]
     assert live_at(models, 0) is None
+
+
+def test_a_model_release_shows_how_feeds_would_change(api: Api) -> None:
+    """Reviewers of a configuration that boosts one creator see that creator's
+    share of the feeds jump, on the live model and users, before approving."""
+    from cleanroom.foryou import RankingConfig
+
+    _retrain(api)
+    shipped = RankingConfig.shipped().raw
+    rerank = {**shipped.get("rerank", {}), "creator_boosts": {"c3": 2.0}}
+    body = {
+        "kind": "model",
+        "name": "tuning",
+        "manifest": {"config": {**shipped, "rerank": rerank}},
+    }
+    digest = api.call("POST", "/v1/releases", "pete", json=body).json()["digest"]
+    r = api.call("GET", f"/v1/releases/{digest}?evaluate=true", "olga")
+    assert r.status_code == 200, r.text
+    change = r.json()["feed_change"]
+    assert change["users"] == 30 and change["feeds_changed"] > 0
+    assert change["boosted_creators"] == ["c3"]
+    assert change["boosted_share_after"] > 2 * change["boosted_share_before"]
+    assert change["mean_overlap"] < 1.0
+    # the live configuration is unchanged by looking
+    assert api.call("GET", "/v1/feed/config").json()["digest"] == RankingConfig.shipped().digest()
+    policy = api.room.releases.artifacts("policy")[0].digest
+    bad = api.call("GET", f"/v1/releases/{policy}?evaluate=true", "olga")
+    assert bad.status_code == 400 and "only a model" in bad.json()["detail"]

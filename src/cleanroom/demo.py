@@ -95,7 +95,7 @@ def run_demo(keep: bool = False) -> None:
     try:
         _clean_room(server, {n: t for n, (t, _) in tokens.items()}, log_dir, base)
         _for_you(server, {n: t for n, (t, _) in tokens.items()})
-        _releases(dd)
+        _releases(dd, server, tokens["olga-oversight"][0])
         _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer)
     finally:
         server.stop()
@@ -315,7 +315,7 @@ def _for_you(server: ServerProcess, tokens: dict[str, str]) -> None:
     )
 
 
-def _releases(dd: DataDir) -> None:
+def _releases(dd: DataDir, server: ServerProcess, oversight_token: str) -> None:
     """Issue 5: only reviewed models run. The parent's change is shown to the
     reviewers and cannot load; a legitimate change is approved and deploys;
     the oversight body checks it all from the ledger."""
@@ -343,6 +343,18 @@ def _releases(dd: DataDir) -> None:
         console.print("what the reviewers see ([bold]cleanroom release diff[/]):")
         for line in diff_lines(room, art.digest):
             console.print(f"  {line}", highlight=False)
+        shown = httpx.get(
+            f"{server.url}/v1/releases/{art.digest}",
+            params={"evaluate": "true"},
+            headers={"Authorization": f"Bearer {oversight_token}"},
+            timeout=60,
+        ).json()["feed_change"]
+        console.print(
+            f"  how feeds would change (GET /v1/releases/…?evaluate=true, {shown['users']} users, "
+            f"top {shown['top']}): {shown['feeds_changed']} feeds change, videos of "
+            f"{creator} go from {shown['boosted_share_before']:.1%} to "
+            f"{shown['boosted_share_after']:.1%} of what is shown"
+        )
         try:
             reg.deploy(art.digest, by="oscar-ops")
         except NotApproved as e:

@@ -19,7 +19,11 @@ from cleanroom.deployment import (
     load_model_config,
     load_policy,
 )
+from cleanroom.foryou import RankingConfig
+from cleanroom.foryou.compare import feed_change
 from cleanroom.ledger.entries import decode_entry
+from cleanroom.recommender import NotReady
+from cleanroom.release import ReleaseError
 from cleanroom.release.models import live_at, served_feed, timeline
 from cleanroom.room import CleanRoom
 
@@ -122,11 +126,28 @@ def router() -> APIRouter:
         return JSONResponse(out)
 
     @r.get("/v1/releases/{digest}")
-    def get_release(request: Request, who: Who, digest: str) -> JSONResponse:
-        """One artifact: verdict, reviews, and the diff reviewers read."""
+    def get_release(
+        request: Request,
+        who: Who,
+        digest: str,
+        evaluate: Annotated[
+            bool, Query(description="model: how the live feeds of 200 users would change")
+        ] = False,
+    ) -> JSONResponse:
+        """One artifact: verdict, reviews, and the diff reviewers read; for a
+        model configuration with ``evaluate``, a summary of how feeds change."""
         room = room_of(request)
         room.gate.require(who, "read", "Releases")
-        return JSONResponse({**_artifact(room, digest), "diff": diff_lines(room, digest)})
+        doc = {**_artifact(room, digest), "diff": diff_lines(room, digest)}
+        if evaluate:
+            rec = getattr(request.app.state, "recommender", None)
+            if doc["kind"] != "model":
+                raise ReleaseError("only a model configuration can be evaluated on feeds")
+            if rec is None or not rec.ready.is_set():
+                raise NotReady("the live model is not ready to compare feeds with")
+            cfg = RankingConfig.parse(room.releases.get(digest).manifest["config"])
+            doc["feed_change"] = feed_change(rec.engine, cfg)
+        return JSONResponse(doc)
 
     @r.post("/v1/releases/{digest}/reviews", status_code=201)
     def post_review(

@@ -149,6 +149,10 @@ class States:
         with self._lock:
             return self._states.get(user)
 
+    def user_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._states)
+
     def admit(self, user: str, region: str) -> UserState | None:
         """The user's state, created once the user has been seen often enough."""
         with self._lock:
