@@ -320,8 +320,13 @@ def _releases(dd: DataDir, server: ServerProcess, oversight_token: str) -> None:
     reviewers and cannot load; a legitimate change is approved and deploys;
     the oversight body checks it all from the ledger."""
     from cleanroom import datasets
-    from cleanroom.cli_release import diff_lines
-    from cleanroom.deployment import load_model_config, model_digest, model_manifest, sign_review
+    from cleanroom.deployment import (
+        diff_lines,
+        load_model_config,
+        model_digest,
+        model_manifest,
+        sign_review,
+    )
     from cleanroom.foryou import RankingConfig
     from cleanroom.ledger.entries import decode_entry
     from cleanroom.release import NotApproved
