@@ -77,3 +77,14 @@ def log_signer() -> Signer:
 @pytest.fixture(scope="session")
 def witness_signer() -> Signer:
     return generate_signer("witness.example/w1", ALG_COSIGNATURE_V1)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, db_url: str, log_signer: Signer):
+    """A fresh data directory on this test's database, with the log key."""
+    from cleanroom.config import Config, DataDir
+
+    dd = DataDir(tmp_path / "dd")
+    dd.save(Config(origin=ORIGIN, database_url=db_url))
+    dd.write_key("log", log_signer)
+    return dd

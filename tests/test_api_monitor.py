@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from cleanroom.api import create_app
-from cleanroom.config import Config, DataDir
+from cleanroom.config import DataDir
 from cleanroom.ledger import MemoryTree, sign_note
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.client import Monitor, TamperError
@@ -21,14 +21,6 @@ from cleanroom.ledger.tlogproof import verify_tlog_proof
 from cleanroom.room import issue_token
 
 from .conftest import ORIGIN
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, db_url: str, log_signer) -> DataDir:
-    dd = DataDir(tmp_path / "dd")
-    dd.save(Config(origin=ORIGIN, database_url=db_url))
-    dd.write_key("log", log_signer)
-    return dd
 
 
 @pytest.fixture

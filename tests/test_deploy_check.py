@@ -8,14 +8,13 @@ server, with a ``release.refused`` entry."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from cleanroom.api import create_app
-from cleanroom.config import Config, DataDir
+from cleanroom.config import DataDir
 from cleanroom.deployment import bootstrap, load_model_config, load_policy, sign_review
 from cleanroom.foryou import RankingConfig
 from cleanroom.gate.policy import shipped
@@ -28,11 +27,8 @@ from .conftest import ORIGIN
 
 
 @pytest.fixture
-def dd(tmp_path: Path, db_url: str, log_signer) -> DataDir:
-    d = DataDir(tmp_path / "dd")
-    d.save(Config(origin=ORIGIN, database_url=db_url))
-    d.write_key("log", log_signer)
-    return d
+def dd(data_dir: DataDir) -> DataDir:
+    return data_dir
 
 
 def ledger(room: CleanRoom) -> list[tuple[int, dict]]:

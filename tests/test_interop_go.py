@@ -8,13 +8,8 @@ with Go's crypto/ed25519. Skipped where Go or x/mod is not installed.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from cleanroom.ledger.hashing import b64
 from cleanroom.ledger.store import LedgerStore
@@ -22,16 +17,12 @@ from cleanroom.ledger.witness import AddCheckpointRequest, Witness
 from cleanroom.storage import Database
 
 from .conftest import ORIGIN
+from .golang import needs_go, run_go
 
-GOPATH = Path("/usr/share/gocode")
 HERE = Path(__file__).parent / "interop"
 
 
-@pytest.mark.skipif(
-    shutil.which("go") is None or not (GOPATH / "src/golang.org/x/mod/sumdb/note").is_dir(),
-    reason="Go and golang.org/x/mod are not installed (apt install golang-go "
-    "golang-golang-x-mod-dev)",
-)
+@needs_go
 def test_go_reference_implementation_accepts_our_output(
     tmp_path: Path, log_signer, witness_signer
 ) -> None:
@@ -57,22 +48,9 @@ def test_go_reference_implementation_accepts_our_output(
         "old_root": b64(old.root),
         "consistency": [b64(h) for h in store.consistency_proof(old.size, cp.size)],
     }
-    env = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": str(GOPATH),
-        "GOCACHE": str(tmp_path / "gocache"),
-    }
 
     def go(case: dict) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["go", "run", str(HERE / "verify.go")],
-            input=json.dumps(case),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        return run_go(HERE / "verify.go", case, tmp_path)
 
     run = go(case)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

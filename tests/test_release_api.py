@@ -76,20 +76,21 @@ def test_a_hidden_boost_is_shown_refused_and_a_reviewed_change_deploys(api: Api)
     assert api.call("GET", "/v1/releases/models", "olga").status_code == 200
 
 
-def test_a_policy_release_reloads_the_gate(api: Api) -> None:
+def _submit_policy_with(api: Api, rule: str, org: str, resource: str, name: str):
+    """Submit the live policy set plus one permit of ``org`` reading ``resource``."""
     files = dict(api.room.gate.policy.files)
-    name = next(n for n in files if n.endswith(".cedar"))
-    files[name] += (
-        '\n@id("oversight-reads-decisions")\n'
-        'permit (principal, action == Action::"read", resource is Decisions)\n'
-        'when { principal.org == "oversight" };\n'
+    cedar = next(n for n in files if n.endswith(".cedar"))
+    files[cedar] += (
+        f'\n@id("{rule}")\n'
+        f'permit (principal, action == Action::"read", resource is {resource})\n'
+        f'when {{ principal.org == "{org}" }};\n'
     )
-    r = api.call(
-        "POST",
-        "/v1/releases",
-        "alice",
-        json={"kind": "policy", "name": "p2", "manifest": {"files": files}},
-    )
+    body = {"kind": "policy", "name": name, "manifest": {"files": files}}
+    return api.call("POST", "/v1/releases", "alice", json=body)
+
+
+def test_a_policy_release_reloads_the_gate(api: Api) -> None:
+    r = _submit_policy_with(api, "oversight-reads-decisions", "oversight", "Decisions", "p2")
     assert r.status_code == 201, r.text
     digest = r.json()["digest"]
     assert any(line.startswith("+@id(\"oversight-reads-decisions\")") for line in
@@ -141,15 +142,8 @@ def test_bad_release_input_is_problem_json_and_changes_nothing(api: Api) -> None
 
 
 def test_a_policy_diff_lists_the_decisions_that_change(api: Api) -> None:
-    files = dict(api.room.gate.policy.files)
-    name = next(n for n in files if n.endswith(".cedar"))
-    files[name] += (
-        '\n@id("platform-reads-models")\n'
-        'permit (principal, action == Action::"read", resource is Models)\n'
-        'when { principal.org == "platform" };\n'
-    )
-    body = {"kind": "policy", "name": "wider", "manifest": {"files": files}}
-    digest = api.call("POST", "/v1/releases", "alice", json=body).json()["digest"]
+    r = _submit_policy_with(api, "platform-reads-models", "platform", "Models", "wider")
+    digest = r.json()["digest"]
     diff = api.call("GET", f"/v1/releases/{digest}", "olga").json()["diff"]
     # every purpose but "recommendation" (only the recommender may use it)
     assert "decisions that change on the fixed request set: 12" in diff

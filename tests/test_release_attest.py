@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -39,7 +37,8 @@ from cleanroom.release import (
 )
 from cleanroom.release.intoto import encode, subject_digests
 
-GOPATH = Path("/usr/share/gocode")
+from .golang import needs_go, run_go
+
 DIGEST = "sha256:" + "ab" * 32
 
 
@@ -166,11 +165,7 @@ def test_files_digest_depends_on_names_and_contents(tmp_path: Path) -> None:
         files_digest({"a\nb": b""})
 
 
-@pytest.mark.skipif(
-    shutil.which("go") is None or not (GOPATH / "src/golang.org/x/mod/sumdb/dirhash").is_dir(),
-    reason="Go and golang.org/x/mod are not installed (apt install golang-go "
-    "golang-golang-x-mod-dev)",
-)
+@needs_go
 def test_go_accepts_our_envelopes_and_digests(tmp_path: Path) -> None:
     ana = generate_signer("ana.operator")
     files = {"src/a.py": b"x = 1\n", "policies/clean-room.cedar": "permit(…);\n".encode(), "z": b""}
@@ -181,23 +176,10 @@ def test_go_accepts_our_envelopes_and_digests(tmp_path: Path) -> None:
         "vkey": ana.verifier.vkey,
         "files": {k: base64.b64encode(v).decode() for k, v in files.items()},
     }
-    env_vars = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": str(GOPATH),
-        "GOCACHE": str(tmp_path / "gocache"),
-    }
     program = Path(__file__).parent / "interop" / "release" / "main.go"
 
     def go(c: dict) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["go", "run", str(program)],
-            input=json.dumps(c),
-            capture_output=True,
-            text=True,
-            env=env_vars,
-            timeout=300,
-        )
+        return run_go(program, c, tmp_path)
 
     run = go(case)
     assert run.returncode == 0, run.stderr

@@ -163,7 +163,7 @@ class Gate:
         hit = self._cache.get(key)
         if hit is not None:
             return hit, True
-        verdict = self._cedar(policy, principal, action, resource, juris, purpose, self_access)
+        verdict = cedar_verdict(policy, principal, action, resource, juris, purpose, self_access)
         with self._lock:
             if policy is self._policy:
                 if len(self._cache) >= CACHE_LIMIT:
@@ -276,20 +276,6 @@ class Gate:
             )
 
     # -- internals ---------------------------------------------------------------
-
-    def _cedar(
-        self,
-        policy: PolicyBundle,
-        principal: Principal,
-        action: str,
-        resource: str,
-        jurisdiction: str,
-        purpose: str,
-        self_access: bool,
-    ) -> Verdict:
-        return cedar_verdict(
-            policy, principal, action, resource, jurisdiction, purpose, self_access
-        )
 
 
 def _cedar_request(
