@@ -116,4 +116,7 @@ def test_release_bad_input_is_one_line(tmp_path: Path) -> None:
     assert json.loads(ok(["release", "verify", "--json"], dd))["problems"] == []
     assert json.loads(ok(["release", "models", "--json"], dd)) == []  # nothing trained yet
     fails(["release", "models", "--at", "yesterday"], dd, "ISO 8601")
+    policy = json.loads(ok(["release", "list", "--kind", "policy", "--json"], dd))[0]["digest"]
+    fails(["release", "evaluate", policy, "--by", "operator-reviewer"], dd, "only a model")
+    fails(["release", "evaluate", policy, "--by", "x", "--split", "train"], dd, "--split")
     fails(["release", "models", "--feed", "f1"], dd, "no feed")

@@ -151,3 +151,24 @@ def test_a_policy_diff_lists_the_decisions_that_change(api: Api) -> None:
         line.startswith("  deny -> allow: platform/service/ingest read Models (purposes: (none),")
         for line in diff
     )
+
+
+def test_model_releases_are_evaluated_on_the_fixed_set_on_record(api: Api) -> None:
+    from cleanroom.release.verify import replay
+
+    live = api.room.releases.live("model").artifact
+    r = api.call("POST", f"/v1/releases/{live}/evaluate", "olga")
+    assert r.status_code == 201, r.text
+    m = r.json()
+    assert (m["dataset"], m["split"]) == ("kuairec-small", "valid")
+    assert 0.03 < m["recall@20"] < 0.5 and 0.0 < m["ndcg@20"] < m["recall@20"]
+    shown = api.call("GET", f"/v1/releases/{live}", "alice").json()["evaluation"]
+    assert shown["recall@20"] == m["recall@20"] and api.ledger()[shown["ledger_index"]]["type"] == (
+        "release.evaluated"
+    )
+    view = replay(list(enumerate(api.ledger())))
+    assert view.evaluations[live]["ndcg@20"] == m["ndcg@20"]
+    assert api.call("POST", f"/v1/releases/{live}/evaluate", "pete").status_code == 403
+    policy = api.room.releases.live("policy").artifact
+    bad = api.call("POST", f"/v1/releases/{policy}/evaluate", "olga")
+    assert bad.status_code == 400 and "only a model" in bad.json()["detail"]

@@ -285,3 +285,34 @@ def models_cmd(
             f"(approved by {approved})  "
             f"records {lin.get('jurisdictions', {})}  feeds {m['feeds_served']}"
         )
+
+
+@release_app.command("evaluate")
+def evaluate_cmd(
+    digest: str,
+    by: Annotated[str, typer.Option(help="who runs the evaluation")],
+    split: Annotated[str, typer.Option(help="valid or test")] = "valid",
+) -> None:
+    """A model configuration's metrics on the fixed evaluation set (bundled
+    kuairec-small, SIGformer protocol) beside the live one's; recorded on the
+    ledger (release.evaluated)."""
+    from cleanroom.deployment import evaluate_model_release
+
+    if split not in ("valid", "test"):
+        raise CleanroomError(f"--split is valid or test, got {split!r}")
+    with _room() as room:
+        who = room.principals.get(by).name
+        live = room.releases.live("model")
+        rows = {"candidate": evaluate_model_release(room, digest, split=split, by=who)}
+        if live is not None and live.artifact != digest:
+            known = room.releases.evaluation(live.artifact)
+            rows["live"] = (
+                known
+                if known and known.get("split") == split
+                else evaluate_model_release(room, live.artifact, split=split, by=who)
+            )
+    for name, m in rows.items():
+        typer.echo(
+            f"{name:9} R@20 {m['recall@20']:.4f}  NDCG@20 {m['ndcg@20']:.4f}  "
+            f"P@20 {m['precision@20']:.4f}  ({m['dataset']}, {m['split']})"
+        )

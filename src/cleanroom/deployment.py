@@ -293,3 +293,28 @@ def policy_decision_lines(before: dict[str, str], after: dict[str, str]) -> list
     for (b, a, who, action, resource), purposes in sorted(groups.items()):
         out.append(f"  {b} -> {a}: {who} {action} {resource} (purposes: {', '.join(purposes)})")
     return out
+
+
+EVAL_DATASET = "kuairec-small"
+
+
+def evaluate_model_release(
+    room: CleanRoom, digest: str, *, split: str = "valid", by: str
+) -> dict[str, Any]:
+    """A model configuration's metrics on the fixed evaluation set (the bundled
+    kuairec-small, SIGformer protocol, ``split``), recorded on the ledger."""
+    from cleanroom.foryou.evaluate import bundled, evaluate_engine
+
+    art = room.releases.get(digest)
+    if art.kind != "model":
+        raise ReleaseError("only a model configuration can be evaluated")
+    cfg = RankingConfig.parse(art.manifest["config"])
+    scores, info = evaluate_engine(bundled(EVAL_DATASET), cfg, split)
+    metrics = {
+        "dataset": EVAL_DATASET,
+        "split": split,
+        **{k: round(float(v), 5) for k, v in scores.items()},
+        "train_seconds": info["train_seconds"],
+    }
+    room.releases.record_evaluation(digest, metrics, by=by)
+    return metrics

@@ -16,6 +16,7 @@ from cleanroom.deployment import (
     builder_key,
     check_manifest,
     diff_lines,
+    evaluate_model_release,
     load_model_config,
     load_policy,
 )
@@ -79,6 +80,7 @@ def _artifact(room: CleanRoom, digest: str) -> dict[str, Any]:
         "verdict": reg.verdict(digest).to_dict(),
         "live": bool(live and live.artifact == digest),
         "reviews": [r.__dict__ for r in reg.reviews(digest)],
+        "evaluation": reg.evaluation(digest),
     }
 
 
@@ -162,6 +164,19 @@ def router() -> APIRouter:
         room.gate.require(who, "write", "Releases", purpose="release_review")
         verdict = room.releases.review(digest, envelope)
         return JSONResponse(verdict.to_dict(), 201)
+
+    @r.post("/v1/releases/{digest}/evaluate", status_code=201)
+    def evaluate(
+        request: Request,
+        who: Who,
+        digest: str,
+        split: Annotated[Literal["valid", "test"], Query()] = "valid",
+    ) -> JSONResponse:
+        """A model configuration's metrics on the fixed evaluation set
+        (bundled kuairec-small, SIGformer protocol), recorded on the ledger."""
+        room = room_of(request)
+        room.gate.require(who, "write", "Releases", purpose="release_review")
+        return JSONResponse(evaluate_model_release(room, digest, split=split, by=who.name), 201)
 
     @r.post("/v1/releases/{digest}/deploy")
     def deploy(request: Request, who: Who, digest: str) -> JSONResponse:

@@ -79,6 +79,7 @@ def timeline(
                 "submitted_by": release["submitted_by"],
                 "approved_by": list(releases.verdict(config).counted),
                 "approved": releases.verdict(config).approved,
+                "evaluation": releases.evaluations.get(config),
             },
             "records": e.get("records"),
             "lineage": lineage if lineage is not None else (out[-1]["lineage"] if out else None),

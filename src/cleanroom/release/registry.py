@@ -90,11 +90,30 @@ deployments_t = Table(
 )
 
 
+evaluations_t = Table(
+    "release_evaluations",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("artifact", String(80), nullable=False, index=True),
+    Column("metrics", Text, nullable=False),
+    Column("by", String(64), nullable=False),
+    Column("evaluated_ms", BigInteger, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+
+
 def _create(conn: Connection) -> None:
     _metadata.create_all(conn, tables=[reviewers_t, artifacts_t, reviews_t, deployments_t])
 
 
-MIGRATIONS = [Migration("release", 1, "reviewers, artifacts, reviews, deployments", _create)]
+def _create_evaluations(conn: Connection) -> None:
+    _metadata.create_all(conn, tables=[evaluations_t])
+
+
+MIGRATIONS = [
+    Migration("release", 1, "reviewers, artifacts, reviews, deployments", _create),
+    Migration("release", 2, "offline evaluations of artifacts", _create_evaluations),
+]
 
 
 class Ledger(Protocol):
@@ -384,6 +403,47 @@ class Registry:
         art = self.get(digest)
         assert art is not None
         return self.policy.evaluate(art.submitted_by, self.reviews(digest))
+
+    # -- evaluations ---------------------------------------------------------------------
+
+    def record_evaluation(self, digest: str, metrics: dict[str, Any], *, by: str) -> int:
+        """Put an artifact's metrics on a fixed evaluation set on the record."""
+        self.get(digest)
+        now = self._now()
+        index = self.ledger.append(
+            {
+                "type": "release.evaluated",
+                "v": 1,
+                "artifact": digest,
+                "metrics": metrics,
+                "by": by,
+                "at_ms": now,
+            }
+        )
+        with self.db.write() as conn:
+            conn.execute(
+                evaluations_t.insert().values(
+                    artifact=digest,
+                    metrics=json.dumps(metrics, sort_keys=True),
+                    by=by,
+                    evaluated_ms=now,
+                    ledger_index=index,
+                )
+            )
+        return index
+
+    def evaluation(self, digest: str) -> dict[str, Any] | None:
+        """The latest recorded evaluation of ``digest``."""
+        with self.db.read_latest() as conn:
+            row = conn.execute(
+                select(evaluations_t)
+                .where(evaluations_t.c.artifact == digest)
+                .order_by(evaluations_t.c.id.desc())
+                .limit(1)
+            ).first()
+        return (
+            None if row is None else {**json.loads(row.metrics), "ledger_index": row.ledger_index}
+        )
 
     # -- deployments -------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ class ReleaseView:
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     reviews: dict[str, list[Review]] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest per artifact
     problems: list[tuple[int, str]] = field(default_factory=list)
 
     def verdict(self, digest: str) -> Verdict:
@@ -91,6 +92,9 @@ def replay(
                 view.problems.append((index, f"review by {name}: entry and signed review differ"))
                 continue
             view.reviews.setdefault(digest, []).append(Review(name, org, pred["decision"], index))
+        elif kind == "release.evaluated":
+            if e.get("artifact") in view.artifacts:
+                view.evaluations[e["artifact"]] = {**e.get("metrics", {}), "index": index}
         elif kind == "release.deployed":
             digest = e.get("artifact", "")
             if digest not in view.artifacts:
