@@ -85,6 +85,14 @@ def test_release_workflow(tmp_path: Path) -> None:
             body.replace("@id(", "// reviewed\n@id(", 1) if name.endswith(".cedar") else body
         )
     pdigest = ok(["release", "submit", "policy", str(pol), "--by", "rita"], dd).split()[-1]
+    # the code the server runs, submitted as a source release, has the digest the
+    # builder writes into every model's provenance
+    import cleanroom
+    from cleanroom.deployment import running_source
+
+    src = Path(cleanroom.__file__).parent
+    sdigest = ok(["release", "submit", "source", str(src), "--by", "rita"], dd).split()[-1]
+    assert sdigest == running_source()
     assert "+// reviewed" in ok(["release", "diff", pdigest], dd)
 
 

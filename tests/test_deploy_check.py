@@ -135,7 +135,7 @@ def test_deploy_check_needs_a_deployment(dd: DataDir) -> None:
 
 
 def test_models_trained_on_foreign_records_are_refused(dd: DataDir) -> None:
-    from cleanroom.deployment import attest_model, builder_key
+    from cleanroom.deployment import attest_model, builder_key, running_source
     from cleanroom.foryou import Item, TrainingSet
     from cleanroom.recommender import Recommender
     from cleanroom.release import PROVENANCE_TYPE, dsse, parse_statement
@@ -177,3 +177,13 @@ def test_models_trained_on_foreign_records_are_refused(dd: DataDir) -> None:
         assert lineage["jurisdictions"] == {"US": 30} and lineage["purpose"] == "recommendation"
         builder = stmt["predicate"]["runDetails"]["builder"]["id"]
         assert builder == f"https://{ORIGIN}/builder"
+        # materials: the code that trained it, the configuration, the snapshot
+        deps = {
+            d["uri"]: "sha256:" + d["digest"]["sha256"]
+            for d in stmt["predicate"]["buildDefinition"]["resolvedDependencies"]
+        }
+        assert deps == {
+            "source": running_source(),
+            "ranking-config": rec.engine.config.digest(),
+            "training-snapshot": home.digest(),
+        }

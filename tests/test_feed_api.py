@@ -191,6 +191,8 @@ def test_the_registry_answers_which_model_served_when(api: Api) -> None:
     assert trained["config_release"]["approved_by"] == ["operator-reviewer", "oversight-reviewer"]
     assert trained["lineage"]["jurisdictions"] == {"US": 600}
     assert trained["lineage"]["provenance_verified"] and trained["feeds_served"] >= 1
+    assert trained["lineage"]["source"].startswith("sha256:")
+    assert trained["config_release"]["deployed_ms"]  # when the configuration went live
     # which model served the feed, and which was live when it was served
     (commitment,) = served_feed(entries, feed["feed"])
     assert commitment["model_version"] == feed["model_version"] == trained["version"]

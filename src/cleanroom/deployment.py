@@ -13,8 +13,10 @@ Every step is a ledger entry anyone can verify with the reviewers' public keys
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from cleanroom.config import DataDir
@@ -33,7 +35,7 @@ from cleanroom.release import (
     provenance,
 )
 from cleanroom.release.deploy import Loaded, load_live
-from cleanroom.release.digests import files_digest, hashes_digest
+from cleanroom.release.digests import files_digest, hashes_digest, tree_files
 from cleanroom.release.intoto import encode, review, statement, subject
 from cleanroom.release.registry import Artifact
 from cleanroom.room import CleanRoom
@@ -153,6 +155,13 @@ def load_policy(room: CleanRoom) -> Loaded:
     return loaded
 
 
+@functools.cache
+def running_source() -> str:
+    """The digest of the code this process runs (the ``cleanroom`` package
+    tree, the same digest a source release of it has)."""
+    return files_digest(tree_files(Path(__file__).parent))
+
+
 def builder_key(room: CleanRoom) -> Signer:
     """The clean room's builder key: it signs the provenance of every model it
     trains (made on first use, in the data directory's key folder)."""
@@ -185,6 +194,7 @@ def attest_model(
         builder=f"https://{room.config.origin}/builder",
         build_type="https://cleanroom.dev/build/recommender-model/v1",
         external={
+            "source": running_source(),
             "ranking_config": config_digest,
             "lineage": {
                 "snapshot": snapshot,
@@ -194,7 +204,11 @@ def attest_model(
                 "purpose": "recommendation",
             },
         },
-        materials=[("ranking-config", config_digest), ("training-snapshot", snapshot)],
+        materials=[
+            ("source", running_source()),
+            ("ranking-config", config_digest),
+            ("training-snapshot", snapshot),
+        ],
         started_ms=started_ms,
         finished_ms=finished_ms,
         invocation=model_version,

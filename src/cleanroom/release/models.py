@@ -33,7 +33,11 @@ def _lineage(entry: dict[str, Any], builder: Verifier | None) -> dict[str, Any] 
     if entry["model_version"] not in subject_digests(stmt):
         raise AttestationError("the provenance is not about this model version")
     params = stmt["predicate"]["buildDefinition"]["externalParameters"]
-    return {**params.get("lineage", {}), "provenance_verified": verified}
+    return {
+        **params.get("lineage", {}),
+        "source": params.get("source"),
+        "provenance_verified": verified,
+    }
 
 
 def timeline(
@@ -80,6 +84,9 @@ def timeline(
                 "approved_by": list(releases.verdict(config).counted),
                 "approved": releases.verdict(config).approved,
                 "evaluation": releases.evaluations.get(config),
+                "deployed_ms": [
+                    d["at_ms"] for d in releases.deployments if d.get("artifact") == config
+                ],
             },
             "records": e.get("records"),
             "lineage": lineage if lineage is not None else (out[-1]["lineage"] if out else None),
