@@ -192,6 +192,14 @@ class Registry:
     def _now(self) -> int:
         return int(self.clock() * 1000)
 
+    def _record(self, entry: dict[str, Any], table: Table, **row: Any) -> int:
+        """The ledger entry first (durable), then the row that indexes it;
+        returns the entry's index."""
+        index = self.ledger.append({"v": 1, **entry})
+        with self.db.write() as conn:
+            conn.execute(table.insert().values(**row, ledger_index=index))
+        return index
+
     # -- reviewers -------------------------------------------------------------------
 
     def add_reviewer(self, name: str, org: str, vkey: str, *, added_by: str) -> int:
@@ -212,24 +220,15 @@ class Registry:
         if self.reviewer(name) is not None:
             raise ReviewerError(f"{name!r} is already a reviewer")
         now = self._now()
-        index = self.ledger.append(
-            {
-                "type": "release.reviewer",
-                "v": 1,
-                "reviewer": name,
-                "org": org,
-                "vkey": vkey,
-                "added_by": added_by,
-                "at_ms": now,
-            }
+        entry = {"type": "release.reviewer", "reviewer": name, "org": org, "vkey": vkey}
+        return self._record(
+            {**entry, "added_by": added_by, "at_ms": now},
+            reviewers_t,
+            name=name,
+            org=org,
+            vkey=vkey,
+            added_ms=now,
         )
-        with self.db.write() as conn:
-            conn.execute(
-                reviewers_t.insert().values(
-                    name=name, org=org, vkey=vkey, added_ms=now, ledger_index=index
-                )
-            )
-        return index
 
     def reviewer(self, name: str) -> tuple[str, Verifier] | None:
         with self.db.read_latest() as conn:
@@ -265,7 +264,6 @@ class Registry:
         now = self._now()
         entry: dict[str, Any] = {
             "type": "release.submitted",
-            "v": 1,
             "artifact": digest,
             "kind": kind,
             "name": name,
@@ -275,22 +273,18 @@ class Registry:
         }
         if attestation is not None:
             entry["attestation"] = attestation
-        index = self.ledger.append(entry)
-        art = Artifact(digest, kind, name, submitted_by, org, now, manifest, index)
-        with self.db.write() as conn:
-            conn.execute(
-                artifacts_t.insert().values(
-                    digest=digest,
-                    kind=kind,
-                    name=name,
-                    submitted_by=submitted_by,
-                    org=org,
-                    submitted_ms=now,
-                    manifest=json.dumps(manifest, sort_keys=True),
-                    ledger_index=index,
-                )
-            )
-        return art
+        index = self._record(
+            entry,
+            artifacts_t,
+            digest=digest,
+            kind=kind,
+            name=name,
+            submitted_by=submitted_by,
+            org=org,
+            submitted_ms=now,
+            manifest=json.dumps(manifest, sort_keys=True),
+        )
+        return Artifact(digest, kind, name, submitted_by, org, now, manifest, index)
 
     def get(self, digest: str, *, missing_ok: bool = False) -> Artifact | None:
         with self.db.read_latest() as conn:
@@ -350,32 +344,18 @@ class Registry:
                     f"the review is of a {pred['artifactKind']} artifact; this one is {art.kind}"
                 )
             now = self._now()
-            index = self.ledger.append(
-                {
-                    "type": "release.review",
-                    "v": 1,
-                    "artifact": digest,
-                    "reviewer": name,
-                    "org": org,
-                    "decision": pred["decision"],
-                    "envelope": envelope if isinstance(envelope, dict) else json.loads(envelope),
-                    "at_ms": now,
-                }
-            )
-            with self.db.write() as conn:
-                conn.execute(
-                    reviews_t.insert().values(
-                        artifact=digest,
-                        reviewer=name,
-                        org=org,
-                        decision=pred["decision"],
-                        envelope=json.dumps(envelope, sort_keys=True)
-                        if isinstance(envelope, dict)
-                        else envelope,
-                        reviewed_ms=now,
-                        ledger_index=index,
-                    )
-                )
+            doc = envelope if isinstance(envelope, dict) else json.loads(envelope)
+            self._record(
+                {"type": "release.review", "artifact": digest, "reviewer": name, "org": org,
+                 "decision": pred["decision"], "envelope": doc, "at_ms": now},
+                reviews_t,
+                artifact=digest,
+                reviewer=name,
+                org=org,
+                decision=pred["decision"],
+                envelope=json.dumps(doc, sort_keys=True),
+                reviewed_ms=now,
+            )  # fmt: skip
             return self.verdict(digest)
         raise AttestationError("; ".join(errors))
 
@@ -410,27 +390,15 @@ class Registry:
         """Put an artifact's metrics on a fixed evaluation set on the record."""
         self.get(digest)
         now = self._now()
-        index = self.ledger.append(
-            {
-                "type": "release.evaluated",
-                "v": 1,
-                "artifact": digest,
-                "metrics": metrics,
-                "by": by,
-                "at_ms": now,
-            }
-        )
-        with self.db.write() as conn:
-            conn.execute(
-                evaluations_t.insert().values(
-                    artifact=digest,
-                    metrics=json.dumps(metrics, sort_keys=True),
-                    by=by,
-                    evaluated_ms=now,
-                    ledger_index=index,
-                )
-            )
-        return index
+        return self._record(
+            {"type": "release.evaluated", "artifact": digest, "metrics": metrics, "by": by,
+             "at_ms": now},
+            evaluations_t,
+            artifact=digest,
+            metrics=json.dumps(metrics, sort_keys=True),
+            by=by,
+            evaluated_ms=now,
+        )  # fmt: skip
 
     def evaluation(self, digest: str) -> dict[str, Any] | None:
         """The latest recorded evaluation of ``digest``."""
@@ -470,29 +438,17 @@ class Registry:
             )
             raise NotApproved(why, hint="it needs approvals under the release policy first")
         now = self._now()
-        index = self.ledger.append(
-            {
-                "type": "release.deployed",
-                "v": 1,
-                "artifact": digest,
-                "kind": art.kind,
-                "by": by,
-                "rollback": rollback,
-                "at_ms": now,
-            }
-        )
+        index = self._record(
+            {"type": "release.deployed", "artifact": digest, "kind": art.kind, "by": by,
+             "rollback": rollback, "at_ms": now},
+            deployments_t,
+            kind=art.kind,
+            artifact=digest,
+            by=by,
+            rollback=int(rollback),
+            deployed_ms=now,
+        )  # fmt: skip
         d = Deployment(art.kind, digest, by, rollback, now, index)
-        with self.db.write() as conn:
-            conn.execute(
-                deployments_t.insert().values(
-                    kind=art.kind,
-                    artifact=digest,
-                    by=by,
-                    rollback=int(rollback),
-                    deployed_ms=now,
-                    ledger_index=index,
-                )
-            )
         return d
 
     def history(self, kind: str) -> list[Deployment]:
