@@ -18,9 +18,8 @@ from cleanroom.config import DataDir
 from cleanroom.deployment import bootstrap, load_model_config, load_policy, sign_review
 from cleanroom.foryou import RankingConfig
 from cleanroom.gate.policy import shipped
-from cleanroom.ledger.entries import decode_entry
 from cleanroom.release import NotApproved
-from cleanroom.release.verify import replay
+from cleanroom.release.verify import ledger_entries, replay
 from cleanroom.room import CleanRoom
 
 from .conftest import ORIGIN
@@ -32,8 +31,7 @@ def dd(data_dir: DataDir) -> DataDir:
 
 
 def ledger(room: CleanRoom) -> list[tuple[int, dict]]:
-    store = room.log.store
-    return [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+    return ledger_entries(room.log.store)
 
 
 def test_a_fresh_clean_room_bootstraps_on_the_record(dd: DataDir) -> None:
@@ -164,8 +162,7 @@ def test_models_trained_on_foreign_records_are_refused(dd: DataDir) -> None:
             model_version=model.version,
             config_digest=rec.engine.config.digest(),
             snapshot=home.digest(),
-            records=len(home.u),
-            jurisdiction="US",
+            jurisdictions=home.records_by_region(),
             read_decision=7,
             started_ms=1,
             finished_ms=2,

@@ -81,7 +81,7 @@ class Api:
 
     def ledger(self) -> list[dict]:
         store = self.room.log.store
-        return [decode_entry(store.entry(i)) for i in range(store.sequenced_size())]
+        return [decode_entry(body) for _, body in store.entries()]
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from cleanroom.ledger.entries import decode_entry
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.note import Signer, generate_signer
 from cleanroom.release import (
@@ -30,7 +29,7 @@ from cleanroom.release import (
 )
 from cleanroom.release.intoto import encode
 from cleanroom.release.registry import Registry
-from cleanroom.release.verify import replay
+from cleanroom.release.verify import ledger_entries, replay
 from cleanroom.storage import Database
 
 from .conftest import ORIGIN
@@ -67,8 +66,7 @@ def signed(key: Signer, digest: str, *, org: str, decision: str = "approve", kin
 
 
 def entries(log: Log) -> list[tuple[int, dict]]:
-    n = log.store.sequenced_size()
-    return [(i, decode_entry(log.store.entry(i))) for i in range(n)]
+    return ledger_entries(log.store)
 
 
 def test_approval_deploy_rollback_and_live_at(reg) -> None:

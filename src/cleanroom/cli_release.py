@@ -155,12 +155,10 @@ def verify(
 ) -> None:
     """Check every release entry of the ledger with the reviewers' public keys:
     reviews, verdicts, and that every deployment was approved. Exit 2 on a problem."""
-    from cleanroom.ledger.entries import decode_entry
-    from cleanroom.release.verify import replay
+    from cleanroom.release.verify import ledger_entries, replay
 
     with _room() as room:
-        store = room.log.store
-        entries = [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+        entries = ledger_entries(room.log.store)
     view = replay(entries, None)
     live = {k: view.live(k) for k in KINDS}
     report = {
@@ -251,14 +249,13 @@ def models_cmd(
     live, their approved configuration and verified lineage."""
     from datetime import datetime
 
-    from cleanroom.deployment import builder_key
-    from cleanroom.ledger.entries import decode_entry
+    from cleanroom.deployment import builder_verifier
     from cleanroom.release.models import live_at, served_feed, timeline
+    from cleanroom.release.verify import ledger_entries
 
     with _room() as room:
-        store = room.log.store
-        entries = [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
-        builder = builder_key(room).verifier if room.data_dir.has_key("builder") else None
+        entries = ledger_entries(room.log.store)
+        builder = builder_verifier(room)
     models = timeline(entries, builder=builder)
     if feed is not None:
         served = served_feed(entries, feed)

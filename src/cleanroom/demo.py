@@ -328,9 +328,8 @@ def _releases(dd: DataDir, server: ServerProcess, oversight_token: str) -> None:
         sign_review,
     )
     from cleanroom.foryou import RankingConfig
-    from cleanroom.ledger.entries import decode_entry
     from cleanroom.release import NotApproved
-    from cleanroom.release.verify import replay
+    from cleanroom.release.verify import ledger_entries, replay
     from cleanroom.room import CleanRoom
 
     _step("13. The parent submits a model change that quietly boosts one creator")
@@ -387,8 +386,7 @@ def _releases(dd: DataDir, server: ServerProcess, oversight_token: str) -> None:
             f"size {loaded.checkpoint_size}; it was {live.artifact[:23] if live else '-'}… before"
         )
         room.log.integrate()
-        store = room.log.store
-        entries = [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
+        entries = ledger_entries(room.log.store)
     view = replay(entries)
     now = view.live("model")
     console.print(

@@ -24,7 +24,7 @@ from cleanroom.foryou import RankingConfig
 from cleanroom.gate import Principal
 from cleanroom.gate.gate import decision_changes
 from cleanroom.gate.policy import PolicyBundle, load_files, shipped
-from cleanroom.ledger.note import Signer, generate_signer
+from cleanroom.ledger.note import Signer, Verifier, generate_signer
 from cleanroom.release import (
     INTOTO_PAYLOAD_TYPE,
     PROVENANCE_TYPE,
@@ -173,14 +173,22 @@ def builder_key(room: CleanRoom) -> Signer:
     return dd.read_key("builder")
 
 
+def builder_verifier(room: CleanRoom) -> Verifier | None:
+    """The builder's public key, if this clean room has trained a model yet
+    (reading never creates the key)."""
+    dd = room.data_dir
+    if dd is None or not dd.has_key("builder"):
+        return None
+    return dd.read_key("builder").verifier
+
+
 def attest_model(
     room: CleanRoom,
     *,
     model_version: str,
     config_digest: str,
     snapshot: str,
-    records: int,
-    jurisdiction: str,
+    jurisdictions: dict[str, int],
     read_decision: int,
     started_ms: int,
     finished_ms: int,
@@ -198,8 +206,8 @@ def attest_model(
             "ranking_config": config_digest,
             "lineage": {
                 "snapshot": snapshot,
-                "records": records,
-                "jurisdictions": {jurisdiction: records},
+                "records": sum(jurisdictions.values()),
+                "jurisdictions": jurisdictions,
                 "read_decision": read_decision,
                 "purpose": "recommendation",
             },
@@ -227,18 +235,13 @@ def check_lineage(room: CleanRoom, jurisdictions: dict[str, int], model_version:
             f"model {model_version} was trained on records of another jurisdiction "
             f"({', '.join(f'{j}: {n}' for j, n in sorted(foreign.items()))}); only {home} may be"
         )
-        room.log.append(
-            {
-                "type": "release.refused",
-                "v": 1,
-                "kind": "model",
-                "artifact": model_version,
-                "by": "deploy-check",
-                "reason": why,
-                "at_ms": int(time.time() * 1000),
-            }
+        refused = NotApproved(
+            why,
+            hint="train only on data read through the gate for this site",
+            artifact=model_version,
         )
-        raise NotApproved(why, hint="train only on data read through the gate for this site")
+        room.releases.refuse("model", refused, by="deploy-check")
+        raise refused
 
 
 def load_model_config(room: CleanRoom) -> tuple[RankingConfig, Loaded]:
@@ -262,7 +265,8 @@ def diff_lines(room: CleanRoom, digest: str, against: str | None = None) -> list
     (or ``against``): changed configuration values, or a unified diff of files."""
     reg = room.releases
     art = reg.get(digest)
-    base_digest = against or (reg.live(art.kind).artifact if reg.live(art.kind) else None)
+    live = reg.live(art.kind)
+    base_digest = against or (live.artifact if live else None)
     base = reg.get(base_digest) if base_digest else None
     head = f"{art.kind} {art.name!r} {digest} by {art.submitted_by} ({art.org})"
     out = [head, f"against: {base.name!r} {base.digest}" if base else "against: nothing"]

@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from cleanroom.deployment import attest_model, check_lineage
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
 from cleanroom.storage.errors import CleanroomError
@@ -69,14 +67,7 @@ class Recommender:
         """The deploy check for trained models: its training records are all of
         this site's jurisdiction (the gate's jurisdiction-wide read guarantees
         it; a model trained otherwise is refused, on the record)."""
-        data = model.data
-        if not len(data.u):
-            return
-        regions = np.array([data.regions.get(u, "unknown") for u in data.users])
-        names, counts = np.unique(regions[data.u], return_counts=True)
-        check_lineage(
-            self.room, dict(zip(names.tolist(), counts.tolist(), strict=True)), model.version
-        )
+        check_lineage(self.room, model.data.records_by_region(), model.version)
 
     @property
     def principal(self) -> Any:
@@ -103,8 +94,10 @@ class Recommender:
         data = TrainingSet.from_rows(
             rows,
             items,
-            regions=dict.fromkeys(users, self.region),
-            derived=(f"every user's region is the site's jurisdiction ({self.region})",),
+            # the vault returned only users of the grant's jurisdiction: that is
+            # their region (and the lineage the deploy check verifies)
+            regions=dict.fromkeys(users, grant.jurisdiction),
+            derived=(f"every user's region is the jurisdiction read ({grant.jurisdiction})",),
         )
         return data, grant.decision
 
@@ -170,8 +163,7 @@ class Recommender:
             model_version=model.version,
             config_digest=self.engine.config.digest(),
             snapshot=data.digest(),
-            records=len(data.u),
-            jurisdiction=self.room.config.site.jurisdiction,
+            jurisdictions=data.records_by_region(),
             read_decision=decision,
             started_ms=finished - int(seconds * 1000),
             finished_ms=finished,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, room_of
 from cleanroom.deployment import (
-    builder_key,
+    builder_verifier,
     check_manifest,
     diff_lines,
     evaluate_model_release,
@@ -22,10 +22,10 @@ from cleanroom.deployment import (
 )
 from cleanroom.foryou import RankingConfig
 from cleanroom.foryou.compare import feed_change
-from cleanroom.ledger.entries import decode_entry
 from cleanroom.recommender import NotReady
 from cleanroom.release import ReleaseError
 from cleanroom.release.models import live_at, served_feed, timeline
+from cleanroom.release.verify import ledger_entries
 from cleanroom.room import CleanRoom
 
 Kind = Literal["source", "model", "policy"]
@@ -46,11 +46,6 @@ class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["model", "policy"]
-
-
-def _entries(room: CleanRoom) -> list[tuple[int, dict[str, Any]]]:
-    store = room.log.store
-    return [(i, decode_entry(store.entry(i))) for i in range(store.sequenced_size())]
 
 
 def _reload(request: Request, kind: str) -> dict[str, Any]:
@@ -117,8 +112,8 @@ def router() -> APIRouter:
         releases, lineage; the model live at ``at_ms`` or that served ``feed``."""
         room = room_of(request)
         room.gate.require(who, "read", "Releases")
-        entries = _entries(room)
-        out = timeline(entries, builder=builder_key(room).verifier)
+        entries = ledger_entries(room.log.store)
+        out = timeline(entries, builder=builder_verifier(room))
         if feed is not None:
             served = served_feed(entries, feed)
             out = [m for m in out if served and m["version"] == served[0]["model_version"]]

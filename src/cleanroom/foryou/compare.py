@@ -7,6 +7,7 @@ effect with the next training, so its effect is not in this summary)."""
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from cleanroom.foryou.engine import DEPTH, Engine
@@ -30,7 +31,7 @@ def feed_change(
     old = engine.config
     model = engine.model
     pool = engine.pool(now_ms)
-    chosen = sorted(engine.states.user_ids())[:users]
+    chosen = heapq.nsmallest(users, engine.states.user_ids())
     boosted = set(new.creator_boosts) | set(old.creator_boosts)
     overlap = 0.0
     changed = 0

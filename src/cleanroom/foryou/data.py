@@ -117,6 +117,15 @@ class TrainingSet:
             derived,
         )
 
+    def records_by_region(self) -> dict[str, int]:
+        """How many engagement rows each region's users contributed (the
+        training data's lineage by jurisdiction)."""
+        if not len(self.u):
+            return {}
+        regions = np.array([self.regions.get(u, "unknown") for u in self.users])
+        names, counts = np.unique(regions[self.u], return_counts=True)
+        return dict(zip(names.tolist(), counts.tolist(), strict=True))
+
     @property
     def timed(self) -> bool:
         """Whether the events carry time (more than one distinct timestamp)."""

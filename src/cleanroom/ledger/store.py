@@ -12,7 +12,7 @@ tree is always recomputed from the same append-only entries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -247,6 +247,22 @@ class LedgerStore:
         if body is None:
             raise NotFoundError(f"no entry at index {index}")
         return _as_bytes(body)
+
+    def entries(
+        self, start: int = 0, end: int | None = None, *, chunk: int = 10_000
+    ) -> Iterator[tuple[int, bytes]]:
+        """Sequenced entries ``start`` to ``end`` (exclusive; all if None) with
+        their indices, read in chunks rather than one query per entry."""
+        stop = self.sequenced_size() if end is None else end
+        for lo in range(max(0, start), stop, chunk):
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    select(schema.entries.c.idx, schema.entries.c.body)
+                    .where(schema.entries.c.idx >= lo, schema.entries.c.idx < min(lo + chunk, stop))
+                    .order_by(schema.entries.c.idx)
+                ).all()
+            for idx, body in rows:
+                yield int(idx), _as_bytes(body)
 
     def bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
         """Entry bundle ``index`` at ``width`` entries, if a signed checkpoint covers it."""

@@ -67,24 +67,14 @@ def load_live(
     try:
         return _check(registry, log, kind, digest_of, timeout)
     except NotApproved as e:
-        log.append(
-            {
-                "type": "release.refused",
-                "v": 1,
-                "kind": kind,
-                "artifact": getattr(e, "artifact", "") or "",
-                "by": by,
-                "reason": e.message,
-                "at_ms": registry._now(),
-            }
-        )
+        registry.refuse(kind, e, by=by)
         raise
 
 
 def _refuse(message: str, artifact: str = "") -> NotApproved:
-    err = NotApproved(message, hint="deploy an approved release: cleanroom release deploy")
-    err.artifact = artifact  # type: ignore[attr-defined]
-    return err
+    return NotApproved(
+        message, hint="deploy an approved release: cleanroom release deploy", artifact=artifact
+    )
 
 
 def _check(

@@ -35,3 +35,7 @@ class NotApproved(ReleaseError):
 
     status = 403
     title = "Artifact not approved"
+
+    def __init__(self, message: str, hint: str | None = None, *, artifact: str = "") -> None:
+        super().__init__(message, hint)
+        self.artifact = artifact  # what was refused ("" if nothing was deployed)

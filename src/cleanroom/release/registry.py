@@ -425,18 +425,11 @@ class Registry:
                 why = f"no artifact {digest} was submitted"
             else:
                 why = f"{art.kind} {art.name} ({digest}) is not approved: {verdict.missing}"
-            self.ledger.append(
-                {
-                    "type": "release.refused",
-                    "v": 1,
-                    "artifact": digest,
-                    "kind": art.kind if art else "unknown",
-                    "by": by,
-                    "reason": why,
-                    "at_ms": self._now(),
-                }
+            refused = NotApproved(
+                why, hint="it needs approvals under the release policy first", artifact=digest
             )
-            raise NotApproved(why, hint="it needs approvals under the release policy first")
+            self.refuse(art.kind if art else "unknown", refused, by=by)
+            raise refused
         now = self._now()
         index = self._record(
             {"type": "release.deployed", "artifact": digest, "kind": art.kind, "by": by,
@@ -450,6 +443,21 @@ class Registry:
         )  # fmt: skip
         d = Deployment(art.kind, digest, by, rollback, now, index)
         return d
+
+    def refuse(self, kind: str, error: NotApproved, *, by: str) -> int:
+        """Put a refusal to deploy or load an artifact on the record (the
+        registry's refusals, the deploy check's and the model lineage check's)."""
+        return self.ledger.append(
+            {
+                "type": "release.refused",
+                "v": 1,
+                "kind": kind,
+                "artifact": error.artifact,
+                "by": by,
+                "reason": error.message,
+                "at_ms": self._now(),
+            }
+        )
 
     def history(self, kind: str) -> list[Deployment]:
         with self.db.read_latest() as conn:

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cleanroom.ledger.entries import decode_entry
 from cleanroom.ledger.note import Verifier, parse_verifier
+from cleanroom.ledger.store import LedgerStore
 from cleanroom.release.errors import AttestationError
 from cleanroom.release.policy import ReleasePolicy, Review, Verdict
 from cleanroom.release.registry import check_review
@@ -39,6 +41,12 @@ class ReleaseView:
             if d["kind"] == kind and (at_ms is None or d["at_ms"] <= at_ms):
                 out = d
         return out
+
+
+def ledger_entries(store: LedgerStore) -> list[tuple[int, dict[str, Any]]]:
+    """Every sequenced entry of a ledger, decoded, with its index (what
+    :func:`replay` and the model registry read)."""
+    return [(i, decode_entry(body)) for i, body in store.entries()]
 
 
 def replay(
@@ -99,9 +107,9 @@ def replay(
             digest = e.get("artifact", "")
             if digest not in view.artifacts:
                 view.problems.append((index, f"deployed unknown artifact {digest}"))
-            elif not view.verdict(digest).approved:
+            elif not (verdict := view.verdict(digest)).approved:
                 view.problems.append(
-                    (index, f"deployed {digest} without approval: {view.verdict(digest).missing}")
+                    (index, f"deployed {digest} without approval: {verdict.missing}")
                 )
             view.deployments.append({**e, "index": index})
     return view
