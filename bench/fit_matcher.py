@@ -1,0 +1,152 @@
+"""Fit the matcher's published weights (src/cleanroom/screen/data/matcher.json).
+
+The weights of the two logistic scores (people, organisations) are fitted on the
+labelled name pairs of the nomenklatura benchmark (bench/data/name_bench_cases.csv),
+with L2 regularisation; the threshold is fixed at 0.5 beforehand (it is not
+tuned). Because the same benchmark is then used to report accuracy, this script
+also reports 5-fold cross-validated figures (each pair scored by weights fitted
+without it): that is the honest figure, and bench_screen.py prints both.
+
+    .venv/bin/python bench/fit_matcher.py [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from cleanroom.screen.matcher import FEATURES, Matcher, Model, Scoring
+from cleanroom.screen.normalize import normalize
+from cleanroom.screen.index import bundled_weights
+
+HERE = Path(__file__).resolve().parent
+CASES = HERE / "data" / "name_bench_cases.csv"
+OUT = HERE.parent / "src" / "cleanroom" / "screen" / "data" / "matcher.json"
+THRESHOLD = 0.5
+L2 = 0.5
+ORG = {"Company", "Organization", "LegalEntity", "Vessel"}
+
+
+def load_cases(path: Path = CASES) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def feature_rows(matcher: Matcher, cases: list[dict[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for c in cases:
+        a = normalize(c["name1"], c["schema"])
+        b = normalize(c["name2"], c["schema"])
+        feats, _, shared = matcher.features(a, b)
+        xs.append([feats[f] for f in FEATURES] + [1.0 if shared else 0.0])
+        ys.append(1.0 if c["is_match"] == "true" else 0.0)
+    return np.array(xs), np.array(ys)
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Logistic regression (bias + weights), L2 on the weights only."""
+    xb = np.hstack([np.ones((len(x), 1)), x])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = xb @ w
+        p = 1 / (1 + np.exp(-z))
+        eps = 1e-9
+        nll = -np.sum(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+        reg = L2 * np.sum(w[1:] ** 2)
+        grad = xb.T @ (p - y) + 2 * L2 * np.r_[0, w[1:]]
+        return nll + reg, grad
+
+    res = minimize(loss, np.zeros(xb.shape[1]), jac=True, method="L-BFGS-B")
+    return res.x
+
+
+def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    p = 1 / (1 + np.exp(-(w[0] + x[:, :-1] @ w[1:])))
+    shared = x[:, -1] > 0
+    return np.where(shared, p, np.minimum(p, THRESHOLD - 0.05))
+
+
+def prf(pred: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    tp = float(np.sum(pred & (y > 0)))
+    fp = float(np.sum(pred & (y == 0)))
+    fn = float(np.sum(~pred & (y > 0)))
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def fit_groups(x, y, org) -> dict[str, np.ndarray]:
+    return {
+        "person": fit(x[~org][:, :-1], y[~org]),
+        "org": fit(x[org][:, :-1], y[org]),
+    }
+
+
+def scores(models: dict[str, np.ndarray], x, org) -> np.ndarray:
+    out = np.empty(len(x))
+    out[~org] = predict(models["person"], x[~org])
+    out[org] = predict(models["org"], x[org])
+    return out
+
+
+def cross_validated(x, y, org, folds: int = 5, seed: int = 7) -> np.ndarray:
+    idx = list(range(len(x)))
+    random.Random(seed).shuffle(idx)
+    out = np.empty(len(x))
+    for k in range(folds):
+        test = np.array(sorted(idx[k::folds]))
+        train = np.setdiff1d(np.arange(len(x)), test)
+        models = fit_groups(x[train], y[train], org[train])
+        out[test] = scores(models, x[test], org[test])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="write matcher.json")
+    args = ap.parse_args()
+    cases = load_cases()
+    matcher = Matcher(bundled_weights())
+    x, y = feature_rows(matcher, cases)
+    org = np.array([c["schema"] in ORG for c in cases])
+    models = fit_groups(x, y, org)
+    insample = prf(scores(models, x, org) >= THRESHOLD, y)
+    cv = prf(cross_validated(x, y, org) >= THRESHOLD, y)
+    print(f"pairs {len(cases)} (people {int((~org).sum())}, organisations {int(org.sum())})")
+    print(f"in-sample      P {insample[0]:.3f} R {insample[1]:.3f} F1 {insample[2]:.3f}")
+    print(f"5-fold CV      P {cv[0]:.3f} R {cv[1]:.3f} F1 {cv[2]:.3f}")
+    for g, w in models.items():
+        print(g, " ".join(f"{n}={v:+.2f}" for n, v in zip(("bias", *FEATURES), w, strict=True)))
+    if args.write:
+        doc = {
+            "threshold": THRESHOLD,
+            "person": _model(models["person"]),
+            "org": _model(models["org"]),
+            "provenance": {
+                "fitted_on": "nomenklatura name benchmark (bench/data/name_bench_cases.csv)",
+                "pairs": len(cases),
+                "l2": L2,
+                "date": dt.date.today().isoformat(),
+                "in_sample": {"precision": insample[0], "recall": insample[1], "f1": insample[2]},
+                "cv5": {"precision": cv[0], "recall": cv[1], "f1": cv[2]},
+            },
+        }
+        OUT.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        print("wrote", OUT)
+
+
+def _model(w: np.ndarray) -> dict:
+    m = Model(float(w[0]), {f: float(v) for f, v in zip(FEATURES, w[1:], strict=True)})
+    return {"bias": round(m.bias, 4), "weights": {k: round(v, 4) for k, v in m.weights.items()}}
+
+
+if __name__ == "__main__":
+    Scoring  # noqa: B018 (the shape written is the one scoring_from_json reads)
+    main()

@@ -1,0 +1,203 @@
+"""Screening one name against loaded lists, fast: an inverted index from
+tokens to listed names, a fuzzy lookup of each query word in the lists'
+vocabulary (rapidfuzz, only over words of comparable length, cached), the
+candidates ranked by the weight of the words they share, and the matcher run
+on the best of them only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from cleanroom.screen.errors import ScreeningInputError
+from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots
+from cleanroom.screen.matcher import Comparison, Matcher, TokenWeights
+from cleanroom.screen.normalize import NUMBER, WORD, Name, normalize
+
+MAX_NAME_CHARS = 500
+CANDIDATES = 40  # names the matcher scores per query
+FUZZY = 0.7  # how similar a vocabulary word must be to count as the query's word
+SCHEMAS = ("any", "Person", "Company", "Organization", "LegalEntity", "Vessel", "Airplane")
+
+
+def schema_of(party: Party) -> str:
+    return {"individual": "Person", "vessel": "Vessel", "aircraft": "Airplane"}.get(
+        party.kind, "Company"
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One listed name (a party's primary name or one of its aliases)."""
+
+    list_id: str
+    version: str
+    party: Party
+    text: str
+    name: Name
+    alias: bool
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    comparison: Comparison
+
+    @property
+    def score(self) -> float:
+        return self.comparison.score
+
+    def as_json(self, *, explain: bool = True) -> dict[str, Any]:
+        p = self.entry.party
+        out: dict[str, Any] = {
+            "list": self.entry.list_id,
+            "list_version": self.entry.version,
+            "party_id": p.id,
+            "listed_name": p.name,
+            "matched_name": self.entry.text,
+            "alias": self.entry.alias,
+            "kind": p.kind,
+            "programs": list(p.programs),
+            "rule": p.rule,
+            "score": round(self.score, 4),
+        }
+        if explain:
+            out["explanation"] = self.comparison.explain()
+        return out
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ScreeningInputError("a name to screen is a string")
+    name = " ".join(name.split())
+    if not name:
+        raise ScreeningInputError("the name to screen is empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise ScreeningInputError(f"the name is {len(name)} characters; at most {MAX_NAME_CHARS}")
+    return name
+
+
+def check_schema(schema: str) -> str:
+    if schema not in SCHEMAS:
+        raise ScreeningInputError(f"unknown schema {schema!r}", hint=f"one of {', '.join(SCHEMAS)}")
+    return schema
+
+
+class ListIndex:
+    """The names of a set of list snapshots, indexed for screening."""
+
+    def __init__(self, snapshots: Iterable[ListSnapshot], matcher: Matcher | None = None) -> None:
+        self.snapshots = tuple(snapshots)
+        entries: list[Entry] = []
+        for snap in self.snapshots:
+            for party in snap.parties:
+                if party.kind == "category":
+                    continue
+                schema = schema_of(party)
+                for k, text in enumerate((party.name, *party.aliases)):
+                    entries.append(
+                        Entry(snap.list_id, snap.version, party, text, normalize(text, schema), k > 0)
+                    )
+        self.entries = tuple(entries)
+        self.weights = TokenWeights.from_names(e.name for e in entries)
+        self.matcher = (
+            Matcher(self.weights, matcher.scoring) if matcher else Matcher(self.weights)
+        )
+        postings: dict[str, list[int]] = defaultdict(list)
+        for i, e in enumerate(entries):
+            for t in {t.text for t in e.name.tokens if t.kind in (WORD, NUMBER)}:
+                postings[t].append(i)
+        self._postings = dict(postings)
+        by_len: dict[int, list[str]] = defaultdict(list)
+        for word in self._postings:
+            by_len[len(word)].append(word)
+        self._by_len = {n: sorted(ws) for n, ws in by_len.items()}
+        self._similar = lru_cache(maxsize=50_000)(self._similar_words)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {s.list_id: s.version for s in self.snapshots}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _similar_words(self, word: str) -> tuple[tuple[str, float], ...]:
+        if word.isdigit() or len(word) <= 2:
+            return ((word, 1.0),) if word in self._postings else ()
+        lo, hi = int(len(word) * FUZZY), int(len(word) / FUZZY) + 1
+        out = [(word, 1.0)] if word in self._postings else []
+        for n in range(lo, hi + 1):
+            words = self._by_len.get(n)
+            if not words:
+                continue
+            for w, s, _ in process.extract(
+                word, words, scorer=Levenshtein.normalized_similarity, score_cutoff=FUZZY,
+                limit=20,
+            ):  # fmt: skip
+                if w != word:
+                    out.append((w, s))
+        return tuple(out)
+
+    def candidates(self, query: Name, limit: int = CANDIDATES) -> list[int]:
+        weight: dict[int, float] = defaultdict(float)
+        words = [t for t in query.tokens if t.kind in (WORD, NUMBER)]
+        for t in words:
+            w = self.weights.weight(t.text, t.kind)
+            best: dict[int, float] = {}
+            for other, sim in self._similar(t.text):
+                for i in self._postings.get(other, ()):
+                    if sim > best.get(i, 0.0):
+                        best[i] = sim
+            for i, sim in best.items():
+                weight[i] += w * sim
+        if not weight and not words:  # nothing distinctive: the whole key instead
+            return []
+        ranked = sorted(weight.items(), key=lambda kv: -kv[1])
+        return [i for i, _ in ranked[:limit]]
+
+    def screen(self, name: str, schema: str = "any", *, limit: int = 10) -> list[Hit]:
+        """Listed names like ``name``, best first, each party once (its best name)."""
+        name = check_name(name)
+        schema = check_schema(schema)
+        queries: dict[bool, Name] = {}
+        if schema in ("any", "Person"):
+            queries[False] = normalize(name, "Person")
+        if schema != "Person":
+            queries[True] = normalize(name, "Company" if schema == "any" else schema)
+        seen: set[int] = set()
+        best: dict[tuple[str, str], Hit] = {}
+        for org, q in queries.items():
+            for i in self.candidates(q):
+                e = self.entries[i]
+                if i in seen or e.name.org != org:  # people with people, bodies with bodies
+                    continue
+                seen.add(i)
+                c = self.matcher.compare(q, e.name)
+                key = (e.list_id, e.party.id)
+                if key not in best or c.score > best[key].score:
+                    best[key] = Hit(e, c)
+        hits = sorted(best.values(), key=lambda h: (-h.score, h.entry.party.id))
+        return hits[:limit]
+
+    def party(self, list_id: str, party_id: str) -> Party | None:
+        for s in self.snapshots:
+            if s.list_id == list_id:
+                return s.by_id().get(party_id)
+        return None
+
+
+@cache
+def bundled_index() -> ListIndex:
+    return ListIndex(bundled_snapshots())
+
+
+def bundled_weights() -> TokenWeights:
+    """Token weights of the bundled lists (what the matcher is fitted with)."""
+    return bundled_index().weights

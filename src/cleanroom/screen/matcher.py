@@ -1,0 +1,245 @@
+"""Comparing two names: token alignment, a handful of features, and a logistic
+score whose terms are the explanation.
+
+Two names are normalised (``normalize``), their tokens aligned one to one by
+similarity (exact, initials, edit distance, Jaro-Winkler, phonetic key), and
+the alignment summarised as features: how much of each name's weight is
+matched, the weakest aligned pair of distinctive words, distinctive words left
+over, the names compared as one string, numbers that disagree. The score is a
+logistic function of the features with published weights (``data/matcher.json``,
+fitted by ``bench/fit_matcher.py`` on a labelled benchmark; one set for people,
+one for organisations). Every score comes with each feature's value and what
+it added, so a screener sees why a name matched.
+
+Rare-token weighting: a token's weight falls with the number of listed names
+that contain it, and generic words, place names and particles weigh little,
+so "China Technology Company" never matches "China Mobile Technology" on the
+strength of "china" and "technology". A pair with no distinctive word in
+common cannot reach the threshold whatever its features say.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jellyfish import metaphone
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+from cleanroom.screen.normalize import GENERIC, NUMBER, PARTICLE, PLACE, WORD, Name, normalize
+
+FEATURES = (
+    "coverage_min",
+    "coverage_max",
+    "weakest_pair",
+    "extra_words",
+    "joined",
+    "number_mismatch",
+)
+KIND_WEIGHT = {GENERIC: 0.15, PLACE: 0.2, PARTICLE: 0.25, NUMBER: 0.6}
+# A distinctive pair must be at least this similar for the names to share a word.
+SHARED_WORD = 0.8
+# Without a shared distinctive word the score is capped just below the threshold.
+CAP_BELOW = 0.05
+
+
+@dataclass(frozen=True)
+class Model:
+    """Weights of one logistic score (bias first, then one per feature)."""
+
+    bias: float
+    weights: dict[str, float]
+
+    def logit(self, features: dict[str, float]) -> tuple[float, dict[str, float]]:
+        terms = {f: self.weights[f] * features[f] for f in FEATURES}
+        return self.bias + sum(terms.values()), terms
+
+
+@dataclass(frozen=True)
+class Scoring:
+    person: Model
+    org: Model
+    threshold: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def model(self, org: bool) -> Model:
+        return self.org if org else self.person
+
+
+@cache
+def default_scoring() -> Scoring:
+    raw = json.loads(
+        resources.files("cleanroom.screen").joinpath("data/matcher.json").read_text("utf-8")
+    )
+    return scoring_from_json(raw)
+
+
+def scoring_from_json(raw: dict[str, Any]) -> Scoring:
+    def model(m: dict[str, Any]) -> Model:
+        return Model(float(m["bias"]), {f: float(m["weights"][f]) for f in FEATURES})
+
+    return Scoring(
+        model(raw["person"]), model(raw["org"]), float(raw["threshold"]), raw.get("provenance", {})
+    )
+
+
+class TokenWeights:
+    """How much a token says about identity: rare words weigh 1, words found in
+    many listed names less, generic words, places and particles little."""
+
+    def __init__(self, counts: Counter[str] | None = None, names: int = 0) -> None:
+        self.counts = counts or Counter()
+        self.names = max(names, 1)
+        self._full = math.log(max(self.names, 100) / 50)
+
+    @classmethod
+    def from_names(cls, names: Iterable[Name]) -> TokenWeights:
+        counts: Counter[str] = Counter()
+        n = 0
+        for name in names:
+            n += 1
+            counts.update(set(name.texts))
+        return cls(counts, n)
+
+    def weight(self, text: str, kind: str) -> float:
+        if kind != WORD:
+            return KIND_WEIGHT[kind]
+        df = self.counts.get(text, 0)
+        if df <= 50:
+            return 1.0
+        idf = math.log(self.names / (df + 1))
+        return max(0.25, min(1.0, idf / self._full))
+
+
+def token_similarity(a: str, b: str, person: bool) -> float:
+    if a == b:
+        return 1.0
+    if a.isdigit() or b.isdigit():
+        return 0.0
+    if len(a) == 1 or len(b) == 1:
+        return 0.8 if person and a[0] == b[0] else 0.0
+    s = (Levenshtein.normalized_similarity(a, b) + JaroWinkler.similarity(a, b)) / 2
+    if len(a) >= 3 and len(b) >= 3 and s < 0.9 and _phonetic(a) == _phonetic(b):
+        s = 0.9
+    return s
+
+
+@cache
+def _phonetic(word: str) -> str:
+    return metaphone(word)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One scored pair, with what made the score."""
+
+    score: float
+    features: dict[str, float]
+    contributions: dict[str, float]
+    pairs: tuple[tuple[str, str, float], ...]  # aligned tokens and their similarity
+    shared_word: bool
+    query: Name
+    candidate: Name
+
+    def explain(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 4),
+            "query_tokens": list(self.query.texts),
+            "candidate_tokens": list(self.candidate.texts),
+            "aligned": [{"query": a, "candidate": b, "similarity": round(s, 3)} for a, b, s in self.pairs],
+            "features": {
+                f: {"value": round(self.features[f], 4), "adds": round(self.contributions[f], 4)}
+                for f in FEATURES
+            },
+            "shared_distinctive_word": self.shared_word,
+            "legal_forms": [list(self.query.legal), list(self.candidate.legal)],
+        }
+
+
+class Matcher:
+    """Scores pairs of names. Holds the token weights of the lists it screens
+    against (or none: every unknown word is rare) and the published scoring."""
+
+    def __init__(self, weights: TokenWeights | None = None, scoring: Scoring | None = None):
+        self.weights = weights or TokenWeights()
+        self.scoring = scoring or default_scoring()
+
+    @property
+    def threshold(self) -> float:
+        return self.scoring.threshold
+
+    def features(self, a: Name, b: Name) -> tuple[dict[str, float], tuple, bool]:
+        person = not (a.org or b.org)
+        wa = [self.weights.weight(t.text, t.kind) for t in a.tokens]
+        wb = [self.weights.weight(t.text, t.kind) for t in b.tokens]
+        cand = []
+        for i, ta in enumerate(a.tokens):
+            for j, tb in enumerate(b.tokens):
+                s = token_similarity(ta.text, tb.text, person)
+                if s >= 0.5:
+                    cand.append((s * (wa[i] + wb[j]), s, i, j))
+        cand.sort(reverse=True)
+        used_a: dict[int, tuple[int, float]] = {}
+        used_b: set[int] = set()
+        for _, s, i, j in cand:
+            if i not in used_a and j not in used_b:
+                used_a[i] = (j, s)
+                used_b.add(j)
+        got_a = sum(wa[i] * s for i, (_, s) in used_a.items())
+        got_b = sum(wb[j] * s for _, (j, s) in used_a.items())
+        cov_a = got_a / sum(wa) if wa else 0.0
+        cov_b = got_b / sum(wb) if wb else 0.0
+        weakest = 1.0
+        shared = False
+        for i, (j, s) in used_a.items():
+            if a.tokens[i].kind in (WORD, NUMBER) and b.tokens[j].kind in (WORD, NUMBER):
+                weakest = min(weakest, s)
+                if s >= SHARED_WORD and a.tokens[i].kind == WORD:
+                    shared = True
+        matched_b = {j for j, _ in used_a.values()}
+        extra = sum(
+            1 for i, t in enumerate(a.tokens) if t.kind == WORD and i not in used_a and wa[i] >= 0.5
+        ) + sum(
+            1 for j, t in enumerate(b.tokens) if t.kind == WORD and j not in matched_b and wb[j] >= 0.5
+        )
+        ja = "".join(x for x in a.texts if x)
+        jb = "".join(x for x in b.texts if x)
+        joined = max(
+            Levenshtein.normalized_similarity(ja, jb),
+            Levenshtein.normalized_similarity("".join(sorted(a.texts)), "".join(sorted(b.texts))),
+        )
+        if not shared and joined >= 0.9 and (a.distinctive or b.distinctive):
+            shared = True  # "Good Will" and "Goodwill": one word written apart
+        na = {t.text for t in a.tokens if t.kind == NUMBER}
+        nb = {t.text for t in b.tokens if t.kind == NUMBER}
+        pairs = tuple(
+            (a.tokens[i].text, b.tokens[j].text, s) for i, (j, s) in sorted(used_a.items())
+        )
+        feats = {
+            "coverage_min": min(cov_a, cov_b),
+            "coverage_max": max(cov_a, cov_b),
+            "weakest_pair": weakest,
+            "extra_words": float(min(extra, 3)),
+            "joined": joined,
+            "number_mismatch": 1.0 if na and nb and na != nb else 0.0,
+        }
+        return feats, pairs, shared
+
+    def compare(self, a: Name | str, b: Name | str, schema: str = "Company") -> Comparison:
+        na = a if isinstance(a, Name) else normalize(a, schema)
+        nb = b if isinstance(b, Name) else normalize(b, schema)
+        feats, pairs, shared = self.features(na, nb)
+        logit, terms = self.scoring.model(na.org or nb.org).logit(feats)
+        score = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
+        if not shared:
+            score = min(score, max(0.0, self.threshold - CAP_BELOW))
+        return Comparison(score, feats, terms, pairs, shared, na, nb)
+
+    def score(self, a: str, b: str, schema: str = "Company") -> float:
+        return self.compare(a, b, schema).score

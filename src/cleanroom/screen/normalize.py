@@ -1,0 +1,268 @@
+"""Names to comparable tokens: Unicode folding, transliteration (Chinese to
+pinyin through a term table first, everything else through ``anyascii``),
+legal forms treated as one, Chinese brand names and acronyms mapped to one
+token, and every token classed (distinctive word, generic word, place, legal
+form, particle) so the matcher can weight it.
+
+The term table is ``data/zh_terms.tsv`` (documented in the file itself).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from anyascii import anyascii
+from pypinyin import lazy_pinyin
+
+# Kinds of token.
+WORD = "word"  # distinctive (its weight comes from how rare it is in the lists)
+GENERIC = "generic"  # a word many names share ("technology", "international")
+PLACE = "place"  # a place prefix ("hangzhou", "beijing")
+PARTICLE = "particle"  # name particles and function words ("al", "bin", "of")
+LEGAL = "legal"  # a legal form; all are one class and never make a match
+NUMBER = "number"
+
+ORG_SCHEMAS = frozenset({"Company", "Organization", "LegalEntity", "Vessel", "Airplane", "entity"})
+
+# Legal forms after normalisation (lower case, punctuation gone), longest first.
+_LEGAL_PHRASES = """
+public joint stock company|open joint stock company|closed joint stock company|joint stock company
+limited liability company|limited liability partnership|limited partnership|public limited company
+company limited|co limited|co ltd|corp ltd|pvt ltd|private limited|pte ltd|pty ltd|sdn bhd|co inc
+s a de c v|sa de cv|s de rl|s a|s r l|s p a|s a s|b v|n v|a g|l p|l l c|p l c|g m b h|joint stock
+company|co|corp|corporation|incorporated|inc|limited|ltd|llc|llp|lp|plc|gmbh|ag|sa|spa|srl|bv|nv
+oao|ojsc|zao|cjsc|pjsc|jsc|ooo|pao|ao|tov|pat|ltda|sarl|sas|kg|kk|pte|pty|bhd|fzco|fze|fzc|lc|jv
+""".replace("\n", "|")
+
+# Words too common in company names to identify anyone on their own.
+_GENERIC = """
+technology technologies tech science sciences scientific international intl group holding holdings
+industrial industries industry trading trade traders development digital information network
+networks communication communications telecommunication telecommunications telecom electronics
+electronic electric engineering systems system services service products product manufacturing
+enterprise enterprises investment investments global import export general research institute
+academy bank financial finance capital management partners partner solutions resources energy
+commercial logistics shipping transport marine construction equipment software intelligent data
+new china chinese national state united american america world worldwide center centre office
+agency association foundation cooperative union company firm mobile cloud computing security
+video media materials power petroleum chemical chemicals university school college laboratory
+""".split()
+
+_PARTICLES = """
+al el bin ibn bint abu abd ul ur ud van von der den de del della di da dos das du la le of the and
+for y e und et
+""".split()
+
+_ROMAN = {
+    "i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8",
+    "ix": "9", "x": "10", "xi": "11", "xii": "12",
+}  # fmt: skip
+_ORDINALS = {
+    "first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6",
+    "seventh": "7", "eighth": "8", "ninth": "9", "tenth": "10", "one": "1", "two": "2",
+    "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    "ten": "10", "1st": "1", "2nd": "2", "3rd": "3", "4th": "4", "5th": "5",
+}  # fmt: skip
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_SPLIT = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Name:
+    """A normalised name: its tokens (legal forms left out, but remembered)."""
+
+    raw: str
+    tokens: tuple[Token, ...]
+    legal: tuple[str, ...]
+    org: bool
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(t.text for t in self.tokens)
+
+    @property
+    def key(self) -> str:
+        """The tokens joined: what the candidate prefilter compares."""
+        return " ".join(self.texts)
+
+    @property
+    def distinctive(self) -> tuple[str, ...]:
+        return tuple(t.text for t in self.tokens if t.kind in (WORD, NUMBER))
+
+
+@dataclass(frozen=True)
+class _Terms:
+    han: dict[str, tuple[str, str]]  # Chinese form -> (kind, canonical)
+    latin: dict[tuple[str, ...], tuple[str, str]]  # token sequence -> (kind, canonical)
+    longest_han: int
+    longest_latin: int
+
+
+@cache
+def _terms() -> _Terms:
+    han: dict[str, tuple[str, str]] = {}
+    latin: dict[tuple[str, ...], tuple[str, str]] = {}
+    text = resources.files("cleanroom.screen").joinpath("data/zh_terms.tsv").read_text("utf-8")
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        kind, canonical, forms = line.split("\t")
+        for form in [canonical, *forms.split("|")]:
+            if _HAN.search(form):
+                han[form] = (kind, canonical)
+            elif kind in ("brand", "place"):
+                toks = tuple(t for t in _SPLIT.split(form.lower()) if t)
+                latin.setdefault(toks, (kind, canonical))
+    for phrase in _LEGAL_PHRASES.split("|"):
+        toks = tuple(phrase.split())
+        if toks:
+            latin.setdefault(toks, ("legal", "company"))
+    return _Terms(
+        han,
+        latin,
+        max(len(k) for k in han),
+        max(len(k) for k in latin),
+    )
+
+
+def _han_segments(run: str, org: bool) -> list[str]:
+    """A run of Chinese characters as Latin words: known terms by longest match,
+    the rest in pinyin (one word per unknown stretch; for people, surname apart)."""
+    terms = _terms()
+    if not org:
+        syllables = lazy_pinyin(run)
+        if 2 <= len(syllables) <= 4:
+            return [syllables[0], "".join(syllables[1:])]
+        return ["".join(syllables)]
+    out: list[str] = []
+    pending = ""
+    i = 0
+    while i < len(run):
+        for n in range(min(terms.longest_han, len(run) - i), 0, -1):
+            hit = terms.han.get(run[i : i + n])
+            if hit:
+                if pending:
+                    out.append("".join(lazy_pinyin(pending)))
+                    pending = ""
+                kind, canonical = hit
+                out.append(f"\x00{kind}\x00{canonical}")
+                i += n
+                break
+        else:
+            pending += run[i]
+            i += 1
+    if pending:
+        out.append("".join(lazy_pinyin(pending)))
+    return out
+
+
+def fold(text: str) -> str:
+    """Unicode compatibility folding, lower case, accents and scripts to ASCII."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return anyascii(text).lower()
+
+
+def _latin_tokens(text: str) -> list[str]:
+    text = text.replace("&", " and ").replace("'", "").replace("`", "").replace("’", "")
+    return [t for t in _SPLIT.split(fold(text)) if t]
+
+
+def normalize(raw: str, schema: str = "Company") -> Name:
+    """Normalise one name. ``schema`` (FollowTheMoney style: Person, Company,
+    Organization, LegalEntity, Vessel...) decides whether company rules apply."""
+    org = schema in ORG_SCHEMAS
+    pieces: list[str] = []
+    pos = 0
+    for m in _HAN.finditer(raw):
+        pieces.extend(_latin_tokens(raw[pos : m.start()]))
+        pieces.extend(_han_segments(m.group(), org))
+        pos = m.end()
+    pieces.extend(_latin_tokens(raw[pos:]))
+    return _classify(raw, pieces, org)
+
+
+def _classify(raw: str, pieces: list[str], org: bool) -> Name:
+    terms = _terms()
+    tokens: list[Token] = []
+    legal: list[str] = []
+    i = 0
+    n = len(pieces)
+    while i < n:
+        p = pieces[i]
+        if p.startswith("\x00"):
+            _, kind, canonical = p.split("\x00")
+            _emit(tokens, legal, kind, canonical)
+            i += 1
+            continue
+        if org:
+            hit = None
+            for k in range(min(terms.longest_latin, n - i), 0, -1):
+                seq = tuple(pieces[i : i + k])
+                if any(s.startswith("\x00") for s in seq):
+                    continue
+                hit = terms.latin.get(seq)
+                if hit:
+                    # a legal form only counts at the edges or before another one
+                    if hit[0] == "legal" and not _legal_position(pieces, i, k):
+                        hit = None
+                        continue
+                    i += k
+                    break
+            if hit:
+                _emit(tokens, legal, *hit)
+                continue
+        tokens.append(Token(*_word(p, org)))
+        i += 1
+    if not tokens and legal:  # a name that is only a legal form keeps it
+        tokens = [Token(x, GENERIC) for x in legal]
+    return Name(raw, tuple(tokens), tuple(legal), org)
+
+
+def _legal_position(pieces: list[str], i: int, k: int) -> bool:
+    """Legal forms are prefixes or suffixes ("OAO Gazprom", "Huawei Co Ltd"),
+    not words in the middle of a name ("Saudi Arabian Oil Company" ends with
+    one; "Company for Trade X" starts with one)."""
+    return i == 0 or i + k == len(pieces) or all(len(p) <= 4 for p in pieces[i + k :])
+
+
+def _emit(tokens: list[Token], legal: list[str], kind: str, canonical: str) -> None:
+    if kind == "legal":
+        legal.append(canonical)
+    elif kind == "brand":
+        tokens.append(Token(canonical, WORD))
+    elif kind == "place":
+        tokens.extend(Token(w, PLACE) for w in canonical.split())
+    else:  # a translated word
+        tokens.extend(Token(*_word(w, True)) for w in canonical.split())
+
+
+def _word(p: str, org: bool) -> tuple[str, str]:
+    if p.isdigit():
+        return p.lstrip("0") or "0", NUMBER
+    if p in _ORDINALS:
+        return _ORDINALS[p], NUMBER
+    if org and p in _ROMAN and p != "i":
+        return _ROMAN[p], NUMBER
+    if p in _PARTICLES:
+        return p, PARTICLE
+    if org and p in _GENERIC_SET:
+        return p, GENERIC
+    return p, WORD
+
+
+_GENERIC_SET = frozenset(_GENERIC)
+
+
+def place_names() -> frozenset[str]:
+    return frozenset(c for kind, c in _terms().latin.values() if kind == "place")
