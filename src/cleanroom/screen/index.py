@@ -18,7 +18,7 @@ from rapidfuzz.distance import Levenshtein
 
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots
-from cleanroom.screen.matcher import Comparison, Matcher, TokenWeights
+from cleanroom.screen.matcher import Comparison, Matcher, Scoring, TokenWeights
 from cleanroom.screen.normalize import NUMBER, WORD, Name, normalize
 
 MAX_NAME_CHARS = 500
@@ -93,7 +93,7 @@ def check_schema(schema: str) -> str:
 class ListIndex:
     """The names of a set of list snapshots, indexed for screening."""
 
-    def __init__(self, snapshots: Iterable[ListSnapshot], matcher: Matcher | None = None) -> None:
+    def __init__(self, snapshots: Iterable[ListSnapshot], scoring: Scoring | None = None) -> None:
         self.snapshots = tuple(snapshots)
         entries: list[Entry] = []
         for snap in self.snapshots:
@@ -107,9 +107,7 @@ class ListIndex:
                     )
         self.entries = tuple(entries)
         self.weights = TokenWeights.from_names(e.name for e in entries)
-        self.matcher = (
-            Matcher(self.weights, matcher.scoring) if matcher else Matcher(self.weights)
-        )
+        self.matcher = Matcher(self.weights, scoring)
         postings: dict[str, list[int]] = defaultdict(list)
         for i, e in enumerate(entries):
             for t in {t.text for t in e.name.tokens if t.kind in (WORD, NUMBER)}:
@@ -198,6 +196,12 @@ def bundled_index() -> ListIndex:
     return ListIndex(bundled_snapshots())
 
 
-def bundled_weights() -> TokenWeights:
-    """Token weights of the bundled lists (what the matcher is fitted with)."""
-    return bundled_index().weights
+def list_weights(snapshots: Iterable[ListSnapshot]) -> TokenWeights:
+    """Token weights of the names of some lists."""
+    return TokenWeights.from_names(
+        normalize(text, schema_of(p))
+        for s in snapshots
+        for p in s.parties
+        if p.kind != "category"
+        for text in (p.name, *p.aliases)
+    )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,8 +40,11 @@ FEATURES = (
     "coverage_max",
     "weakest_pair",
     "extra_words",
+    "extra_minor",
     "joined",
     "number_mismatch",
+    "order",
+    "native_difference",
 )
 KIND_WEIGHT = {GENERIC: 0.15, PLACE: 0.2, PARTICLE: 0.25, NUMBER: 0.6}
 # A distinctive pair must be at least this similar for the names to share a word.
@@ -117,9 +121,25 @@ class TokenWeights:
         return max(0.25, min(1.0, idf / self._full))
 
 
+# Short forms of given names (both map to the same full name).
+_NICKNAMES = {
+    "bibi": "benjamin", "ben": "benjamin", "benny": "benjamin", "bill": "william",
+    "billy": "william", "will": "william", "bob": "robert", "rob": "robert", "bobby": "robert",
+    "dick": "richard", "rick": "richard", "jim": "james", "jimmy": "james", "mike": "michael",
+    "tom": "thomas", "tony": "anthony", "alex": "alexander", "sasha": "alexander",
+    "vova": "vladimir", "volodya": "vladimir", "kate": "katherine", "liz": "elizabeth",
+    "beth": "elizabeth", "joe": "joseph", "dave": "david", "dan": "daniel", "chris": "christopher",
+    "nick": "nicholas", "sam": "samuel", "ed": "edward", "ted": "edward", "fred": "frederick",
+    "harry": "henry", "jack": "john", "johnny": "john", "peggy": "margaret", "kolya": "nikolai",
+    "misha": "mikhail", "dima": "dmitry", "sergei": "sergey", "lyosha": "aleksey",
+}  # fmt: skip
+
+
 def token_similarity(a: str, b: str, person: bool) -> float:
     if a == b:
         return 1.0
+    if person and _NICKNAMES.get(a, a) == _NICKNAMES.get(b, b):
+        return 0.9
     if a.isdigit() or b.isdigit():
         return 0.0
     if len(a) == 1 or len(b) == 1:
@@ -133,6 +153,47 @@ def token_similarity(a: str, b: str, person: bool) -> float:
 @cache
 def _phonetic(word: str) -> str:
     return metaphone(word)
+
+
+def _acronym(a: Name, b: Name) -> bool:
+    """One name is the initials of the other ("PLA", "People's Liberation Army")."""
+    for x, y in ((a, b), (b, a)):
+        words = [t for t in x.tokens if t.kind != PLACE]
+        if len(words) == 1 and len(words[0].text) >= 2 and len(y.tokens) >= 2:
+            initials = "".join(t.text[0] for t in y.tokens)
+            if words[0].text == initials:
+                return True
+    return False
+
+
+def _script(text: str) -> str | None:
+    """The one non-Latin script a name is written in, or None."""
+    found = None
+    for ch in text:
+        if not ch.isalpha() or ch.isascii():
+            if ch.isalpha():
+                return None
+            continue
+        name = unicodedata.name(ch, "")
+        script = name.split(" ")[0] if name else "?"
+        if script == "LATIN":
+            return None
+        if found is None:
+            found = script
+        elif script != found:
+            return None
+    return found
+
+
+def _native_difference(a: str, b: str) -> float:
+    """How different two names written in the same non-Latin script are, in that
+    script (one character of a Chinese or Korean name changes the person);
+    0 when they are not both in one such script."""
+    sa = _script(a)
+    if sa is None or sa != _script(b):
+        return 0.0
+    edits = Levenshtein.distance("".join(a.split()).casefold(), "".join(b.split()).casefold())
+    return float(min(edits, 2)) / 2
 
 
 @dataclass(frozen=True)
@@ -208,14 +269,25 @@ class Matcher:
         ) + sum(
             1 for j, t in enumerate(b.tokens) if t.kind == WORD and j not in matched_b and wb[j] >= 0.5
         )
-        ja = "".join(x for x in a.texts if x)
-        jb = "".join(x for x in b.texts if x)
+        minor = sum(1 for i, t in enumerate(a.tokens) if t.kind == GENERIC and i not in used_a) + sum(
+            1 for j, t in enumerate(b.tokens) if t.kind == GENERIC and j not in matched_b
+        )
+        order = sorted((i, j) for i, (j, s) in used_a.items() if a.tokens[i].kind == WORD)
+        inversions = sum(
+            1 for x in range(len(order)) for y in range(x + 1, len(order)) if order[x][1] > order[y][1]
+        )
+        npairs = len(order) * (len(order) - 1) / 2
+        ka = a.distinctive or a.texts  # the names as one string, distinctive words only
+        kb = b.distinctive or b.texts
         joined = max(
-            Levenshtein.normalized_similarity(ja, jb),
-            Levenshtein.normalized_similarity("".join(sorted(a.texts)), "".join(sorted(b.texts))),
+            Levenshtein.normalized_similarity("".join(ka), "".join(kb)),
+            Levenshtein.normalized_similarity("".join(sorted(ka)), "".join(sorted(kb))),
         )
         if not shared and joined >= 0.9 and (a.distinctive or b.distinctive):
             shared = True  # "Good Will" and "Goodwill": one word written apart
+        if not shared and _acronym(a, b):
+            shared = True  # "PLA" and "People's Liberation Army"
+            cov_a = cov_b = weakest = 1.0
         na = {t.text for t in a.tokens if t.kind == NUMBER}
         nb = {t.text for t in b.tokens if t.kind == NUMBER}
         pairs = tuple(
@@ -226,8 +298,11 @@ class Matcher:
             "coverage_max": max(cov_a, cov_b),
             "weakest_pair": weakest,
             "extra_words": float(min(extra, 3)),
+            "extra_minor": float(min(minor, 3)),
             "joined": joined,
             "number_mismatch": 1.0 if na and nb and na != nb else 0.0,
+            "order": 1.0 - inversions / npairs if npairs else 1.0,
+            "native_difference": _native_difference(a.raw, b.raw),
         }
         return feats, pairs, shared
 

@@ -30,6 +30,13 @@ ORG_SCHEMAS = frozenset({"Company", "Organization", "LegalEntity", "Vessel", "Ai
 
 # Legal forms after normalisation (lower case, punctuation gone), longest first.
 _LEGAL_PHRASES = """
+gesellschaft mit beschrankter haftung|aktiengesellschaft|kommanditgesellschaft|sp z o o|spolka z o o
+spolka z ograniczona odpowiedzialnoscia|spolka akcyjna|sociedad anonima|sociedad limitada
+societe anonyme|societe a responsabilite limitee|societa per azioni|societa a responsabilita limitata
+obshchestvo s ogranichennoy otvetstvennostyu|aktsionernoe obshchestvo|otkrytoe aktsionernoe obshchestvo
+zakrytoe aktsionernoe obshchestvo|publichnoe aktsionernoe obshchestvo|kabushiki kaisha|yugen kaisha
+company limited by shares|limited company|ltd liability co|public company limited|gmbh co kg
+sp zoo|spzoo|sarl|sa de cv|s de rl de cv|s de rl|sp k|sca|ab|oy|aps|sro|kft|zrt|doo|ead|ooo|zao|oao|pao
 public joint stock company|open joint stock company|closed joint stock company|joint stock company
 limited liability company|limited liability partnership|limited partnership|public limited company
 company limited|co limited|co ltd|corp ltd|pvt ltd|private limited|pte ltd|pty ltd|sdn bhd|co inc
@@ -156,7 +163,10 @@ def _han_segments(run: str, org: bool) -> list[str]:
                     out.append("".join(lazy_pinyin(pending)))
                     pending = ""
                 kind, canonical = hit
-                out.append(f"\x00{kind}\x00{canonical}")
+                if kind == "word":  # translated words meet the Latin term table too
+                    out.extend(canonical.split())
+                else:
+                    out.append(f"\x00{kind}\x00{canonical}")
                 i += n
                 break
         else:
@@ -173,27 +183,73 @@ def fold(text: str) -> str:
     return anyascii(text).lower()
 
 
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}  # fmt: skip
+_ABBREVIATIONS = {"intl": "international", "int": "international", "natl": "national",
+                  "dept": "department", "mfg": "manufacturing", "bros": "brothers",
+                  "assn": "association", "univ": "university", "inst": "institute"}  # fmt: skip
+
+
 def _latin_tokens(text: str) -> list[str]:
+    text = _CAMEL.sub(" ", text)  # "SergeiLavrov" is two words
     text = text.replace("&", " and ").replace("'", "").replace("`", "").replace("’", "")
-    return [t for t in _SPLIT.split(fold(text)) if t]
+    words = [_ABBREVIATIONS.get(t, t) for t in _SPLIT.split(fold(text)) if t]
+    out: list[str] = []
+    for w in words:  # "forty four", "forty-4" -> "44"
+        ones = _ORDINALS.get(w, w)
+        if out and out[-1] in _TENS and ones.isdigit() and len(ones) == 1:
+            out[-1] = str(_TENS[out[-1]] + int(ones))
+        else:
+            out.append(w)
+    return [str(_TENS[w]) if w in _TENS else w for w in out]
+
+
+def _person_order(raw: str) -> str:
+    """"Surname, Given names" (the lists' convention) to "Given names Surname"."""
+    if raw.count(",") == 1:
+        surname, given = raw.split(",")
+        if surname.strip() and given.strip():
+            return f"{given.strip()} {surname.strip()}"
+    return raw
 
 
 def normalize(raw: str, schema: str = "Company") -> Name:
     """Normalise one name. ``schema`` (FollowTheMoney style: Person, Company,
     Organization, LegalEntity, Vessel...) decides whether company rules apply."""
     org = schema in ORG_SCHEMAS
+    text = raw if org else _person_order(raw)
     pieces: list[str] = []
     pos = 0
-    for m in _HAN.finditer(raw):
-        pieces.extend(_latin_tokens(raw[pos : m.start()]))
+    for m in _HAN.finditer(text):
+        pieces.extend(_latin_tokens(text[pos : m.start()]))
         pieces.extend(_han_segments(m.group(), org))
         pos = m.end()
-    pieces.extend(_latin_tokens(raw[pos:]))
+    pieces.extend(_latin_tokens(text[pos:]))
     return _classify(raw, pieces, org)
+
+
+def _join_initials(pieces: list[str]) -> list[str]:
+    """Single letters in a row are one word in a company name ("L.X.C." = "LXC")."""
+    out: list[str] = []
+    run = ""
+    for p in pieces:
+        if len(p) == 1 and p.isalpha():
+            run += p
+            continue
+        if run:
+            out.append(run)
+            run = ""
+        out.append(p)
+    if run:
+        out.append(run)
+    return out
 
 
 def _classify(raw: str, pieces: list[str], org: bool) -> Name:
     terms = _terms()
+    if org:
+        pieces = _join_initials(pieces)
     tokens: list[Token] = []
     legal: list[str] = []
     i = 0
