@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from cleanroom.screen.matcher import FEATURES, Matcher, Model, Scoring
-from cleanroom.screen.normalize import normalize
 from cleanroom.screen.index import list_weights
 from cleanroom.screen.lists import bundled_snapshots
+from cleanroom.screen.matcher import FEATURES, Matcher, Model, Scoring
+from cleanroom.screen.normalize import normalize
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "data" / "name_bench_cases.csv"
@@ -63,9 +63,7 @@ def load_cases(path: Path = CASES) -> list[dict[str, str]]:
 
 def load_zh_cases() -> list[dict[str, str]]:
     """The Chinese company pairs in the benchmark's shape (schema Company)."""
-    return [
-        {**r, "schema": "Company", "case_group": "zh_companies"} for r in load_cases(ZH_PAIRS)
-    ]
+    return [{**r, "schema": "Company", "case_group": "zh_companies"} for r in load_cases(ZH_PAIRS)]
 
 
 def feature_rows(matcher: Matcher, cases: list[dict[str, str]]) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,11 @@ def main() -> None:
             continue
         for a in na:
             for b in nb:
-                if a.isascii() and b.isascii() and tokens(a) & tokens(b) - {"co.,", "ltd.", "co.", "ltd"}:
+                if (
+                    a.isascii()
+                    and b.isascii()
+                    and tokens(a) & tokens(b) - {"co.,", "ltd.", "co.", "ltd"}
+                ):
                     hard.append((a, b, "false", f"different:{ia}/{ib}"))
     rng.shuffle(hard)
     rows.extend(hard[:90])

@@ -20,7 +20,7 @@ release_app = typer.Typer(
 )
 reviewer_app = typer.Typer(help="Reviewers and their public keys.", no_args_is_help=True)
 release_app.add_typer(reviewer_app, name="reviewer")
-KINDS = ("source", "model", "policy")
+from cleanroom.release.registry import KINDS  # noqa: E402
 
 
 def _dd() -> DataDir:
@@ -60,13 +60,17 @@ def _content(kind: str, path: Path) -> tuple[str, dict[str, Any]]:
             raise CleanroomError(f"cannot read the model configuration {path}: {e}") from None
         manifest = model_manifest(RankingConfig.parse(doc))
         return model_digest(manifest), manifest
+    if kind == "infra":
+        from cleanroom.deployment import infra_manifest
+
+        return infra_manifest(path)
     hashes = file_hashes(tree_files(path))
     return hashes_digest(hashes), {"files": hashes}
 
 
 @release_app.command("submit")
 def submit(
-    kind: Annotated[str, typer.Argument(help="source, model or policy")],
+    kind: Annotated[str, typer.Argument(help="source, model, policy or infra")],
     path: Annotated[
         Path, typer.Argument(help="a source tree, a ranking.json, or a folder of .cedar files")
     ],
@@ -181,7 +185,7 @@ def verify(
 
 @release_app.command("list")
 def list_cmd(
-    kind: Annotated[str | None, typer.Option(help="source, model or policy")] = None,
+    kind: Annotated[str | None, typer.Option(help="source, model, policy or infra")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Artifacts with their verdict and whether they are live."""

@@ -49,6 +49,18 @@ class WitnessRef:
 
 
 @dataclass
+class ScreeningConfig:
+    # The BIS Affiliates Rule applies from this day (ISO date; None: never).
+    # Published 29 Sep 2025 and suspended for a year from 10 Nov 2025; the
+    # operator sets the date in force.
+    affiliates_rule_from: str | None = "2026-11-10"
+    # Smallest group an exported aggregate may report.
+    min_group_size: int = 10
+    # The deployment's infrastructure manifest (YAML), checked at every start.
+    infra_manifest: str | None = None
+
+
+@dataclass
 class Config:
     origin: str = DEFAULT_ORIGIN
     database_url: str | None = None
@@ -58,6 +70,7 @@ class Config:
     # Where the wrapped subject keys live (default: keys/subject-keys.db, inside
     # the KMS boundary and apart from the records they protect).
     keystore_url: str | None = None
+    screening: ScreeningConfig = field(default_factory=ScreeningConfig)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -73,6 +86,7 @@ class Config:
                 site=SiteConfig(**d.get("site", {})),
                 residency=ResidencyConfig(**d.get("residency", {})),
                 keystore_url=d.get("keystore_url"),
+                screening=ScreeningConfig(**d.get("screening", {})),
             )
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:
             raise ConfigError(f"config.json is not valid: {exc}") from None

@@ -39,6 +39,10 @@ from cleanroom.release.digests import files_digest, hashes_digest, tree_files
 from cleanroom.release.intoto import encode, review, statement, subject
 from cleanroom.release.registry import Artifact
 from cleanroom.room import CleanRoom
+from cleanroom.screen.errors import ManifestError
+from cleanroom.screen.infra import check as infra_check
+from cleanroom.screen.infra import parse_manifest
+from cleanroom.storage.errors import CleanroomError
 
 BOOTSTRAP_REVIEWERS = (("operator-reviewer", "operator"), ("oversight-reviewer", "oversight"))
 
@@ -63,7 +67,16 @@ def source_digest(manifest: dict[str, Any]) -> str:
     return hashes_digest(manifest["files"])
 
 
-DIGESTS = {"policy": policy_digest, "model": model_digest, "source": source_digest}
+def infra_digest(manifest: dict[str, Any]) -> str:
+    return files_digest({n: t.encode() for n, t in manifest["files"].items()})
+
+
+DIGESTS = {
+    "policy": policy_digest,
+    "model": model_digest,
+    "source": source_digest,
+    "infra": infra_digest,
+}
 
 
 def check_manifest(kind: str, manifest: Any) -> str:
@@ -76,11 +89,17 @@ def check_manifest(kind: str, manifest: Any) -> str:
     field = "config" if kind == "model" else "files"
     if not isinstance(manifest, dict) or not isinstance(manifest.get(field), dict):
         raise ReleaseError(f"a {kind} manifest needs a {field!r} object")
-    if kind == "policy":
+    if kind in ("policy", "infra"):
         files = manifest["files"]
         if not all(isinstance(t, str) for t in files.values()):
-            raise ReleaseError("a policy manifest maps file names to their text")
-        return load_files(files).version
+            raise ReleaseError(f"a {kind} manifest maps file names to their text")
+        if kind == "policy":
+            return load_files(files).version
+        if len(files) != 1:
+            raise ReleaseError("an infra release is one manifest file")
+        name, text = next(iter(files.items()))
+        parse_manifest(text, name)  # a manifest that does not parse is no release
+    return DIGESTS[kind](manifest)
     return DIGESTS[kind](manifest)
 
 
@@ -336,3 +355,93 @@ def evaluate_model_release(
     }
     room.releases.record_evaluation(digest, metrics, by=by)
     return metrics
+
+
+# -- the infrastructure ("Clean Network") check ------------------------------------
+
+
+class InfraRefused(CleanroomError):
+    """The deployment runs on a provider the screening flags, without an
+    approved exception: the server does not start."""
+
+    status = 503
+    title = "Infrastructure not cleared"
+
+
+def infra_manifest(path: Path) -> tuple[str, dict[str, Any]]:
+    """(digest, release manifest) of an infrastructure manifest file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"cannot read manifest {path}: {e}") from None
+    parse_manifest(text, path.name)
+    manifest = {"files": {path.name: text}}
+    return infra_digest(manifest), manifest
+
+
+def ensure_screening(room: CleanRoom) -> None:
+    """A clean room without lists loads the bundled ones (on the record)."""
+    room.screening.ensure_bundled(by="init")
+
+
+def check_infrastructure(room: CleanRoom, path: Path | None = None) -> dict[str, Any] | None:
+    """Screen the deployment's manifest (``screening.infra_manifest`` of the
+    configuration, or ``path``) and record the result. Raises InfraRefused on a
+    flagged provider without an exception, or with exceptions in a manifest
+    that is not an approved ``infra`` release. None when there is no manifest."""
+    if path is None:
+        configured = room.config.screening.infra_manifest
+        if not configured:
+            return None
+        path = Path(configured)
+        if not path.is_absolute() and room.data_dir is not None:
+            path = room.data_dir.path / path
+    digest, manifest = infra_manifest(path)
+    parsed = parse_manifest(manifest["files"][path.name], path.name)
+    report = infra_check(parsed, room.screening.screener())
+    approved = False
+    if report.flagged and not report.blocking:
+        art = room.releases.get(digest, missing_ok=True)
+        if art is not None and art.kind == "infra":
+            approved = room.releases.verdict(digest).approved
+    ok = not report.flagged or (not report.blocking and approved)
+    out = report.as_json()
+    out["manifest_digest"] = digest
+    out["exceptions_approved"] = approved
+    out["ok"] = ok
+    entry = room.log.append(
+        {
+            "type": "screen.infra",
+            "v": 1,
+            "time_ms": int(time.time() * 1000),
+            "deployment": report.manifest.deployment,
+            "manifest": digest,
+            "list_versions": report.list_versions,
+            "providers": len(report.findings),
+            "flagged": [
+                {
+                    "name": f.provider.name,
+                    "kind": f.provider.kind,
+                    "lists": f.lists,
+                    "reasons": f.reasons,
+                    "exception": f.exception,
+                }
+                for f in report.flagged
+            ],
+            "exceptions_approved": approved,
+            "ok": ok,
+        }
+    )
+    out["ledger_index"] = entry
+    if not ok:
+        names = ", ".join(f.provider.name for f in report.flagged)
+        why = (
+            "no approved exception"
+            if report.blocking
+            else f"its exceptions are not an approved infra release ({digest})"
+        )
+        raise InfraRefused(
+            f"the deployment runs on flagged providers ({names}): {why}; refused (entry {entry})",
+            hint="cleanroom screen infra MANIFEST shows why",
+        )
+    return out

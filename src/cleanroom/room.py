@@ -3,12 +3,16 @@ principals and gate, wired the one way they are meant to be."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 
 from cleanroom.config import Config, DataDir
+from cleanroom.errors import ConfigError
 from cleanroom.gate import Deletions, Gate, Principal, Principals
+from cleanroom.gate.egress import Egress
 from cleanroom.gate.policy import shipped
+from cleanroom.gate.screening import ScreeningDesk
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import WitnessEndpoint
 from cleanroom.release.registry import Registry
@@ -34,6 +38,18 @@ def checked_site(config: Config) -> tuple[Site, ResidencyPolicy]:
     return site, policy
 
 
+def affiliates_from(config: Config) -> dt.date | None:
+    value = config.screening.affiliates_rule_from
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"screening.affiliates_rule_from {value!r} is not an ISO date (YYYY-MM-DD)"
+        ) from None
+
+
 def keyring(dd: DataDir) -> LocalKeyring:
     if not dd.keyring_file.exists():
         dd.keys.mkdir(parents=True, exist_ok=True)
@@ -53,6 +69,8 @@ class CleanRoom:
     gate: Gate
     deletions: Deletions
     releases: Registry
+    screening: ScreeningDesk
+    egress: Egress
     data_dir: DataDir | None = None
 
     @classmethod
@@ -72,6 +90,7 @@ class CleanRoom:
             log.start(background=background)
         vault = Vault(db, KeyStore(keystore_db, keyring(dd)), site, residency)
         gate = Gate(vault, log, shipped())
+        desk = ScreeningDesk(db, log, affiliates_from=affiliates_from(config))
         room = cls(
             config,
             db,
@@ -82,6 +101,8 @@ class CleanRoom:
             gate,
             Deletions(gate),
             Registry(db, log),
+            desk,
+            Egress(gate, desk, min_group=config.screening.min_group_size),
             dd,
         )
         room.ensure_system_principals()

@@ -6,7 +6,7 @@ a row here; the rows are an index the oversight body does not need:
 :func:`cleanroom.release.verify.replay` rebuilds the same state from the
 ledger entries and the reviewers' public keys alone.
 
-Artifacts are opaque content digests with a kind (``source``, ``model``,
+Artifacts are opaque content digests with a kind (``source``, ``model``, ``infra``,
 ``policy``) and a manifest (what reviewers read: file lists, configuration);
 the part that builds an artifact checks its digest against its content."""
 
@@ -42,7 +42,7 @@ from cleanroom.release.intoto import REVIEW_TYPE, hex_of, parse_statement, subje
 from cleanroom.release.policy import ReleasePolicy, Review, Verdict
 from cleanroom.storage import Database, Migration, migrate
 
-KINDS = ("source", "model", "policy")
+KINDS = ("source", "model", "policy", "infra")
 _metadata = MetaData()
 reviewers_t = Table(
     "release_reviewers",

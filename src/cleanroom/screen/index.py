@@ -103,7 +103,9 @@ class ListIndex:
                 schema = schema_of(party)
                 for k, text in enumerate((party.name, *party.aliases)):
                     entries.append(
-                        Entry(snap.list_id, snap.version, party, text, normalize(text, schema), k > 0)
+                        Entry(
+                            snap.list_id, snap.version, party, text, normalize(text, schema), k > 0
+                        )
                     )
         self.entries = tuple(entries)
         self.weights = TokenWeights.from_names(e.name for e in entries)

@@ -76,9 +76,7 @@ class Party:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Party:
-        return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        )
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -130,9 +128,7 @@ def delta(old: ListSnapshot | None, new: ListSnapshot) -> Delta:
     after = new.by_id()
     added = tuple(sorted(k for k in after if k not in before))
     removed = tuple(sorted(k for k in before if k not in after))
-    changed = tuple(
-        sorted(k for k in after if k in before and after[k].digest != before[k].digest)
-    )
+    changed = tuple(sorted(k for k in after if k in before and after[k].digest != before[k].digest))
     return Delta(added, changed, removed)
 
 
@@ -243,9 +239,7 @@ def load_ofac(
         if list_id == "ofac-sdn"
         else "OFAC Consolidated Sanctions List (non-SDN, incl. NS-CMIC)"
     )
-    return ListSnapshot(
-        list_id, title, "U.S. Treasury OFAC", tuple(parties), name, published
-    )
+    return ListSnapshot(list_id, title, "U.S. Treasury OFAC", tuple(parties), name, published)
 
 
 def _ofac_rule(list_id: str, programs: tuple[str, ...]) -> str:
@@ -482,7 +476,9 @@ def load_operator(
         seen.add(ident)
         kind = (r.get("type") or "entity").strip().lower()
         if kind not in KINDS or kind == "category":
-            raise ListFormatError(f"{name} line {n}: type {kind!r} is not one of entity, individual, vessel, aircraft")
+            raise ListFormatError(
+                f"{name} line {n}: type {kind!r} is not one of entity, individual, vessel, aircraft"
+            )
         parties.append(
             Party(
                 id=f"{list_id.split(':', 1)[1]}:{ident}",

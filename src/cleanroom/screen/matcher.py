@@ -213,7 +213,9 @@ class Comparison:
             "score": round(self.score, 4),
             "query_tokens": list(self.query.texts),
             "candidate_tokens": list(self.candidate.texts),
-            "aligned": [{"query": a, "candidate": b, "similarity": round(s, 3)} for a, b, s in self.pairs],
+            "aligned": [
+                {"query": a, "candidate": b, "similarity": round(s, 3)} for a, b, s in self.pairs
+            ],
             "features": {
                 f: {"value": round(self.features[f], 4), "adds": round(self.contributions[f], 4)}
                 for f in FEATURES
@@ -267,14 +269,19 @@ class Matcher:
         extra = sum(
             1 for i, t in enumerate(a.tokens) if t.kind == WORD and i not in used_a and wa[i] >= 0.5
         ) + sum(
-            1 for j, t in enumerate(b.tokens) if t.kind == WORD and j not in matched_b and wb[j] >= 0.5
+            1
+            for j, t in enumerate(b.tokens)
+            if t.kind == WORD and j not in matched_b and wb[j] >= 0.5
         )
-        minor = sum(1 for i, t in enumerate(a.tokens) if t.kind == GENERIC and i not in used_a) + sum(
-            1 for j, t in enumerate(b.tokens) if t.kind == GENERIC and j not in matched_b
-        )
+        minor = sum(
+            1 for i, t in enumerate(a.tokens) if t.kind == GENERIC and i not in used_a
+        ) + sum(1 for j, t in enumerate(b.tokens) if t.kind == GENERIC and j not in matched_b)
         order = sorted((i, j) for i, (j, s) in used_a.items() if a.tokens[i].kind == WORD)
         inversions = sum(
-            1 for x in range(len(order)) for y in range(x + 1, len(order)) if order[x][1] > order[y][1]
+            1
+            for x in range(len(order))
+            for y in range(x + 1, len(order))
+            if order[x][1] > order[y][1]
         )
         npairs = len(order) * (len(order) - 1) / 2
         ka = a.distinctive or a.texts  # the names as one string, distinctive words only

@@ -28,25 +28,32 @@ NUMBER = "number"
 
 ORG_SCHEMAS = frozenset({"Company", "Organization", "LegalEntity", "Vessel", "Airplane", "entity"})
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 # Legal forms after normalisation (lower case, punctuation gone), longest first.
 _LEGAL_PHRASES = """
-gesellschaft mit beschrankter haftung|aktiengesellschaft|kommanditgesellschaft|sp z o o|spolka z o o
-spolka z ograniczona odpowiedzialnoscia|spolka akcyjna|sociedad anonima|sociedad limitada
-societe anonyme|societe a responsabilite limitee|societa per azioni|societa a responsabilita limitata
-obshchestvo s ogranichennoy otvetstvennostyu|aktsionernoe obshchestvo|otkrytoe aktsionernoe obshchestvo
-zakrytoe aktsionernoe obshchestvo|publichnoe aktsionernoe obshchestvo|kabushiki kaisha|yugen kaisha
-company limited by shares|limited company|ltd liability co|public company limited|gmbh co kg
-sp zoo|spzoo|sarl|sa de cv|s de rl de cv|s de rl|sp k|sca|ab|oy|aps|sro|kft|zrt|doo|ead|ooo|zao|oao|pao
-public joint stock company|open joint stock company|closed joint stock company|joint stock company
-limited liability company|limited liability partnership|limited partnership|public limited company
-company limited|co limited|co ltd|corp ltd|pvt ltd|private limited|pte ltd|pty ltd|sdn bhd|co inc
-s a de c v|sa de cv|s de rl|s a|s r l|s p a|s a s|b v|n v|a g|l p|l l c|p l c|g m b h|joint stock
-company|co|corp|corporation|incorporated|inc|limited|ltd|llc|llp|lp|plc|gmbh|ag|sa|spa|srl|bv|nv
-oao|ojsc|zao|cjsc|pjsc|jsc|ooo|pao|ao|tov|pat|ltda|sarl|sas|kg|kk|pte|pty|bhd|fzco|fze|fzc|lc|jv
+gesellschaft mit beschrankter haftung|aktiengesellschaft|kommanditgesellschaft|sp z o o
+spolka z o o|spolka z ograniczona odpowiedzialnoscia|spolka akcyjna|sociedad anonima
+sociedad limitada|societe anonyme|societe a responsabilite limitee|societa per azioni
+societa a responsabilita limitata|obshchestvo s ogranichennoy otvetstvennostyu
+aktsionernoe obshchestvo|otkrytoe aktsionernoe obshchestvo|zakrytoe aktsionernoe obshchestvo
+publichnoe aktsionernoe obshchestvo|kabushiki kaisha|yugen kaisha|company limited by shares
+limited company|ltd liability co|public company limited|gmbh co kg|sp zoo|spzoo|sarl|sa de cv
+s de rl de cv|s de rl|sp k|sca|ab|oy|aps|sro|kft|zrt|doo|ead|public joint stock company
+open joint stock company|closed joint stock company|joint stock company
+limited liability company|limited liability partnership|limited partnership
+public limited company|company limited|co limited|co ltd|corp ltd|pvt ltd|private limited
+pte ltd|pty ltd|sdn bhd|co inc|s a de c v|sa de cv|s de rl|s a|s r l|s p a|s a s|b v|n v|a g|l p
+l l c|p l c|g m b h|joint stock|company|co|corp|corporation|incorporated|inc|limited|ltd|llc|llp
+lp|plc|gmbh|ag|sa|spa|srl|bv|nv|oao|ojsc|zao|cjsc|pjsc|jsc|ooo|pao|ao|tov|pat|ltda|sarl|sas|kg
+kk|pte|pty|bhd|fzco|fze|fzc|lc|jv
 """.replace("\n", "|")
 
 # Words too common in company names to identify anyone on their own.
-_GENERIC = """
+_GENERIC = _words("""
 technology technologies tech science sciences scientific international intl group holding holdings
 industrial industries industry trading trade traders development digital information network
 networks communication communications telecommunication telecommunications telecom electronics
@@ -57,12 +64,12 @@ commercial logistics shipping transport marine construction equipment software i
 new china chinese national state united american america world worldwide center centre office
 agency association foundation cooperative union company firm mobile cloud computing security
 video media materials power petroleum chemical chemicals university school college laboratory
-""".split()
+""")
 
-_PARTICLES = """
+_PARTICLES = _words("""
 al el bin ibn bint abu abd ul ur ud van von der den de del della di da dos das du la le of the and
 for y e und et
-""".split()
+""")
 
 _ROMAN = {
     "i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8",
@@ -206,7 +213,7 @@ def _latin_tokens(text: str) -> list[str]:
 
 
 def _person_order(raw: str) -> str:
-    """"Surname, Given names" (the lists' convention) to "Given names Surname"."""
+    """ "Surname, Given names" (the lists' convention) to "Given names Surname"."""
     if raw.count(",") == 1:
         surname, given = raw.split(",")
         if surname.strip() and given.strip():

@@ -270,8 +270,8 @@ class Vault:
             self.db.upsert(conn, t.videos, ["id"], rows)
         return len(rows)
 
-    def videos(self, grant: Grant) -> list[Video]:
-        self._grants.check(grant, "read", "Videos")
+    def videos(self, grant: Grant, *, action: str = "read") -> list[Video]:
+        self._grants.check(grant, action, "Videos")
         with self.db.read() as conn:
             rows = conn.execute(select(t.videos).order_by(t.videos.c.id)).all()
         return [
@@ -438,7 +438,14 @@ class Vault:
     ) -> dict[str, int]:
         """Event counts by ``kind`` or ``video``, over at least ``min_group``
         distinct users per reported group (smaller groups are suppressed)."""
-        self._grants.check(grant, "read", "Aggregates")
+        return self.aggregate_table(grant, by=by, min_group=min_group)[0]
+
+    def aggregate_table(
+        self, grant: Grant, *, by: str = "kind", min_group: int = 10, action: str = "read"
+    ) -> tuple[dict[str, int], int]:
+        """:meth:`aggregate_counts` and how many groups were suppressed
+        (``action`` "export" for a grant of the egress gate)."""
+        self._grants.check(grant, action, "Aggregates")
         if by not in ("kind", "video"):
             raise InvalidRecord("aggregates are by 'kind' or 'video'")
         counts: dict[str, int] = {}
@@ -450,7 +457,8 @@ class Vault:
                 k = kind if by == "kind" else video
                 counts[k] = counts.get(k, 0) + 1
                 users.setdefault(k, set()).add(uid)
-        return {k: n for k, n in sorted(counts.items()) if len(users[k]) >= min_group}
+        kept = {k: n for k, n in sorted(counts.items()) if len(users[k]) >= min_group}
+        return kept, len(counts) - len(kept)
 
     # -- export and deletion ---------------------------------------------------
 

@@ -1,0 +1,403 @@
+"""The clean room's screening desk: which list versions are loaded, the
+ownership graph, dismissed false positives — and a ledger entry for every
+list load (with its delta), every screening (query, list versions,
+candidates, scores, decision) and every dismissal (who overrode what).
+
+Lists are stored as versioned snapshots (compressed JSON); the newest version
+of each list is the one screened against. A fresh clean room loads the
+bundled lists (OFAC SDN, OFAC consolidated non-SDN, FCC Covered List).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.engine import Connection
+
+from cleanroom.ledger.log import Log
+from cleanroom.screen.errors import ScreeningInputError
+from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, delta
+from cleanroom.screen.ownership import OwnershipGraph, parse_stakes
+from cleanroom.screen.screener import Dismissal, Screener, Screening, query_key
+from cleanroom.storage import Database, Migration, migrate
+
+_meta = MetaData()
+lists_t = Table(
+    "screen_lists",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", String(64), nullable=False, index=True),
+    Column("version", String(80), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("authority", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("published", String(32), nullable=False),
+    Column("parties", LargeBinary, nullable=False),  # zlib of the parties' JSON
+    Column("count", Integer, nullable=False),
+    Column("loaded_by", String(128), nullable=False),
+    Column("loaded_ms", BigInteger, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+dismissals_t = Table(
+    "screen_dismissals",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("query_key", Text, nullable=False),
+    Column("list_id", String(64), nullable=False),
+    Column("party_id", String(128), nullable=False),
+    Column("list_version", String(80), nullable=False),
+    Column("by", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("ms", BigInteger, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+ownership_t = Table(
+    "screen_ownership",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(80), nullable=False),
+    Column("stakes", LargeBinary, nullable=False),  # zlib of the CSV
+    Column("count", Integer, nullable=False),
+    Column("loaded_by", String(128), nullable=False),
+    Column("loaded_ms", BigInteger, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+)
+
+
+def _create(conn: Connection) -> None:
+    _meta.create_all(conn, tables=[lists_t, dismissals_t, ownership_t])
+
+
+MIGRATIONS = [Migration("screen", 1, "list snapshots, dismissals, ownership", _create)]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    list_id: str
+    version: str
+    previous: str | None
+    changed: bool
+    added: int
+    modified: int
+    removed: int
+    entry: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "list": self.list_id,
+            "version": self.version,
+            "previous": self.previous,
+            "changed": self.changed,
+            "added": self.added,
+            "modified": self.modified,
+            "removed": self.removed,
+            "ledger_index": self.entry,
+        }
+
+
+def _pack(obj: Any) -> bytes:
+    return zlib.compress(json.dumps(obj, separators=(",", ":")).encode(), 6)
+
+
+def _unpack(blob: bytes) -> Any:
+    return json.loads(zlib.decompress(blob))
+
+
+class ScreeningDesk:
+    """Loads lists, screens, remembers dismissals; records all of it."""
+
+    def __init__(
+        self,
+        db: Database,
+        log: Log,
+        *,
+        affiliates_from: dt.date | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.db = db
+        self.log = log
+        self.affiliates_from = affiliates_from
+        self.clock = clock
+        migrate(db, MIGRATIONS)
+        self._lock = threading.Lock()
+        self._screener: Screener | None = None
+        self._generation: tuple[int, int, int] | None = None
+
+    def _now(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- lists ----------------------------------------------------------------------
+
+    def ensure_bundled(self, *, by: str) -> list[LoadResult]:
+        """Load the bundled lists into a clean room that has none yet."""
+        with self.db.read() as conn:
+            have = conn.execute(select(func.count()).select_from(lists_t)).scalar_one()
+        if have:
+            return []
+        return [self.load(s, by=by) for s in bundled_snapshots()]
+
+    def current(self, list_id: str) -> ListSnapshot | None:
+        with self.db.read_latest() as conn:
+            row = conn.execute(
+                select(lists_t).where(lists_t.c.list_id == list_id).order_by(lists_t.c.id.desc())
+            ).first()
+        return self._snapshot(row) if row else None
+
+    def load(self, snapshot: ListSnapshot, *, by: str) -> LoadResult:
+        """Make ``snapshot`` the current version of its list. The same content as
+        the current version changes nothing (and records nothing)."""
+        with self._lock:
+            old = self.current(snapshot.list_id)
+            if old is not None and old.version == snapshot.version:
+                return LoadResult(snapshot.list_id, snapshot.version, old.version, False, 0, 0,
+                                  0, None)  # fmt: skip
+            d = delta(old, snapshot)
+            index = self.log.append(
+                {
+                    "type": "screen.list_loaded",
+                    "v": 1,
+                    "time_ms": self._now(),
+                    "by": by,
+                    "list": snapshot.list_id,
+                    "title": snapshot.title,
+                    "authority": snapshot.authority,
+                    "source": snapshot.source,
+                    "published": snapshot.published,
+                    "version": snapshot.version,
+                    "previous": old.version if old else None,
+                    "parties": len(snapshot.parties),
+                    "delta": d.as_json(),
+                }
+            )
+            with self.db.write() as conn:
+                conn.execute(
+                    lists_t.insert().values(
+                        list_id=snapshot.list_id,
+                        version=snapshot.version,
+                        title=snapshot.title,
+                        authority=snapshot.authority,
+                        source=snapshot.source,
+                        published=snapshot.published,
+                        parties=_pack([p.as_json() for p in snapshot.parties]),
+                        count=len(snapshot.parties),
+                        loaded_by=by,
+                        loaded_ms=self._now(),
+                        ledger_index=index,
+                    )
+                )
+            return LoadResult(
+                snapshot.list_id, snapshot.version, old.version if old else None, True,
+                len(d.added), len(d.changed), len(d.removed), index,
+            )  # fmt: skip
+
+    def lists(self) -> list[dict[str, Any]]:
+        """Every loaded version, newest first per list, marked current or not."""
+        with self.db.read_latest() as conn:
+            rows = conn.execute(
+                select(
+                    lists_t.c.id, lists_t.c.list_id, lists_t.c.version, lists_t.c.title,
+                    lists_t.c.authority, lists_t.c.source, lists_t.c.published, lists_t.c.count,
+                    lists_t.c.loaded_by, lists_t.c.loaded_ms, lists_t.c.ledger_index,
+                ).order_by(lists_t.c.list_id, lists_t.c.id.desc())
+            ).all()  # fmt: skip
+        seen: set[str] = set()
+        out = []
+        for r in rows:
+            out.append(
+                {
+                    "list": r.list_id,
+                    "version": r.version,
+                    "current": r.list_id not in seen,
+                    "title": r.title,
+                    "authority": r.authority,
+                    "source": r.source,
+                    "published": r.published,
+                    "parties": r.count,
+                    "loaded_by": r.loaded_by,
+                    "loaded_ms": r.loaded_ms,
+                    "ledger_index": r.ledger_index,
+                }
+            )
+            seen.add(r.list_id)
+        return out
+
+    @staticmethod
+    def _snapshot(row: Any) -> ListSnapshot:
+        parties = tuple(Party.from_json(p) for p in _unpack(row.parties))
+        return ListSnapshot(
+            row.list_id, row.title, row.authority, parties, row.source, row.published
+        )
+
+    # -- ownership --------------------------------------------------------------------
+
+    def load_ownership(
+        self, text: str, *, by: str, source: str = "ownership.csv"
+    ) -> dict[str, Any]:
+        graph = parse_stakes(text, source)  # raises before anything is stored
+        version = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        index = self.log.append(
+            {
+                "type": "screen.ownership_loaded",
+                "v": 1,
+                "time_ms": self._now(),
+                "by": by,
+                "version": version,
+                "source": source,
+                "stakes": len(graph),
+                "entities": len(graph.nodes),
+            }
+        )
+        with self.db.write() as conn:
+            conn.execute(
+                ownership_t.insert().values(
+                    version=version, stakes=zlib.compress(text.encode()), count=len(graph),
+                    loaded_by=by, loaded_ms=self._now(), ledger_index=index,
+                )
+            )  # fmt: skip
+        return {"version": version, "stakes": len(graph), "entities": len(graph.nodes),
+                "ledger_index": index}  # fmt: skip
+
+    # -- screening ----------------------------------------------------------------------
+
+    def _current_generation(self) -> tuple[int, int, int]:
+        with self.db.read_latest() as conn:
+            row = conn.execute(
+                select(
+                    select(func.coalesce(func.max(lists_t.c.id), 0)).scalar_subquery(),
+                    select(func.coalesce(func.max(dismissals_t.c.id), 0)).scalar_subquery(),
+                    select(func.coalesce(func.max(ownership_t.c.id), 0)).scalar_subquery(),
+                )
+            ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def screener(self) -> Screener:
+        """The screener over the current lists (rebuilt when another process, or
+        this one, loaded a list, an ownership graph or a dismissal)."""
+        gen = self._current_generation()
+        with self._lock:
+            if self._screener is not None and self._generation == gen:
+                return self._screener
+            with self.db.read_latest() as conn:
+                ids = (
+                    conn.execute(select(func.max(lists_t.c.id)).group_by(lists_t.c.list_id))
+                    .scalars()
+                    .all()
+                )
+                rows = conn.execute(select(lists_t).where(lists_t.c.id.in_(ids))).all()
+                dis = conn.execute(select(dismissals_t)).all()
+                own = conn.execute(select(ownership_t).order_by(ownership_t.c.id.desc())).first()
+            snapshots = [self._snapshot(r) for r in sorted(rows, key=lambda r: r.list_id)]
+            if not snapshots:
+                raise ScreeningInputError(
+                    "no lists are loaded", hint="cleanroom screen lists load FORMAT FILE"
+                )
+            graph = parse_stakes(zlib.decompress(own.stakes).decode()) if own else OwnershipGraph()
+            old = self._screener
+            if (
+                old is not None
+                and self._generation
+                and self._generation[0] == gen[0]
+                and (self._generation[2] == gen[2])
+            ):
+                old.dismissals = {self._dismissal(d) for d in dis}  # only dismissals changed
+                self._screener = old
+            else:
+                self._screener = Screener(
+                    snapshots,
+                    ownership=graph,
+                    ownership_version=own.version if own else None,
+                    dismissals=[self._dismissal(d) for d in dis],
+                    affiliates_from=self.affiliates_from,
+                )
+            self._generation = gen
+            return self._screener
+
+    @staticmethod
+    def _dismissal(r: Any) -> Dismissal:
+        return Dismissal(r.query_key, r.list_id, r.party_id, r.list_version)
+
+    def screen(
+        self, name: str, schema: str = "any", *, by: str, purpose: str = "", record: bool = True
+    ) -> tuple[Screening, int | None]:
+        """Screen one name; the screening is a ledger entry (its index is returned)."""
+        s = self.screener().screen(name, schema)
+        index = None
+        if record:
+            index = self.log.append(
+                {
+                    "type": "screen.screening",
+                    "v": 1,
+                    "time_ms": self._now(),
+                    "by": by,
+                    "purpose": purpose,
+                    **s.ledger_body(),
+                }
+            )
+        return s, index
+
+    def dismiss(
+        self, name: str, list_id: str, party_id: str, *, by: str, reason: str
+    ) -> dict[str, Any]:
+        """Dismiss a hit as a false positive for this party and the list's
+        current version (a new version brings it back)."""
+        if not reason or not reason.strip():
+            raise ScreeningInputError("a dismissal says why the hit is a false positive")
+        screening = self.screener().screen(name)
+        hit = next(
+            (
+                h
+                for h in screening.hits
+                if h.entry.list_id == list_id and h.entry.party.id == party_id
+            ),
+            None,
+        )
+        if hit is None:
+            raise ScreeningInputError(
+                f"{party_id} of {list_id} is not among the candidates for {name!r}",
+                hint="screen the name first and dismiss one of its candidates",
+            )
+        key = query_key(name)
+        index = self.log.append(
+            {
+                "type": "screen.dismissed",
+                "v": 1,
+                "time_ms": self._now(),
+                "by": by,
+                "query": screening.query,
+                "list": list_id,
+                "party_id": party_id,
+                "listed_name": hit.entry.party.name,
+                "list_version": hit.entry.version,
+                "score": round(hit.score, 4),
+                "reason": reason.strip(),
+            }
+        )
+        with self.db.write() as conn:
+            conn.execute(
+                dismissals_t.insert().values(
+                    query_key=key, list_id=list_id, party_id=party_id,
+                    list_version=hit.entry.version, by=by, reason=reason.strip(),
+                    ms=self._now(), ledger_index=index,
+                )
+            )  # fmt: skip
+        return {"list": list_id, "party_id": party_id, "list_version": hit.entry.version,
+                "ledger_index": index}  # fmt: skip
