@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - older typer
     NoArgsIsHelpError = ClickException  # type: ignore[misc,assignment]
 
 from cleanroom.cli_release import release_app
+from cleanroom.cli_screen import screen_app
 from cleanroom.config import (
     DEFAULT_JURISDICTION,
     DEFAULT_OPERATOR,
@@ -55,6 +56,7 @@ app.add_typer(principal_app, name="principal")
 app.add_typer(deletion_app, name="deletion")
 app.add_typer(policy_app, name="policy")
 app.add_typer(release_app, name="release")
+app.add_typer(screen_app, name="screen")
 
 
 class State:
@@ -133,12 +135,14 @@ def init(
         cp = LedgerStore(db, config.origin, signer).init()
     finally:
         db.dispose()
-    from cleanroom.deployment import bootstrap
+    from cleanroom.deployment import bootstrap, ensure_screening
     from cleanroom.room import CleanRoom
 
-    # the keyring, the system principals, and the first releases (on the record)
+    # the keyring, the system principals, the first releases and the bundled
+    # restricted-party lists (all on the record)
     with CleanRoom.open(dd, background=False) as room:
         bootstrapped = bootstrap(room, dd)
+        ensure_screening(room)
         room.log.integrate()
     typer.echo(f"data directory: {dd.path}")
     typer.echo(

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cleanroom.config import DataDir
+from cleanroom.release.registry import KINDS
 from cleanroom.storage.errors import CleanroomError
 
 release_app = typer.Typer(
@@ -20,7 +21,6 @@ release_app = typer.Typer(
 )
 reviewer_app = typer.Typer(help="Reviewers and their public keys.", no_args_is_help=True)
 release_app.add_typer(reviewer_app, name="reviewer")
-from cleanroom.release.registry import KINDS  # noqa: E402
 
 
 def _dd() -> DataDir:

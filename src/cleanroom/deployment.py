@@ -367,6 +367,10 @@ class InfraRefused(CleanroomError):
     status = 503
     title = "Infrastructure not cleared"
 
+    def __init__(self, message: str, report: dict[str, Any], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.report = report
+
 
 def infra_manifest(path: Path) -> tuple[str, dict[str, Any]]:
     """(digest, release manifest) of an infrastructure manifest file."""
@@ -442,6 +446,7 @@ def check_infrastructure(room: CleanRoom, path: Path | None = None) -> dict[str,
         )
         raise InfraRefused(
             f"the deployment runs on flagged providers ({names}): {why}; refused (entry {entry})",
+            out,
             hint="cleanroom screen infra MANIFEST shows why",
         )
     return out

@@ -24,6 +24,7 @@ SYSTEM_PRINCIPALS = (
     ("recommender", "service", "operator", "recommender"),
     ("deletion-service", "service", "operator", "deletion"),
     ("ledger-writer", "service", "operator", "ledger"),
+    ("screening-service", "service", "operator", "screening"),
 )
 
 

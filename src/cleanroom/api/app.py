@@ -14,10 +14,17 @@ from cleanroom.api import (
     platform_routes,
     problems,
     release_routes,
+    screen_routes,
     witness_routes,
 )
 from cleanroom.config import DataDir
-from cleanroom.deployment import bootstrap, load_model_config, load_policy
+from cleanroom.deployment import (
+    bootstrap,
+    check_infrastructure,
+    ensure_screening,
+    load_model_config,
+    load_policy,
+)
 from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import Witness
@@ -46,6 +53,10 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
                 # the deploy check: only the live approved policy set and model
                 # configuration load (a fresh clean room bootstraps them, on record)
                 bootstrap(room, dd)
+                # the bundled lists on a fresh clean room; the Clean Network
+                # check of the configured manifest (refuses to start when flagged)
+                ensure_screening(room)
+                app.state.infra = check_infrastructure(room)
                 app.state.policy_release = load_policy(room)
                 ranking, app.state.model_release = load_model_config(room)
             except Exception:
@@ -102,6 +113,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         app.include_router(platform_routes.router())
         app.include_router(foryou_routes.router())
         app.include_router(release_routes.router())
+        app.include_router(screen_routes.router())
     if serve_witness:
         app.include_router(witness_routes.router())
     return app

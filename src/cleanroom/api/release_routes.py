@@ -28,7 +28,7 @@ from cleanroom.release.models import live_at, served_feed, timeline
 from cleanroom.release.verify import ledger_entries
 from cleanroom.room import CleanRoom
 
-Kind = Literal["source", "model", "policy"]
+Kind = Literal["source", "model", "policy", "infra"]
 
 
 class Submission(BaseModel):
@@ -38,7 +38,7 @@ class Submission(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     manifest: dict[str, Any] = Field(
         description="policy: {files: {name: text}}; model: {config: ranking.json}; "
-        "source: {files: {path: sha256 hex}}"
+        "source: {files: {path: sha256 hex}}; infra: {files: {name: manifest YAML}}"
     )
 
 

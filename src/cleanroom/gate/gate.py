@@ -39,6 +39,7 @@ RESOURCE_CLASSES: dict[str, str] = {
     "Models": "metadata",
     "Feeds": "metadata",
     "Releases": "metadata",
+    "Screenings": "metadata",
 }
 ACTIONS = ("read", "write", "export", "delete")
 PURPOSES = (

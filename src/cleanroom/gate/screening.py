@@ -33,8 +33,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from cleanroom.ledger.entries import encode_entry
 from cleanroom.ledger.log import Log
 from cleanroom.screen.errors import ScreeningInputError
+from cleanroom.screen.index import check_name, check_schema
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, delta
 from cleanroom.screen.ownership import OwnershipGraph, parse_stakes
 from cleanroom.screen.screener import Dismissal, Screener, Screening, query_key
@@ -87,6 +89,7 @@ def _create(conn: Connection) -> None:
     _meta.create_all(conn, tables=[lists_t, dismissals_t, ownership_t])
 
 
+MAX_BATCH = 100_000
 MIGRATIONS = [Migration("screen", 1, "list snapshots, dismissals, ownership", _create)]
 
 
@@ -353,6 +356,35 @@ class ScreeningDesk:
                 }
             )
         return s, index
+
+    def screen_many(
+        self, queries: list[tuple[str, str]], *, by: str, purpose: str = ""
+    ) -> list[tuple[Screening, int]]:
+        """Screen a batch of (name, schema); every name is checked before any is
+        screened, and the screenings go onto the ledger in one bulk append."""
+        if len(queries) > MAX_BATCH:
+            raise ScreeningInputError(
+                f"a batch has at most {MAX_BATCH:,} names; this one has {len(queries):,}",
+                hint="split the file",
+            )
+        for n, (name, schema) in enumerate(queries, 1):
+            try:
+                check_name(name)
+                check_schema(schema)
+            except ScreeningInputError as e:
+                raise ScreeningInputError(f"row {n}: {e.message}", hint=e.hint) from None
+        screener = self.screener()
+        done = [screener.screen(name, schema) for name, schema in queries]
+        now = self._now()
+        bodies = [
+            encode_entry(
+                {"type": "screen.screening", "v": 1, "time_ms": now, "by": by,
+                 "purpose": purpose, **s.ledger_body()}
+            )
+            for s in done
+        ]  # fmt: skip
+        indices = self.log.append_many(bodies) if bodies else []
+        return list(zip(done, indices, strict=True))
 
     def dismiss(
         self, name: str, list_id: str, party_id: str, *, by: str, reason: str
