@@ -33,8 +33,9 @@ def test_init_append_get_proof_verify(tmp_path: Path) -> None:
     r = run(["ledger", "append"], dd, entries)
     assert r.returncode == 0, r.stderr
     first, second = (int(x) for x in r.stdout.split())
-    # after the 10 bootstrap entries: 2 reviewers, 2 submissions, 4 reviews, 2 deployments
-    assert (first, second) == (10, 11)
+    # after the 13 bootstrap entries: 2 reviewers, 2 submissions, 4 reviews, 2 deployments,
+    # 3 bundled restricted-party lists
+    assert (first, second) == (13, 14)
     r = run(["ledger", "get", "11"], dd)
     assert r.stdout.strip() == '{"n":2,"type":"cli.test","v":1}'
     proof = run(["ledger", "proof", "11"], dd).stdout

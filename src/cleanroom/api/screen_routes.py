@@ -18,7 +18,7 @@ from cleanroom.api.problems import problem
 from cleanroom.gate.egress import ExportRequest, flow_summary
 from cleanroom.release.verify import ledger_entries
 from cleanroom.screen.errors import ScreeningInputError
-from cleanroom.screen.index import MAX_NAME_CHARS
+from cleanroom.screen.index import MAX_NAME_CHARS, check_name
 
 MAX_API_BATCH = 1_000
 Schema = Literal["any", "Person", "Company", "Organization", "LegalEntity", "Vessel", "Airplane"]
@@ -69,6 +69,13 @@ def router() -> APIRouter:
                 f"a batch has 1 to {MAX_API_BATCH} names; this one has {len(body.names)}",
                 hint="screen larger files with `cleanroom screen batch`",
             )
+
+        for n, name in enumerate([body.name] if body.name is not None else body.names or []):
+            try:  # the whole request is checked before anything is decided or recorded
+                check_name(name)
+            except ScreeningInputError as e:
+                where = "name" if body.name is not None else f"names[{n}]"
+                raise ScreeningInputError(f"{where}: {e.message}") from None
 
         def run() -> JSONResponse:
             room.gate.require(who, "write", "Screenings")
@@ -121,7 +128,7 @@ def router() -> APIRouter:
             who,
             ExportRequest(
                 body.recipient, body.country, body.kind, body.purpose, body.by, body.min_group_size
-            ),  # fmt: skip
+            ),
         )
         if not result.allowed:
             return problem(

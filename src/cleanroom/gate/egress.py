@@ -261,12 +261,12 @@ def _data_class(resource: str) -> str:
     return RESOURCE_CLASSES[resource]
 
 
-def flow_summary(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Count export flows in ledger entries by destination and data class
-    (what the oversight body runs on the entries it fetched)."""
+def flow_summary(entries: Iterable[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """Count export flows in ledger entries ``(index, entry)`` by destination
+    and data class (what the oversight body runs on the entries it fetched)."""
     by_dest: Counter[tuple[str, str, str]] = Counter()
     total: Counter[str] = Counter()
-    for e in entries:
+    for _, e in entries:
         if e.get("type") != "egress.flow":
             continue
         by_dest[(e["country"], e["data_class"], e["decision"])] += 1
