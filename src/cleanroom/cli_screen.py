@@ -16,7 +16,9 @@ from typing import Annotated, Any
 
 import typer
 
+from cleanroom.gate.screening import MAX_BATCH
 from cleanroom.screen.errors import ScreeningInputError
+from cleanroom.screen.index import check_name, check_schema
 from cleanroom.storage.errors import CleanroomError
 
 screen_app = typer.Typer(
@@ -113,6 +115,17 @@ def read_batch(path: Path, column: str) -> list[tuple[str, str]]:
         raise ScreeningInputError(f"{path.name} is not valid CSV: {e}") from None
     if not rows:
         raise ScreeningInputError(f"{path.name} has no rows to screen")
+    if len(rows) > MAX_BATCH:
+        raise ScreeningInputError(
+            f"{path.name} has {len(rows):,} rows; a batch has at most {MAX_BATCH:,}",
+            hint="split the file",
+        )
+    for n, (name, schema) in enumerate(rows, 2):
+        try:
+            check_name(name)
+            check_schema(schema)
+        except ScreeningInputError as e:
+            raise ScreeningInputError(f"{path.name} line {n}: {e.message}", hint=e.hint) from None
     return rows
 
 
