@@ -31,10 +31,16 @@ def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
         videos = [{"id": f"v{i}", "creator": f"c{i % 3}"} for i in range(4)]
         assert a.call("POST", "/v1/videos", "app", json={"videos": videos}).status_code == 200
         events = [
-            {"id": f"e{i}", "user": users[i % 12], "video": f"v{i % 4}",
-             "kind": "view" if i < 24 else "like", "ts_ms": 1000 + i, "watch_ms": 3000}
+            {
+                "id": f"e{i}",
+                "user": users[i % 12],
+                "video": f"v{i % 4}",
+                "kind": "view" if i < 24 else "like",
+                "ts_ms": 1000 + i,
+                "watch_ms": 3000,
+            }
             for i in range(30)
-        ]  # fmt: skip
+        ]
         r = a.call("POST", "/v1/events", "app", json={"events": events})
         assert r.status_code == 200, r.text
         yield a
@@ -62,8 +68,12 @@ def test_screening_a_listed_name_is_a_match_with_its_reasons_on_the_ledger(api: 
 
 
 def test_batch_screening_and_bad_input_write_nothing(api: Api) -> None:
-    r = api.call("POST", "/v1/screen", "alice",
-                 json={"names": ["ZTE Corporation", "Acme Bakery LLC"], "explain": False})  # fmt: skip
+    r = api.call(
+        "POST",
+        "/v1/screen",
+        "alice",
+        json={"names": ["ZTE Corporation", "Acme Bakery LLC"], "explain": False},
+    )
     assert r.status_code == 200, r.text
     assert [d["decision"] for d in r.json()] == ["match", "clear"]
     before = len(api.ledger())
@@ -99,9 +109,17 @@ def test_a_dismissed_false_positive_is_remembered_for_that_list_version(api: Api
     name = "Northwind Example Trading Co."
     first = api.call("POST", "/v1/screen", "alice", json={"name": name}).json()
     assert first["decision"] == "match"
-    r = api.call("POST", "/v1/screen/dismissals", "alice", json={
-        "name": name, "list": "operator:test", "party_id": "test:1",
-        "reason": "different company: registered in Ohio, checked the registry"})  # fmt: skip
+    r = api.call(
+        "POST",
+        "/v1/screen/dismissals",
+        "alice",
+        json={
+            "name": name,
+            "list": "operator:test",
+            "party_id": "test:1",
+            "reason": "different company: registered in Ohio, checked the registry",
+        },
+    )
     assert r.status_code == 201, r.text
     again = api.call("POST", "/v1/screen", "alice", json={"name": name}).json()
     assert again["decision"] == "clear"
@@ -109,13 +127,20 @@ def test_a_dismissed_false_positive_is_remembered_for_that_list_version(api: Api
     [d] = entries(api, "screen.dismissed")
     assert d["by"] == "alice" and d["list_version"] == snap.version and "Ohio" in d["reason"]
     # a new version of the list brings the hit back for review
-    changed = Party("test:1", "Northwind Example Trading Company", rule="ofac-50",
-                    remarks="updated listing")  # fmt: skip
+    changed = Party(
+        "test:1", "Northwind Example Trading Company", rule="ofac-50", remarks="updated listing"
+    )
     desk.load(ListSnapshot("operator:test", "Test list", "Tester", (changed,)), by="ops")
-    assert api.call("POST", "/v1/screen", "alice", json={"name": name}).json()["decision"] == "match"
+    assert (
+        api.call("POST", "/v1/screen", "alice", json={"name": name}).json()["decision"] == "match"
+    )
     # dismissing something that is not a candidate is refused
-    r = api.call("POST", "/v1/screen/dismissals", "alice", json={
-        "name": name, "list": "ofac-sdn", "party_id": "sdn:306", "reason": "x"})  # fmt: skip
+    r = api.call(
+        "POST",
+        "/v1/screen/dismissals",
+        "alice",
+        json={"name": name, "list": "ofac-sdn", "party_id": "sdn:306", "reason": "x"},
+    )
     assert r.status_code == 422
 
 
@@ -138,27 +163,51 @@ def test_loading_lists_records_versions_and_deltas(api: Api) -> None:
 
 def test_exports_through_the_egress_gate(api: Api) -> None:
     # aggregates for research to a clean partner: allowed, small groups suppressed
-    ok = api.call("POST", "/v1/exports", "rita", json={
-        "recipient": "Example University Research Lab", "country": "US", "kind": "aggregates",
-        "by": "kind"})  # fmt: skip
+    ok = api.call(
+        "POST",
+        "/v1/exports",
+        "rita",
+        json={
+            "recipient": "Example University Research Lab",
+            "country": "US",
+            "kind": "aggregates",
+            "by": "kind",
+        },
+    )
     assert ok.status_code == 200, ok.text
     body = ok.json()
     assert body["data"] == {"view": 24} and body["suppressed_groups"] == 1  # "like": 6 users
     # the same to a listed party: refused on the record
-    listed = api.call("POST", "/v1/exports", "rita", json={
-        "recipient": "Huawei Technologies Co., Ltd.", "country": "CN", "kind": "aggregates"})  # fmt: skip
+    listed = api.call(
+        "POST",
+        "/v1/exports",
+        "rita",
+        json={"recipient": "Huawei Technologies Co., Ltd.", "country": "CN", "kind": "aggregates"},
+    )
     assert listed.status_code == 403
     assert listed.headers["content-type"].startswith("application/problem+json")
     assert any("recipient is listed" in x for x in listed.json()["reasons"])
     # protected data never leaves
-    protected = api.call("POST", "/v1/exports", "ops", json={
-        "recipient": "Example University Research Lab", "country": "US", "kind": "user_data"})  # fmt: skip
+    protected = api.call(
+        "POST",
+        "/v1/exports",
+        "ops",
+        json={"recipient": "Example University Research Lab", "country": "US", "kind": "user_data"},
+    )
     assert protected.status_code == 403
     assert "protected-never-exported" in protected.json()["detail"]
     # groups smaller than the minimum may not be asked for
-    small = api.call("POST", "/v1/exports", "rita", json={
-        "recipient": "Example University Research Lab", "country": "US", "kind": "aggregates",
-        "min_group_size": 2})  # fmt: skip
+    small = api.call(
+        "POST",
+        "/v1/exports",
+        "rita",
+        json={
+            "recipient": "Example University Research Lab",
+            "country": "US",
+            "kind": "aggregates",
+            "min_group_size": 2,
+        },
+    )
     assert small.status_code == 403 and "at least 10" in small.json()["detail"]
     flows = entries(api, "egress.flow")
     assert [f["decision"] for f in flows] == ["allow", "refuse", "refuse", "refuse"]
@@ -181,8 +230,9 @@ def test_dsp_bulk_threshold_toward_a_country_of_concern(api: Api, monkeypatch) -
     second = api.call("POST", "/v1/exports", "ops", json=body)  # 3 + 3 > 4 over 12 months
     assert second.status_code == 403
     assert "28 CFR 202.205" in second.json()["detail"]
-    elsewhere = api.call("POST", "/v1/exports", "ops", json={**body, "country": "DE",
-                                                             "recipient": "Example GmbH"})  # fmt: skip
+    elsewhere = api.call(
+        "POST", "/v1/exports", "ops", json={**body, "country": "DE", "recipient": "Example GmbH"}
+    )
     assert elsewhere.status_code == 200
     flows = entries(api, "egress.flow")
     assert [f["country_of_concern"] for f in flows] == [True, True, False]

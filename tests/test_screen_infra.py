@@ -37,15 +37,22 @@ providers:
   - {kind: cdn, name: Akamai Technologies, country: US}
   - {kind: carrier, name: Lumen Technologies, country: US}
 """
-FLAGGED = CLEAN + """
-  - {kind: equipment, name: Hangzhou Hikvision Digital Technology Co. Ltd., category: camera, country: CN}
+FLAGGED = (
+    CLEAN
+    + """
+  - {kind: equipment, name: Hangzhou Hikvision Digital Technology Co. Ltd., category: camera,
+     country: CN}
   - {kind: cloud, name: Alibaba Cloud, country: CN}
-"""  # noqa: E501
-ROUTER_ONLY = CLEAN + """
+"""
+)
+ROUTER_ONLY = (
+    CLEAN
+    + """
   - {kind: equipment, name: Example Networks, category: router, country: TW}
 exceptions:
   - {provider: Example Networks, approval: "conditional approval 2026-04-01"}
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +110,18 @@ def _dir_with_manifest(data_dir: DataDir, text: str) -> Path:
 def _infra_entries(data_dir: DataDir) -> list[dict]:
     with CleanRoom.open(data_dir, start=False) as room:
         return [
-            e for _, b in room.log.store.entries() if (e := decode_entry(b))["type"] == "screen.infra"
+            e
+            for _, b in room.log.store.entries()
+            if (e := decode_entry(b))["type"] == "screen.infra"
         ]
 
 
 def test_server_refuses_to_start_on_a_flagged_manifest(data_dir: DataDir) -> None:
     _dir_with_manifest(data_dir, FLAGGED)
-    with pytest.raises(InfraRefused, match="Alibaba Cloud"), TestClient(create_app(str(data_dir.path))):
+    with (
+        pytest.raises(InfraRefused, match="Alibaba Cloud"),
+        TestClient(create_app(str(data_dir.path))),
+    ):
         pass
     [entry] = _infra_entries(data_dir)
     assert entry["ok"] is False and len(entry["flagged"]) == 2
@@ -117,14 +129,16 @@ def test_server_refuses_to_start_on_a_flagged_manifest(data_dir: DataDir) -> Non
 
 def test_exceptions_count_only_as_an_approved_infra_release(data_dir: DataDir) -> None:
     path = _dir_with_manifest(data_dir, ROUTER_ONLY)
-    with pytest.raises(InfraRefused, match="not an approved infra release"), TestClient(
-        create_app(str(data_dir.path))
+    with (
+        pytest.raises(InfraRefused, match="not an approved infra release"),
+        TestClient(create_app(str(data_dir.path))),
     ):
         pass
     digest, manifest = infra_manifest(path)
     with CleanRoom.open(data_dir, background=False) as room:
-        art = room.releases.submit("infra", "deploy.yaml", digest, manifest,
-                                   submitted_by="ops", org="operator")  # fmt: skip
+        art = room.releases.submit(
+            "infra", "deploy.yaml", digest, manifest, submitted_by="ops", org="operator"
+        )
         for name, org in (("operator-reviewer", "operator"), ("oversight-reviewer", "oversight")):
             key = reviewer_key(data_dir, name)
             room.releases.review(digest, sign_review(key, art, org=org, comment="router ok"))
@@ -148,10 +162,21 @@ def test_cli_infra_exit_codes(data_dir: DataDir, tmp_path: Path) -> None:
 
     def run(path: Path) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "cleanroom.cli", "--data-dir", str(data_dir.path),
-             "screen", "infra", str(path), "--json"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cleanroom.cli",
+                "--data-dir",
+                str(data_dir.path),
+                "screen",
+                "infra",
+                str(path),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     ok = run(clean)
     assert ok.returncode == 0, ok.stderr

@@ -51,9 +51,14 @@ def test_bundled_ns_cmic_rows_carry_linked_parents_and_no_inheritance():
 def test_fcc_covered_list_names_companies_and_categories():
     fcc = bundled_snapshots()[2]
     names = {p.name for p in fcc.parties if p.kind == "entity"}
-    assert {"Huawei Technologies Company", "ZTE Corporation", "Dahua Technology Company",
-            "Hytera Communications Corporation", "Pacific Networks Corp",
-            "ComNet (USA) LLC"} <= names  # fmt: skip
+    assert {
+        "Huawei Technologies Company",
+        "ZTE Corporation",
+        "Dahua Technology Company",
+        "Hytera Communications Corporation",
+        "Pacific Networks Corp",
+        "ComNet (USA) LLC",
+    } <= names
     routers = fcc.by_id()["fcc-category:router"]
     assert routers.kind == "category" and routers.listed_on == "March 23, 2026"
 
@@ -73,9 +78,11 @@ def test_csl_json_and_csv_give_the_same_parties_with_their_rules():
 
 def test_operator_list_in_the_documented_format():
     snap = load_operator(
-        DATA / "operator_uel.csv", list_id="operator:cn-uel",
-        title="Unreliable Entity List", authority="PRC MOFCOM",
-    )  # fmt: skip
+        DATA / "operator_uel.csv",
+        list_id="operator:cn-uel",
+        title="Unreliable Entity List",
+        authority="PRC MOFCOM",
+    )
     assert [p.id for p in snap.parties] == ["cn-uel:UEL-2023-01", "cn-uel:UEL-2023-02"]
     assert snap.parties[0].aliases == ("Lockheed Martin MFC",)
 
@@ -94,7 +101,7 @@ def test_version_is_the_content_and_delta_says_what_changed():
 @pytest.mark.parametrize(
     ("fmt", "content", "message"),
     [
-        ("ofac-sdn", "36,\"AEROCARIBBEAN\",-0- ,\"CUBA\"\n", "4 fields"),
+        ("ofac-sdn", '36,"AEROCARIBBEAN",-0- ,"CUBA"\n', "4 fields"),
         ("ofac-sdn", "", "no entries"),
         ("ofac-sdn", 'x,"NAME",-0- ,"P",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0-\n', "not a number"),
         ("ofac-sdn", '7,"",-0- ,"P",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0-\n', "no name"),

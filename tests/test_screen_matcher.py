@@ -20,8 +20,12 @@ def matcher():
 
 
 def test_legal_forms_are_one_class(matcher):
-    names = ["Hytera Communications Co., Ltd.", "Hytera Communications Company",
-             "Hytera Communications Corporation", "海能达通信股份有限公司"]  # fmt: skip
+    names = [
+        "Hytera Communications Co., Ltd.",
+        "Hytera Communications Company",
+        "Hytera Communications Corporation",
+        "海能达通信股份有限公司",
+    ]
     keys = {normalize(n).key for n in names}
     assert keys == {"hytera communications"}
     assert all(normalize(n).legal == ("company",) for n in names)
@@ -84,7 +88,7 @@ def test_explanation_adds_up_to_the_score(matcher):
 
 
 names = st.text(
-    alphabet=st.sampled_from(list("abcdefghijklmnoprstuvwyz ,.-&") + ["华", "为", "Ж", "é"]),
+    alphabet=st.sampled_from([*"abcdefghijklmnoprstuvwyz ,.-&", "华", "为", "Ж", "é"]),
     min_size=1,
     max_size=40,
 ).filter(lambda s: s.strip(" ,.-&"))
@@ -108,11 +112,23 @@ def test_a_name_with_a_distinctive_word_matches_itself(a):
 
 
 GENERIC_WORDS = st.lists(
-    st.sampled_from(["international", "technology", "group", "holdings", "trading", "beijing",
-                     "shanghai", "hong kong", "china", "development"]),
+    st.sampled_from(
+        [
+            "international",
+            "technology",
+            "group",
+            "holdings",
+            "trading",
+            "beijing",
+            "shanghai",
+            "hong kong",
+            "china",
+            "development",
+        ]
+    ),
     min_size=1,
     max_size=5,
-)  # fmt: skip
+)
 LEGAL_FORMS = st.sampled_from(["", " Co., Ltd.", " Limited", " Corporation", " 有限公司"])
 
 

@@ -93,9 +93,10 @@ def test_bis_affiliates_rule_applies_from_its_effective_date_only():
 def test_rules_do_not_mix_ofac_and_bis_stakes():
     g = graph(("X", "Mixed", 25), ("Listed Co", "Mixed", 25))
     covered = g.covered(
-        {"x": [SDN], "listed co": [EL]}, as_of=dt.date(2026, 12, 1),
+        {"x": [SDN], "listed co": [EL]},
+        as_of=dt.date(2026, 12, 1),
         affiliates_from=dt.date(2026, 11, 10),
-    )  # fmt: skip
+    )
     assert "mixed" not in covered
 
 

@@ -96,6 +96,7 @@ def run_demo(keep: bool = False) -> None:
         _clean_room(server, {n: t for n, (t, _) in tokens.items()}, log_dir, base)
         _for_you(server, {n: t for n, (t, _) in tokens.items()})
         _releases(dd, server, tokens["olga-oversight"][0])
+        _screening(dd, server, {n: t for n, (t, _) in tokens.items()}, base)
         _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer)
     finally:
         server.stop()
@@ -396,6 +397,79 @@ def _releases(dd: DataDir, server: ServerProcess, oversight_token: str) -> None:
     )
 
 
+MANIFEST = """\
+deployment: cleanroom-us-east
+jurisdiction: US
+providers:
+  - {kind: cloud, name: Oracle Cloud Infrastructure, country: US}
+  - {kind: cdn, name: Alibaba Cloud, country: CN}
+  - {kind: carrier, name: Lumen Technologies, country: US}
+  - {kind: equipment, name: Hangzhou Hikvision Digital Technology Co., Ltd., category: camera,
+     product: lobby cameras, country: CN}
+"""
+
+
+def _screening(dd: DataDir, server: ServerProcess, tokens: dict[str, str], base: Path) -> None:
+    """Issue 6: data leaves only to screened recipients, of permitted classes,
+    on record; the clean room does not run on covered providers."""
+    from cleanroom.deployment import InfraRefused, check_infrastructure
+    from cleanroom.room import CleanRoom
+
+    def call(method: str, path: str, who: str, **kw) -> httpx.Response:
+        h = {"Authorization": f"Bearer {tokens[who]}"}
+        return httpx.request(method, server.url + path, headers=h, timeout=120, **kw)
+
+    _step("14. Exports through the egress gate: a listed company is refused, a researcher served")
+    r = call("POST", "/v1/screen", "alice-support", json={"name": "海康威视", "explain": True})
+    doc = r.json()
+    best = doc["candidates"][0]
+    feats = best["explanation"]["features"]
+    console.print(
+        f"screen '海康威视' -> [bold]{doc['decision']}[/]: {best['listed_name']} on {best['list']} "
+        f"(score {best['score']:.2f}; tokens {best['explanation']['query_tokens']} vs "
+        f"{best['explanation']['candidate_tokens']}; weakest pair "
+        f"{feats['weakest_pair']['value']:.2f}, joined {feats['joined']['value']:.2f})"
+    )
+    dahua = "Zhejiang Dahua Technology Co., Ltd."
+    refused = call("POST", "/v1/exports", "rita-research",
+                   json={"recipient": dahua, "country": "CN", "kind": "aggregates"})  # fmt: skip
+    console.print(f"export of aggregates to Zhejiang Dahua Technology (CN): "
+                  f"[red]{refused.status_code}[/] {refused.json()['detail']}")  # fmt: skip
+    ok = call("POST", "/v1/exports", "rita-research", json={
+        "recipient": "Example State University Social Media Lab", "country": "US",
+        "kind": "aggregates", "by": "kind", "min_group_size": 10})  # fmt: skip
+    body = ok.json()
+    console.print(f"export of aggregates to a university lab (US): [green]{ok.status_code}[/], "
+                  f"{body['rows']} groups of >= 10 users ({body['suppressed_groups']} suppressed): "
+                  f"{body['data']}")  # fmt: skip
+    profile = call("POST", "/v1/exports", "oscar-ops", json={
+        "recipient": "Example State University Social Media Lab", "country": "US",
+        "kind": "user_data"})  # fmt: skip
+    console.print(f"export of user data, same lab: [red]{profile.status_code}[/] "
+                  f"{profile.json()['detail']}")  # fmt: skip
+    flows = call("GET", "/v1/exports", "olga-oversight").json()
+    dest = [(f["country"], f["data_class"], f["decision"]) for f in flows["by_destination"]]
+    console.print(f"the oversight body counts the flows on the ledger: {flows['flows']} flows, "
+                  f"{flows['allowed']} allowed, {flows['refused']} refused, by destination "
+                  f"{dest}")  # fmt: skip
+
+    _step("15. The Clean Network check of a deployment manifest")
+    manifest = base / "deploy.yaml"
+    manifest.write_text(MANIFEST)
+    with CleanRoom.open(dd, background=False) as room:
+        try:
+            check_infrastructure(room, manifest)
+            console.print("manifest clean")
+        except InfraRefused as e:
+            for f in e.report["findings"]:
+                if f["flagged"]:
+                    console.print(f"[red]FLAGGED[/] {f['kind']} {f['name']}: "
+                                  f"{'; '.join(f['reasons'])}", highlight=False)  # fmt: skip
+            console.print(f"a server configured with this manifest refuses to start: "
+                          f"[red]{e.message}[/]")  # fmt: skip
+        room.log.integrate()
+
+
 def _shredded(copy: Path, log_dir: Path) -> None:
     """Open the backup with everything the operator still has: keyring and key store."""
     from cleanroom.room import keyring
@@ -438,7 +512,7 @@ def _shredded(copy: Path, log_dir: Path) -> None:
 def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     from cleanroom.ledger.note import parse_verifier
 
-    _step("14. The log publishes a checkpoint of every decision; the witness cosigns it")
+    _step("16. The log publishes a checkpoint of every decision; the witness cosigns it")
     size = _ledger_size(log_dir)
     deadline = time.monotonic() + 30
     note = ""
@@ -449,7 +523,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         time.sleep(0.1)
     console.print(Panel(note.rstrip(), title="GET /log/checkpoint"))
 
-    _step("15. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
+    _step("17. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
     monitor = Monitor(
         server.url + "/log/",
         parse_verifier(log_vkey),
@@ -464,7 +538,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"cosigned by {', '.join(report.cosigners)}"
     )
 
-    _step("16. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
+    _step("18. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
     proof_text = httpx.get(server.url + "/v1/ledger/proofs/inclusion", params={"index": 42}).text
     entry_body = httpx.get(server.url + "/v1/ledger/entries/42").json()["entry"]
     console.print(f"entry 42: {entry_body['type']} by {entry_body.get('principal')}")
@@ -476,7 +550,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     console.print(proof_text.split("\n\n")[0])
     console.print(f"[green]entry 42 is included[/] in the cosigned tree of size {cp.size}")
 
-    _step("17. A forked checkpoint (signed with the log key) is refused by the witness")
+    _step("19. A forked checkpoint (signed with the log key) is refused by the witness")
     fork = MemoryTree()
     for i in range(size + 5):
         fork.append(f"forged {i}".encode())
@@ -488,7 +562,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"witness answered [bold]{resp.status_code}[/]: {resp.json().get('detail', resp.text)}"
     )
 
-    _step("18. An insider edits two stored decisions; a full audit by the monitor catches it")
+    _step("20. An insider edits two stored decisions; a full audit by the monitor catches it")
     con = sqlite3.connect(log_dir / "cleanroom.db")
     denied = [
         idx
