@@ -16,9 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cleanroom.gate.screening import MAX_BATCH
 from cleanroom.screen.errors import ScreeningInputError
-from cleanroom.screen.index import check_name, check_schema
 from cleanroom.storage.errors import CleanroomError
 
 screen_app = typer.Typer(
@@ -98,6 +96,9 @@ def screen_name(
 def read_batch(path: Path, column: str) -> list[tuple[str, str]]:
     """(name, schema) per row of a CSV with a ``column`` column (and an optional
     ``schema`` column); every row is checked before anything is screened."""
+    from cleanroom.gate.screening import MAX_BATCH
+    from cleanroom.screen.index import check_name, check_schema
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:

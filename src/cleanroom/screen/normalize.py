@@ -16,7 +16,6 @@ from functools import cache
 from importlib import resources
 
 from anyascii import anyascii
-from pypinyin import lazy_pinyin
 
 # Kinds of token.
 WORD = "word"  # distinctive (its weight comes from how rare it is in the lists)
@@ -153,6 +152,8 @@ def _terms() -> _Terms:
 def _han_segments(run: str, org: bool) -> list[str]:
     """A run of Chinese characters as Latin words: known terms by longest match,
     the rest in pinyin (one word per unknown stretch; for people, surname apart)."""
+    from pypinyin import lazy_pinyin  # its dictionary loads on first use only
+
     terms = _terms()
     if not org:
         syllables = lazy_pinyin(run)
