@@ -71,6 +71,12 @@ def test_generic_words_never_make_a_match(matcher, a, b):
     assert c.score < matcher.threshold, c.explain()
 
 
+def test_places_align_only_with_places_and_lookalike_words_do_not_match(matcher):
+    c = matcher.compare("Hangzhou Hikvision Digital Technology Co., Ltd.", "HAMZA DIVISION")
+    assert ("hangzhou", "hamza") not in {(a, b) for a, b, _ in c.pairs}
+    assert c.score < matcher.threshold, c.explain()
+
+
 def test_people_reordered_and_in_another_script(matcher):
     assert matcher.score("Smith, John", "John Smith", "Person") >= 0.5
     assert matcher.score("Сергей Лавров", "Sergey Lavrov", "Person") >= 0.5

@@ -236,7 +236,10 @@ def _for_you(server: ServerProcess, tokens: dict[str, str]) -> None:
 
     _step("9. The For You model trains on the vault's events, read through the gate")
     t = time.perf_counter()
-    call("POST", "/v1/recommender/retrain", "oscar-ops")
+    r = httpx.post(server.url + "/v1/recommender/retrain", timeout=120,
+                   headers={"Authorization": f"Bearer {tokens['oscar-ops']}"})  # fmt: skip
+    if r.status_code not in (202, 409):  # 409: a retraining on the new events already runs
+        r.raise_for_status()
     model = {}
     while time.perf_counter() - t < 300:
         model = httpx.get(server.url + "/v1/feed/model", timeout=30).json()
@@ -404,7 +407,7 @@ providers:
   - {kind: cloud, name: Oracle Cloud Infrastructure, country: US}
   - {kind: cdn, name: Alibaba Cloud, country: CN}
   - {kind: carrier, name: Lumen Technologies, country: US}
-  - {kind: equipment, name: Hangzhou Hikvision Digital Technology Co., Ltd., category: camera,
+  - {kind: equipment, name: "Hangzhou Hikvision Digital Technology Co., Ltd.", category: camera,
      product: lobby cameras, country: CN}
 """
 

@@ -38,6 +38,13 @@ class FeedError(CleanroomError):
     title = "Bad feed request"
 
 
+class RetrainRunning(CleanroomError):
+    """A full retraining is already running (try again when it is done)."""
+
+    status = 409
+    title = "Retraining already running"
+
+
 class CursorExpired(CleanroomError):
     status = 410
     title = "Feed cursor expired"
@@ -211,7 +218,9 @@ class Engine:
 
         with self._lock:
             if self._training:
-                raise FeedError("a retraining is already running")
+                raise RetrainRunning(
+                    "a retraining is already running", hint="its model goes live when done"
+                )
             self._training = True
         t = threading.Thread(target=run, name="foryou-retrain", daemon=True)
         t.start()

@@ -48,7 +48,7 @@ FEATURES = (
 )
 KIND_WEIGHT = {GENERIC: 0.15, PLACE: 0.2, PARTICLE: 0.25, NUMBER: 0.6}
 # A distinctive pair must be at least this similar for the names to share a word.
-SHARED_WORD = 0.8
+SHARED_WORD = 0.85
 # Without a shared distinctive word the score is capped just below the threshold.
 CAP_BELOW = 0.05
 
@@ -244,6 +244,8 @@ class Matcher:
         cand = []
         for i, ta in enumerate(a.tokens):
             for j, tb in enumerate(b.tokens):
+                if (ta.kind == PLACE) != (tb.kind == PLACE) and ta.text != tb.text:
+                    continue  # a place is only ever the same place
                 s = token_similarity(ta.text, tb.text, person)
                 if s >= 0.5:
                     cand.append((s * (wa[i] + wb[j]), s, i, j))
