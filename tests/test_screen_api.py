@@ -249,3 +249,29 @@ def test_bad_export_requests(api: Api) -> None:
         r = api.call("POST", "/v1/exports", "rita", json=body)
         assert r.status_code == 422, (body, r.text)
     assert len(api.ledger()) == before
+
+
+def test_a_screening_reaches_an_unlisted_company_through_ownership(api: Api) -> None:
+    desk = api.room.screening
+    desk.load_ownership(
+        "owner,owned,percent\n"
+        "BANCO NACIONAL DE CUBA,Caribbean Example Holdings,50\n"
+        "Caribbean Example Holdings,Caribbean Example Leasing,60\n"
+        "CHINA MOBILE LIMITED,Example Mobile Ventures,100\n",
+        by="ops",
+    )
+    r = api.call("POST", "/v1/screen", "alice", json={"name": "Caribbean Example Leasing"})
+    doc = r.json()
+    assert doc["decision"] == "match"
+    [hit] = doc["ownership"]
+    assert hit["rule"] == "ofac-50" and hit["owned_percent"] == 60
+    assert hit["chain"] == (
+        "Caribbean Example Leasing <- 60% Caribbean Example Holdings <- 50% "
+        "BANCO NACIONAL DE CUBA (ofac-sdn sdn:306)"
+    )
+    entry = entries(api, "screen.screening")[-1]
+    assert entry["ownership"][0]["chain"] == hit["chain"] and entry["ownership_version"]
+    # an NS-CMIC listing is not inherited by what the listed company owns
+    ns = api.call("POST", "/v1/screen", "alice", json={"name": "Example Mobile Ventures"}).json()
+    assert ns["decision"] == "clear" and ns["ownership"] == []
+    assert entries(api, "screen.ownership_loaded")[0]["stakes"] == 3

@@ -49,6 +49,8 @@ FEATURES = (
 KIND_WEIGHT = {GENERIC: 0.15, PLACE: 0.2, PARTICLE: 0.25, NUMBER: 0.6}
 # A distinctive pair must be at least this similar for the names to share a word.
 SHARED_WORD = 0.85
+# Two tokens less similar than this are not the same word written differently.
+ALIGN = 0.5
 # Without a shared distinctive word the score is capped just below the threshold.
 CAP_BELOW = 0.05
 
@@ -247,7 +249,7 @@ class Matcher:
                 if (ta.kind == PLACE) != (tb.kind == PLACE) and ta.text != tb.text:
                     continue  # a place is only ever the same place
                 s = token_similarity(ta.text, tb.text, person)
-                if s >= 0.5:
+                if s >= ALIGN:
                     cand.append((s * (wa[i] + wb[j]), s, i, j))
         cand.sort(reverse=True)
         used_a: dict[int, tuple[int, float]] = {}
@@ -263,9 +265,10 @@ class Matcher:
         weakest = 1.0
         shared = False
         for i, (j, s) in used_a.items():
-            if a.tokens[i].kind in (WORD, NUMBER) and b.tokens[j].kind in (WORD, NUMBER):
+            ka, kb = a.tokens[i].kind, b.tokens[j].kind
+            if (ka in (WORD, NUMBER) or kb in (WORD, NUMBER)) and PLACE not in (ka, kb):
                 weakest = min(weakest, s)
-                if s >= SHARED_WORD and a.tokens[i].kind == WORD:
+                if s >= SHARED_WORD and ka == WORD and kb == WORD:
                     shared = True
         matched_b = {j for j, _ in used_a.values()}
         extra = sum(

@@ -63,6 +63,10 @@ commercial logistics shipping transport marine construction equipment software i
 new china chinese national state united american america world worldwide center centre office
 agency association foundation cooperative union company firm mobile cloud computing security
 video media materials power petroleum chemical chemicals university school college laboratory
+laboratories lab labs ventures venture associates consulting consultants advisors advisory
+brothers sons studio studios store stores shop market markets retail wholesale supply supplies
+design designs marketing fund funds properties property realty estate housing hotel hotels travel
+tours express
 """)
 
 _PARTICLES = _words("""

@@ -180,12 +180,16 @@ class Screener:
         covered = self.covered(as_of)
         matcher = self.index.matcher
         q = normalize(name, "Company")
+        own = self.ownership.key(name)
+        exact = own in self.ownership.names  # the party is in the graph under this name
         out = []
         for node, results in covered.items():
+            if exact and node != own:
+                continue
             for c in results:
                 if c.listing is not None:
                     continue
-                if node != self.ownership.key(name):
+                if node != own:
                     score = matcher.compare(q, normalize(self.ownership.names[node])).score
                     if score < self.threshold:
                         continue
