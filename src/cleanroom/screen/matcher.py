@@ -4,8 +4,11 @@ score whose terms are the explanation.
 Two names are normalised (``normalize``), their tokens aligned one to one by
 similarity (exact, initials, edit distance, Jaro-Winkler, phonetic key), and
 the alignment summarised as features: how much of each name's weight is
-matched, the weakest aligned pair of distinctive words, distinctive words left
-over, the names compared as one string, numbers that disagree. The score is a
+matched, the weakest aligned pair of distinctive words (its similarity, and the
+edits between its two words, capped at 3: a typo is one edit, another real name
+usually more), distinctive and generic words left over, the names compared as
+one string, numbers that disagree, word order, differences within one
+non-Latin script. The score is a
 logistic function of the features with published weights (``data/matcher.json``,
 fitted by ``bench/fit_matcher.py`` on a labelled benchmark; one set for people,
 one for organisations). Every score comes with each feature's value and what
@@ -45,6 +48,7 @@ FEATURES = (
     "number_mismatch",
     "order",
     "native_difference",
+    "weakest_edits",
 )
 KIND_WEIGHT = {GENERIC: 0.15, PLACE: 0.2, PARTICLE: 0.25, NUMBER: 0.6}
 # A distinctive pair must be at least this similar for the names to share a word.
@@ -263,10 +267,13 @@ class Matcher:
         cov_a = got_a / sum(wa) if wa else 0.0
         cov_b = got_b / sum(wb) if wb else 0.0
         weakest = 1.0
+        edits = 0  # edits between the two words of the weakest pair
         shared = False
         for i, (j, s) in used_a.items():
             ka, kb = a.tokens[i].kind, b.tokens[j].kind
             if (ka in (WORD, NUMBER) or kb in (WORD, NUMBER)) and PLACE not in (ka, kb):
+                if s < weakest:
+                    edits = Levenshtein.distance(a.tokens[i].text, b.tokens[j].text)
                 weakest = min(weakest, s)
                 if s >= SHARED_WORD and ka == WORD and kb == WORD:
                     shared = True
@@ -315,6 +322,7 @@ class Matcher:
             "number_mismatch": 1.0 if na and nb and na != nb else 0.0,
             "order": 1.0 - inversions / npairs if npairs else 1.0,
             "native_difference": _native_difference(a.raw, b.raw),
+            "weakest_edits": float(min(edits, 3)),
         }
         return feats, pairs, shared
 
