@@ -162,13 +162,19 @@ def _phonetic(word: str) -> str:
 
 
 def _acronym(a: Name, b: Name) -> bool:
-    """One name is the initials of the other ("PLA", "People's Liberation Army")."""
+    """One name is the initials of the other ("PLA", "People's Liberation Army";
+    "BYD", 比亚迪 by its pinyin syllables)."""
     for x, y in ((a, b), (b, a)):
         words = [t for t in x.tokens if t.kind != PLACE]
-        if len(words) == 1 and len(words[0].text) >= 2 and len(y.tokens) >= 2:
-            initials = "".join(t.text[0] for t in y.tokens)
-            if words[0].text == initials:
-                return True
+        if len(words) != 1 or len(words[0].text) < 2:
+            words = [t for t in x.tokens if t.kind in (WORD, NUMBER)]
+            if len(words) != 1 or len(words[0].text) < 2:
+                continue
+        word = words[0].text
+        if len(y.tokens) >= 2 and word == "".join(t.text[0] for t in y.tokens):
+            return True
+        if word in y.acronyms:
+            return True
     return False
 
 
@@ -305,8 +311,11 @@ class Matcher:
         if not shared and joined >= 0.9 and (a.distinctive or b.distinctive):
             shared = True  # "Good Will" and "Goodwill": one word written apart
         if not shared and _acronym(a, b):
-            shared = True  # "PLA" and "People's Liberation Army"
-            cov_a = cov_b = weakest = 1.0
+            # "PLA" and "People's Liberation Army", "BYD" and 比亚迪: the one word of
+            # one name stands for all of the other, as if aligned word for word
+            shared = True
+            cov_a = cov_b = weakest = joined = 1.0
+            extra = edits = inversions = 0
         na = {t.text for t in a.tokens if t.kind == NUMBER}
         nb = {t.text for t in b.tokens if t.kind == NUMBER}
         pairs = tuple(

@@ -66,7 +66,7 @@ video media materials power petroleum chemical chemicals university school colle
 laboratories lab labs ventures venture associates consulting consultants advisors advisory
 brothers sons studio studios store stores shop market markets retail wholesale supply supplies
 design designs marketing fund funds properties property realty estate housing hotel hotels travel
-tours express
+tours express com net org
 """)
 
 _PARTICLES = _words("""
@@ -103,6 +103,9 @@ class Name:
     tokens: tuple[Token, ...]
     legal: tuple[str, ...]
     org: bool
+    # initials of the pinyin syllables of Chinese words the term table does not
+    # know (比亚迪 -> "byd"): Chinese brands are often abbreviated so
+    acronyms: tuple[str, ...] = ()
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -172,7 +175,7 @@ def _han_segments(run: str, org: bool) -> list[str]:
             hit = terms.han.get(run[i : i + n])
             if hit:
                 if pending:
-                    out.append("".join(lazy_pinyin(pending)))
+                    out.extend(_pinyin(pending))
                     pending = ""
                 kind, canonical = hit
                 if kind == "word":  # translated words meet the Latin term table too
@@ -185,7 +188,19 @@ def _han_segments(run: str, org: bool) -> list[str]:
             pending += run[i]
             i += 1
     if pending:
-        out.append("".join(lazy_pinyin(pending)))
+        out.extend(_pinyin(pending))
+    return out
+
+
+def _pinyin(run: str) -> list[str]:
+    """An unknown stretch of Chinese: its pinyin as one word, then a marker with
+    the syllables' initials (an acronym the name may go by)."""
+    from pypinyin import lazy_pinyin
+
+    syllables = lazy_pinyin(run)
+    out = ["".join(syllables)]
+    if len(syllables) >= 2:
+        out.append("\x00acronym\x00" + "".join(x[0] for x in syllables if x))
     return out
 
 
@@ -264,6 +279,8 @@ def _classify(raw: str, pieces: list[str], org: bool) -> Name:
         pieces = _join_initials(pieces)
     tokens: list[Token] = []
     legal: list[str] = []
+    acronyms = [p.split("\x00")[2] for p in pieces if p.startswith("\x00acronym\x00")]
+    pieces = [p for p in pieces if not p.startswith("\x00acronym\x00")]
     i = 0
     n = len(pieces)
     while i < n:
@@ -294,7 +311,7 @@ def _classify(raw: str, pieces: list[str], org: bool) -> Name:
         i += 1
     if not tokens and legal:  # a name that is only a legal form keeps it
         tokens = [Token(x, GENERIC) for x in legal]
-    return Name(raw, tuple(tokens), tuple(legal), org)
+    return Name(raw, tuple(tokens), tuple(legal), org, tuple(acronyms))
 
 
 def _legal_position(pieces: list[str], i: int, k: int) -> bool:
