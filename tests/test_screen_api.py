@@ -245,6 +245,8 @@ def test_bad_export_requests(api: Api) -> None:
         {"recipient": "X", "country": "US", "kind": "everything"},
         {"recipient": "", "country": "US", "kind": "aggregates"},
         {"recipient": "X", "country": "US", "kind": "aggregates", "min_group_size": 0},
+        {"recipient": "X", "country": "US", "kind": "aggregates", "purpose": "fun"},
+        {"recipient": "   ", "country": "US", "kind": "aggregates"},
     ):
         r = api.call("POST", "/v1/exports", "rita", json=body)
         assert r.status_code == 422, (body, r.text)

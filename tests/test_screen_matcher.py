@@ -41,6 +41,7 @@ def test_legal_forms_are_one_class(matcher):
         ("浙江大华技术股份有限公司", "Dahua Technology Company"),
         ("中国航空工业集团有限公司", "AVIC"),
         ("中国移动有限公司", "China Mobile Limited"),
+        ("比亚迪股份有限公司", "BYD Company Limited"),  # pinyin initials, no table entry
     ],
 )
 def test_chinese_names_brands_and_acronyms_match_their_english_names(matcher, chinese, english):

@@ -97,7 +97,7 @@ def read_batch(path: Path, column: str) -> list[tuple[str, str]]:
     """(name, schema) per row of a CSV with a ``column`` column (and an optional
     ``schema`` column); every row is checked before anything is screened."""
     from cleanroom.gate.screening import MAX_BATCH
-    from cleanroom.screen.index import check_name, check_schema
+    from cleanroom.screen.index import check_batch
 
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -116,17 +116,7 @@ def read_batch(path: Path, column: str) -> list[tuple[str, str]]:
         raise ScreeningInputError(f"{path.name} is not valid CSV: {e}") from None
     if not rows:
         raise ScreeningInputError(f"{path.name} has no rows to screen")
-    if len(rows) > MAX_BATCH:
-        raise ScreeningInputError(
-            f"{path.name} has {len(rows):,} rows; a batch has at most {MAX_BATCH:,}",
-            hint="split the file",
-        )
-    for n, (name, schema) in enumerate(rows, 2):
-        try:
-            check_name(name)
-            check_schema(schema)
-        except ScreeningInputError as e:
-            raise ScreeningInputError(f"{path.name} line {n}: {e.message}", hint=e.hint) from None
+    check_batch(rows, MAX_BATCH, lambda n: f"{path.name} line {n + 2}")
     return rows
 
 

@@ -18,7 +18,7 @@ from cleanroom.api.problems import problem
 from cleanroom.gate.egress import ExportRequest, flow_summary
 from cleanroom.release.verify import ledger_entries
 from cleanroom.screen.errors import ScreeningInputError
-from cleanroom.screen.index import MAX_NAME_CHARS, check_name
+from cleanroom.screen.index import MAX_NAME_CHARS, check_batch
 
 MAX_API_BATCH = 1_000
 Schema = Literal["any", "Person", "Company", "Organization", "LegalEntity", "Vessel", "Airplane"]
@@ -64,18 +64,14 @@ def router() -> APIRouter:
         room = room_of(request)
         if (body.name is None) == (body.names is None):
             raise ScreeningInputError("give either 'name' or 'names'")
-        if body.names is not None and not (1 <= len(body.names) <= MAX_API_BATCH):
-            raise ScreeningInputError(
-                f"a batch has 1 to {MAX_API_BATCH} names; this one has {len(body.names)}",
-                hint="screen larger files with `cleanroom screen batch`",
-            )
-
-        for n, name in enumerate([body.name] if body.name is not None else body.names or []):
-            try:  # the whole request is checked before anything is decided or recorded
-                check_name(name)
-            except ScreeningInputError as e:
-                where = "name" if body.name is not None else f"names[{n}]"
-                raise ScreeningInputError(f"{where}: {e.message}") from None
+        if body.names is not None and not body.names:
+            raise ScreeningInputError("'names' is empty")
+        # the whole request is checked before anything is decided or recorded
+        if body.name is not None:
+            check_batch([(body.name, body.schema_)], 1, lambda _: "name")
+        else:
+            batch = [(n, body.schema_) for n in body.names or []]
+            check_batch(batch, MAX_API_BATCH, lambda n: f"names[{n}]")
 
         def run() -> JSONResponse:
             room.gate.require(who, "write", "Screenings")

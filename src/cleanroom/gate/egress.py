@@ -32,10 +32,11 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.engine import Connection
 
-from cleanroom.gate.gate import RESOURCE_CLASSES, Gate
+from cleanroom.gate.gate import PURPOSES, RESOURCE_CLASSES, Gate
 from cleanroom.gate.principals import Principal
 from cleanroom.gate.screening import ScreeningDesk
 from cleanroom.screen.errors import ScreeningInputError
+from cleanroom.screen.index import check_name
 from cleanroom.screen.infra import COUNTRIES_OF_CONCERN, country_code
 from cleanroom.screen.screener import query_key
 from cleanroom.storage import Database, Migration, migrate
@@ -142,6 +143,12 @@ class Egress:
             raise ScreeningInputError(
                 f"country {req.country!r} is not an ISO 3166 alpha-2 code", hint="e.g. US, DE, CN"
             )
+        if not req.purpose or req.purpose not in PURPOSES:
+            raise ScreeningInputError(
+                f"unknown purpose {req.purpose!r}",
+                hint=f"purposes: {', '.join(p for p in PURPOSES if p)}",
+            )
+        check_name(req.recipient)
         if req.by not in ("kind", "video"):
             raise ScreeningInputError("aggregates are by 'kind' or 'video'")
         if not isinstance(req.min_group_size, int) or req.min_group_size < 1:

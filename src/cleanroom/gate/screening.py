@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from cleanroom.ledger.entries import encode_entry
 from cleanroom.ledger.log import Log
 from cleanroom.screen.errors import ScreeningInputError
-from cleanroom.screen.index import check_name, check_schema
+from cleanroom.screen.index import check_batch
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, delta
 from cleanroom.screen.ownership import OwnershipGraph, parse_stakes
 from cleanroom.screen.screener import Dismissal, Screener, Screening, query_key
@@ -362,17 +362,7 @@ class ScreeningDesk:
     ) -> list[tuple[Screening, int]]:
         """Screen a batch of (name, schema); every name is checked before any is
         screened, and the screenings go onto the ledger in one bulk append."""
-        if len(queries) > MAX_BATCH:
-            raise ScreeningInputError(
-                f"a batch has at most {MAX_BATCH:,} names; this one has {len(queries):,}",
-                hint="split the file",
-            )
-        for n, (name, schema) in enumerate(queries, 1):
-            try:
-                check_name(name)
-                check_schema(schema)
-            except ScreeningInputError as e:
-                raise ScreeningInputError(f"row {n}: {e.message}", hint=e.hint) from None
+        check_batch(queries, MAX_BATCH, lambda n: f"row {n + 1}")
         screener = self.screener()
         done = [screener.screen(name, schema) for name, schema in queries]
         now = self._now()

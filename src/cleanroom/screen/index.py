@@ -8,7 +8,7 @@ on the best of them only.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -82,6 +82,24 @@ def check_name(name: Any) -> str:
     if len(name) > MAX_NAME_CHARS:
         raise ScreeningInputError(f"the name is {len(name)} characters; at most {MAX_NAME_CHARS}")
     return name
+
+
+def check_batch(
+    queries: list[tuple[str, str]], limit: int, where: Callable[[int], str]
+) -> None:
+    """Check every (name, schema) of a batch before any is screened; an error
+    names the row (``where(n)``, n counting from 0)."""
+    if len(queries) > limit:
+        raise ScreeningInputError(
+            f"a batch has at most {limit:,} names; this one has {len(queries):,}",
+            hint="split it",
+        )
+    for n, (name, schema) in enumerate(queries):
+        try:
+            check_name(name)
+            check_schema(schema)
+        except ScreeningInputError as e:
+            raise ScreeningInputError(f"{where(n)}: {e.message}", hint=e.hint) from None
 
 
 def check_schema(schema: str) -> str:

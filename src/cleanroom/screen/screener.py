@@ -65,13 +65,18 @@ class Screening:
         out += [f"{o['rule']}: {o['chain']}" for o in self.ownership]
         return out
 
-    def as_json(self, *, explain: bool = True) -> dict[str, Any]:
+    def _head(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "schema": self.schema,
             "decision": self.decision,
             "threshold": self.threshold,
             "list_versions": self.list_versions,
+        }
+
+    def as_json(self, *, explain: bool = True) -> dict[str, Any]:
+        return {
+            **self._head(),
             "candidates": [h.as_json(explain=explain) for h in self.hits],
             "dismissed": [h.as_json(explain=False) for h in self.dismissed],
             "ownership": self.ownership,
@@ -83,11 +88,7 @@ class Screening:
         """What the ledger keeps of it: query, versions, candidates and scores,
         decision (explanations stay out; the scores and versions reproduce them)."""
         return {
-            "query": self.query,
-            "schema": self.schema,
-            "decision": self.decision,
-            "threshold": self.threshold,
-            "list_versions": self.list_versions,
+            **self._head(),
             "candidates": [
                 {
                     "list": h.entry.list_id,
