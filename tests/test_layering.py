@@ -49,6 +49,16 @@ def test_release_depends_on_the_ledger_only() -> None:
     assert _strays(out, ("cleanroom.release", "cleanroom.ledger", "cleanroom.storage")) == []
 
 
+def test_screen_depends_on_nothing_but_its_data() -> None:
+    """DESIGN: lists, matcher, ownership rules and the manifest check are pure
+    (the error base class lives in storage); recording is the gate's job."""
+    out = _loaded(
+        "cleanroom.screen.lists, cleanroom.screen.index, cleanroom.screen.screener, "
+        "cleanroom.screen.infra, cleanroom.screen.ownership"
+    )
+    assert _strays(out, ("cleanroom.screen", "cleanroom.storage")) == []
+
+
 def test_verifying_needs_no_database(tmp_path) -> None:
     """Proof and note verification run with no database URL anywhere."""
     from cleanroom.ledger import MemoryTree, generate_signer, open_note, sign_note
