@@ -65,6 +65,9 @@ class Hit:
             "alias": self.entry.alias,
             "kind": p.kind,
             "programs": list(p.programs),
+            "countries": list(p.countries),
+            "linked_to": list(p.linked_to),
+            "listed_on": p.listed_on,
             "rule": p.rule,
             "score": round(self.score, 4),
         }
