@@ -55,6 +55,8 @@ KIND_WEIGHT = {GENERIC: 0.15, PLACE: 0.2, PARTICLE: 0.25, NUMBER: 0.6}
 SHARED_WORD = 0.85
 # Two tokens less similar than this are not the same word written differently.
 ALIGN = 0.5
+# Names whose distinctive words, run together, are this similar are one name.
+JOINED = 0.9
 # Without a shared distinctive word the score is capped just below the threshold.
 CAP_BELOW = 0.05
 
@@ -308,8 +310,15 @@ class Matcher:
             Levenshtein.normalized_similarity("".join(ka), "".join(kb)),
             Levenshtein.normalized_similarity("".join(sorted(ka)), "".join(sorted(kb))),
         )
-        if not shared and joined >= 0.9 and (a.distinctive or b.distinctive):
-            shared = True  # "Good Will" and "Goodwill": one word written apart
+        if joined >= JOINED and (a.distinctive or b.distinctive):
+            shared = True
+        if joined >= JOINED and len(ka) != len(kb) and (a.distinctive or b.distinctive):
+            # "Good Will" and "Goodwill", "Meituan Dianping" and 美团点评: the same
+            # words written apart or together align as a whole
+            cov_a, cov_b = max(cov_a, joined), max(cov_b, joined)
+            weakest = max(weakest, joined)
+            extra = 0
+            edits = min(edits, Levenshtein.distance("".join(ka), "".join(kb)))
         if not shared and _acronym(a, b):
             # "PLA" and "People's Liberation Army", "BYD" and 比亚迪: the one word of
             # one name stands for all of the other, as if aligned word for word
