@@ -186,6 +186,18 @@ class Deletions:
                     progress(order["deleted_users"], total)
         order["status"] = "done"
         order["finished_at"] = datetime.now(UTC)
+        # the order's completion on the record: what the oversight body checks
+        # against the order's deadline
+        self.log.append(
+            {
+                "type": "deletion.done",
+                "v": 1,
+                "time_ms": int(order["finished_at"].timestamp() * 1000),
+                "order": order_id,
+                "deleted_users": order["deleted_users"],
+                "deleted_events": order["deleted_events"],
+            }
+        )
         if order["scope"] == "user":
             order["target"] = "(deleted user)"
         self.vault.save_order(order)

@@ -1,0 +1,74 @@
+"""`cleanroom oversight …`: the oversight body's monitor, run from its own
+machine with the log's URL and public key only."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+oversight_app = typer.Typer(
+    help="The oversight body's monitor: verify the ledger, enforce the rules, alerts.",
+    no_args_is_help=True,
+)
+StateDir = Annotated[Path, typer.Option(help="the monitor's state directory")]
+
+
+@oversight_app.command("watch")
+def watch(
+    url: Annotated[str, typer.Option(help="log prefix, e.g. http://127.0.0.1:8080/log/")],
+    vkey: Annotated[str, typer.Option(help="the log's verifier key (pinned)")],
+    state_dir: StateDir = Path("oversight"),
+    witness: Annotated[list[str] | None, typer.Option(help="a pinned witness vkey")] = None,
+    quorum: Annotated[int, typer.Option(help="witness cosignatures required")] = 0,
+    webhook: Annotated[str | None, typer.Option(help="POST each new alert here")] = None,
+    interval: Annotated[float, typer.Option(help="seconds between runs")] = 10.0,
+    once: Annotated[bool, typer.Option(help="one run, then exit")] = False,
+) -> None:
+    """Verify the log and check every new entry against the rules; new alerts
+    are kept in STATE_DIR/alerts.jsonl (exit code 1 after a run that raised any
+    with --once)."""
+    from cleanroom.ledger.note import parse_verifier
+    from cleanroom.oversight import Watcher
+
+    watcher = Watcher(
+        url, parse_verifier(vkey), state_dir,
+        witnesses=[parse_verifier(w) for w in witness or []], quorum=quorum, webhook=webhook,
+    )  # fmt: skip
+    while True:
+        report = watcher.run_once()
+        typer.echo(
+            f"size {report.size}: {report.entries_checked} entries verified, "
+            f"{len(report.new_alerts)} new alerts"
+        )
+        for a in report.new_alerts:
+            typer.echo(f"ALERT {a.kind} (entry {a.index}): {a.message}")
+        for e in report.webhook_errors:
+            typer.echo(f"warning: webhook: {e}", err=True)
+        if once:
+            if report.new_alerts:
+                raise typer.Exit(1)
+            return
+        time.sleep(interval)
+
+
+@oversight_app.command("alerts")
+def alerts(
+    state_dir: StateDir = Path("oversight"),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON alert per line")] = False,
+    kind: Annotated[str | None, typer.Option(help="only alerts of this kind")] = None,
+) -> None:
+    """The alerts the monitor raised, with their evidence (--json)."""
+    from cleanroom.oversight import AlertStore
+
+    found = [a for a in AlertStore(state_dir).all() if kind is None or a["kind"] == kind]
+    for a in found:
+        if as_json:
+            typer.echo(json.dumps(a))
+        else:
+            typer.echo(f"{a['kind']:26} entry {a['index']!s:>7}  {a['message']}")
+    if not as_json:
+        typer.echo(f"{len(found)} alerts", err=True)

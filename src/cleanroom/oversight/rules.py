@@ -1,0 +1,286 @@
+"""The rules the oversight body holds the clean room to, checked on ledger
+entries alone (no access to the clean room, its database or its code).
+
+Fed the entries in order (``feed``), the engine keeps what later entries are
+checked against — releases, reviews and deployments, screenings, export
+decisions, deletion orders — as JSON-able state, so a monitor that stops and
+resumes continues where it was. ``finish(now_ms)`` raises what only time
+reveals (an overdue deletion, an export decision no flow ever declared).
+
+Rules (each violation one alert, with the entries as evidence):
+
+- every ``access`` entry is well formed, and cites a policy version that was
+  released (approved and deployed) before it;
+- every export that went out (``egress.flow`` allowed) has a screening of that
+  recipient that came out clear and an allowed ``export`` decision; and every
+  allowed export decision of aggregates or the catalogue is declared by a flow;
+- every deployed release was approved by the release rule (2 approvals from
+  reviewers of the operator and the oversight body, at least one of the
+  operator, none from the parent, not by the submitter, no rejection);
+- every model that trained or served ran a released ranking configuration;
+- every deletion order was executed (``deletion.done``) within its deadline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cleanroom.oversight.alerts import Alert
+
+ACCESS_FIELDS = {
+    "principal": str, "org": str, "role": str, "action": str, "resource": str,
+    "data_class": str, "jurisdiction": str, "purpose": str, "policy_version": str,
+    "decision": str, "rules": list, "obligations": list,
+}  # fmt: skip
+ACTIONS = ("read", "write", "export", "delete")
+EGRESS_RESOURCES = ("Aggregates", "Videos")
+# An allowed export decision must be declared by a flow within this many entries,
+# or this many milliseconds.
+DECLARE_WITHIN = 1_000
+DECLARE_WITHIN_MS = 60_000
+APPROVALS = 2
+
+
+class RuleEngine:
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        s = state or {}
+        self.submitted: dict[str, str] = s.get("submitted", {})  # artifact -> org/submitter
+        self.reviews: dict[str, dict[str, list[str]]] = s.get("reviews", {})
+        self.deployed: dict[str, list[str]] = s.get("deployed", {"policy": [], "model": []})
+        self.screenings: dict[str, list[str]] = s.get("screenings", {})  # index -> [query, dec]
+        # index of an allowed export decision -> [resource, declared by a flow, time_ms]
+        self.exports: dict[str, list[Any]] = s.get("exports", {})
+        self.orders: dict[str, list[Any]] = s.get("orders", {})  # order -> [index, deadline, done]
+        self.last_index: int = s.get("last_index", -1)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "submitted": self.submitted,
+            "reviews": self.reviews,
+            "deployed": self.deployed,
+            "screenings": self.screenings,
+            "exports": self.exports,
+            "orders": self.orders,
+            "last_index": self.last_index,
+        }
+
+    # -- feeding ---------------------------------------------------------------------
+
+    def feed(self, index: int, entry: dict[str, Any]) -> list[Alert]:
+        """Check one entry (in ledger order) and remember what later ones need."""
+        self.last_index = max(self.last_index, index)
+        kind = entry.get("type")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        out = handler(self, index, entry) if handler else []
+        return out + self._undeclared(index)
+
+    def finish(self, now_ms: int) -> list[Alert]:
+        """What only the passing of time reveals."""
+        out = []
+        for k, (resource, declared, at_ms) in list(self.exports.items()):
+            if not declared and now_ms - at_ms > DECLARE_WITHIN_MS:
+                out.append(self._undeclared_alert(int(k), resource))
+                del self.exports[k]
+        for order, (index, deadline, done) in self.orders.items():
+            if done is None and now_ms > deadline:
+                out.append(
+                    Alert(
+                        "deletion-overdue",
+                        index,
+                        f"deletion order {order} (entry {index}) is past its deadline "
+                        f"and has no deletion.done entry",
+                        {"entries": [index], "deadline_ms": deadline, "now_ms": now_ms},
+                    )
+                )
+        return out
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def _access(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        problems = [
+            f"{k} is {type(e.get(k)).__name__}, not {t.__name__}"
+            for k, t in ACCESS_FIELDS.items()
+            if not isinstance(e.get(k), t)
+        ]
+        if not problems:
+            if e["decision"] not in ("allow", "deny"):
+                problems.append(f"decision {e['decision']!r}")
+            if e["action"] not in ACTIONS:
+                problems.append(f"action {e['action']!r}")
+            if "subjects" not in e and "subjects_digest" not in e:
+                problems.append("no subjects")
+        if problems:
+            return [Alert("malformed-entry", index, f"access entry {index}: " + "; ".join(problems),
+                          {"entries": [index]})]  # fmt: skip
+        out = []
+        if e["policy_version"] not in self.deployed["policy"]:
+            out.append(
+                Alert(
+                    "policy-not-released",
+                    index,
+                    f"access entry {index} was decided by policy {e['policy_version']}, "
+                    "which no approved release deployed",
+                    {"entries": [index], "released": list(self.deployed["policy"])},
+                )
+            )
+        if (
+            e["action"] == "export"
+            and e["decision"] == "allow"
+            and e["resource"] in EGRESS_RESOURCES
+        ):
+            self.exports[str(index)] = [e["resource"], False, int(e.get("time_ms", 0))]
+        return out
+
+    def _flow(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        if e.get("decision") != "allow":
+            return []
+        out = []
+        s = self.screenings.get(str(e.get("screening_entry")))
+        if s is None or s[0] != e.get("recipient") or s[1] != "clear":
+            why = (
+                "no screening entry"
+                if s is None
+                else f"the screening of {s[0]!r} came out {s[1]!r}"
+            )
+            out.append(
+                Alert(
+                    "export-without-screening",
+                    index,
+                    f"export {index} to {e.get('recipient')!r} went out with {why}",
+                    {"entries": [index] + ([int(e["screening_entry"])] if s else [])},
+                )
+            )
+        decision = self.exports.get(str(e.get("access_entry")))
+        if decision is None:
+            out.append(
+                Alert(
+                    "export-without-approval",
+                    index,
+                    f"export {index} to {e.get('recipient')!r} cites no allowed export decision "
+                    f"(access entry {e.get('access_entry')})",
+                    {"entries": [index]},
+                )
+            )
+        else:
+            decision[1] = True
+        return out
+
+    def _screening(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        self.screenings[str(index)] = [str(e.get("query")), str(e.get("decision"))]
+        return []
+
+    def _undeclared(self, index: int) -> list[Alert]:
+        out = []
+        for k, (resource, declared, _) in list(self.exports.items()):
+            if not declared and index - int(k) > DECLARE_WITHIN:
+                out.append(self._undeclared_alert(int(k), resource))
+                del self.exports[k]
+            elif declared and index - int(k) > DECLARE_WITHIN:
+                del self.exports[k]
+        return out
+
+    @staticmethod
+    def _undeclared_alert(index: int, resource: str) -> Alert:
+        return Alert(
+            "undeclared-export",
+            index,
+            f"access entry {index} allowed an export of {resource} that no egress.flow declares",
+            {"entries": [index]},
+        )
+
+    def _submitted(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        self.submitted[str(e.get("artifact"))] = f"{e.get('org')}/{e.get('submitted_by')}"
+        return []
+
+    def _review(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        art = str(e.get("artifact"))
+        self.reviews.setdefault(art, {})[str(e.get("reviewer"))] = [
+            str(e.get("org")), str(e.get("decision"))
+        ]  # fmt: skip
+        return []
+
+    def _deployed(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        art, kind = str(e.get("artifact")), str(e.get("kind"))
+        missing = self._approval_missing(art)
+        if missing:
+            return [
+                Alert(
+                    "unapproved-release",
+                    index,
+                    f"{kind} {art} was deployed (entry {index}) without approval: {missing}",
+                    {"entries": [index], "reviews": self.reviews.get(art, {})},
+                )
+            ]
+        self.deployed.setdefault(kind, [])
+        if art not in self.deployed[kind]:
+            self.deployed[kind].append(art)
+        return []
+
+    def _approval_missing(self, art: str) -> str:
+        submitter = self.submitted.get(art)
+        if submitter is None:
+            return "never submitted"
+        reviews = self.reviews.get(art, {})
+        if any(d != "approve" for _, d in reviews.values()):
+            return "a reviewer rejected it"
+        counted = [
+            (r, org)
+            for r, (org, _) in reviews.items()
+            if org in ("operator", "oversight") and r != submitter.split("/", 1)[1]
+        ]
+        if len(counted) < APPROVALS:
+            return f"{len(counted)} counted approvals of {APPROVALS}"
+        if not any(org == "operator" for _, org in counted):
+            return "no approval from the operator"
+        return ""
+
+    def _model(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        config = e.get("ranking_config")
+        if config in self.deployed.get("model", []):
+            return []
+        what = "served a feed" if e.get("type") == "feed.served" else "was trained"
+        return [
+            Alert(
+                "unapproved-model",
+                index,
+                f"a model with ranking configuration {config} {what} (entry {index}); "
+                "no approved release deployed that configuration",
+                {"entries": [index], "released": list(self.deployed.get("model", []))},
+            )
+        ]
+
+    def _order(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        self.orders[str(e.get("order"))] = [index, int(e.get("deadline_ms", 0)), None]
+        return []
+
+    def _done(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        order = self.orders.get(str(e.get("order")))
+        if order is None:
+            return []
+        order[2] = index
+        done_ms = int(e.get("time_ms", 0))
+        if done_ms > order[1]:
+            return [
+                Alert(
+                    "deletion-late",
+                    index,
+                    f"deletion order {e.get('order')} was executed after its deadline "
+                    f"(entry {index})",
+                    {"entries": [order[0], index], "deadline_ms": order[1], "done_ms": done_ms},
+                )
+            ]
+        return []
+
+
+_HANDLERS = {
+    "access": RuleEngine._access,
+    "egress.flow": RuleEngine._flow,
+    "screen.screening": RuleEngine._screening,
+    "release.submitted": RuleEngine._submitted,
+    "release.review": RuleEngine._review,
+    "release.deployed": RuleEngine._deployed,
+    "feed.served": RuleEngine._model,
+    "model.trained": RuleEngine._model,
+    "deletion.order": RuleEngine._order,
+    "deletion.done": RuleEngine._done,
+}

@@ -1,0 +1,138 @@
+"""The oversight body's monitor: verify the log over HTTP with pinned keys
+(``cleanroom.ledger.client.Monitor``: signature, witness quorum, consistency
+with what it verified before, every entry against the signed tree), then run
+the rules on every new entry. A fork or altered entries are alerts too, with
+the evidence the monitor kept. Runs on the oversight body's own machine:
+it needs the log's URL and public key, nothing of the clean room."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cleanroom.ledger import proofs
+from cleanroom.ledger.client import Monitor, TamperError
+from cleanroom.ledger.entries import decode_entry
+from cleanroom.ledger.errors import InconsistencyError, LedgerError
+from cleanroom.ledger.hashing import b64
+from cleanroom.ledger.note import Verifier
+from cleanroom.oversight.alerts import Alert, AlertStore
+from cleanroom.oversight.rules import RuleEngine
+
+
+@dataclass
+class WatchReport:
+    size: int
+    entries_checked: int
+    new_alerts: list[Alert] = field(default_factory=list)
+    webhook_errors: list[str] = field(default_factory=list)
+
+
+class Watcher:
+    def __init__(
+        self,
+        url: str,
+        log_key: Verifier,
+        state_dir: Path,
+        *,
+        witnesses: list[Verifier] | None = None,
+        quorum: int = 0,
+        webhook: str | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.monitor = Monitor(
+            url, log_key, self.state_dir / "log", witnesses=witnesses, quorum=quorum,
+            client=client,
+        )  # fmt: skip
+        self.alerts = AlertStore(self.state_dir, webhook)
+        self.rules_file = self.state_dir / "rules.json"
+
+    def _engine(self) -> RuleEngine:
+        if self.rules_file.exists():
+            return RuleEngine(json.loads(self.rules_file.read_text()))
+        return RuleEngine()
+
+    def _save(self, engine: RuleEngine) -> None:
+        tmp = self.rules_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(engine.state()))
+        os.replace(tmp, self.rules_file)
+
+    def run_once(self, now_ms: int | None = None) -> WatchReport:
+        """Verify the log's newest checkpoint and check every new entry."""
+        engine = self._engine()
+        raised: list[Alert] = []
+        bodies: dict[int, bytes] = {}
+
+        def on_entry(index: int, body: bytes) -> None:
+            if index <= engine.last_index:
+                return  # checked in an earlier run (a full audit reads them again)
+            try:
+                entry = decode_entry(body)
+            except LedgerError as e:
+                raised.append(Alert("malformed-entry", index, f"entry {index}: {e}"))
+                return
+            found = engine.feed(index, entry)
+            for a in found:
+                for i in a.evidence.get("entries", []):
+                    bodies.setdefault(i, b"")
+            bodies[index] = body
+            raised.extend(found)
+
+        try:
+            report = self.monitor.verify(on_entry=on_entry)
+        except InconsistencyError as e:
+            new = self.alerts.add([Alert("fork", None, e.message, {"detail": str(e)})])
+            return WatchReport(0, 0, new, self.alerts.webhook_errors)
+        except TamperError as e:
+            new = self.alerts.add(
+                [
+                    Alert(
+                        "tamper",
+                        e.indices[0] if e.indices else None,
+                        e.message,
+                        {"entries": e.indices[:100]},
+                    )
+                ]
+            )
+            return WatchReport(0, 0, new, self.alerts.webhook_errors)
+        raised.extend(engine.finish(now_ms if now_ms is not None else int(time.time() * 1000)))
+        self._attach_evidence(raised, report.size, bodies)
+        self._save(engine)
+        new = self.alerts.add(raised)
+        return WatchReport(report.size, report.entries_checked, new, self.alerts.webhook_errors)
+
+    def _attach_evidence(self, alerts: list[Alert], size: int, bodies: dict[int, bytes]) -> None:
+        """Each alert's entries with their inclusion proofs in the verified tree."""
+        if not alerts:
+            return
+        reader = self.monitor.tiles.reader(size)
+        for a in alerts:
+            shown: dict[str, Any] = {}
+            for i in a.evidence.get("entries", [])[:20]:
+                if not (0 <= i < size):
+                    continue
+                body = bodies.get(i) or self._entry(i, size)
+                shown[str(i)] = {
+                    "entry": body.decode("utf-8", errors="replace"),
+                    "inclusion_proof": [
+                        b64(h) for h in proofs.inclusion_proof(reader.node, i, size)
+                    ],
+                    "tree_size": size,
+                }
+            if shown:
+                a.evidence["proven"] = shown
+
+    def _entry(self, index: int, size: int) -> bytes:
+        from cleanroom.ledger.tiles import TILE_WIDTH, tile_width_for
+
+        bundle = index // TILE_WIDTH
+        return self.monitor.tiles.bundle(bundle, tile_width_for(0, bundle, size))[
+            index % TILE_WIDTH
+        ]
