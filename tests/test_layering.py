@@ -59,6 +59,14 @@ def test_screen_depends_on_nothing_but_its_data() -> None:
     assert _strays(out, ("cleanroom.screen", "cleanroom.storage")) == []
 
 
+def test_oversight_monitor_imports_nothing_of_the_clean_room_but_the_ledger() -> None:
+    """The oversight body runs the monitor on its own machine."""
+    out = _loaded("cleanroom.oversight, cleanroom.cli_oversight")
+    allowed = ("cleanroom.oversight", "cleanroom.cli_oversight", "cleanroom.ledger",
+               "cleanroom.storage")  # fmt: skip
+    assert _strays(out, allowed) == []
+
+
 def test_verifying_needs_no_database(tmp_path) -> None:
     """Proof and note verification run with no database URL anywhere."""
     from cleanroom.ledger import MemoryTree, generate_signer, open_note, sign_note

@@ -132,6 +132,9 @@ class RuleEngine:
         return out
 
     def _flow(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        decision = self.exports.get(str(e.get("access_entry")))
+        if decision is not None:
+            decision[1] = True  # the decision is declared, whatever came of the flow
         if e.get("decision") != "allow":
             return []
         out = []
@@ -150,7 +153,6 @@ class RuleEngine:
                     {"entries": [index] + ([int(e["screening_entry"])] if s else [])},
                 )
             )
-        decision = self.exports.get(str(e.get("access_entry")))
         if decision is None:
             out.append(
                 Alert(
@@ -161,8 +163,6 @@ class RuleEngine:
                     {"entries": [index]},
                 )
             )
-        else:
-            decision[1] = True
         return out
 
     def _screening(self, index: int, e: dict[str, Any]) -> list[Alert]:
