@@ -17,7 +17,7 @@ from cleanroom.ledger.hashing import leaf_hash, unb64
 from cleanroom.oversight import Watcher
 
 from .test_gate_api import Api, running_api
-from .test_screen_api import OPS
+from .test_screen_api import OPS, export
 
 URL = "http://testserver/log/"
 
@@ -57,18 +57,12 @@ def publish(api: Api) -> None:
 def clean_activity(api: Api) -> None:
     """What a working clean room does: screen, export for research, serve feeds,
     execute a deletion order."""
-    r = api.call(
-        "POST",
-        "/v1/exports",
-        "rita",
-        json={"recipient": "Example University Lab", "country": "US", "kind": "aggregates"},
+    r = export(
+        api, "rita", {"recipient": "Example University Lab", "country": "US", "kind": "aggregates"}
     )
     assert r.status_code == 200, r.text
-    refused = api.call(
-        "POST",
-        "/v1/exports",
-        "rita",
-        json={"recipient": "ZTE Corporation", "country": "CN", "kind": "aggregates"},
+    refused = export(
+        api, "rita", {"recipient": "ZTE Corporation", "country": "CN", "kind": "aggregates"}
     )
     assert refused.status_code == 403
     order = api.call(

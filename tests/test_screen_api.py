@@ -46,6 +46,10 @@ def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
         yield a
 
 
+def export(a: Api, who: str, body: dict):
+    return a.call("POST", "/v1/exports", who, json=body)
+
+
 def entries(a: Api, kind: str) -> list[dict]:
     return [e for e in a.ledger() if e.get("type") == kind]
 
@@ -163,11 +167,10 @@ def test_loading_lists_records_versions_and_deltas(api: Api) -> None:
 
 def test_exports_through_the_egress_gate(api: Api) -> None:
     # aggregates for research to a clean partner: allowed, small groups suppressed
-    ok = api.call(
-        "POST",
-        "/v1/exports",
+    ok = export(
+        api,
         "rita",
-        json={
+        {
             "recipient": "Example University Research Lab",
             "country": "US",
             "kind": "aggregates",
@@ -178,30 +181,27 @@ def test_exports_through_the_egress_gate(api: Api) -> None:
     body = ok.json()
     assert body["data"] == {"view": 24} and body["suppressed_groups"] == 1  # "like": 6 users
     # the same to a listed party: refused on the record
-    listed = api.call(
-        "POST",
-        "/v1/exports",
+    listed = export(
+        api,
         "rita",
-        json={"recipient": "Huawei Technologies Co., Ltd.", "country": "CN", "kind": "aggregates"},
+        {"recipient": "Huawei Technologies Co., Ltd.", "country": "CN", "kind": "aggregates"},
     )
     assert listed.status_code == 403
     assert listed.headers["content-type"].startswith("application/problem+json")
     assert any("recipient is listed" in x for x in listed.json()["reasons"])
     # protected data never leaves
-    protected = api.call(
-        "POST",
-        "/v1/exports",
+    protected = export(
+        api,
         "ops",
-        json={"recipient": "Example University Research Lab", "country": "US", "kind": "user_data"},
+        {"recipient": "Example University Research Lab", "country": "US", "kind": "user_data"},
     )
     assert protected.status_code == 403
     assert "protected-never-exported" in protected.json()["detail"]
     # groups smaller than the minimum may not be asked for
-    small = api.call(
-        "POST",
-        "/v1/exports",
+    small = export(
+        api,
         "rita",
-        json={
+        {
             "recipient": "Example University Research Lab",
             "country": "US",
             "kind": "aggregates",
@@ -230,9 +230,7 @@ def test_dsp_bulk_threshold_toward_a_country_of_concern(api: Api, monkeypatch) -
     second = api.call("POST", "/v1/exports", "ops", json=body)  # 3 + 3 > 4 over 12 months
     assert second.status_code == 403
     assert "28 CFR 202.205" in second.json()["detail"]
-    elsewhere = api.call(
-        "POST", "/v1/exports", "ops", json={**body, "country": "DE", "recipient": "Example GmbH"}
-    )
+    elsewhere = export(api, "ops", {**body, "country": "DE", "recipient": "Example GmbH"})
     assert elsewhere.status_code == 200
     flows = entries(api, "egress.flow")
     assert [f["country_of_concern"] for f in flows] == [True, True, False]
