@@ -72,3 +72,36 @@ def alerts(
             typer.echo(f"{a['kind']:26} entry {a['index']!s:>7}  {a['message']}")
     if not as_json:
         typer.echo(f"{len(found)} alerts", err=True)
+
+
+@oversight_app.command("replay")
+def replay(
+    api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
+    token: Annotated[str, typer.Option(help="an oversight principal's token")],
+    state_dir: StateDir = Path("oversight"),
+    sample: Annotated[int, typer.Option(help="feeds to replay", min=1)] = 200,
+    seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+) -> None:
+    """The replay audit: recompute a sample of the served feeds the monitor
+    verified (run `oversight watch` first) with the approved ranking, and
+    compare with what the ledger committed. Exit code 1 on any mismatch."""
+    from cleanroom.oversight import Watcher
+
+    watcher = Watcher.for_state(state_dir)
+    report, new = watcher.replay(api, token, sample=sample, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(report.as_json()))
+    else:
+        typer.echo(
+            f"{report.replayed} feeds replayed ({report.unavailable} no longer kept): "
+            f"{report.mismatched} differ from the approved algorithm "
+            f"({report.mismatch_rate:.1%}); {len(new)} new alerts"
+        )
+        for ex in report.examples[:5]:
+            typer.echo(
+                f"  entry {ex['entry']} feed {ex['feed']}: served config "
+                f"{ex['served_config']}, approved {ex['approved_config']}"
+            )
+    if report.mismatched:
+        raise typer.Exit(1)

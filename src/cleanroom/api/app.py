@@ -59,6 +59,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
                 app.state.infra = check_infrastructure(room)
                 app.state.policy_release = load_policy(room)
                 ranking, app.state.model_release = load_model_config(room)
+                app.state.approved_ranking = ranking  # what the oversight replays with
             except Exception:
                 room.close()
                 raise

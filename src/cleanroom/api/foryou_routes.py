@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, recommender_of, subject_of
 from cleanroom.api.platform_routes import Purpose
-from cleanroom.foryou.engine import MAX_LIMIT
+from cleanroom.foryou.engine import MAX_LIMIT, ReplayError
 from cleanroom.foryou.feed import items_digest
 from cleanroom.ledger.entries import encode_entry
 from cleanroom.recommender import NotReady
@@ -32,6 +32,15 @@ def _feed_limiter(request: Request) -> anyio.CapacityLimiter:
     if limiter is None:
         limiter = request.app.state.feed_limiter = anyio.CapacityLimiter(2)
     return limiter
+
+
+class ReplayBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    feeds: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]],
+        Field(min_length=1, max_length=1000),
+    ]
 
 
 def router() -> APIRouter:
@@ -107,6 +116,40 @@ def router() -> APIRouter:
             raise NotReady("the first model is still training")
         rec.retrain()
         return JSONResponse({"status": "training", "live": rec.engine.model.version}, 202)
+
+    @r.post("/v1/oversight/feeds/replay", tags=["oversight"])
+    def replay_batch(
+        request: Request, who: Who, body: ReplayBatch, purpose: Purpose = "oversight"
+    ) -> JSONResponse:
+        """Recompute many served feeds at once with the *approved* ranking
+        configuration (the deploy-checked release, not what the engine runs):
+        the oversight body compares each replayed digest with the list digest
+        committed on the ledger. A feed no longer kept says so."""
+        rec = recommender_of(request)
+        rec.room.gate.require(who, "read", "Feeds", purpose=purpose)
+        approved = request.app.state.approved_ranking
+        out = []
+        for feed in body.feeds:
+            record = rec.engine.record(feed)
+            if record is None:
+                out.append({"feed": feed, "available": False})
+                continue
+            try:
+                videos = rec.engine.replay(record, config=approved)
+            except ReplayError as e:
+                out.append({"feed": feed, "available": False, "why": e.message})
+                continue
+            out.append(
+                {
+                    "feed": feed,
+                    "available": True,
+                    "model_version": record.model_version,
+                    "config_served": record.config_digest,
+                    "config_replayed": approved.digest(),
+                    "replayed_digest": items_digest(videos),
+                }
+            )
+        return JSONResponse({"feeds": out, "approved_config": approved.digest()})
 
     @r.post("/v1/oversight/feeds/{feed}/replay", tags=["oversight"])
     def replay(

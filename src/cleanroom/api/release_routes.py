@@ -59,6 +59,7 @@ def _reload(request: Request, kind: str) -> dict[str, Any]:
     if kind == "model":
         cfg, loaded = load_model_config(room)
         request.app.state.model_release = loaded
+        request.app.state.approved_ranking = cfg
         rec = getattr(request.app.state, "recommender", None)
         if rec is not None:
             rec.reconfigure(cfg)

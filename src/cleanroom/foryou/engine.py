@@ -433,20 +433,26 @@ class Engine:
 
     # -- replay ----------------------------------------------------------------------
 
-    def replay(self, record: FeedRecord, model: Model | None = None) -> list[str]:
+    def replay(
+        self, record: FeedRecord, model: Model | None = None, config: RankingConfig | None = None
+    ) -> list[str]:
         """Recompute a feed from its recorded inputs with the model of its
-        version (or ``model``); the videos, in order."""
+        version (or ``model``); the videos, in order. With ``config`` (the
+        approved ranking configuration) the feed is recomputed as that
+        configuration ranks it, whatever configuration served it: what the
+        approved algorithm would have shown."""
         model = model or self._models.get(record.model_version)
         if model is None or model.version != record.model_version:
             raise ReplayError(f"model {record.model_version} is not available for replay")
-        if self.config.digest() != record.config_digest:
+        if config is None and self.config.digest() != record.config_digest:
             raise ReplayError("the ranking configuration changed since this feed was served")
+        config = config or self.config
         state = UserState.from_dict(record.state)
         if state.digest() != record.state_digest:
             raise ReplayError("the recorded state does not match its digest")
         return compute(
             model,
-            self.config,
+            config,
             state,
             record.pool,
             self.catalog,

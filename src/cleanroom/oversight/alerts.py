@@ -27,6 +27,7 @@ KINDS = (
     "deletion-late",
     "fork",
     "tamper",
+    "replay-mismatch",
 )
 
 

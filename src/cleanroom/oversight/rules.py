@@ -39,6 +39,8 @@ EGRESS_RESOURCES = ("Aggregates", "Videos")
 DECLARE_WITHIN = 1_000
 DECLARE_WITHIN_MS = 60_000
 APPROVALS = 2
+# Served feeds kept for the replay audit (the newest).
+KEEP_SERVED = 20_000
 
 
 class RuleEngine:
@@ -51,6 +53,8 @@ class RuleEngine:
         # index of an allowed export decision -> [resource, declared by a flow, time_ms]
         self.exports: dict[str, list[Any]] = s.get("exports", {})
         self.orders: dict[str, list[Any]] = s.get("orders", {})  # order -> [index, deadline, done]
+        # served feeds the replay audit samples: [index, feed, list_digest, config, model]
+        self.served: list[list[Any]] = s.get("served", [])
         self.last_index: int = s.get("last_index", -1)
 
     def state(self) -> dict[str, Any]:
@@ -61,6 +65,7 @@ class RuleEngine:
             "screenings": self.screenings,
             "exports": self.exports,
             "orders": self.orders,
+            "served": self.served,
             "last_index": self.last_index,
         }
 
@@ -236,6 +241,11 @@ class RuleEngine:
 
     def _model(self, index: int, e: dict[str, Any]) -> list[Alert]:
         config = e.get("ranking_config")
+        if e.get("type") == "feed.served" and e.get("offset") == 0:
+            self.served.append(
+                [index, e.get("feed"), e.get("list_digest"), config, e.get("model_version")]
+            )
+            del self.served[:-KEEP_SERVED]
         if config in self.deployed.get("model", []):
             return []
         what = "served a feed" if e.get("type") == "feed.served" else "was trained"

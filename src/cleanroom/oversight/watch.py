@@ -23,6 +23,7 @@ from cleanroom.ledger.errors import InconsistencyError, LedgerError
 from cleanroom.ledger.hashing import b64
 from cleanroom.ledger.note import Verifier
 from cleanroom.oversight.alerts import Alert, AlertStore
+from cleanroom.oversight.replay import ReplayReport, replay_audit
 from cleanroom.oversight.rules import RuleEngine
 
 
@@ -48,11 +49,47 @@ class Watcher:
     ) -> None:
         self.state_dir = Path(state_dir)
         self.monitor = Monitor(
-            url, log_key, self.state_dir / "log", witnesses=witnesses, quorum=quorum,
+            url,
+            log_key,
+            self.state_dir / "log",
+            witnesses=witnesses,
+            quorum=quorum,
             client=client,
-        )  # fmt: skip
+        )
         self.alerts = AlertStore(self.state_dir, webhook)
         self.rules_file = self.state_dir / "rules.json"
+        (self.state_dir / "watch.json").write_text(
+            json.dumps(
+                {
+                    "url": url,
+                    "vkey": log_key.vkey,
+                    "witnesses": [w.vkey for w in witnesses or []],
+                    "quorum": quorum,
+                    "webhook": webhook,
+                }
+            )
+        )
+
+    @classmethod
+    def for_state(cls, state_dir: Path, client: httpx.Client | None = None) -> Watcher:
+        """The watcher that last ran with this state directory."""
+        from cleanroom.ledger.note import parse_verifier
+
+        path = Path(state_dir) / "watch.json"
+        if not path.exists():
+            raise LedgerError(
+                f"no monitor has run with {state_dir}", hint="run `cleanroom oversight watch`"
+            )
+        c = json.loads(path.read_text())
+        return cls(
+            c["url"],
+            parse_verifier(c["vkey"]),
+            Path(state_dir),
+            witnesses=[parse_verifier(w) for w in c["witnesses"]],
+            quorum=c["quorum"],
+            webhook=c.get("webhook"),
+            client=client,
+        )
 
     def _engine(self) -> RuleEngine:
         if self.rules_file.exists():
@@ -107,6 +144,26 @@ class Watcher:
         self._save(engine)
         new = self.alerts.add(raised)
         return WatchReport(report.size, report.entries_checked, new, self.alerts.webhook_errors)
+
+    def replay(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        sample: int = 200,
+        seed: int = 0,
+        client: httpx.Client | None = None,
+    ) -> tuple[ReplayReport, list[Alert]]:
+        """The replay audit over the served feeds the monitor has verified;
+        new mismatches become alerts (with their proofs)."""
+        engine = self._engine()
+        report, found = replay_audit(
+            engine.served, api_url, token, sample=sample, seed=seed, client=client
+        )
+        state = self.monitor.load_state()
+        if found and state is not None:
+            self._attach_evidence(found, state.size, {})
+        return report, self.alerts.add(found)
 
     def _attach_evidence(self, alerts: list[Alert], size: int, bodies: dict[int, bytes]) -> None:
         """Each alert's entries with their inclusion proofs in the verified tree."""

@@ -1,0 +1,98 @@
+"""The replay audit: sample served-feed commitments from the verified ledger,
+have the clean room recompute each feed with the approved ranking
+configuration and the recorded inputs, and compare the result with the list
+digest committed on the ledger when the feed was served — not with anything
+the server says now. A feed the approved algorithm would not have shown is
+evidence of manipulation (a hidden boost); each is an alert."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from cleanroom.oversight.alerts import Alert
+
+BATCH = 500
+
+
+@dataclass
+class ReplayReport:
+    sampled: int
+    replayed: int
+    unavailable: int
+    mismatched: int
+    approved_config: str | None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def mismatch_rate(self) -> float:
+        return self.mismatched / self.replayed if self.replayed else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sampled": self.sampled,
+            "replayed": self.replayed,
+            "unavailable": self.unavailable,
+            "mismatched": self.mismatched,
+            "mismatch_rate": round(self.mismatch_rate, 6),
+            "approved_config": self.approved_config,
+            "examples": self.examples[:20],
+        }
+
+
+def replay_audit(
+    served: list[list[Any]],
+    api_url: str,
+    token: str,
+    *,
+    sample: int = 200,
+    seed: int = 0,
+    client: httpx.Client | None = None,
+) -> tuple[ReplayReport, list[Alert]]:
+    """Replay a sample of ``served`` ([index, feed, list_digest, config, model])."""
+    rng = random.Random(seed)
+    chosen = served if len(served) <= sample else rng.sample(served, sample)
+    http = client or httpx.Client(timeout=120)
+    url = api_url.rstrip("/") + "/v1/oversight/feeds/replay"
+    headers = {"Authorization": f"Bearer {token}"}
+    by_feed = {row[1]: row for row in chosen}
+    report = ReplayReport(len(chosen), 0, 0, 0, None)
+    alerts: list[Alert] = []
+    ids = list(by_feed)
+    for start in range(0, len(ids), BATCH):
+        resp = http.post(url, json={"feeds": ids[start : start + BATCH]}, headers=headers)
+        resp.raise_for_status()
+        doc = resp.json()
+        report.approved_config = doc.get("approved_config")
+        for r in doc["feeds"]:
+            if not r.get("available"):
+                report.unavailable += 1
+                continue
+            report.replayed += 1
+            index, feed, committed, config, model = by_feed[r["feed"]]
+            if r["replayed_digest"] == committed:
+                continue
+            report.mismatched += 1
+            example = {
+                "entry": index,
+                "feed": feed,
+                "committed_list_digest": committed,
+                "replayed_digest": r["replayed_digest"],
+                "served_config": config,
+                "approved_config": r.get("config_replayed"),
+                "model_version": model,
+            }
+            report.examples.append(example)
+            alerts.append(
+                Alert(
+                    "replay-mismatch",
+                    index,
+                    f"feed {feed} (entry {index}) is not what the approved algorithm shows: "
+                    f"committed {committed}, approved ranking gives {r['replayed_digest']}",
+                    {"entries": [index], **example},
+                )
+            )
+    return report, alerts

@@ -1,0 +1,63 @@
+"""The replay audit: feeds served by the approved algorithm replay to the
+digest committed on the ledger; a ranking weight changed at run time without a
+release (a hidden boost) shows as mismatches — and as an unapproved model —
+with the entries as evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cleanroom.foryou.ranker import RankingConfig
+from cleanroom.oversight import Watcher
+
+from .test_feed_api import _retrain, api  # noqa: F401 (the trained clean room fixture)
+from .test_gate_api import Api
+
+URL = "http://testserver/log/"
+
+
+def serve(a: Api, seeds: range) -> list[dict]:
+    out = []
+    for s in seeds:
+        r = a.call("GET", f"/v1/feed?limit=10&seed=s{s}", "ulla")
+        assert r.status_code == 200, r.text
+        out.append(r.json())
+    a.room.log.integrate()
+    return out
+
+
+def test_replay_audit_passes_clean_feeds_and_catches_a_hidden_boost(
+    api: Api,  # noqa: F811
+    tmp_path: Path,
+    log_signer,
+) -> None:
+    _retrain(api)
+    serve(api, range(8))
+    w = Watcher(URL, log_signer.verifier, tmp_path / "oversight", client=api.client)
+    assert w.run_once().new_alerts == []
+    report, alerts = w.replay("http://testserver", api.tokens["olga"], client=api.client)
+    assert (report.replayed, report.mismatched, alerts) == (8, 0, [])
+
+    # the operator boosts one creator at run time, without a release
+    engine = api.app.state.recommender.engine
+    shipped = engine.config.raw
+    rerank = {**shipped.get("rerank", {}), "creator_boosts": {"c0": 50.0}}
+    engine.config = RankingConfig.parse({**shipped, "rerank": rerank})
+    boosted = serve(api, range(100, 108))
+    shown = [i["video"] for f in boosted for i in f["items"]]
+    assert shown  # the boosted feeds were served and committed
+
+    watch = w.run_once().new_alerts
+    assert {a.kind for a in watch} == {"unapproved-model"}
+    assert len(watch) == 8
+    report, alerts = w.replay(
+        "http://testserver", api.tokens["olga"], client=api.client, sample=100
+    )
+    assert report.replayed == 16 and report.mismatched >= 1
+    assert {a.kind for a in alerts} == {"replay-mismatch"}
+    boosted_entries = {f["ledger_index"] for f in boosted}
+    assert {a.index for a in alerts} <= boosted_entries  # only the boosted feeds differ
+    assert all(a.evidence["served_config"] != a.evidence["approved_config"] for a in alerts)
+    assert "proven" in alerts[0].evidence
+    again, new = w.replay("http://testserver", api.tokens["olga"], client=api.client, sample=100)
+    assert new == [] and again.mismatched == report.mismatched  # each alert once
