@@ -228,7 +228,9 @@ class Monitor:
 
         ``full`` recomputes the tree from entry 0 (an audit of every stored entry)
         instead of continuing from the last verified state. ``on_entry`` is
-        given each entry read (index, body) once the whole range verified.
+        given each entry (index, body) as it is read and hashed; the entries are
+        proven only if ``verify`` returns (it raises otherwise), so a caller
+        keeps nothing it derived from them until then.
         """
         text = self.tiles.checkpoint()
         cp, _note, cosigners = self.open_checkpoint(text)
@@ -248,17 +250,13 @@ class Monitor:
         else:
             compact = CompactRange(state.size, state.compact)
         start = compact.size
-        read: list[tuple[int, bytes]] = []
-        bad = self._replay_entries(compact, reader, cp.size, progress, read if on_entry else None)
+        bad = self._replay_entries(compact, reader, cp.size, progress, on_entry)
         if bad:
             shown = ", ".join(map(str, bad[:10]))
             noun = "entry does" if len(bad) == 1 else "entries do"
             raise TamperError(f"{len(bad)} {noun} not hash to the signed tree (index {shown})", bad)
         if compact.root() != cp.root:
             raise TamperError("entries do not reproduce the signed root", [])
-        if on_entry is not None:
-            for index, body in read:
-                on_entry(index, body)
         if state is None or cp.size >= state.size:
             self._save_state(MonitorState(cp.origin, cp.size, cp.root, compact.hashes, text))
         return MonitorReport(
@@ -306,7 +304,7 @@ class Monitor:
         reader: TileHashReader,
         size: int,
         progress: Callable[[int, int], None] | None,
-        read: list[tuple[int, bytes]] | None = None,
+        on_entry: Callable[[int, bytes], None] | None = None,
     ) -> list[int]:
         bad: list[int] = []
         index = compact.size
@@ -319,8 +317,8 @@ class Monitor:
                 h = leaf_hash(entries[i])
                 if h != tile[i]:
                     bad.append(bundle_no * TILE_WIDTH + i)
-                if read is not None:
-                    read.append((bundle_no * TILE_WIDTH + i, entries[i]))
+                if on_entry is not None:
+                    on_entry(bundle_no * TILE_WIDTH + i, entries[i])
                 compact.append(h)
             index = bundle_no * TILE_WIDTH + width
             if progress is not None:
