@@ -47,7 +47,15 @@ def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
 
 
 def watcher(api: Api, tmp_path: Path, log_signer, name: str = "oversight") -> Watcher:
-    return Watcher(URL, log_signer.verifier, tmp_path / name, client=api.client)
+    """The monitor, deciding every access entry again under its released policy."""
+    return Watcher(
+        URL,
+        log_signer.verifier,
+        tmp_path / name,
+        client=api.client,
+        api_url="http://testserver",
+        token=api.tokens["olga"],
+    )
 
 
 def publish(api: Api) -> None:
@@ -253,3 +261,30 @@ def test_a_forked_log_is_an_alert(tmp_path: Path, db_url: str, log_signer) -> No
         w = Watcher(URL, log_signer.verifier, tmp_path / "mon", client=b.client)
         alerts = w.run_once().new_alerts
     assert [a.kind for a in alerts] == ["fork"]
+
+
+def test_a_decision_the_policy_would_not_make(api: Api, tmp_path: Path, log_signer) -> None:
+    def inject(a: Api) -> int:  # an insider writes an "allow" the policy never gave
+        real = [e for e in a.ledger() if e["type"] == "access"][-1]
+        forged = {
+            **real,
+            "principal": "pete",
+            "kind": "person",
+            "org": "parent",
+            "role": "engineer",
+            "principal_jurisdiction": "US",
+            "clearance": 9,
+            "self_access": False,
+            "action": "read",
+            "resource": "Profile",
+            "data_class": "protected",
+            "purpose": "support",
+            "decision": "allow",
+            "rules": ["staff-with-role-and-purpose"],
+            "subjects": [],
+        }
+        return a.room.log.append(forged)
+
+    alerts, index = _violation(api, tmp_path, log_signer, inject)
+    assert [(a.kind, a.index) for a in alerts] == [("decision-contradicts-policy", index)]
+    assert "would deny" in alerts[0].message

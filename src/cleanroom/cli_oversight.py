@@ -27,6 +27,10 @@ def watch(
     webhook: Annotated[str | None, typer.Option(help="POST each new alert here")] = None,
     interval: Annotated[float, typer.Option(help="seconds between runs")] = 10.0,
     once: Annotated[bool, typer.Option(help="one run, then exit")] = False,
+    api: Annotated[
+        str | None, typer.Option(help="the clean room's API: decide access entries again")
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="an oversight token for --api")] = None,
 ) -> None:
     """Verify the log and check every new entry against the rules; new alerts
     are kept in STATE_DIR/alerts.jsonl (exit code 1 after a run that raised any
@@ -37,6 +41,7 @@ def watch(
     watcher = Watcher(
         url, parse_verifier(vkey), state_dir,
         witnesses=[parse_verifier(w) for w in witness or []], quorum=quorum, webhook=webhook,
+        api_url=api, token=token,
     )  # fmt: skip
     while True:
         report = watcher.run_once()

@@ -136,7 +136,11 @@ def router() -> APIRouter:
         model configuration with ``evaluate``, a summary of how feeds change."""
         room = room_of(request)
         room.gate.require(who, "read", "Releases")
-        doc = {**_artifact(room, digest), "diff": diff_lines(room, digest)}
+        doc = {
+            **_artifact(room, digest),
+            "manifest": room.releases.get(digest).manifest,
+            "diff": diff_lines(room, digest),
+        }
         if evaluate:
             rec = getattr(request.app.state, "recommender", None)
             if doc["kind"] != "model":

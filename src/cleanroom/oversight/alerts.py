@@ -18,6 +18,7 @@ import httpx
 KINDS = (
     "malformed-entry",
     "policy-not-released",
+    "decision-contradicts-policy",
     "export-without-screening",
     "export-without-approval",
     "undeclared-export",

@@ -9,8 +9,9 @@ reveals (an overdue deletion, an export decision no flow ever declared).
 
 Rules (each violation one alert, with the entries as evidence):
 
-- every ``access`` entry is well formed, and cites a policy version that was
-  released (approved and deployed) before it;
+- every ``access`` entry is well formed, cites a policy version that was
+  released (approved and deployed) before it, and — given the released policy
+  texts — is what that policy decides for the attributes it records;
 - every export that went out (``egress.flow`` allowed) has a screening of that
   recipient that came out clear and an allowed ``export`` decision; and every
   allowed export decision of aggregates or the catalogue is declared by a flow;
@@ -23,9 +24,12 @@ Rules (each violation one alert, with the entries as evidence):
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from cleanroom.oversight.alerts import Alert
+from cleanroom.oversight.policy import redecide
 
 ACCESS_FIELDS = {
     "principal": str, "org": str, "role": str, "action": str, "resource": str,
@@ -39,12 +43,25 @@ EGRESS_RESOURCES = ("Aggregates", "Videos")
 DECLARE_WITHIN = 1_000
 DECLARE_WITHIN_MS = 60_000
 APPROVALS = 2
+# What a decision depends on (entries alike in these are decided once).
+REDECIDE_KEY = (
+    "policy_version", "principal", "kind", "org", "role", "principal_jurisdiction", "clearance",
+    "self_access", "action", "resource", "data_class", "jurisdiction", "purpose", "rules",
+)  # fmt: skip
 # Served feeds kept for the replay audit (the newest).
 KEEP_SERVED = 20_000
 
 
 class RuleEngine:
-    def __init__(self, state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        state: dict[str, Any] | None = None,
+        policies: Callable[[str], tuple[str, str]] | None = None,
+    ) -> None:
+        """``policies`` gives the (policies, schema) text of a released policy
+        version: with it every access entry is decided again under its policy."""
+        self.policies = policies
+        self._redecided: dict[tuple[Any, ...], bool | None] = {}
         s = state or {}
         self.submitted: dict[str, str] = s.get("submitted", {})  # artifact -> org/submitter
         self.reviews: dict[str, dict[str, list[str]]] = s.get("reviews", {})
@@ -128,6 +145,8 @@ class RuleEngine:
                     {"entries": [index], "released": list(self.deployed["policy"])},
                 )
             )
+        elif self.policies is not None:
+            out += self._redecide(index, e)
         if (
             e["action"] == "export"
             and e["decision"] == "allow"
@@ -135,6 +154,26 @@ class RuleEngine:
         ):
             self.exports[str(index)] = [e["resource"], False, int(e.get("time_ms", 0))]
         return out
+
+    def _redecide(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        key = tuple(json.dumps(e.get(k), sort_keys=True) for k in REDECIDE_KEY)
+        if key not in self._redecided:
+            assert self.policies is not None
+            policies, schema = self.policies(e["policy_version"])
+            self._redecided[key] = redecide(e, policies, schema)
+        allowed = self._redecided[key]
+        if allowed is None or allowed == (e["decision"] == "allow"):
+            return []
+        return [
+            Alert(
+                "decision-contradicts-policy",
+                index,
+                f"access entry {index} says {e['decision']} for {e['principal']} "
+                f"({e['org']}/{e['role']}) to {e['action']} {e['resource']}, but policy "
+                f"{e['policy_version']} would {'allow' if allowed else 'deny'} it",
+                {"entries": [index]},
+            )
+        ]
 
     def _flow(self, index: int, e: dict[str, Any]) -> list[Alert]:
         decision = self.exports.get(str(e.get("access_entry")))

@@ -23,6 +23,7 @@ from cleanroom.ledger.errors import InconsistencyError, LedgerError
 from cleanroom.ledger.hashing import b64
 from cleanroom.ledger.note import Verifier
 from cleanroom.oversight.alerts import Alert, AlertStore
+from cleanroom.oversight.policy import PolicySource
 from cleanroom.oversight.replay import ReplayReport, replay_audit
 from cleanroom.oversight.rules import RuleEngine
 
@@ -46,8 +47,13 @@ class Watcher:
         quorum: int = 0,
         webhook: str | None = None,
         client: httpx.Client | None = None,
+        api_url: str | None = None,
+        token: str | None = None,
     ) -> None:
+        """With ``api_url`` and an oversight ``token`` the released policy texts
+        are fetched and every access entry is decided again."""
         self.state_dir = Path(state_dir)
+        self.policies = PolicySource(api_url, token, client) if api_url and token else None
         self.monitor = Monitor(
             url,
             log_key,
@@ -92,9 +98,10 @@ class Watcher:
         )
 
     def _engine(self) -> RuleEngine:
+        source = self.policies.get if self.policies is not None else None
         if self.rules_file.exists():
-            return RuleEngine(json.loads(self.rules_file.read_text()))
-        return RuleEngine()
+            return RuleEngine(json.loads(self.rules_file.read_text()), source)
+        return RuleEngine(None, source)
 
     def _save(self, engine: RuleEngine) -> None:
         tmp = self.rules_file.with_suffix(".tmp")

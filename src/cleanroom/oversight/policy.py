@@ -1,0 +1,91 @@
+"""Re-deciding access entries: the oversight body fetches each released policy
+set once (from the clean room's public release API), checks its content
+against the digest the ledger released, and evaluates every access entry under
+the policy version it cites — an allowed entry the policy would deny (or the
+reverse) is an alert. Cedar is evaluated with ``cedarpy``, the same engine the
+clean room uses, on the attributes the entry records."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import cedarpy
+import httpx
+
+from cleanroom.ledger.errors import LedgerError
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """The digest of a set of files (Go's dirhash: SHA-256 of the sorted
+    "<sha256>  <name>" lines), the digest the clean room releases policies by."""
+    lines = "".join(
+        f"{hashlib.sha256(text.encode()).hexdigest()}  {name}\n"
+        for name, text in sorted(files.items())
+    )
+    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+
+
+class PolicySource:
+    """Released policy sets by digest, fetched over HTTP and checked."""
+
+    def __init__(self, api_url: str, token: str, client: httpx.Client | None = None) -> None:
+        self.url = api_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.http = client or httpx.Client(timeout=60)
+        self._sets: dict[str, tuple[str, str]] = {}  # digest -> (policies, schema)
+
+    def get(self, digest: str) -> tuple[str, str]:
+        if digest not in self._sets:
+            r = self.http.get(f"{self.url}/v1/releases/{digest}", headers=self.headers)
+            if r.status_code != 200:
+                raise LedgerError(f"policy release {digest}: HTTP {r.status_code}")
+            files = r.json().get("manifest", {}).get("files", {})
+            if files_digest(files) != digest:
+                raise LedgerError(f"policy release {digest}: its files do not hash to it")
+            policies = "\n".join(t for n, t in sorted(files.items()) if n.endswith(".cedar"))
+            schema = next((t for n, t in files.items() if n.endswith(".cedarschema")), "")
+            self._sets[digest] = (policies, schema)
+        return self._sets[digest]
+
+
+REQUIRED = ("kind", "principal_jurisdiction", "clearance", "self_access")
+
+
+def redecide(entry: dict[str, Any], policies: str, schema: str) -> bool | None:
+    """Whether the policy allows what the entry records (None: the entry lacks
+    the attributes, or the clean room decided it outside the policy — several
+    jurisdictions in one request are refused before Cedar is asked)."""
+    if any(k not in entry for k in REQUIRED) or entry.get("rules") == [
+        "one-jurisdiction-per-request"
+    ]:
+        return None
+    name, resource = entry["principal"], entry["resource"]
+    entities = [
+        {
+            "uid": {"type": "Principal", "id": name},
+            "attrs": {
+                "kind": entry["kind"],
+                "org": entry["org"],
+                "role": entry["role"],
+                "jurisdiction": entry["principal_jurisdiction"],
+                "clearance": entry["clearance"],
+            },
+            "parents": [],
+        },
+        {
+            "uid": {"type": resource, "id": "request"},
+            "attrs": {"data_class": entry["data_class"], "jurisdiction": entry["jurisdiction"]},
+            "parents": [],
+        },
+    ]
+    request = {
+        "principal": {"type": "Principal", "id": name},
+        "action": {"type": "Action", "id": entry["action"]},
+        "resource": {"type": resource, "id": "request"},
+        "context": {"purpose": entry["purpose"], "self_access": entry["self_access"]},
+    }
+    result = cedarpy.is_authorized(request, policies, entities, schema)
+    if result.diagnostics.errors:
+        return False  # fail closed, as the gate does
+    return bool(result.allowed)
