@@ -67,3 +67,24 @@ def test_gini_is_bounded_and_scale_free(xs):
     g = gini(xs)
     assert 0.0 <= g <= 1.0
     assert gini([3 * x for x in xs]) == pytest.approx(g, abs=1e-9)
+
+
+def test_topics_from_co_engagement_find_the_communities():
+    import numpy as np
+
+    from cleanroom.audit.topics import DERIVED, ISOLATED, from_coengagement, from_tags
+
+    # users 0-4 like videos a, b, c; users 5-9 like d, e; nobody else likes f with anyone
+    pairs = [(u, i) for u in range(5) for i in (0, 1, 2)] + [
+        (u, i) for u in range(5, 10) for i in (3, 4)
+    ]
+    pairs.append((10, 5))
+    users = np.array([u for u, _ in pairs])
+    items = np.array([i for _, i in pairs])
+    tm = from_coengagement(users, items, list("abcdef"))
+    assert tm.source == DERIVED
+    assert tm.of("a") == tm.of("b") == tm.of("c") == "t:0"  # the larger community first
+    assert tm.of("d") == tm.of("e") == "t:1"
+    assert tm.of("f") == ISOLATED and tm.of("zzz") == ISOLATED
+    tagged = from_tags([("a", ("cooking", "food")), ("b", ())])
+    assert (tagged.of("a"), tagged.of("b")) == ("cooking", ISOLATED)
