@@ -88,3 +88,45 @@ def test_topics_from_co_engagement_find_the_communities():
     assert tm.of("f") == ISOLATED and tm.of("zzz") == ISOLATED
     tagged = from_tags([("a", ("cooking", "food")), ("b", ())])
     assert (tagged.of("a"), tagged.of("b")) == ("cooking", ISOLATED)
+
+
+def test_exposure_report_from_aggregates():
+    from cleanroom.audit.exposure import exposure_report
+    from cleanroom.audit.topics import TAGGED, TopicMap
+
+    topics = TopicMap({"v1": "cooking", "v2": "cooking", "v3": "news"}, TAGGED)
+    day = 86_400_000
+    rows = [
+        {
+            "model_version": "m1",
+            "hour_ms": 0,
+            "video": "v1",
+            "creator": "c1",
+            "region": "US",
+            "impressions": 60,
+        },
+        {
+            "model_version": "m1",
+            "hour_ms": 3_600_000,
+            "video": "v3",
+            "creator": "c2",
+            "region": "DE",
+            "impressions": 20,
+        },
+        {
+            "model_version": "m2",
+            "hour_ms": day,
+            "video": "v2",
+            "creator": "c1",
+            "region": "US",
+            "impressions": 20,
+        },
+    ]
+    r = exposure_report(rows, topics)
+    assert r["impressions"] == 100 and r["topics_source"] == TAGGED
+    assert r["by_topic"][0] == {"key": "cooking", "impressions": 80, "share": 0.8}
+    assert r["topic_entropy_bits"] == pytest.approx(-(0.8 * math.log2(0.8) + 0.2 * math.log2(0.2)))
+    assert [x["key"] for x in r["by_creator_region"]] == ["US", "DE"]
+    assert r["concentration"]["top_1pct_creator_share"] == pytest.approx(0.8)  # c1 of 2 creators
+    assert r["per_model_version"]["m2"]["impressions"] == 20
+    assert [d["day_ms"] for d in r["per_day"]] == [0, day]

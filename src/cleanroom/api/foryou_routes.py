@@ -117,6 +117,19 @@ def router() -> APIRouter:
         rec.retrain()
         return JSONResponse({"status": "training", "live": rec.engine.model.version}, 202)
 
+    @r.get("/v1/oversight/exposure", tags=["oversight"])
+    def exposure(
+        request: Request,
+        who: Who,
+        since_ms: Annotated[int, Query(ge=0, description="from this hour on")] = 0,
+        purpose: Purpose = "oversight",
+    ) -> JSONResponse:
+        """Impressions per model version, hour and video, with each video's
+        creator, region and topics — aggregates across real traffic, no user."""
+        rec = recommender_of(request)
+        rec.room.gate.require(who, "read", "Aggregates", purpose=purpose)
+        return JSONResponse({"rows": rec.engine.exposure_rows(since_ms)})
+
     @r.post("/v1/oversight/feeds/replay", tags=["oversight"])
     def replay_batch(
         request: Request, who: Who, body: ReplayBatch, purpose: Purpose = "oversight"

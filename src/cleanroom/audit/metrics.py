@@ -64,11 +64,16 @@ def exploit_fraction(shown: Sequence[Shown], interests: set[str]) -> float:
 
 def entropy(values: Iterable[Hashable]) -> float:
     """Shannon entropy in bits of the distribution of ``values``."""
-    counts = Counter(values)
-    total = sum(counts.values())
+    return entropy_of_counts(Counter(values).values())
+
+
+def entropy_of_counts(counts: Iterable[int]) -> float:
+    """Shannon entropy in bits of a distribution given by its counts."""
+    counts = [c for c in counts if c > 0]
+    total = sum(counts)
     if total == 0:
         return 0.0
-    return -sum((c / total) * math.log2(c / total) for c in counts.values()) + 0.0
+    return -sum((c / total) * math.log2(c / total) for c in counts) + 0.0
 
 
 def gini(counts: Iterable[float]) -> float:

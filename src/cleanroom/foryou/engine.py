@@ -11,7 +11,7 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +28,8 @@ from cleanroom.foryou.signals import engagement, signal
 from cleanroom.storage.errors import CleanroomError
 
 MAX_LIMIT = 100
+EXPOSURE_BUCKET_MS = 3_600_000
+EXPOSURE_BUCKETS = 24 * 30 * 4  # hours kept (30 days of up to 4 model versions)
 DEPTH = 100
 _CURSOR = re.compile(r"^([0-9a-f]{32})\.(\d{1,3})$")
 _SEED = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -156,6 +158,9 @@ class Engine:
         self.states = states or States()
         self.counters = counters or Counters()
         self.catalog = Catalog(fresh_window_ms)
+        # impressions per (model version, ranking configuration, hour): what
+        # exposure reports aggregate
+        self.exposure: OrderedDict[tuple[str, str, int], Counter[str]] = OrderedDict()
         self.boosts: tuple[Boost, ...] = ()
         self.clock = clock
         self._model: Model | None = None
@@ -412,7 +417,38 @@ class Engine:
         )
         end = offset + len(page)
         nxt = f"{record.feed}.{end}" if end < len(ranked) else None
+        hour = record.bucket_ms - record.bucket_ms % EXPOSURE_BUCKET_MS
+        with self._lock:  # exposure, aggregated: no user, only videos and counts
+            key = (record.model_version, record.config_digest, hour)
+            counts = self.exposure.setdefault(key, Counter())
+            counts.update(i.video for i in page)
+            while len(self.exposure) > EXPOSURE_BUCKETS:
+                self.exposure.pop(next(iter(self.exposure)))
         return ServedFeed(record, offset, page, nxt)
+
+    def exposure_rows(self, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Impressions per (model version, ranking configuration, hour, video)
+        since ``since_ms``, with each video's creator, region and topics:
+        aggregates, no user."""
+        with self._lock:
+            snapshot = [(k, dict(c)) for k, c in self.exposure.items() if k[2] >= since_ms]
+        out = []
+        for (model, config, hour), counts in snapshot:
+            for video, n in counts.items():
+                item = self.catalog.get(video)
+                out.append(
+                    {
+                        "model_version": model,
+                        "ranking_config": config,
+                        "hour_ms": hour,
+                        "video": video,
+                        "creator": item.creator if item else "",
+                        "region": item.region if item else "",
+                        "topics": list(item.topics) if item else [],
+                        "impressions": n,
+                    }
+                )
+        return out
 
     def _page(self, user: str, cursor: str, limit: int) -> ServedFeed:
         m = _CURSOR.match(cursor) if isinstance(cursor, str) else None

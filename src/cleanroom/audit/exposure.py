@@ -1,0 +1,65 @@
+"""The exposure report: across real traffic, from aggregates only (impressions
+per model version, hour and video), what the algorithm showed — by topic, by
+creator region, how concentrated on a few creators, over time and per model
+version."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from cleanroom.audit.metrics import entropy_of_counts, gini, top_share
+from cleanroom.audit.topics import TopicMap
+
+DAY_MS = 86_400_000
+
+
+def _shares(c: Counter[str], top: int = 20) -> list[dict[str, Any]]:
+    total = sum(c.values()) or 1
+    return [{"key": k, "impressions": n, "share": n / total} for k, n in c.most_common(top)]
+
+
+def _concentration(by_creator: Counter[str]) -> dict[str, float]:
+    return {
+        "top_1pct_creator_share": top_share(dict(by_creator), 0.01),
+        "creator_gini": gini(by_creator.values()),
+        "creators": len(by_creator),
+    }
+
+
+def exposure_report(rows: Iterable[dict[str, Any]], topics: TopicMap) -> dict[str, Any]:
+    """Aggregate exposure rows (``model_version, hour_ms, video, creator,
+    region, impressions``) into the report's sections."""
+    total = 0
+    by_topic: Counter[str] = Counter()
+    by_region: Counter[str] = Counter()
+    by_creator: Counter[str] = Counter()
+    per_model: dict[str, Counter[str]] = defaultdict(Counter)
+    per_day: dict[int, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        n = int(r["impressions"])
+        if n < 0:
+            raise ValueError("impressions are not negative")
+        total += n
+        topic = topics.of(r["video"])
+        by_topic[topic] += n
+        by_region[r.get("region") or "unknown"] += n
+        by_creator[r.get("creator") or "unknown"] += n
+        per_model[r["model_version"]][r.get("creator") or "unknown"] += n
+        per_day[int(r["hour_ms"]) // DAY_MS * DAY_MS][topic] += n
+    return {
+        "impressions": total,
+        "topics_source": topics.source,
+        "by_topic": _shares(by_topic),
+        "topic_entropy_bits": entropy_of_counts(by_topic.values()),
+        "by_creator_region": _shares(by_region),
+        "concentration": _concentration(by_creator),
+        "per_model_version": {
+            m: {"impressions": sum(c.values()), **_concentration(c)} for m, c in per_model.items()
+        },
+        "per_day": [
+            {"day_ms": d, "impressions": sum(c.values()), "by_topic": _shares(c, 5)}
+            for d, c in sorted(per_day.items())
+        ],
+    }
