@@ -65,6 +65,7 @@ def test_place_prefixes_weigh_little(matcher):
         ("Global Technology Holdings Limited", "Global Technology Group"),
         ("China Mobile Limited", "China Telecom Corporation Limited"),
         ("Huawei Technologies Co., Ltd.", "ZTE Corporation"),
+        ("Example State University Social Media Lab", "SOCIAL DESIGN AGENCY"),
     ],
 )
 def test_generic_words_never_make_a_match(matcher, a, b):

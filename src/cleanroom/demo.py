@@ -442,6 +442,8 @@ def _screening(dd: DataDir, server: ServerProcess, tokens: dict[str, str], base:
         "recipient": "Example State University Social Media Lab", "country": "US",
         "kind": "aggregates", "by": "kind", "min_group_size": 10})  # fmt: skip
     body = ok.json()
+    if ok.status_code != 200:
+        raise RuntimeError(f"the export to the university lab failed: {ok.status_code} {body}")
     console.print(f"export of aggregates to a university lab (US): [green]{ok.status_code}[/], "
                   f"{body['rows']} groups of >= 10 users ({body['suppressed_groups']} suppressed): "
                   f"{body['data']}")  # fmt: skip

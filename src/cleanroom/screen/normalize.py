@@ -66,7 +66,8 @@ video media materials power petroleum chemical chemicals university school colle
 laboratories lab labs ventures venture associates consulting consultants advisors advisory
 brothers sons studio studios store stores shop market markets retail wholesale supply supplies
 design designs marketing fund funds properties property realty estate housing hotel hotels travel
-tours express com net org
+tours express com net org social society charity charitable relief welfare cultural
+education educational public community people peoples youth human rights humanitarian aid
 """)
 
 _PARTICLES = _words("""
