@@ -29,7 +29,7 @@ from scipy.optimize import minimize
 
 from cleanroom.screen.index import list_weights
 from cleanroom.screen.lists import bundled_snapshots
-from cleanroom.screen.matcher import FEATURES, Matcher, Model, Scoring
+from cleanroom.screen.matcher import CAP_BELOW, FEATURES, Matcher, Model, Scoring
 from cleanroom.screen.normalize import normalize
 
 HERE = Path(__file__).resolve().parent
@@ -104,7 +104,7 @@ def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     p = 1 / (1 + np.exp(-(w[0] + x[:, :-1] @ w[1:])))
     shared = x[:, -1] > 0
-    return np.where(shared, p, np.minimum(p, THRESHOLD - 0.05))
+    return np.where(shared, p, np.minimum(p, THRESHOLD - CAP_BELOW))  # as Matcher.compare caps
 
 
 def prf(pred: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:

@@ -5,6 +5,7 @@ with the entries and their inclusion proofs as evidence."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,8 @@ def test_a_clean_run_raises_no_alert(api: Api, tmp_path: Path, log_signer) -> No
     report = watcher(api, tmp_path, log_signer).run_once()
     assert report.entries_checked > 20
     assert report.new_alerts == [], [a.message for a in report.new_alerts]
+    rules = json.loads((tmp_path / "oversight" / "rules.json").read_text())
+    assert rules["flows"] == {"US|aggregate|allow": 1, "CN|aggregate|refuse": 1}
     types = {e["type"] for e in api.ledger()}
     assert {
         "access",

@@ -137,14 +137,14 @@ def init(
         cp = LedgerStore(db, config.origin, signer).init()
     finally:
         db.dispose()
-    from cleanroom.deployment import bootstrap, ensure_screening
+    from cleanroom.deployment import bootstrap
     from cleanroom.room import CleanRoom
 
     # the keyring, the system principals, the first releases and the bundled
     # restricted-party lists (all on the record)
     with CleanRoom.open(dd, background=False) as room:
         bootstrapped = bootstrap(room, dd)
-        ensure_screening(room)
+        room.screening.ensure_bundled(by="init")
         room.log.integrate()
     typer.echo(f"data directory: {dd.path}")
     typer.echo(

@@ -79,6 +79,26 @@ def alerts(
         typer.echo(f"{len(found)} alerts", err=True)
 
 
+@oversight_app.command("flows")
+def flows(
+    state_dir: StateDir = Path("oversight"),
+    as_json: Annotated[bool, typer.Option("--json", help="as JSON")] = False,
+) -> None:
+    """Export flows in the ledger the monitor verified, by destination, data
+    class and decision."""
+    from cleanroom.oversight import RuleEngine
+
+    path = state_dir / "rules.json"
+    counts = RuleEngine(json.loads(path.read_text()) if path.exists() else None).flows
+    if as_json:
+        typer.echo(json.dumps(counts))
+        return
+    for key, n in sorted(counts.items()):
+        country, data_class, decision = key.split("|")
+        typer.echo(f"{country:3} {data_class:14} {decision:7} {n}")
+    typer.echo(f"{sum(counts.values())} flows", err=True)
+
+
 @oversight_app.command("replay")
 def replay(
     api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],

@@ -33,10 +33,9 @@ DEFAULT_BY = "screening-service"
 @contextmanager
 def _room() -> Iterator[Any]:
     from cleanroom.cli_release import _room as release_room
-    from cleanroom.deployment import ensure_screening
 
     with release_room() as room:
-        ensure_screening(room)
+        room.screening.ensure_bundled(by="init")  # a clean room made before screening existed
         yield room
 
 
@@ -271,12 +270,9 @@ def dismiss(
 
 @screen_app.command("flows")
 def flows(as_json: Annotated[bool, typer.Option("--json", help="as JSON")] = False) -> None:
-    """Export flows on the ledger, counted by destination and data class."""
-    from cleanroom.gate.egress import flow_summary
-    from cleanroom.release.verify import ledger_entries
-
+    """Export flows (each a ledger entry), counted by destination and data class."""
     with _room() as room:
-        summary = flow_summary(ledger_entries(room.log.store))
+        summary = room.egress.summary()
     if as_json:
         typer.echo(json.dumps(summary))
         return

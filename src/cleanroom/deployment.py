@@ -40,8 +40,8 @@ from cleanroom.release.intoto import encode, review, statement, subject
 from cleanroom.release.registry import Artifact
 from cleanroom.room import CleanRoom
 from cleanroom.screen.errors import ManifestError
+from cleanroom.screen.infra import Manifest, parse_manifest
 from cleanroom.screen.infra import check as infra_check
-from cleanroom.screen.infra import parse_manifest
 from cleanroom.storage.errors import CleanroomError
 
 BOOTSTRAP_REVIEWERS = (("operator-reviewer", "operator"), ("oversight-reviewer", "oversight"))
@@ -51,7 +51,9 @@ def policy_manifest(bundle: PolicyBundle) -> dict[str, Any]:
     return {"files": dict(sorted(bundle.files.items()))}
 
 
-def policy_digest(manifest: dict[str, Any]) -> str:
+def text_files_digest(manifest: dict[str, Any]) -> str:
+    """The digest of a manifest of files given by their text (policy sets,
+    infrastructure manifests)."""
     return files_digest({n: t.encode() for n, t in manifest["files"].items()})
 
 
@@ -67,15 +69,11 @@ def source_digest(manifest: dict[str, Any]) -> str:
     return hashes_digest(manifest["files"])
 
 
-def infra_digest(manifest: dict[str, Any]) -> str:
-    return files_digest({n: t.encode() for n, t in manifest["files"].items()})
-
-
 DIGESTS = {
-    "policy": policy_digest,
+    "policy": text_files_digest,
     "model": model_digest,
     "source": source_digest,
-    "infra": infra_digest,
+    "infra": text_files_digest,
 }
 
 
@@ -99,7 +97,6 @@ def check_manifest(kind: str, manifest: Any) -> str:
             raise ReleaseError("an infra release is one manifest file")
         name, text = next(iter(files.items()))
         parse_manifest(text, name)  # a manifest that does not parse is no release
-    return DIGESTS[kind](manifest)
     return DIGESTS[kind](manifest)
 
 
@@ -169,7 +166,7 @@ def bootstrap(room: CleanRoom, dd: DataDir) -> bool:
 
 def load_policy(room: CleanRoom) -> Loaded:
     """Load the live approved policy set into the gate (deploy check first)."""
-    loaded = load_live(room.releases, room.log, "policy", policy_digest)
+    loaded = load_live(room.releases, room.log, "policy", text_files_digest)
     room.gate.set_policy(load_files(loaded.content["files"]))
     return loaded
 
@@ -374,18 +371,19 @@ class InfraRefused(CleanroomError):
 
 def infra_manifest(path: Path) -> tuple[str, dict[str, Any]]:
     """(digest, release manifest) of an infrastructure manifest file."""
+    digest, manifest, _ = _read_manifest(path)
+    return digest, manifest
+
+
+def _read_manifest(path: Path) -> tuple[str, dict[str, Any], Manifest]:
+    """An infrastructure manifest file: its release digest and manifest, parsed."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ManifestError(f"cannot read manifest {path}: {e}") from None
-    parse_manifest(text, path.name)
+    parsed = parse_manifest(text, path.name)
     manifest = {"files": {path.name: text}}
-    return infra_digest(manifest), manifest
-
-
-def ensure_screening(room: CleanRoom) -> None:
-    """A clean room without lists loads the bundled ones (on the record)."""
-    room.screening.ensure_bundled(by="init")
+    return text_files_digest(manifest), manifest, parsed
 
 
 def check_infrastructure(room: CleanRoom, path: Path | None = None) -> dict[str, Any] | None:
@@ -400,8 +398,7 @@ def check_infrastructure(room: CleanRoom, path: Path | None = None) -> dict[str,
         path = Path(configured)
         if not path.is_absolute() and room.data_dir is not None:
             path = room.data_dir.path / path
-    digest, manifest = infra_manifest(path)
-    parsed = parse_manifest(manifest["files"][path.name], path.name)
+    digest, _, parsed = _read_manifest(path)
     report = infra_check(parsed, room.screening.screener())
     approved = False
     if report.flagged and not report.blocking:

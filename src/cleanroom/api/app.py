@@ -21,7 +21,6 @@ from cleanroom.config import DataDir
 from cleanroom.deployment import (
     bootstrap,
     check_infrastructure,
-    ensure_screening,
     load_model_config,
     load_policy,
 )
@@ -55,7 +54,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
                 bootstrap(room, dd)
                 # the bundled lists on a fresh clean room; the Clean Network
                 # check of the configured manifest (refuses to start when flagged)
-                ensure_screening(room)
+                room.screening.ensure_bundled(by="init")
                 app.state.infra = check_infrastructure(room)
                 app.state.policy_release = load_policy(room)
                 ranking, app.state.model_release = load_model_config(room)

@@ -17,16 +17,15 @@ order, and all of it on the record:
    twelve months above the threshold (e.g. covered personal identifiers of more
    than 100,000 U.S. persons) is refused;
 5. the flow — allowed or refused, with the reasons — is a ``egress.flow`` ledger
-   entry the oversight body can count by destination and data class
-   (``flow_summary`` does exactly that from ledger entries).
+   entry the oversight body can count by destination and data class (its
+   monitor does, from the entries it verified); ``Egress.summary`` counts them
+   here from the table that indexes those entries.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
@@ -153,12 +152,12 @@ class Egress:
             raise ScreeningInputError("aggregates are by 'kind' or 'video'")
         if not isinstance(req.min_group_size, int) or req.min_group_size < 1:
             raise ScreeningInputError("min_group_size is a positive whole number")
-        return ExportRequest(req.recipient, country, req.kind, req.purpose, req.by,
-                             req.min_group_size)  # fmt: skip
+        return replace(req, country=country)
 
     def export(self, principal: Principal, request: ExportRequest) -> ExportResult:
         req = self._check(request)
         resource, category = KINDS[req.kind]
+        data_class = RESOURCE_CLASSES[resource]
         reasons: list[str] = []
         screening, s_entry = self.desk.screen(
             req.recipient, "any", by=principal.name, purpose="egress"
@@ -195,13 +194,14 @@ class Egress:
                     f" persons toward a country of concern over 12 months (threshold {limit:,})"
                 )
         allowed = not reasons
+        now = int(time.time() * 1000)
         if not allowed:
             data, rows, suppressed = None, 0, 0
         entry = self.gate.log.append(
             {
                 "type": "egress.flow",
                 "v": 1,
-                "time_ms": int(time.time() * 1000),
+                "time_ms": now,
                 "by": principal.name,
                 "org": principal.org,
                 "recipient": req.recipient,
@@ -209,7 +209,7 @@ class Egress:
                 "country_of_concern": concern,
                 "kind": req.kind,
                 "resource": resource,
-                "data_class": _data_class(resource),
+                "data_class": data_class,
                 "purpose": req.purpose,
                 "decision": "allow" if allowed else "refuse",
                 "reasons": reasons,
@@ -226,9 +226,9 @@ class Egress:
             conn.execute(
                 flows_t.insert().values(
                     recipient_key=query_key(req.recipient), country=req.country, kind=req.kind,
-                    data_class=_data_class(resource), decision="allow" if allowed else "refuse",
+                    data_class=data_class, decision="allow" if allowed else "refuse",
                     dsp_category=category or "", us_persons=persons if allowed else 0,
-                    ms=int(time.time() * 1000), ledger_index=entry,
+                    ms=now, ledger_index=entry,
                 )
             )  # fmt: skip
         return ExportResult(allowed, reasons, entry, s_entry, decision.entry, data, rows,
@@ -238,10 +238,10 @@ class Egress:
         vault = self.gate.vault
         if req.kind == "aggregates":
             counts, suppressed = vault.aggregate_table(
-                grant, by=req.by, min_group=req.min_group_size, action="export"
+                grant, by=req.by, min_group=req.min_group_size
             )
             return counts, len(counts), suppressed, 0
-        videos = vault.videos(grant, action="export")
+        videos = vault.videos(grant)
         data = [
             {"id": v.id, "creator": v.creator, "topics": list(v.topics), "region": v.region,
              "language": v.language, "created_ms": v.created_ms}
@@ -249,6 +249,23 @@ class Egress:
             if v.public
         ]  # fmt: skip
         return data, len(data), 0, len({d["creator"] for d in data})
+
+    def summary(self) -> dict[str, Any]:
+        """Every flow so far, counted by destination and data class."""
+        with self.db.read_latest() as conn:
+            rows = conn.execute(
+                select(flows_t.c.country, flows_t.c.data_class, flows_t.c.decision, func.count())
+                .group_by(flows_t.c.country, flows_t.c.data_class, flows_t.c.decision)
+                .order_by(flows_t.c.country, flows_t.c.data_class, flows_t.c.decision)
+            ).all()
+        return {
+            "flows": sum(n for *_, n in rows),
+            "allowed": sum(n for _, _, d, n in rows if d == "allow"),
+            "refused": sum(n for _, _, d, n in rows if d == "refuse"),
+            "by_destination": [
+                {"country": c, "data_class": k, "decision": d, "flows": n} for c, k, d, n in rows
+            ],
+        }
 
     def _sent_before(self, req: ExportRequest, category: str) -> int:
         since = int(time.time() * 1000) - DSP_WINDOW_MS
@@ -262,28 +279,3 @@ class Egress:
                 )
             ).scalar_one()
         return int(n)
-
-
-def _data_class(resource: str) -> str:
-    return RESOURCE_CLASSES[resource]
-
-
-def flow_summary(entries: Iterable[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """Count export flows in ledger entries ``(index, entry)`` by destination
-    and data class (what the oversight body runs on the entries it fetched)."""
-    by_dest: Counter[tuple[str, str, str]] = Counter()
-    total: Counter[str] = Counter()
-    for _, e in entries:
-        if e.get("type") != "egress.flow":
-            continue
-        by_dest[(e["country"], e["data_class"], e["decision"])] += 1
-        total[e["decision"]] += 1
-    return {
-        "flows": sum(total.values()),
-        "allowed": total["allow"],
-        "refused": total["refuse"],
-        "by_destination": [
-            {"country": c, "data_class": d, "decision": x, "flows": n}
-            for (c, d, x), n in sorted(by_dest.items())
-        ],
-    }

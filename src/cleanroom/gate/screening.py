@@ -148,6 +148,13 @@ class ScreeningDesk:
     def _now(self) -> int:
         return int(self.clock() * 1000)
 
+    def _record(self, entry: dict[str, Any], table: Table, **row: Any) -> int:
+        """The ledger entry first (durable), then the row that indexes it."""
+        index = self.log.append({"v": 1, "time_ms": self._now(), **entry})
+        with self.db.write() as conn:
+            conn.execute(table.insert().values(**row, ledger_index=index))
+        return index
+
     # -- lists ----------------------------------------------------------------------
 
     def ensure_bundled(self, *, by: str) -> list[LoadResult]:
@@ -174,11 +181,9 @@ class ScreeningDesk:
                 return LoadResult(snapshot.list_id, snapshot.version, old.version, False, 0, 0,
                                   0, None)  # fmt: skip
             d = delta(old, snapshot)
-            index = self.log.append(
+            index = self._record(
                 {
                     "type": "screen.list_loaded",
-                    "v": 1,
-                    "time_ms": self._now(),
                     "by": by,
                     "list": snapshot.list_id,
                     "title": snapshot.title,
@@ -189,24 +194,19 @@ class ScreeningDesk:
                     "previous": old.version if old else None,
                     "parties": len(snapshot.parties),
                     "delta": d.as_json(),
-                }
+                },
+                lists_t,
+                list_id=snapshot.list_id,
+                version=snapshot.version,
+                title=snapshot.title,
+                authority=snapshot.authority,
+                source=snapshot.source,
+                published=snapshot.published,
+                parties=_pack([p.as_json() for p in snapshot.parties]),
+                count=len(snapshot.parties),
+                loaded_by=by,
+                loaded_ms=self._now(),
             )
-            with self.db.write() as conn:
-                conn.execute(
-                    lists_t.insert().values(
-                        list_id=snapshot.list_id,
-                        version=snapshot.version,
-                        title=snapshot.title,
-                        authority=snapshot.authority,
-                        source=snapshot.source,
-                        published=snapshot.published,
-                        parties=_pack([p.as_json() for p in snapshot.parties]),
-                        count=len(snapshot.parties),
-                        loaded_by=by,
-                        loaded_ms=self._now(),
-                        ledger_index=index,
-                    )
-                )
             return LoadResult(
                 snapshot.list_id, snapshot.version, old.version if old else None, True,
                 len(d.added), len(d.changed), len(d.removed), index,
@@ -257,25 +257,22 @@ class ScreeningDesk:
     ) -> dict[str, Any]:
         graph = parse_stakes(text, source)  # raises before anything is stored
         version = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-        index = self.log.append(
+        index = self._record(
             {
                 "type": "screen.ownership_loaded",
-                "v": 1,
-                "time_ms": self._now(),
                 "by": by,
                 "version": version,
                 "source": source,
                 "stakes": len(graph),
                 "entities": len(graph.nodes),
-            }
+            },
+            ownership_t,
+            version=version,
+            stakes=zlib.compress(text.encode()),
+            count=len(graph),
+            loaded_by=by,
+            loaded_ms=self._now(),
         )
-        with self.db.write() as conn:
-            conn.execute(
-                ownership_t.insert().values(
-                    version=version, stakes=zlib.compress(text.encode()), count=len(graph),
-                    loaded_by=by, loaded_ms=self._now(), ledger_index=index,
-                )
-            )  # fmt: skip
         return {"version": version, "stakes": len(graph), "entities": len(graph.nodes),
                 "ledger_index": index}  # fmt: skip
 
@@ -294,45 +291,44 @@ class ScreeningDesk:
 
     def screener(self) -> Screener:
         """The screener over the current lists (rebuilt when another process, or
-        this one, loaded a list, an ownership graph or a dismissal)."""
+        this one, loaded a list or an ownership graph; when only dismissals
+        changed, only they are read again)."""
         gen = self._current_generation()
         with self._lock:
             if self._screener is not None and self._generation == gen:
                 return self._screener
             with self.db.read_latest() as conn:
-                ids = (
-                    conn.execute(select(func.max(lists_t.c.id)).group_by(lists_t.c.list_id))
-                    .scalars()
-                    .all()
-                )
-                rows = conn.execute(select(lists_t).where(lists_t.c.id.in_(ids))).all()
-                dis = conn.execute(select(dismissals_t)).all()
-                own = conn.execute(select(ownership_t).order_by(ownership_t.c.id.desc())).first()
-            snapshots = [self._snapshot(r) for r in sorted(rows, key=lambda r: r.list_id)]
-            if not snapshots:
-                raise ScreeningInputError(
-                    "no lists are loaded", hint="cleanroom screen lists load FORMAT FILE"
-                )
-            graph = parse_stakes(zlib.decompress(own.stakes).decode()) if own else OwnershipGraph()
-            old = self._screener
+                dismissals = [self._dismissal(d) for d in conn.execute(select(dismissals_t))]
+            old, before = self._screener, self._generation
             if (
                 old is not None
-                and self._generation
-                and self._generation[0] == gen[0]
-                and (self._generation[2] == gen[2])
+                and before is not None
+                and (before[0], before[2]) == (gen[0], gen[2])
             ):
-                old.dismissals = {self._dismissal(d) for d in dis}  # only dismissals changed
-                self._screener = old
+                old.set_dismissals(dismissals)
             else:
-                self._screener = Screener(
-                    snapshots,
-                    ownership=graph,
-                    ownership_version=own.version if own else None,
-                    dismissals=[self._dismissal(d) for d in dis],
-                    affiliates_from=self.affiliates_from,
-                )
+                self._screener = self._build(dismissals)
             self._generation = gen
             return self._screener
+
+    def _build(self, dismissals: list[Dismissal]) -> Screener:
+        with self.db.read_latest() as conn:
+            ids = select(func.max(lists_t.c.id)).group_by(lists_t.c.list_id)
+            rows = conn.execute(select(lists_t).where(lists_t.c.id.in_(ids))).all()
+            own = conn.execute(select(ownership_t).order_by(ownership_t.c.id.desc())).first()
+        snapshots = [self._snapshot(r) for r in sorted(rows, key=lambda r: r.list_id)]
+        if not snapshots:
+            raise ScreeningInputError(
+                "no lists are loaded", hint="cleanroom screen lists load FORMAT FILE"
+            )
+        graph = parse_stakes(zlib.decompress(own.stakes).decode()) if own else OwnershipGraph()
+        return Screener(
+            snapshots,
+            ownership=graph,
+            ownership_version=own.version if own else None,
+            dismissals=dismissals,
+            affiliates_from=self.affiliates_from,
+        )
 
     @staticmethod
     def _dismissal(r: Any) -> Dismissal:
@@ -343,19 +339,18 @@ class ScreeningDesk:
     ) -> tuple[Screening, int | None]:
         """Screen one name; the screening is a ledger entry (its index is returned)."""
         s = self.screener().screen(name, schema)
-        index = None
-        if record:
-            index = self.log.append(
-                {
-                    "type": "screen.screening",
-                    "v": 1,
-                    "time_ms": self._now(),
-                    "by": by,
-                    "purpose": purpose,
-                    **s.ledger_body(),
-                }
-            )
+        index = self.log.append(self._screening_entry(s, by, purpose)) if record else None
         return s, index
+
+    def _screening_entry(self, s: Screening, by: str, purpose: str) -> dict[str, Any]:
+        return {
+            "type": "screen.screening",
+            "v": 1,
+            "time_ms": self._now(),
+            "by": by,
+            "purpose": purpose,
+            **s.ledger_body(),
+        }
 
     def screen_many(
         self, queries: list[tuple[str, str]], *, by: str, purpose: str = ""
@@ -365,14 +360,7 @@ class ScreeningDesk:
         check_batch(queries, MAX_BATCH, lambda n: f"row {n + 1}")
         screener = self.screener()
         done = [screener.screen(name, schema) for name, schema in queries]
-        now = self._now()
-        bodies = [
-            encode_entry(
-                {"type": "screen.screening", "v": 1, "time_ms": now, "by": by,
-                 "purpose": purpose, **s.ledger_body()}
-            )
-            for s in done
-        ]  # fmt: skip
+        bodies = [encode_entry(self._screening_entry(s, by, purpose)) for s in done]
         indices = self.log.append_many(bodies) if bodies else []
         return list(zip(done, indices, strict=True))
 
@@ -397,12 +385,9 @@ class ScreeningDesk:
                 f"{party_id} of {list_id} is not among the candidates for {name!r}",
                 hint="screen the name first and dismiss one of its candidates",
             )
-        key = query_key(name)
-        index = self.log.append(
+        index = self._record(
             {
                 "type": "screen.dismissed",
-                "v": 1,
-                "time_ms": self._now(),
                 "by": by,
                 "query": screening.query,
                 "list": list_id,
@@ -411,15 +396,15 @@ class ScreeningDesk:
                 "list_version": hit.entry.version,
                 "score": round(hit.score, 4),
                 "reason": reason.strip(),
-            }
+            },
+            dismissals_t,
+            query_key=query_key(name),
+            list_id=list_id,
+            party_id=party_id,
+            list_version=hit.entry.version,
+            by=by,
+            reason=reason.strip(),
+            ms=self._now(),
         )
-        with self.db.write() as conn:
-            conn.execute(
-                dismissals_t.insert().values(
-                    query_key=key, list_id=list_id, party_id=party_id,
-                    list_version=hit.entry.version, by=by, reason=reason.strip(),
-                    ms=self._now(), ledger_index=index,
-                )
-            )  # fmt: skip
         return {"list": list_id, "party_id": party_id, "list_version": hit.entry.version,
                 "ledger_index": index}  # fmt: skip

@@ -50,6 +50,8 @@ REDECIDE_KEY = (
 )  # fmt: skip
 # Served feeds kept for the replay audit (the newest).
 KEEP_SERVED = 20_000
+# Screenings kept for the flows that cite them (a flow follows its screening).
+KEEP_SCREENINGS = 10_000
 
 
 class RuleEngine:
@@ -67,9 +69,11 @@ class RuleEngine:
         self.reviews: dict[str, dict[str, list[str]]] = s.get("reviews", {})
         self.deployed: dict[str, list[str]] = s.get("deployed", {"policy": [], "model": []})
         self.screenings: dict[str, list[str]] = s.get("screenings", {})  # index -> [query, dec]
-        # index of an allowed export decision -> [resource, declared by a flow, time_ms]
+        # allowed export decisions no flow has declared yet: index -> [resource, time_ms]
         self.exports: dict[str, list[Any]] = s.get("exports", {})
-        self.orders: dict[str, list[Any]] = s.get("orders", {})  # order -> [index, deadline, done]
+        self.orders: dict[str, list[Any]] = s.get("orders", {})  # open: order -> [index, deadline]
+        # flows by "country|data class|decision": what the oversight counts
+        self.flows: dict[str, int] = s.get("flows", {})
         # served feeds the replay audit samples: [index, feed, list_digest, config, model]
         self.served: list[list[Any]] = s.get("served", [])
         self.last_index: int = s.get("last_index", -1)
@@ -82,6 +86,7 @@ class RuleEngine:
             "screenings": self.screenings,
             "exports": self.exports,
             "orders": self.orders,
+            "flows": self.flows,
             "served": self.served,
             "last_index": self.last_index,
         }
@@ -99,12 +104,12 @@ class RuleEngine:
     def finish(self, now_ms: int) -> list[Alert]:
         """What only the passing of time reveals."""
         out = []
-        for k, (resource, declared, at_ms) in list(self.exports.items()):
-            if not declared and now_ms - at_ms > DECLARE_WITHIN_MS:
+        for k, (resource, at_ms) in list(self.exports.items()):
+            if now_ms - at_ms > DECLARE_WITHIN_MS:
                 out.append(self._undeclared_alert(int(k), resource))
                 del self.exports[k]
-        for order, (index, deadline, done) in self.orders.items():
-            if done is None and now_ms > deadline:
+        for order, (index, deadline) in self.orders.items():
+            if now_ms > deadline:
                 out.append(
                     Alert(
                         "deletion-overdue",
@@ -152,7 +157,7 @@ class RuleEngine:
             and e["decision"] == "allow"
             and e["resource"] in EGRESS_RESOURCES
         ):
-            self.exports[str(index)] = [e["resource"], False, int(e.get("time_ms", 0))]
+            self.exports[str(index)] = [e["resource"], int(e.get("time_ms", 0))]
         return out
 
     def _redecide(self, index: int, e: dict[str, Any]) -> list[Alert]:
@@ -176,9 +181,10 @@ class RuleEngine:
         ]
 
     def _flow(self, index: int, e: dict[str, Any]) -> list[Alert]:
-        decision = self.exports.get(str(e.get("access_entry")))
-        if decision is not None:
-            decision[1] = True  # the decision is declared, whatever came of the flow
+        # the decision is declared, whatever came of the flow
+        decision = self.exports.pop(str(e.get("access_entry")), None)
+        key = f"{e.get('country')}|{e.get('data_class')}|{e.get('decision')}"
+        self.flows[key] = self.flows.get(key, 0) + 1
         if e.get("decision") != "allow":
             return []
         out = []
@@ -211,16 +217,17 @@ class RuleEngine:
 
     def _screening(self, index: int, e: dict[str, Any]) -> list[Alert]:
         self.screenings[str(index)] = [str(e.get("query")), str(e.get("decision"))]
+        if len(self.screenings) > KEEP_SCREENINGS:
+            del self.screenings[next(iter(self.screenings))]
         return []
 
     def _undeclared(self, index: int) -> list[Alert]:
+        """Export decisions still undeclared this many entries later (oldest first)."""
         out = []
-        for k, (resource, declared, _) in list(self.exports.items()):
-            if not declared and index - int(k) > DECLARE_WITHIN:
-                out.append(self._undeclared_alert(int(k), resource))
-                del self.exports[k]
-            elif declared and index - int(k) > DECLARE_WITHIN:
-                del self.exports[k]
+        for k in list(self.exports):
+            if index - int(k) <= DECLARE_WITHIN:
+                break
+            out.append(self._undeclared_alert(int(k), self.exports.pop(k)[0]))
         return out
 
     @staticmethod
@@ -299,14 +306,13 @@ class RuleEngine:
         ]
 
     def _order(self, index: int, e: dict[str, Any]) -> list[Alert]:
-        self.orders[str(e.get("order"))] = [index, int(e.get("deadline_ms", 0)), None]
+        self.orders[str(e.get("order"))] = [index, int(e.get("deadline_ms", 0))]
         return []
 
     def _done(self, index: int, e: dict[str, Any]) -> list[Alert]:
-        order = self.orders.get(str(e.get("order")))
+        order = self.orders.pop(str(e.get("order")), None)
         if order is None:
             return []
-        order[2] = index
         done_ms = int(e.get("time_ms", 0))
         if done_ms > order[1]:
             return [

@@ -22,6 +22,7 @@ from cleanroom.ledger.entries import decode_entry
 from cleanroom.ledger.errors import InconsistencyError, LedgerError
 from cleanroom.ledger.hashing import b64
 from cleanroom.ledger.note import Verifier
+from cleanroom.ledger.tiles import TILE_WIDTH, tile_width_for
 from cleanroom.oversight.alerts import Alert, AlertStore
 from cleanroom.oversight.policy import PolicySource
 from cleanroom.oversight.replay import ReplayReport, replay_audit
@@ -194,8 +195,6 @@ class Watcher:
                 a.evidence["proven"] = shown
 
     def _entry(self, index: int, size: int) -> bytes:
-        from cleanroom.ledger.tiles import TILE_WIDTH, tile_width_for
-
         bundle = index // TILE_WIDTH
         return self.monitor.tiles.bundle(bundle, tile_width_for(0, bundle, size))[
             index % TILE_WIDTH

@@ -87,9 +87,7 @@ def check_name(name: Any) -> str:
     return name
 
 
-def check_batch(
-    queries: list[tuple[str, str]], limit: int, where: Callable[[int], str]
-) -> None:
+def check_batch(queries: list[tuple[str, str]], limit: int, where: Callable[[int], str]) -> None:
     """Check every (name, schema) of a batch before any is screened; an error
     names the row (``where(n)``, n counting from 0)."""
     if len(queries) > limit:

@@ -102,9 +102,6 @@ class ListSnapshot:
     def by_id(self) -> dict[str, Party]:
         return {p.id: p for p in self.parties}
 
-    def names(self) -> int:
-        return sum(1 + len(p.aliases) for p in self.parties if p.kind != "category")
-
 
 @dataclass(frozen=True)
 class Delta:

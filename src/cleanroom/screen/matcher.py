@@ -285,17 +285,11 @@ class Matcher:
                 weakest = min(weakest, s)
                 if s >= SHARED_WORD and ka == WORD and kb == WORD:
                     shared = True
-        matched_b = {j for j, _ in used_a.values()}
-        extra = sum(
-            1 for i, t in enumerate(a.tokens) if t.kind == WORD and i not in used_a and wa[i] >= 0.5
-        ) + sum(
-            1
-            for j, t in enumerate(b.tokens)
-            if t.kind == WORD and j not in matched_b and wb[j] >= 0.5
-        )
-        minor = sum(
-            1 for i, t in enumerate(a.tokens) if t.kind == GENERIC and i not in used_a
-        ) + sum(1 for j, t in enumerate(b.tokens) if t.kind == GENERIC and j not in matched_b)
+        left = [(t, wa[i]) for i, t in enumerate(a.tokens) if i not in used_a] + [
+            (t, wb[j]) for j, t in enumerate(b.tokens) if j not in used_b
+        ]  # tokens of either name that found no partner
+        extra = sum(1 for t, w in left if t.kind == WORD and w >= 0.5)
+        minor = sum(1 for t, _ in left if t.kind == GENERIC)
         order = sorted((i, j) for i, (j, s) in used_a.items() if a.tokens[i].kind == WORD)
         inversions = sum(
             1
@@ -312,13 +306,13 @@ class Matcher:
         )
         if joined >= JOINED and (a.distinctive or b.distinctive):
             shared = True
-        if joined >= JOINED and len(ka) != len(kb) and (a.distinctive or b.distinctive):
-            # "Good Will" and "Goodwill", "Meituan Dianping" and 美团点评: the same
-            # words written apart or together align as a whole
-            cov_a, cov_b = max(cov_a, joined), max(cov_b, joined)
-            weakest = max(weakest, joined)
-            extra = 0
-            edits = min(edits, Levenshtein.distance("".join(ka), "".join(kb)))
+            if len(ka) != len(kb):
+                # "Good Will" and "Goodwill", "Meituan Dianping" and 美团点评: the
+                # same words written apart or together align as a whole
+                cov_a, cov_b = max(cov_a, joined), max(cov_b, joined)
+                weakest = max(weakest, joined)
+                extra = 0
+                edits = min(edits, Levenshtein.distance("".join(ka), "".join(kb)))
         if not shared and _acronym(a, b):
             # "PLA" and "People's Liberation Army", "BYD" and 比亚迪: the one word of
             # one name stands for all of the other, as if aligned word for word

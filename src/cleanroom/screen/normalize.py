@@ -348,7 +348,3 @@ def _word(p: str, org: bool) -> tuple[str, str]:
 
 
 _GENERIC_SET = frozenset(_GENERIC)
-
-
-def place_names() -> frozenset[str]:
-    return frozenset(c for kind, c in _terms().latin.values() if kind == "place")

@@ -30,7 +30,6 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cleanroom.screen.errors import ListFormatError
@@ -186,16 +185,6 @@ class OwnershipGraph:
                     covered[node] = Covered(node, rule, owners=stakes, total=total)
                     changed = True
         return covered
-
-
-def load_stakes(path: Path | str) -> OwnershipGraph:
-    """An ownership file: CSV with columns ``owner``, ``owned``, ``percent``."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ListFormatError(f"cannot read ownership file {p}: {e}") from e
-    return parse_stakes(text, p.name)
 
 
 def parse_stakes(text: str, name: str = "ownership") -> OwnershipGraph:

@@ -124,7 +124,10 @@ class Screener:
         self.dismissals = set(dismissals)
         self.affiliates_from = affiliates_from
         self._covered: dict[str, list[Covered]] | None = None
+        self._by_rule: dict[str, dict[str, Covered]] = {}
         self._covered_day: dt.date | None = None
+        # the graph's names, normalised once (screenings compare against them)
+        self._node_names = {k: normalize(n, "Company") for k, n in self.ownership.names.items()}
 
     @property
     def threshold(self) -> float:
@@ -134,8 +137,9 @@ class Screener:
     def list_versions(self) -> dict[str, str]:
         return self.index.versions
 
-    def dismiss(self, d: Dismissal) -> None:
-        self.dismissals.add(d)
+    def set_dismissals(self, dismissals: Iterable[Dismissal]) -> None:
+        """The false positives dismissed so far (each for its list version)."""
+        self.dismissals = set(dismissals)
 
     def covered(self, as_of: dt.date | None = None) -> dict[str, list[Covered]]:
         """Every node of the ownership graph a listing reaches (cached per day)."""
@@ -152,6 +156,10 @@ class Screener:
             self._covered = self.ownership.covered(
                 listings, as_of=day, affiliates_from=self.affiliates_from
             )
+            self._by_rule = {}
+            for node, results in self._covered.items():
+                for c in results:
+                    self._by_rule.setdefault(c.rule, {})[node] = c
             self._covered_day = day
         return self._covered
 
@@ -190,11 +198,12 @@ class Screener:
             for c in results:
                 if c.listing is not None:
                     continue
-                if node != own:
-                    score = matcher.compare(q, normalize(self.ownership.names[node])).score
-                    if score < self.threshold:
-                        continue
-                by_rule = {x.node: x for x in covered_for_rule(covered, c.rule)}
+                if (
+                    node != own
+                    and matcher.compare(q, self._node_names[node]).score < self.threshold
+                ):
+                    continue
+                by_rule = self._by_rule[c.rule]
                 out.append(
                     {
                         "entity": self.ownership.names[node],
@@ -205,7 +214,3 @@ class Screener:
                     }
                 )
         return out
-
-
-def covered_for_rule(covered: dict[str, list[Covered]], rule: str) -> list[Covered]:
-    return [c for cs in covered.values() for c in cs if c.rule == rule]

@@ -86,7 +86,7 @@ class GrantChecker:
     def check(
         self,
         grant: object,
-        action: str,
+        action: str | tuple[str, ...],
         resource: str | tuple[str, ...],
         subjects: list[str] | None = None,
         jurisdiction: str | None = None,
@@ -98,9 +98,11 @@ class GrantChecker:
         if not hmac.compare_digest(good, grant.seal):
             raise AccessDenied("the grant is forged or was altered")
         resources = (resource,) if isinstance(resource, str) else resource
-        if grant.action != action or grant.resource not in resources:
+        actions = (action,) if isinstance(action, str) else action
+        if grant.action not in actions or grant.resource not in resources:
             raise AccessDenied(
-                f"the grant is for {grant.action} {grant.resource}, not {action} {resources[0]}"
+                f"the grant is for {grant.action} {grant.resource}, "
+                f"not {' or '.join(actions)} {resources[0]}"
             )
         if jurisdiction is not None and grant.jurisdiction != jurisdiction:
             raise AccessDenied("the grant is for another jurisdiction")

@@ -270,8 +270,9 @@ class Vault:
             self.db.upsert(conn, t.videos, ["id"], rows)
         return len(rows)
 
-    def videos(self, grant: Grant, *, action: str = "read") -> list[Video]:
-        self._grants.check(grant, action, "Videos")
+    def videos(self, grant: Grant) -> list[Video]:
+        """The catalogue (a grant to read it, or the egress gate's to export it)."""
+        self._grants.check(grant, ("read", "export"), "Videos")
         with self.db.read() as conn:
             rows = conn.execute(select(t.videos).order_by(t.videos.c.id)).all()
         return [
@@ -441,11 +442,11 @@ class Vault:
         return self.aggregate_table(grant, by=by, min_group=min_group)[0]
 
     def aggregate_table(
-        self, grant: Grant, *, by: str = "kind", min_group: int = 10, action: str = "read"
+        self, grant: Grant, *, by: str = "kind", min_group: int = 10
     ) -> tuple[dict[str, int], int]:
-        """:meth:`aggregate_counts` and how many groups were suppressed
-        (``action`` "export" for a grant of the egress gate)."""
-        self._grants.check(grant, action, "Aggregates")
+        """:meth:`aggregate_counts` and how many groups were suppressed (a grant
+        to read aggregates, or the egress gate's to export them)."""
+        self._grants.check(grant, ("read", "export"), "Aggregates")
         if by not in ("kind", "video"):
             raise InvalidRecord("aggregates are by 'kind' or 'video'")
         counts: dict[str, int] = {}
