@@ -31,10 +31,16 @@ def watch(
         str | None, typer.Option(help="the clean room's API: decide access entries again")
     ] = None,
     token: Annotated[str | None, typer.Option(help="an oversight token for --api")] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT: serve this monitor's witness (see `witness-init`) there"),
+    ] = None,
 ) -> None:
     """Verify the log and check every new entry against the rules; new alerts
     are kept in STATE_DIR/alerts.jsonl (exit code 1 after a run that raised any
-    with --once)."""
+    with --once). With a witness key in STATE_DIR the monitor is also a witness:
+    `--listen` serves its add-checkpoint endpoint, and every run checks that
+    what it cosigned and what it verified are one history."""
     from cleanroom.ledger.note import parse_verifier
     from cleanroom.oversight import Watcher
 
@@ -43,6 +49,8 @@ def watch(
         witnesses=[parse_verifier(w) for w in witness or []], quorum=quorum, webhook=webhook,
         api_url=api, token=token,
     )  # fmt: skip
+    if listen is not None:
+        _serve_witness(watcher, listen)
     while True:
         report = watcher.run_once()
         typer.echo(
@@ -58,6 +66,37 @@ def watch(
                 raise typer.Exit(1)
             return
         time.sleep(interval)
+
+
+def _serve_witness(watcher, listen: str) -> None:
+    import threading
+
+    import uvicorn
+
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise typer.BadParameter(f"--listen must be HOST:PORT, got {listen!r}")
+    if watcher.witness is None:
+        raise typer.BadParameter(
+            f"no witness key in {watcher.state_dir}; run `cleanroom oversight witness-init`"
+        )
+    server = uvicorn.Server(
+        uvicorn.Config(watcher.witness.app(), host=host, port=int(port), log_level="warning")
+    )
+    threading.Thread(target=server.run, name="witness", daemon=True).start()
+    typer.echo(f"witness {watcher.witness.verifier.vkey} at http://{listen}/witness")
+
+
+@oversight_app.command("witness-init")
+def witness_init(
+    name: Annotated[str, typer.Option(help="the witness key's name, e.g. oversight.example/w1")],
+    state_dir: StateDir = Path("oversight"),
+) -> None:
+    """Give the monitor a witness key (once) and print its verifier key: give
+    it to the operator (`cleanroom ledger add-witness VKEY URL`)."""
+    from cleanroom.oversight.witness import init_key
+
+    typer.echo(init_key(state_dir, name).vkey)
 
 
 @oversight_app.command("alerts")

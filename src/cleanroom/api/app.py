@@ -15,7 +15,6 @@ from cleanroom.api import (
     problems,
     release_routes,
     screen_routes,
-    witness_routes,
 )
 from cleanroom.config import DataDir
 from cleanroom.deployment import (
@@ -25,6 +24,7 @@ from cleanroom.deployment import (
     load_policy,
 )
 from cleanroom.gate.deletion import OrderRunner
+from cleanroom.ledger import witness_http
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import Witness
 from cleanroom.recommender import Recommender
@@ -115,7 +115,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         app.include_router(release_routes.router())
         app.include_router(screen_routes.router())
     if serve_witness:
-        app.include_router(witness_routes.router())
+        app.include_router(witness_http.router())
     return app
 
 

@@ -27,6 +27,7 @@ from cleanroom.oversight.alerts import Alert, AlertStore
 from cleanroom.oversight.policy import PolicySource
 from cleanroom.oversight.replay import ReplayReport, replay_audit
 from cleanroom.oversight.rules import RuleEngine
+from cleanroom.oversight.witness import MonitorWitness, has_key
 
 
 @dataclass
@@ -62,6 +63,12 @@ class Watcher:
             witnesses=witnesses,
             quorum=quorum,
             client=client,
+        )
+        # the monitor as a witness, when its state directory holds a witness key
+        self.witness = (
+            MonitorWitness(self.state_dir, self.monitor.origin, log_key.vkey)
+            if has_key(self.state_dir)
+            else None
         )
         self.alerts = AlertStore(self.state_dir, webhook)
         self.rules_file = self.state_dir / "rules.json"
@@ -133,7 +140,8 @@ class Watcher:
         try:
             report = self.monitor.verify(on_entry=on_entry)
         except InconsistencyError as e:
-            new = self.alerts.add([Alert("fork", None, e.message, {"detail": str(e)})])
+            forks = [Alert("fork", None, e.message, {"detail": str(e)}), *self._witnessed()]
+            new = self.alerts.add(forks)
             return WatchReport(0, 0, new, self.alerts.webhook_errors)
         except TamperError as e:
             new = self.alerts.add(
@@ -148,10 +156,16 @@ class Watcher:
             )
             return WatchReport(0, 0, new, self.alerts.webhook_errors)
         raised.extend(engine.finish(now_ms if now_ms is not None else int(time.time() * 1000)))
+        raised.extend(self._witnessed())
         self._attach_evidence(raised, report.size, bodies)
         self._save(engine)
         new = self.alerts.add(raised)
         return WatchReport(report.size, report.entries_checked, new, self.alerts.webhook_errors)
+
+    def _witnessed(self) -> list[Alert]:
+        """What the monitor's own witness saw: refused split views, and a
+        cosigned checkpoint outside the verified history."""
+        return self.witness.check(self.monitor) if self.witness is not None else []
 
     def replay(
         self,

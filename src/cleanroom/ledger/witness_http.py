@@ -1,4 +1,6 @@
-"""A C2SP tlog-witness: POST /witness/add-checkpoint and the monitoring checkpoint."""
+"""A C2SP tlog-witness over HTTP: POST /witness/add-checkpoint and the
+monitoring checkpoint. Part of the ledger package so that the oversight
+body's monitor can serve its own witness without the clean room's API."""
 
 from __future__ import annotations
 
@@ -6,12 +8,19 @@ import re
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
-from cleanroom.api.problems import problem
 from cleanroom.ledger.witness import Witness, WitnessError
 
 MAX_BODY = 1 << 16
+
+
+def problem(status: int, title: str, detail: str, instance: str | None = None) -> JSONResponse:
+    """An RFC 9457 problem (the witness has no other error format)."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
 def router() -> APIRouter:
