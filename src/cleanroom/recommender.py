@@ -30,6 +30,8 @@ from cleanroom.vault import Event
 if TYPE_CHECKING:
     from cleanroom.room import CleanRoom
 
+BOOST_REFRESH_S = 5.0  # how often a worker rereads the approved boosts
+
 
 def _freeze_heap() -> None:
     """Move what bootstrapping built (states, catalog, counters: millions of
@@ -48,6 +50,7 @@ class Recommender:
     def __init__(self, room: CleanRoom, config: RankingConfig | None = None) -> None:
         self.room = room
         self.engine = Engine(config)
+        self._boosts_read = 0.0
         self.ready = threading.Event()
         self.error: str | None = None
         self.trained: dict[str, Any] | None = None
@@ -116,6 +119,7 @@ class Recommender:
             with self._ingest:  # no event is both in the snapshot and pending
                 data, decision = self.training_set()
             self.engine.bootstrap(data)
+            self.refresh_boosts()
             with self._ingest:
                 pending, self._pending = self._pending, []
                 self.engine.observe(pending)
@@ -227,6 +231,12 @@ class Recommender:
 
     # -- serving -------------------------------------------------------------------
 
+    def refresh_boosts(self) -> None:
+        """Apply the approved boosts (after a review here, and every few
+        seconds, so that every worker process follows the registry)."""
+        self._boosts_read = time.monotonic()
+        self.engine.set_boosts(self.room.boosts.approved())
+
     def serve(self, user: str, **how: Any) -> ServedFeed:
         """A feed page for ``user``, not yet committed (see :meth:`feed`)."""
         if not self.ready.is_set():
@@ -234,6 +244,8 @@ class Recommender:
                 self.error or "the model is still training",
                 hint="retry in a few seconds" if not self.error else None,
             )
+        if time.monotonic() - self._boosts_read > BOOST_REFRESH_S:
+            self.refresh_boosts()
         return self.engine.feed(user, region=self.region, **how)
 
     def feed(self, user: str, **how: Any) -> tuple[ServedFeed, int]:

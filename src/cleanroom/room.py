@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cleanroom.config import Config, DataDir
 from cleanroom.errors import ConfigError
 from cleanroom.gate import Deletions, Gate, Principal, Principals
+from cleanroom.gate.boosts import BoostRegistry
 from cleanroom.gate.egress import Egress
 from cleanroom.gate.policy import shipped
 from cleanroom.gate.screening import ScreeningDesk
@@ -72,6 +73,7 @@ class CleanRoom:
     releases: Registry
     screening: ScreeningDesk
     egress: Egress
+    boosts: BoostRegistry
     data_dir: DataDir | None = None
 
     @classmethod
@@ -104,6 +106,7 @@ class CleanRoom:
             Registry(db, log),
             desk,
             Egress(gate, desk, min_group=config.screening.min_group_size),
+            BoostRegistry(gate),
             dd,
         )
         room.ensure_system_principals()

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 
 from cleanroom import __version__
 from cleanroom.api import (
+    boost_routes,
     foryou_routes,
     log_routes,
     platform_routes,
@@ -114,6 +115,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         app.include_router(foryou_routes.router())
         app.include_router(release_routes.router())
         app.include_router(screen_routes.router())
+        app.include_router(boost_routes.router())
     if serve_witness:
         app.include_router(witness_http.router())
     return app

@@ -121,6 +121,9 @@ class ServedFeed:
             "pool_version": r.pool.version,
             "seed": r.seed,
             "time_bucket_ms": r.bucket_ms,
+            # the boosts this page applied (labelled in it): the oversight
+            # monitor matches each with its approval
+            "boosts": sorted({i.boost["id"] for i in self.items if i.boost}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,6 +164,7 @@ class Engine:
         # impressions per (model version, ranking configuration, hour): what
         # exposure reports aggregate
         self.exposure: OrderedDict[tuple[str, str, int], Counter[str]] = OrderedDict()
+        self.exposure_boosted: dict[tuple[str, str, int], Counter[str]] = {}
         self.boosts: tuple[Boost, ...] = ()
         self.clock = clock
         self._model: Model | None = None
@@ -303,6 +307,13 @@ class Engine:
             self.boosts = (*self.boosts, boost)
             self._pool = None
 
+    def set_boosts(self, boosts: tuple[Boost, ...]) -> None:
+        """Apply exactly these (approved) boosts from now on."""
+        with self._lock:
+            if boosts != self.boosts:
+                self.boosts = tuple(boosts)
+                self._pool = None
+
     # -- serving -------------------------------------------------------------------
 
     def pool(self, now_ms: int | None = None) -> Pool:
@@ -422,8 +433,11 @@ class Engine:
             key = (record.model_version, record.config_digest, hour)
             counts = self.exposure.setdefault(key, Counter())
             counts.update(i.video for i in page)
+            boosted = [i.video for i in page if i.boost]
+            if boosted:  # labelled as boosted (declared boosts, released creator boosts)
+                self.exposure_boosted.setdefault(key, Counter()).update(boosted)
             while len(self.exposure) > EXPOSURE_BUCKETS:
-                self.exposure.pop(next(iter(self.exposure)))
+                self.exposure_boosted.pop(self.exposure.popitem(last=False)[0], None)
         return ServedFeed(record, offset, page, nxt)
 
     def exposure_rows(self, since_ms: int = 0) -> list[dict[str, Any]]:
@@ -431,9 +445,13 @@ class Engine:
         since ``since_ms``, with each video's creator, region and topics:
         aggregates, no user."""
         with self._lock:
-            snapshot = [(k, dict(c)) for k, c in self.exposure.items() if k[2] >= since_ms]
+            snapshot = [
+                (k, dict(c), dict(self.exposure_boosted.get(k, {})))
+                for k, c in self.exposure.items()
+                if k[2] >= since_ms
+            ]
         out = []
-        for (model, config, hour), counts in snapshot:
+        for (model, config, hour), counts, boosted in snapshot:
             for video, n in counts.items():
                 item = self.catalog.get(video)
                 out.append(
@@ -446,6 +464,7 @@ class Engine:
                         "region": item.region if item else "",
                         "topics": list(item.topics) if item else [],
                         "impressions": n,
+                        "boosted_impressions": boosted.get(video, 0),
                     }
                 )
         return out

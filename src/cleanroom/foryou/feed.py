@@ -49,6 +49,7 @@ SOURCES = {
     "rising": "Rising in your region",
     "fresh": "New upload",
     "followed": "From a creator you follow",
+    "boosted": "Promoted (a declared, approved boost)",
 }
 
 
@@ -197,6 +198,7 @@ def compute(
         followed.extend(catalog.newest_of(c, per, at))
     found.append(("followed", followed))
     boosts = {b.video: b for b in pool.boosts if b.active(now, region)}
+    found.append(("boosted", sorted(boosts)))  # a boost also makes its video a candidate
 
     # exclusions: seen, not interested, not (yet) in the catalog
     proposed: set[str] = set()

@@ -40,6 +40,7 @@ RESOURCE_CLASSES: dict[str, str] = {
     "Feeds": "metadata",
     "Releases": "metadata",
     "Screenings": "metadata",
+    "Boosts": "metadata",
 }
 ACTIONS = ("read", "write", "export", "delete")
 PURPOSES = (
@@ -56,6 +57,8 @@ PURPOSES = (
     "release_submit",
     "release_review",
     "release_deploy",
+    "boost_declare",
+    "boost_review",
 )
 # Above this many subjects an entry carries a digest of their commitments, not the list.
 MAX_LISTED_SUBJECTS = 256

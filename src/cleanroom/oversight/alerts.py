@@ -29,6 +29,8 @@ KINDS = (
     "fork",
     "tamper",
     "replay-mismatch",
+    "unapproved-boost",
+    "undeclared-boost",
 )
 
 

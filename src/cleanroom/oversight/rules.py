@@ -19,7 +19,11 @@ Rules (each violation one alert, with the entries as evidence):
   reviewers of the operator and the oversight body, at least one of the
   operator, none from the parent, not by the submitter, no rejection);
 - every model that trained or served ran a released ranking configuration;
-- every deletion order was executed (``deletion.done``) within its deadline.
+- every deletion order was executed (``deletion.done``) within its deadline;
+- every boost a served page applied (``feed.served`` names them) was declared
+  and approved by the oversight body — not by who declared it — and the page
+  was served inside its window, before any revocation. (Creator boosts written
+  into a ranking configuration are covered by that configuration's release.)
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ REDECIDE_KEY = (
 )  # fmt: skip
 # Served feeds kept for the replay audit (the newest).
 KEEP_SERVED = 20_000
+# A page's time bucket may start this much before a boost's window (or end after it).
+BOOST_SLACK_MS = 60_000
 # Screenings kept for the flows that cite them (a flow follows its screening).
 KEEP_SCREENINGS = 10_000
 
@@ -76,6 +82,9 @@ class RuleEngine:
         self.flows: dict[str, int] = s.get("flows", {})
         # served feeds the replay audit samples: [index, feed, list_digest, config, model]
         self.served: list[list[Any]] = s.get("served", [])
+        # boost id -> {declared: index, by, org, start_ms, end_ms, status, approved: index}
+        self.boosts: dict[str, dict[str, Any]] = s.get("boosts", {})
+        self.boosted_pages: dict[str, int] = s.get("boosted_pages", {})  # boost id -> pages
         self.last_index: int = s.get("last_index", -1)
 
     def state(self) -> dict[str, Any]:
@@ -88,6 +97,8 @@ class RuleEngine:
             "orders": self.orders,
             "flows": self.flows,
             "served": self.served,
+            "boosts": self.boosts,
+            "boosted_pages": self.boosted_pages,
             "last_index": self.last_index,
         }
 
@@ -285,7 +296,65 @@ class RuleEngine:
             return "no approval from the operator"
         return ""
 
+    def _boost(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        kind = str(e.get("type")).removeprefix("boost.")
+        bid = str(e.get("boost"))
+        if kind == "declared":
+            self.boosts[bid] = {
+                "declared": index, "video": e.get("video"), "by": e.get("declared_by"),
+                "org": e.get("org"), "start_ms": int(e.get("start_ms", 0)),
+                "end_ms": int(e.get("end_ms", 0)), "status": "declared",
+            }  # fmt: skip
+            return []
+        b = self.boosts.get(bid)
+        if kind == "approved":
+            why = (
+                "it was never declared"
+                if b is None
+                else f"approved by {e.get('by')} of {e.get('org')}, not by the oversight body"
+                if e.get("org") != "oversight"
+                else "approved by who declared it"
+                if e.get("by") == b["by"]
+                else f"it was {b['status']}, not waiting for review"
+                if b["status"] != "declared"
+                else ""
+            )
+            if why:
+                ev = [index] + ([b["declared"]] if b else [])
+                return [Alert("unapproved-boost", index,
+                              f"boost {bid} approved at entry {index} does not count: {why}",
+                              {"entries": ev})]  # fmt: skip
+            b["status"], b["approved"] = "approved", index
+        elif b is not None and kind in ("rejected", "revoked"):
+            b["status"] = kind
+            if kind == "revoked":
+                b["end_ms"] = min(b["end_ms"], int(e.get("time_ms", b["end_ms"])))
+        return []
+
+    def _served_boosts(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        bad = []
+        at = int(e.get("time_bucket_ms", 0))
+        for bid in e.get("boosts") or []:
+            if str(bid).startswith("creator:"):
+                continue  # part of the ranking configuration (a released artifact)
+            self.boosted_pages[bid] = self.boosted_pages.get(bid, 0) + 1
+            b = self.boosts.get(bid)
+            if b is None or "approved" not in b:
+                bad.append(f"{bid} was never {'declared' if b is None else 'approved'}")
+            elif not (b["start_ms"] - BOOST_SLACK_MS <= at < b["end_ms"] + BOOST_SLACK_MS):
+                bad.append(f"{bid} applied outside its window (or after its revocation)")
+        if not bad:
+            return []
+        ev = [index] + [self.boosts[b]["declared"] for b in e["boosts"] if b in self.boosts]
+        return [Alert("undeclared-boost", index,
+                      f"feed page {index} applied boosts without approval: " + "; ".join(bad),
+                      {"entries": ev})]  # fmt: skip
+
     def _model(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        out = self._served_boosts(index, e) if e.get("type") == "feed.served" else []
+        return out + self._config(index, e)
+
+    def _config(self, index: int, e: dict[str, Any]) -> list[Alert]:
         config = e.get("ranking_config")
         if e.get("type") == "feed.served" and e.get("offset") == 0:
             self.served.append(
@@ -338,4 +407,8 @@ _HANDLERS = {
     "model.trained": RuleEngine._model,
     "deletion.order": RuleEngine._order,
     "deletion.done": RuleEngine._done,
+    "boost.declared": RuleEngine._boost,
+    "boost.approved": RuleEngine._boost,
+    "boost.rejected": RuleEngine._boost,
+    "boost.revoked": RuleEngine._boost,
 }

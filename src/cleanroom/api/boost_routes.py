@@ -1,0 +1,92 @@
+"""The boost registry over HTTP: declare a boost (operator or platform), the
+oversight body approves or rejects it, either side revokes it; every step is
+decided by the gate (resource class ``Boosts``) and is a ledger entry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from cleanroom.api.auth import Who, recommender_of, room_of
+from cleanroom.gate.boosts import MAX_FACTOR, BoostRequest
+
+
+class BoostBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video: Annotated[str, Field(min_length=1, max_length=128)]
+    factor: Annotated[float, Field(gt=0, le=MAX_FACTOR, description="added to the score")]
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    start_ms: Annotated[int, Field(ge=0)]
+    end_ms: Annotated[int, Field(ge=0)]
+    label: Annotated[str, Field(min_length=1, max_length=200)] = "Promoted"
+    regions: Annotated[list[str], Field(max_length=250)] = []
+
+
+class ReviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+class RevokeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["boosts"])
+
+    def _applied(request: Request) -> None:
+        rec = getattr(request.app.state, "recommender", None)
+        if rec is not None:
+            rec.refresh_boosts()
+
+    @r.post("/v1/boosts", status_code=201)
+    def declare(request: Request, who: Who, body: BoostBody) -> JSONResponse:
+        """Declare a manual boost of a video: how much, why, where, when. It
+        applies only once the oversight body approves it."""
+        room = room_of(request)
+        catalog = recommender_of(request).engine.catalog
+        req = BoostRequest(
+            body.video, body.factor, body.reason, body.start_ms, body.end_ms, body.label,
+            tuple(body.regions),
+        )  # fmt: skip
+        out = room.boosts.declare(who, req, known=lambda v: catalog.get(v) is not None)
+        return JSONResponse(out, 201)
+
+    @r.post("/v1/boosts/{boost_id}/review")
+    def review(request: Request, boost_id: str, who: Who, body: ReviewBody) -> JSONResponse:
+        """Approve or reject a declared boost (the oversight body)."""
+        room = room_of(request)
+        out = room.boosts.review(who, boost_id, approve=body.decision == "approve", note=body.note)
+        _applied(request)
+        return JSONResponse(out)
+
+    @r.post("/v1/boosts/{boost_id}/revoke")
+    def revoke(request: Request, boost_id: str, who: Who, body: RevokeBody) -> JSONResponse:
+        """End a boost now (its declaring party or the oversight body)."""
+        room = room_of(request)
+        out = room.boosts.revoke(who, boost_id, body.reason)
+        _applied(request)
+        return JSONResponse(out)
+
+    @r.get("/v1/boosts")
+    def listing(
+        request: Request,
+        who: Who,
+        status: Annotated[
+            Literal["declared", "approved", "rejected", "revoked"] | None, Query()
+        ] = None,
+    ) -> JSONResponse:
+        """Every declared boost and its state, with its ledger entries."""
+        room = room_of(request)
+        room.gate.require(who, "read", "Boosts")
+        return JSONResponse(room.boosts.list(status))
+
+    return r

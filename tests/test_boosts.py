@@ -1,0 +1,132 @@
+"""The boost registry over HTTP: a boost applies only once declared and
+approved by the oversight body; approved boosts are labelled in feeds and
+explanations, named in the feed's ledger entry and counted in the exposure
+aggregates; the monitor matches every applied boost with its approval and
+raises an alert for one nobody approved."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cleanroom.foryou.pool import Boost
+from cleanroom.oversight import Watcher
+
+from .test_feed_api import _retrain, api  # noqa: F401 (the trained clean room fixture)
+from .test_gate_api import Api
+from .test_oversight_replay import serve
+from .test_screen_api import OPS
+
+URL = "http://testserver/log/"
+
+
+def _ops(a: Api) -> None:
+    a.room.principals.add(OPS)
+    a.tokens["ops"] = a.room.principals.issue_token("ops")
+
+
+def _body(video: str, **over) -> dict:
+    now = int(time.time() * 1000)
+    return {
+        "video": video,
+        "factor": 5.0,
+        "reason": "public health campaign",
+        "label": "Promoted: public health",
+        "start_ms": now - 1000,
+        "end_ms": now + 3_600_000,
+        "regions": ["US"],
+        **over,
+    }
+
+
+def _coldest(a: Api) -> str:
+    """A video u1's feed does not show unboosted, and u1 has not seen."""
+    seen = {f"v{(7 + k * 3) % 60}" for k in range(20)}  # test_feed_api._events
+    shown = {i["video"] for p in serve(a, range(3)) for i in p["items"]}
+    return next(f"v{i}" for i in range(59, -1, -1) if f"v{i}" not in shown | seen)
+
+
+def test_a_boost_applies_only_once_approved(api: Api, tmp_path: Path, log_signer) -> None:  # noqa: F811
+    _retrain(api)
+    _ops(api)
+    video = _coldest(api)
+    size = len(api.ledger())
+    for bad, why in [
+        (_body(video, end_ms=1), "window"),
+        (_body(video, factor=50), "factor"),
+        (_body(video, regions=["usa"]), "regions"),
+        (_body(video, reason=""), "reason"),
+    ]:
+        r = api.call("POST", "/v1/boosts", "ops", json=bad)
+        assert r.status_code in (400, 422), (why, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    assert len(api.ledger()) == size  # bad input records nothing
+    r = api.call("POST", "/v1/boosts", "ops", json=_body("no-such-video"))
+    assert r.status_code == 400 and "catalogue" in r.json()["detail"]
+    assert api.call("POST", "/v1/boosts", "pete", json=_body(video)).status_code == 403  # parent
+
+    r = api.call("POST", "/v1/boosts", "ops", json=_body(video))
+    assert r.status_code == 201, r.text
+    boost = r.json()
+    assert boost["status"] == "declared" and boost["declared_by"] == "ops"
+    # declared, not approved: nothing changes in feeds
+    pages = serve(api, range(10, 13))
+    assert not any(i.get("boost") for p in pages for i in p["items"])
+    # the operator cannot approve, the oversight body can
+    rv = f"/v1/boosts/{boost['id']}/review"
+    assert api.call("POST", rv, "ops", json={"decision": "approve"}).status_code == 403
+    r = api.call("POST", rv, "olga", json={"decision": "approve", "note": "campaign ok"})
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    assert api.call("POST", rv, "olga", json={"decision": "approve"}).status_code == 409
+
+    pages = serve(api, range(20, 23))
+    for p in pages:
+        top = p["items"][0]
+        assert top["video"] == video, p["items"][:2]
+        assert top["boost"] == {"id": boost["id"], "label": "Promoted: public health"}
+        assert top["why"][0] == {"source": "boost", "text": "Promoted: public health"}
+        assert "boosted" in top["sources"]
+        entry = api.ledger()[p["ledger_index"]]
+        assert entry["boosts"] == [boost["id"]]
+    rows = api.call("GET", "/v1/oversight/exposure", "olga").json()["rows"]
+    assert sum(r["boosted_impressions"] for r in rows if r["video"] == video) == 3
+    assert sum(r["boosted_impressions"] for r in rows if r["video"] != video) == 0
+    listed = api.call("GET", "/v1/boosts?status=approved", "olga").json()
+    assert [b["id"] for b in listed] == [boost["id"]]
+    assert api.call("GET", "/v1/boosts?status=nonsense", "olga").status_code == 422
+
+    # the monitor: declared and approved, applied in its window -> no alert
+    api.room.log.integrate()
+    w = Watcher(URL, log_signer.verifier, tmp_path / "oversight", client=api.client)
+    assert w.run_once().new_alerts == []
+
+    # revoked: no longer applied
+    r = api.call("POST", f"/v1/boosts/{boost['id']}/revoke", "ops", json={"reason": "done"})
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    assert not any(i.get("boost") for p in serve(api, range(30, 33)) for i in p["items"])
+    assert w.run_once().new_alerts == []
+
+
+def test_a_boost_nobody_approved_is_an_alert(api: Api, tmp_path: Path, log_signer) -> None:  # noqa: F811
+    _retrain(api)
+    _ops(api)
+    video = _coldest(api)
+    api.room.log.integrate()
+    w = Watcher(URL, log_signer.verifier, tmp_path / "oversight", client=api.client)
+    assert w.run_once().new_alerts == []
+    # declared but never approved, applied by someone with access to the engine
+    r = api.call("POST", "/v1/boosts", "ops", json=_body(video))
+    assert r.status_code == 201
+    b = r.json()
+    engine = api.app.state.recommender.engine
+    engine.declare_boost(
+        Boost(b["id"], video, 5.0, "Promoted", "ops", "x", b["start_ms"], b["end_ms"])
+    )
+    api.app.state.recommender._boosts_read = time.monotonic() + 3600  # no refresh
+    pages = serve(api, range(40, 42))
+    alerts = w.run_once().new_alerts
+    assert [a.kind for a in alerts] == ["undeclared-boost"] * 2
+    assert {a.index for a in alerts} == {p["ledger_index"] for p in pages}
+    assert "never approved" in alerts[0].message
+    assert b["declared_entry"] in alerts[0].evidence["entries"]
+    assert "proven" in alerts[0].evidence
