@@ -59,6 +59,10 @@ def test_replay_audit_passes_clean_feeds_and_catches_a_hidden_boost(
     assert {a.index for a in alerts} <= boosted_entries  # only the boosted feeds differ
     assert all(a.evidence["served_config"] != a.evidence["approved_config"] for a in alerts)
     assert "proven" in alerts[0].evidence
+    # the excess exposure: videos of the boosted creator took places in the head
+    assert report.excess and all(int(v[1:]) % 9 == 0 for v in report.excess), report.excess
+    assert report.displaced and 0 < report.undeclared_share < 1
+    assert report.unverified_lists == 0
     again, new = w.replay("http://testserver", api.tokens["olga"], client=api.client, sample=100)
     assert new == [] and again.mismatched == report.mismatched  # each alert once
 

@@ -22,8 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
 from cleanroom.deployment import attest_model, check_lineage
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
+from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import Event
 
@@ -51,6 +53,7 @@ class Recommender:
         self.room = room
         self.engine = Engine(config)
         self._boosts_read = 0.0
+        self.topics: tuple[str, TopicMap] | None = None  # (model version, topics)
         self.ready = threading.Event()
         self.error: str | None = None
         self.trained: dict[str, Any] | None = None
@@ -189,6 +192,7 @@ class Recommender:
         }
         index = self.room.log.append(entry)
         self.trained = {**entry, "index": index}
+        self.topics = (model.version, topic_map(data))
 
     # -- online learning -----------------------------------------------------------
 
@@ -294,3 +298,14 @@ class Recommender:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer.function()  # type: ignore[attr-defined]
+
+
+def topic_map(data: TrainingSet) -> TopicMap:
+    """The catalogue's topics for audits: the platform's tags when it has any,
+    else communities of co-engagement among the positive engagements trained
+    on (aggregates over many users; the map names the source)."""
+    tagged = [(v, it.topics) for v, it in data.catalog.items()]
+    if any(tags for _, tags in tagged):
+        return from_tags(tagged)
+    pos = POSITIVE_CODES[data.code]
+    return from_coengagement(data.u[pos], data.i[pos], data.items)

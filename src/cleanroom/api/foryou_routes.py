@@ -130,6 +130,17 @@ def router() -> APIRouter:
         rec.room.gate.require(who, "read", "Aggregates", purpose=purpose)
         return JSONResponse({"rows": rec.engine.exposure_rows(since_ms)})
 
+    @r.get("/v1/oversight/topics", tags=["oversight"])
+    def topics(request: Request, who: Who, purpose: Purpose = "oversight") -> JSONResponse:
+        """Each video's topic for audits: the platform's tags, or communities of
+        co-engagement derived when the live model trained (``source`` says which)."""
+        rec = recommender_of(request)
+        rec.room.gate.require(who, "read", "Aggregates", purpose=purpose)
+        if rec.topics is None:
+            raise NotReady("no model has trained yet", hint="retry in a few seconds")
+        version, tm = rec.topics
+        return JSONResponse({"model_version": version, "source": tm.source, "topics": tm.topics})
+
     @r.post("/v1/oversight/feeds/replay", tags=["oversight"])
     def replay_batch(
         request: Request, who: Who, body: ReplayBatch, purpose: Purpose = "oversight"
@@ -152,16 +163,18 @@ def router() -> APIRouter:
             except ReplayError as e:
                 out.append({"feed": feed, "available": False, "why": e.message})
                 continue
-            out.append(
-                {
-                    "feed": feed,
-                    "available": True,
-                    "model_version": record.model_version,
-                    "config_served": record.config_digest,
-                    "config_replayed": approved.digest(),
-                    "replayed_digest": items_digest(videos),
-                }
-            )
+            row = {
+                "feed": feed,
+                "available": True,
+                "model_version": record.model_version,
+                "config_served": record.config_digest,
+                "config_replayed": approved.digest(),
+                "replayed_digest": items_digest(videos),
+                "length": len(videos),
+            }
+            if videos != record.videos:  # the lists (video ids), to measure the difference
+                row |= {"served": record.videos, "replayed": videos}
+            out.append(row)
         return JSONResponse({"feeds": out, "approved_config": approved.digest()})
 
     @r.post("/v1/oversight/feeds/{feed}/replay", tags=["oversight"])

@@ -7,7 +7,9 @@ evidence of manipulation (a hidden boost); each is an alert."""
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,12 @@ import httpx
 from cleanroom.oversight.alerts import Alert
 
 BATCH = 500
+TOP = 20  # the head of a feed (what a first screen shows) measured for excess exposure
+
+
+def list_digest(videos: list[str]) -> str:
+    """The digest a feed.served entry commits its ranked list to."""
+    return "sha256:" + hashlib.sha256("\n".join(videos).encode()).hexdigest()
 
 
 @dataclass
@@ -26,6 +34,12 @@ class ReplayReport:
     mismatched: int
     approved_config: str | None
     examples: list[dict[str, Any]] = field(default_factory=list)
+    # over the head (TOP) of every replayed feed: videos the served list had
+    # that the approved algorithm would not have put there (and those it lost)
+    head_items: int = 0
+    excess: Counter[str] = field(default_factory=Counter)
+    displaced: Counter[str] = field(default_factory=Counter)
+    unverified_lists: int = 0  # mismatched feeds whose served list did not match its digest
 
     @property
     def mismatch_rate(self) -> float:
@@ -40,7 +54,23 @@ class ReplayReport:
             "mismatch_rate": round(self.mismatch_rate, 6),
             "approved_config": self.approved_config,
             "examples": self.examples[:20],
+            "head": TOP,
+            "head_items": self.head_items,
+            "undeclared_boost_share": round(self.undeclared_share, 6),
+            "excess_videos": [
+                {"video": v, "impressions": n} for v, n in self.excess.most_common(20)
+            ],
+            "displaced_videos": [
+                {"video": v, "impressions": n} for v, n in self.displaced.most_common(20)
+            ],
+            "unverified_lists": self.unverified_lists,
         }
+
+    @property
+    def undeclared_share(self) -> float:
+        """The share of head impressions the approved algorithm would not have
+        given those videos: the estimated reach of undeclared boosts."""
+        return sum(self.excess.values()) / self.head_items if self.head_items else 0.0
 
 
 def replay_audit(
@@ -72,10 +102,19 @@ def replay_audit(
                 report.unavailable += 1
                 continue
             report.replayed += 1
+            report.head_items += min(TOP, int(r.get("length", TOP)))
             index, feed, committed, config, model = by_feed[r["feed"]]
             if r["replayed_digest"] == committed:
                 continue
             report.mismatched += 1
+            served, replayed = r.get("served"), r.get("replayed")
+            if isinstance(served, list) and isinstance(replayed, list):
+                # the served list counts only if it is the one the ledger committed
+                if list_digest(served) == committed:
+                    report.excess.update(set(served[:TOP]) - set(replayed[:TOP]))
+                    report.displaced.update(set(replayed[:TOP]) - set(served[:TOP]))
+                else:
+                    report.unverified_lists += 1
             example = {
                 "entry": index,
                 "feed": feed,
