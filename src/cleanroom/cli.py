@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer
 
     NoArgsIsHelpError = ClickException  # type: ignore[misc,assignment]
 
+from cleanroom.cli_audit import audit_app
 from cleanroom.cli_oversight import oversight_app
 from cleanroom.cli_release import release_app
 from cleanroom.cli_screen import screen_app
@@ -59,6 +60,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(release_app, name="release")
 app.add_typer(screen_app, name="screen")
 app.add_typer(oversight_app, name="oversight")
+app.add_typer(audit_app, name="audit")
 
 
 class State:

@@ -28,10 +28,15 @@ def _concentration(by_creator: Counter[str]) -> dict[str, float]:
     }
 
 
-def exposure_report(rows: Iterable[dict[str, Any]], topics: TopicMap) -> dict[str, Any]:
-    """Aggregate exposure rows (``model_version, hour_ms, video, creator,
-    region, impressions``) into the report's sections."""
-    total = 0
+def exposure_report(
+    rows: Iterable[dict[str, Any]], topics: TopicMap, approved_config: str | None = None
+) -> dict[str, Any]:
+    """Aggregate exposure rows (``model_version, ranking_config, hour_ms, video,
+    creator, region, impressions, boosted_impressions``) into the report's
+    sections. With the approved ranking configuration, impressions served under
+    any other configuration are compared with it: each creator's excess share."""
+    total = boosted = 0
+    per_config: dict[str, Counter[str]] = defaultdict(Counter)
     by_topic: Counter[str] = Counter()
     by_region: Counter[str] = Counter()
     by_creator: Counter[str] = Counter()
@@ -42,6 +47,8 @@ def exposure_report(rows: Iterable[dict[str, Any]], topics: TopicMap) -> dict[st
         if n < 0:
             raise ValueError("impressions are not negative")
         total += n
+        boosted += int(r.get("boosted_impressions", 0))
+        per_config[r.get("ranking_config", "")][r.get("creator") or "unknown"] += n
         topic = topics.of(r["video"])
         by_topic[topic] += n
         by_region[r.get("region") or "unknown"] += n
@@ -58,8 +65,43 @@ def exposure_report(rows: Iterable[dict[str, Any]], topics: TopicMap) -> dict[st
         "per_model_version": {
             m: {"impressions": sum(c.values()), **_concentration(c)} for m, c in per_model.items()
         },
+        "declared_boosts": {
+            "impressions": boosted,
+            "share": boosted / total if total else 0.0,
+        },
+        "per_ranking_config": {
+            c: {"impressions": sum(n.values()), "approved": c == approved_config}
+            for c, n in per_config.items()
+        },
+        "excess_by_creator": _excess(per_config, approved_config),
         "per_day": [
             {"day_ms": d, "impressions": sum(c.values()), "by_topic": _shares(c, 5)}
             for d, c in sorted(per_day.items())
         ],
     }
+
+
+def _excess(per_config: dict[str, Counter[str]], approved: str | None) -> list[dict[str, Any]]:
+    """Creators whose share of impressions under configurations other than the
+    approved one exceeds their share under the approved one."""
+    if approved is None or approved not in per_config:
+        return []
+    base = per_config[approved]
+    base_total = sum(base.values()) or 1
+    other: Counter[str] = Counter()
+    for c, counts in per_config.items():
+        if c != approved:
+            other.update(counts)
+    other_total = sum(other.values())
+    if not other_total:
+        return []
+    out = [
+        {
+            "creator": k,
+            "share_unapproved": n / other_total,
+            "share_approved": base.get(k, 0) / base_total,
+            "excess": n / other_total - base.get(k, 0) / base_total,
+        }
+        for k, n in other.items()
+    ]
+    return sorted((x for x in out if x["excess"] > 0), key=lambda x: -x["excess"])[:10]
