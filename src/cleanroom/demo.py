@@ -97,7 +97,12 @@ def run_demo(keep: bool = False) -> None:
         _for_you(server, {n: t for n, (t, _) in tokens.items()})
         _releases(dd, server, tokens["olga-oversight"][0])
         _screening(dd, server, {n: t for n, (t, _) in tokens.items()}, base)
-        _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer)
+        # the rest runs the same clean room in this process: a rogue operator
+        # with the machine patches the running ranking (what a process apart hides)
+        server.stop()
+        with InProcessServer(log_dir) as live:
+            _oversight(live, {n: t for n, (t, _) in tokens.items()}, base, log_vkey)
+            _ledger(live, witness, log_dir, monitor_dir, log_vkey, w_signer)
     finally:
         server.stop()
         witness.stop()
@@ -514,10 +519,166 @@ def _shredded(copy: Path, log_dir: Path) -> None:
     keystore_db.dispose()
 
 
+class InProcessServer:
+    """The clean room's app served from this process (uvicorn in a thread)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import socket
+
+        import uvicorn
+
+        from cleanroom.api import create_app
+
+        self.app = create_app(str(data_dir))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
+        )
+
+    def __enter__(self) -> InProcessServer:
+        import threading
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.server.started:
+                model = httpx.get(self.url + "/v1/feed/model", timeout=30).json()
+                if model.get("ready"):
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError("the in-process server did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def _oversight(live: InProcessServer, tokens: dict[str, str], base: Path, log_vkey: str) -> None:
+    from cleanroom.audit.accounts import provision
+    from cleanroom.audit.puppets import Accounts
+    from cleanroom.audit.report import AuditTarget, run_audit, write_report
+    from cleanroom.foryou.ranker import RankingConfig
+    from cleanroom.ledger.note import parse_verifier
+    from cleanroom.oversight import Watcher
+    from cleanroom.oversight.witness import init_key
+
+    def call(method: str, path: str, who: str, **kw) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {tokens[who]}"}
+        r = httpx.request(method, live.url + path, headers=headers, timeout=120, **kw)
+        r.raise_for_status()
+        return r
+
+    room = live.app.state.room
+    state = base / "oversight"
+    from cleanroom.gate import Principal
+
+    for k in range(20, 40):  # more of the dataset's users open the app
+        name = f"viewer-{k}"
+        room.principals.add(Principal(name, "user", "users", "user", "US", 0, f"u{k}"))
+        tokens[name] = room.principals.issue_token(name)
+    _step("16. The oversight body's monitor checks every entry against the rules (and witnesses)")
+    vkey = init_key(state, "oversight.example/monitor")
+    watcher = Watcher(live.url + "/log/", parse_verifier(log_vkey), state,
+                      api_url=live.url, token=tokens["olga-oversight"])  # fmt: skip
+    room.log.integrate()
+    report = watcher.run_once()
+    console.print(
+        f"monitor (witness key {vkey.vkey.split('+')[0]}): {report.entries_checked:,} entries "
+        f"verified, every access decided again under its released policy; "
+        f"{len(report.new_alerts)} alerts"
+    )
+    for a in report.new_alerts[:5]:
+        console.print(f"  [red]ALERT[/] {a.kind}: {a.message}")
+
+    _step(
+        "17. A declared boost: the operator declares it, the oversight body approves, feeds say so"
+    )
+    feed = call("GET", "/v1/feed", "viewer-20", params={"limit": 30, "seed": "b"}).json()
+    video = feed["items"][-1]["video"]
+    now = int(time.time() * 1000)
+    body = {"video": video, "factor": 3.0, "reason": "public-health campaign",
+            "label": "Promoted: public-health campaign", "start_ms": now - 1000,
+            "end_ms": now + 3_600_000, "regions": ["US"]}  # fmt: skip
+    boost = call("POST", "/v1/boosts", "oscar-ops", json=body).json()
+    refused = httpx.post(live.url + f"/v1/boosts/{boost['id']}/review", timeout=30,
+                         json={"decision": "approve"},
+                         headers={"Authorization": f"Bearer {tokens['oscar-ops']}"})  # fmt: skip
+    call("POST", f"/v1/boosts/{boost['id']}/review", "olga-oversight",
+         json={"decision": "approve", "note": "campaign checked"})  # fmt: skip
+    after = call("GET", "/v1/feed", "viewer-20", params={"limit": 5, "seed": "b2"}).json()
+    top = after["items"][0]
+    console.print(
+        f"{boost['id']} of {video} declared by oscar-ops (entry {boost['ledger_index']}); "
+        f"the operator approving its own boost: {refused.status_code}; approved by the oversight "
+        f"body; the feed now shows {top['video']} labelled "
+        f"[bold]{top.get('boost', {}).get('label')}[/] (why: {top['why'][0]['text']})"
+    )
+    call("POST", f"/v1/boosts/{boost['id']}/revoke", "oscar-ops", json={"reason": "campaign over"})
+    console.print("the campaign ends: oscar-ops revokes the boost (on the record)")
+
+    _step("18. A hidden boost: the operator changes a ranking weight at run time, no release")
+    engine = live.app.state.recommender.engine
+    approved = engine.config
+    creator = feed["items"][20]["creator"]
+    rerank = {**approved.raw.get("rerank", {}), "creator_boosts": {creator: 3.0}}
+    engine.config = RankingConfig.parse({**approved.raw, "rerank": rerank})
+    for n in range(60):
+        call("GET", "/v1/feed", f"viewer-{20 + n % 20}", params={"limit": 10, "seed": f"h{n}"})
+    engine.config = approved  # and puts it back, hoping nobody noticed
+    for n in range(60):
+        call("GET", "/v1/feed", f"viewer-{20 + n % 20}", params={"limit": 10, "seed": f"a{n}"})
+    room.log.integrate()
+    report = watcher.run_once()
+    kinds: dict[str, int] = {}
+    for a in report.new_alerts:
+        kinds[a.kind] = kinds.get(a.kind, 0) + 1
+    console.print(f"monitor: {kinds or 'no alerts'}")
+    replay, new = watcher.replay(live.url, tokens["olga-oversight"], sample=500)
+    console.print(
+        f"replay audit: {replay.replayed} feeds recomputed with the approved ranking, "
+        f"[bold red]{replay.mismatched} differ[/] ({replay.mismatch_rate:.0%}); {len(new)} alerts, "
+        f"e.g. {new[0].message if new else '-'}"
+    )
+
+    _step("19. The audit report: exposure, replay, sock puppets (HTML with plots + JSON)")
+    accounts_path = base / "audit-accounts.json"
+    accounts_path.write_text(json.dumps(provision(room, 6)))
+    doc = run_audit(
+        AuditTarget(live.url, tokens["olga-oversight"]), accounts=Accounts.read(accounts_path),
+        monitor_state=state, n_personas=6, pages=8, page_size=10,
+    )  # fmt: skip
+    out = write_report(doc, base / "audit.html")
+    ex, pup = doc["exposure"], doc["puppets"]
+    top = ex["excess_by_creator"][0] if ex["excess_by_creator"] else None
+    if top:
+        console.print(
+            f"exposure: under the unapproved ranking {top['creator']} got "
+            f"{top['share_unapproved']:.1%} of impressions vs {top['share_approved']:.1%} "
+            f"under the approved one (boosted creator: {creator}); declared boosts "
+            f"{ex['declared_boosts']['share']:.2%} of impressions"
+        )
+    console.print(
+        f"replay: undeclared boosting took {doc['replay']['undeclared_boost_share']:.1%} of "
+        f"head impressions in the sampled feeds"
+    )
+    console.print(
+        f"sock puppets ({len(pup['personas'])} personas, {pup['window'] * 8} videos each): "
+        f"{pup['mean_exploit_fraction']:.0%} of recommendations match the persona's topic vs "
+        f"{pup['mean_baseline_non_personalised']:.0%} non-personalised and "
+        f"{pup['mean_baseline_random']:.0%} random; non-personalised feed ignores history: "
+        f"{pup['non_personalised_ignores_history']['identical']}"
+    )
+    console.print(f"report: [green]{base / 'audit.html'}[/] (JSON: {out})")
+
+
 def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     from cleanroom.ledger.note import parse_verifier
 
-    _step("16. The log publishes a checkpoint of every decision; the witness cosigns it")
+    _step("20. The log publishes a checkpoint of every decision; the witness cosigns it")
     size = _ledger_size(log_dir)
     deadline = time.monotonic() + 30
     note = ""
@@ -528,7 +689,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         time.sleep(0.1)
     console.print(Panel(note.rstrip(), title="GET /log/checkpoint"))
 
-    _step("17. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
+    _step("21. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
     monitor = Monitor(
         server.url + "/log/",
         parse_verifier(log_vkey),
@@ -543,7 +704,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"cosigned by {', '.join(report.cosigners)}"
     )
 
-    _step("18. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
+    _step("22. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
     proof_text = httpx.get(server.url + "/v1/ledger/proofs/inclusion", params={"index": 42}).text
     entry_body = httpx.get(server.url + "/v1/ledger/entries/42").json()["entry"]
     console.print(f"entry 42: {entry_body['type']} by {entry_body.get('principal')}")
@@ -555,7 +716,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
     console.print(proof_text.split("\n\n")[0])
     console.print(f"[green]entry 42 is included[/] in the cosigned tree of size {cp.size}")
 
-    _step("19. A forked checkpoint (signed with the log key) is refused by the witness")
+    _step("23. A forked checkpoint (signed with the log key) is refused by the witness")
     fork = MemoryTree()
     for i in range(size + 5):
         fork.append(f"forged {i}".encode())
@@ -567,7 +728,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
         f"witness answered [bold]{resp.status_code}[/]: {resp.json().get('detail', resp.text)}"
     )
 
-    _step("20. An insider edits two stored decisions; a full audit by the monitor catches it")
+    _step("24. An insider edits two stored decisions; a full audit by the monitor catches it")
     con = sqlite3.connect(log_dir / "cleanroom.db")
     denied = [
         idx

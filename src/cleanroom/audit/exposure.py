@@ -35,7 +35,7 @@ def exposure_report(
     creator, region, impressions, boosted_impressions``) into the report's
     sections. With the approved ranking configuration, impressions served under
     any other configuration are compared with it: each creator's excess share."""
-    total = boosted = 0
+    total = boosted = unapproved_boosted = 0
     per_config: dict[str, Counter[str]] = defaultdict(Counter)
     by_topic: Counter[str] = Counter()
     by_region: Counter[str] = Counter()
@@ -47,7 +47,10 @@ def exposure_report(
         if n < 0:
             raise ValueError("impressions are not negative")
         total += n
-        boosted += int(r.get("boosted_impressions", 0))
+        if approved_config is None or r.get("ranking_config") == approved_config:
+            boosted += int(r.get("boosted_impressions", 0))
+        else:  # labelled, but by a ranking nobody approved
+            unapproved_boosted += int(r.get("boosted_impressions", 0))
         per_config[r.get("ranking_config", "")][r.get("creator") or "unknown"] += n
         topic = topics.of(r["video"])
         by_topic[topic] += n
@@ -65,9 +68,12 @@ def exposure_report(
         "per_model_version": {
             m: {"impressions": sum(c.values()), **_concentration(c)} for m, c in per_model.items()
         },
+        # labelled boosts under the approved ranking (declared, approved boosts and
+        # creator boosts of the released configuration)
         "declared_boosts": {
             "impressions": boosted,
             "share": boosted / total if total else 0.0,
+            "labelled_under_unapproved_ranking": unapproved_boosted,
         },
         "per_ranking_config": {
             c: {"impressions": sum(n.values()), "approved": c == approved_config}
