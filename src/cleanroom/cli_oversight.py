@@ -69,10 +69,6 @@ def watch(
 
 
 def _serve_witness(watcher, listen: str) -> None:
-    import threading
-
-    import uvicorn
-
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise typer.BadParameter(f"--listen must be HOST:PORT, got {listen!r}")
@@ -80,11 +76,8 @@ def _serve_witness(watcher, listen: str) -> None:
         raise typer.BadParameter(
             f"no witness key in {watcher.state_dir}; run `cleanroom oversight witness-init`"
         )
-    server = uvicorn.Server(
-        uvicorn.Config(watcher.witness.app(), host=host, port=int(port), log_level="warning")
-    )
-    threading.Thread(target=server.run, name="witness", daemon=True).start()
-    typer.echo(f"witness {watcher.witness.verifier.vkey} at http://{listen}/witness")
+    _, url = watcher.witness.serve(host, int(port))
+    typer.echo(f"witness {watcher.witness.verifier.vkey} at {url}/witness")
 
 
 @oversight_app.command("witness-init")
@@ -162,6 +155,13 @@ def replay(
             f"{report.mismatched} differ from the approved algorithm "
             f"({report.mismatch_rate:.1%}); {len(new)} new alerts"
         )
+        if report.excess:
+            top = ", ".join(f"{v} ({n})" for v, n in report.excess.most_common(5))
+            typer.echo(
+                f"  videos placed in the top {report.as_json()['head']} that the approved "
+                f"algorithm would not have put there: {report.undeclared_share:.1%} of those "
+                f"places; most often {top}"
+            )
         for ex in report.examples[:5]:
             typer.echo(
                 f"  entry {ex['entry']} feed {ex['feed']}: served config "

@@ -36,12 +36,15 @@ from cleanroom.ledger.note import ALG_COSIGNATURE_V1, generate_signer, parse_not
 from cleanroom.ledger.store import LedgerStore
 from cleanroom.ledger.tlogproof import verify_tlog_proof
 from cleanroom.ledger.witness import AddCheckpointRequest, Witness
+from cleanroom.oversight.witness import MonitorWitness, init_key
 from cleanroom.servers import ServerProcess
 
 console = Console()
 ORIGIN = "cleanroom.example/log"
 DATASET = "kuairec-small"
 EVENT_BATCH = 5000
+PUPPET_PAGES = 12
+FLAGGED = "t:12"  # the audit's flagged topic (derived topics carry no meaning)
 DEMO_PRINCIPALS = [  # name, kind, org, role, clearance, subject
     ("platform-app", "service", "platform", "ingest", 1, None),
     ("alice-support", "person", "operator", "support", 1, None),
@@ -100,9 +103,19 @@ def run_demo(keep: bool = False) -> None:
         # the rest runs the same clean room in this process: a rogue operator
         # with the machine patches the running ranking (what a process apart hides)
         server.stop()
-        with InProcessServer(log_dir) as live:
-            _oversight(live, {n: t for n, (t, _) in tokens.items()}, base, log_vkey)
-            _ledger(live, witness, log_dir, monitor_dir, log_vkey, w_signer)
+        # the oversight body's monitor is a witness too: the operator adds it
+        state = base / "oversight"
+        m_vkey = init_key(state, "oversight.example/monitor")
+        m_witness, m_url = MonitorWitness(state, ORIGIN, log_vkey).serve()
+        config = dd.load()
+        config.witnesses.append(WitnessRef(m_vkey.vkey, m_url + "/witness"))
+        dd.save(config)
+        try:
+            with InProcessServer(log_dir) as live:
+                _oversight(live, {n: t for n, (t, _) in tokens.items()}, state, log_vkey)
+                _ledger(live, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey)
+        finally:
+            m_witness.should_exit = True
     finally:
         server.stop()
         witness.stop()
@@ -557,14 +570,13 @@ class InProcessServer:
         self.thread.join(30)
 
 
-def _oversight(live: InProcessServer, tokens: dict[str, str], base: Path, log_vkey: str) -> None:
+def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_vkey: str) -> None:
     from cleanroom.audit.accounts import provision
     from cleanroom.audit.puppets import Accounts
     from cleanroom.audit.report import AuditTarget, run_audit, write_report
     from cleanroom.foryou.ranker import RankingConfig
     from cleanroom.ledger.note import parse_verifier
     from cleanroom.oversight import Watcher
-    from cleanroom.oversight.witness import init_key
 
     def call(method: str, path: str, who: str, **kw) -> httpx.Response:
         headers = {"Authorization": f"Bearer {tokens[who]}"}
@@ -573,7 +585,7 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], base: Path, log_vk
         return r
 
     room = live.app.state.room
-    state = base / "oversight"
+    base = state.parent
     from cleanroom.gate import Principal
 
     for k in range(20, 40):  # more of the dataset's users open the app
@@ -581,15 +593,21 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], base: Path, log_vk
         room.principals.add(Principal(name, "user", "users", "user", "US", 0, f"u{k}"))
         tokens[name] = room.principals.issue_token(name)
     _step("16. The oversight body's monitor checks every entry against the rules (and witnesses)")
-    vkey = init_key(state, "oversight.example/monitor")
     watcher = Watcher(live.url + "/log/", parse_verifier(log_vkey), state,
                       api_url=live.url, token=tokens["olga-oversight"])  # fmt: skip
+    assert watcher.witness is not None
     room.log.integrate()
+    deadline = time.monotonic() + 30
+    while watcher.witness.status()["cosigned_size"] < room.log.store.latest().size:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the monitor's witness was never asked to cosign")
+        time.sleep(0.1)
     report = watcher.run_once()
     console.print(
-        f"monitor (witness key {vkey.vkey.split('+')[0]}): {report.entries_checked:,} entries "
-        f"verified, every access decided again under its released policy; "
-        f"{len(report.new_alerts)} alerts"
+        f"monitor: {report.entries_checked:,} entries verified, every access decided again "
+        f"under its released policy; {len(report.new_alerts)} alerts; as a witness it cosigned "
+        f"the checkpoint of size {watcher.witness.status()['cosigned_size']:,}, consistent "
+        f"with what it verified"
     )
     for a in report.new_alerts[:5]:
         console.print(f"  [red]ALERT[/] {a.kind}: {a.message}")
@@ -649,7 +667,7 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], base: Path, log_vk
     accounts_path.write_text(json.dumps(provision(room, 6)))
     doc = run_audit(
         AuditTarget(live.url, tokens["olga-oversight"]), accounts=Accounts.read(accounts_path),
-        monitor_state=state, n_personas=6, pages=8, page_size=10,
+        monitor_state=state, n_personas=6, pages=PUPPET_PAGES, page_size=10, flagged={FLAGGED},
     )  # fmt: skip
     out = write_report(doc, base / "audit.html")
     ex, pup = doc["exposure"], doc["puppets"]
@@ -666,36 +684,44 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], base: Path, log_vk
         f"head impressions in the sampled feeds"
     )
     console.print(
-        f"sock puppets ({len(pup['personas'])} personas, {pup['window'] * 8} videos each): "
+        f"sock puppets ({len(pup['personas'])} personas, {pup['window'] * PUPPET_PAGES} videos "
+        f"each): "
         f"{pup['mean_exploit_fraction']:.0%} of recommendations match the persona's topic vs "
         f"{pup['mean_baseline_non_personalised']:.0%} non-personalised and "
         f"{pup['mean_baseline_random']:.0%} random; non-personalised feed ignores history: "
         f"{pup['non_personalised_ignores_history']['identical']}"
     )
+    firsts = [p["first_flagged"]["videos_before"] for p in pup["personas"] if p["first_flagged"]]
+    console.print(
+        f"first exposure to the flagged topic {FLAGGED} (a stand-in: kuairec-small has no "
+        f"content labels): {len(firsts)} of {len(pup['personas'])} puppets, after "
+        f"{sorted(firsts)[len(firsts) // 2] if firsts else '-'} videos (median)"
+    )
     console.print(f"report: [green]{base / 'audit.html'}[/] (JSON: {out})")
 
 
-def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer) -> None:
+def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey) -> None:
     from cleanroom.ledger.note import parse_verifier
 
-    _step("20. The log publishes a checkpoint of every decision; the witness cosigns it")
+    _step("20. The log publishes a checkpoint of every decision; both witnesses cosign it")
     size = _ledger_size(log_dir)
     deadline = time.monotonic() + 30
     note = ""
     while time.monotonic() < deadline:
         note = httpx.get(server.url + "/log/checkpoint").text
-        if parse_checkpoint(parse_note(note).text).size == size and "oversight.example/w1" in note:
+        cosigned = "oversight.example/w1" in note and "oversight.example/monitor" in note
+        if parse_checkpoint(parse_note(note).text).size == size and cosigned:
             break
         time.sleep(0.1)
     console.print(Panel(note.rstrip(), title="GET /log/checkpoint"))
 
-    _step("21. An outside monitor verifies over HTTP with pinned keys and a quorum of 1")
+    _step("21. An outside monitor verifies over HTTP with pinned keys and a quorum of 2")
     monitor = Monitor(
         server.url + "/log/",
         parse_verifier(log_vkey),
         monitor_dir,
-        witnesses=[w_signer.verifier],
-        quorum=1,
+        witnesses=[w_signer.verifier, m_vkey],
+        quorum=2,
     )
     report = monitor.verify()
     console.print(

@@ -58,10 +58,14 @@ class AuditTarget:
     token: str  # an oversight principal's
     client: httpx.Client | None = None
 
+    def __post_init__(self) -> None:
+        if self.client is None:
+            self.client = httpx.Client(timeout=120)
+
     def get(self, path: str, **params: Any) -> Any:
-        http = self.client or httpx.Client(timeout=60)
+        assert self.client is not None
         try:
-            r = http.get(
+            r = self.client.get(
                 self.api_url.rstrip("/") + path,
                 params=params,
                 headers={"Authorization": f"Bearer {self.token}"},
@@ -166,8 +170,11 @@ def run_audit(
 
 
 def _unverified_checkpoint(target: AuditTarget) -> dict[str, Any]:
-    http = target.client or httpx.Client(timeout=30)
-    r = http.get(target.api_url.rstrip("/") + "/log/checkpoint")
+    assert target.client is not None
+    try:
+        r = target.client.get(target.api_url.rstrip("/") + "/log/checkpoint")
+    except httpx.HTTPError as e:
+        raise PuppetError(f"cannot reach {target.api_url}: {e}") from None
     lines = r.text.split("\n") if r.status_code == 200 else []
     return {
         "origin": lines[0] if lines else "",

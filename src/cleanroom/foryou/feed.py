@@ -129,8 +129,11 @@ class Ranked:
         return items
 
 
-def _mask(names: list[str]) -> int:
-    return sum(1 << SOURCE_ORDER.index(n) for n in names)
+_BIT = {name: 1 << n for n, name in enumerate(SOURCE_ORDER)}
+
+
+def _mask(names: Iterable[str]) -> int:
+    return sum(_BIT[n] for n in names)
 
 
 def items_digest(videos: Iterable[str]) -> str:
@@ -206,13 +209,9 @@ def compute(
         proposed.update(videos)
     proposed.difference_update(state.seen)
     proposed.difference_update(state.not_interested)
-    cands = []
-    meta = {}
-    for v in sorted(proposed):
-        it = catalog.get(v, at)
-        if it is not None:
-            cands.append(v)
-            meta[v] = it
+    present = catalog.present(sorted(proposed), at)
+    cands = [v for v, _ in present]
+    meta = dict(present)
     if not cands:
         return Ranked(mode, region, [], [], np.zeros(0), np.zeros(0, np.int32))
     by_source = [(name, set(videos)) for name, videos in found if videos]
@@ -264,7 +263,7 @@ def compute(
         [meta[v].creator for v in videos],
         s[sel],
         np.array(
-            [_mask([nm for nm, members in by_source if v in members]) for v in videos], np.int32
+            [_mask(nm for nm, members in by_source if v in members) for v in videos], np.int32
         ),
         x[sel],
         known[sel],
@@ -373,20 +372,22 @@ def rerank(
     again (counts only grow) and is dropped."""
     chosen: list[int] = []
     topic_count: dict[str, int] = {}
+    capped: set[str] = set()  # topics at their cap: their videos never fit again
     cap = max(1, math.ceil(cfg.topic_cap * depth))
     gap = cfg.creator_gap
     held: list[int] = []
     rest = iter(order)
+    items = [meta[v] for v in cands]
 
     def fits(n: int, recent: list[str]) -> bool | None:
         """True if it fits now, False if held back by the gap, None if never."""
-        it = meta[cands[n]]
-        if any(topic_count.get(t, 0) >= cap for t in it.topics):
+        it = items[n]
+        if capped and not capped.isdisjoint(it.topics):
             return None
         return it.creator not in recent
 
     while len(chosen) < depth:
-        recent = [meta[cands[n]].creator for n in chosen[-gap:]] if gap else []
+        recent = [items[n].creator for n in chosen[-gap:]] if gap else []
         pick = None
         for pos, n in enumerate(held):
             ok = fits(n, recent)
@@ -405,9 +406,14 @@ def rerank(
         if pick is None:
             break
         chosen.append(pick)
-        for t in set(meta[cands[pick]].topics):
+        newly = False
+        for t in set(items[pick].topics):
             topic_count[t] = topic_count.get(t, 0) + 1
-        held = [n for n in held if fits(n, []) is not None]
+            if topic_count[t] >= cap:
+                newly = newly or t not in capped
+                capped.add(t)
+        if newly:
+            held = [n for n in held if fits(n, []) is not None]
     return chosen
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,24 @@ class Catalog:
             if seq <= at:
                 return it
         return None
+
+    def present(self, videos: Iterable[str], at: int) -> list[tuple[str, Item]]:
+        """(video, item) of each of ``videos`` in the catalogue as of ``at``, in
+        order (one call for a feed's few hundred candidates)."""
+        out = []
+        versions = self._versions
+        for v in videos:
+            vs = versions.get(v)
+            if vs is None:
+                continue
+            if type(vs) is tuple:
+                if vs[0] <= at:
+                    out.append((v, vs[1]))
+            else:
+                it = self.get(v, at)
+                if it is not None:
+                    out.append((v, it))
+        return out
 
     def newest_of(self, creator: str, n: int, at: int) -> list[str]:
         out: list[str] = []
