@@ -31,12 +31,9 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cleanroom import datasets, demo
-from cleanroom.config import Config, DataDir
 from cleanroom.demo import InProcessServer
 from cleanroom.errors import CleanroomError
 from cleanroom.gate import Principal
-from cleanroom.ledger.note import generate_signer
-from cleanroom.ledger.store import LedgerStore
 from cleanroom.oversight import Watcher
 from common import machine
 
@@ -51,13 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     console.print(f"machine: {machine()}, {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as tmp:
-        dd = DataDir(Path(tmp) / "room")
-        dd.save(Config(origin=ORIGIN))
-        signer = generate_signer(ORIGIN)
-        dd.write_key("log", signer)
-        db = dd.database()
-        LedgerStore(db, ORIGIN, signer).init()
-        db.dispose()
+        dd, signer = demo.init_data_dir(Path(tmp) / "room", ORIGIN)
         demo_tokens = {n: t for n, (t, _) in demo._principals(dd).items()}
         with InProcessServer(dd.path) as live:
             users, videos, events = datasets.load("kuairec-small")

@@ -612,27 +612,12 @@ def feed(
 def _remote_feed(
     url: str, token: str, limit: int, mode: str | None, cursor: str | None, seed: str | None
 ) -> dict:
-    import httpx
+    from cleanroom.client import api_call
 
     params = {
         k: v for k, v in {"limit": limit, "mode": mode, "cursor": cursor, "seed": seed}.items() if v
     }
-    try:
-        r = httpx.get(
-            url.rstrip("/") + "/v1/feed",
-            params=params,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-    except httpx.HTTPError as exc:
-        raise CleanroomError(f"cannot reach {url}: {exc}") from None
-    if r.status_code != 200:
-        try:
-            detail = r.json().get("detail", r.text)
-        except ValueError:
-            detail = r.text
-        raise CleanroomError(f"{url} answered {r.status_code}: {detail}")
-    return r.json()
+    return api_call(None, "GET", url, "/v1/feed", token, params=params)
 
 
 @app.command("eval")

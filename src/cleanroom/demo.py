@@ -32,7 +32,7 @@ from cleanroom.config import Config, DataDir, WitnessRef
 from cleanroom.ledger import MemoryTree, sign_note
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.client import Monitor, TamperError
-from cleanroom.ledger.note import ALG_COSIGNATURE_V1, generate_signer, parse_note
+from cleanroom.ledger.note import ALG_COSIGNATURE_V1, Signer, generate_signer, parse_note
 from cleanroom.ledger.store import LedgerStore
 from cleanroom.ledger.tlogproof import verify_tlog_proof
 from cleanroom.ledger.witness import AddCheckpointRequest, Witness
@@ -68,13 +68,7 @@ def run_demo(keep: bool = False) -> None:
     log_dir, witness_dir, monitor_dir = base / "operator", base / "witness", base / "monitor"
 
     _step("1. The operator initialises a clean room (SQLite + local keys, site in the US)")
-    dd = DataDir(log_dir)
-    dd.save(Config(origin=ORIGIN))
-    log_signer = generate_signer(ORIGIN)
-    dd.write_key("log", log_signer)
-    db = dd.database()
-    LedgerStore(db, ORIGIN, log_signer).init()
-    db.dispose()
+    dd, log_signer = init_data_dir(log_dir, ORIGIN)
     log_vkey = log_signer.verifier.vkey
     tokens = _principals(dd)
     console.print(f"log verifier key: [green]{log_vkey}")
@@ -121,6 +115,18 @@ def run_demo(keep: bool = False) -> None:
         witness.stop()
         note = "kept" if keep else "left for inspection until the next run"
         console.print(f"(demo data in {base}: {note})")
+
+
+def init_data_dir(path: Path, origin: str) -> tuple[DataDir, Signer]:
+    """A new clean room's data directory (SQLite, local keys) and its log key."""
+    dd = DataDir(path)
+    dd.save(Config(origin=origin))
+    signer = generate_signer(origin)
+    dd.write_key("log", signer)
+    db = dd.database()
+    LedgerStore(db, origin, signer).init()
+    db.dispose()
+    return dd, signer
 
 
 def _principals(dd: DataDir) -> dict[str, tuple[str, str]]:

@@ -40,6 +40,7 @@ from cleanroom.audit.metrics import (
     topic_share_curve,
 )
 from cleanroom.audit.topics import ISOLATED, TopicMap
+from cleanroom.client import api_call
 from cleanroom.storage.errors import CleanroomError
 
 AUDIT_SEED = "audit"
@@ -125,19 +126,7 @@ class PuppetRun:
         self.http = client or httpx.Client(timeout=60)
 
     def _call(self, method: str, path: str, token: str, **kw: Any) -> Any:
-        try:
-            r = self.http.request(
-                method, self.api + path, headers={"Authorization": f"Bearer {token}"}, **kw
-            )
-        except httpx.HTTPError as e:
-            raise PuppetError(f"cannot reach {self.api}: {e}") from None
-        if r.status_code >= 400:
-            try:
-                detail = r.json().get("detail", r.text)
-            except ValueError:
-                detail = r.text
-            raise PuppetError(f"{method} {path} answered {r.status_code}: {detail}")
-        return r.json()
+        return api_call(self.http, method, self.api, path, token, **kw)
 
     def _shown(self, doc: dict[str, Any]) -> list[Shown]:
         return [

@@ -26,8 +26,15 @@ from typing import Any
 import httpx
 
 from cleanroom.audit.exposure import exposure_report
-from cleanroom.audit.puppets import Accounts, PuppetError, PuppetRun, personas, summarise
+from cleanroom.audit.puppets import (
+    Accounts,
+    PuppetError,
+    PuppetRun,
+    personas,
+    summarise,
+)
 from cleanroom.audit.topics import TopicMap
+from cleanroom.client import api_call
 
 METHOD = {
     "exposure": "Impressions per model version, ranking configuration, hour and video, "
@@ -64,21 +71,8 @@ class AuditTarget:
 
     def get(self, path: str, **params: Any) -> Any:
         assert self.client is not None
-        try:
-            r = self.client.get(
-                self.api_url.rstrip("/") + path,
-                params=params,
-                headers={"Authorization": f"Bearer {self.token}"},
-            )
-        except httpx.HTTPError as e:
-            raise PuppetError(f"cannot reach {self.api_url}: {e}") from None
-        if r.status_code >= 400:
-            try:
-                detail = r.json().get("detail", r.text)
-            except ValueError:
-                detail = r.text
-            raise PuppetError(f"GET {path} answered {r.status_code}: {detail}")
-        return r.json()
+        return api_call(self.client, "GET", self.api_url.rstrip("/"), path, self.token,
+                        params=params)  # fmt: skip
 
 
 def run_audit(

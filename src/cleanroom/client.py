@@ -1,0 +1,37 @@
+"""Calling a clean room's API from outside (the CLI's remote commands, the
+oversight body's audits): JSON back, or one clear error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from cleanroom.storage.errors import CleanroomError
+
+
+class ApiError(CleanroomError):
+    """The API could not be reached or answered with an error."""
+
+
+def api_call(
+    client: httpx.Client | None, method: str, api: str, path: str, token: str, **kw: Any
+) -> Any:
+    """``method`` ``api + path`` with the bearer ``token``; the JSON answer, or
+    an :class:`ApiError` saying what went wrong (the problem's detail)."""
+    api = api.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        if client is None:
+            r = httpx.request(method, api + path, headers=headers, timeout=30, **kw)
+        else:
+            r = client.request(method, api + path, headers=headers, **kw)
+    except httpx.HTTPError as e:
+        raise ApiError(f"cannot reach {api}: {e}") from None
+    if r.status_code >= 400:
+        try:
+            detail = r.json().get("detail", r.text)
+        except ValueError:
+            detail = r.text
+        raise ApiError(f"{method} {api}{path} answered {r.status_code}: {detail}")
+    return r.json()
