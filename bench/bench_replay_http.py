@@ -1,23 +1,23 @@
 """Replay-audit throughput over HTTP (issue 7): the oversight body's whole path
 — the monitor verifies the ledger, samples the served-feed commitments, asks
-the clean room (POST /v1/oversight/feeds/replay, 500 feeds a request) to
-recompute them with the approved ranking, and compares each digest with the
-one committed on the ledger.
+the clean room (POST /v1/oversight/feeds/replay, 500 feeds a request, two
+requests at a time, asking again on new connections for feeds another worker
+keeps) to recompute them with the approved ranking, and compares each digest
+with the one committed on the ledger.
 
 A fresh clean room (SQLite) is loaded with kuairec-small through the API
-(1,411 users, 3,327 videos, ~250k engagements) as `make demo` does, trained,
-and served in this process by uvicorn; --feeds feeds are served over HTTP
-first (users at random, 8 client threads). Baseline in the same run: serving
-those feeds over HTTP.
+(1,411 users, 3,327 videos, ~254k engagements) as `make demo` does, then served
+by `cleanroom serve --workers N` (each worker trains at start); --feeds feeds
+are served over HTTP first (users at random, 8 client threads). Baseline in
+the same run: serving those feeds over HTTP.
 
-    .venv/bin/python bench/bench_replay_http.py [--feeds 4000]
+    .venv/bin/python bench/bench_replay_http.py [--feeds 4000] [--workers 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import sys
 import tempfile
@@ -31,96 +31,98 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cleanroom import datasets, demo
-from cleanroom.demo import InProcessServer
-from cleanroom.errors import CleanroomError
 from cleanroom.gate import Principal
 from cleanroom.oversight import Watcher
+from cleanroom.room import CleanRoom
+from cleanroom.servers import ServerProcess
 from common import machine
 
 console = Console()
 ORIGIN = "bench.example/log"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--feeds", type=int, default=4000)
-    ap.add_argument("--profile", action="store_true", help="profile the in-process replays")
-    args = ap.parse_args()
-    console.print(f"machine: {machine()}, {time.strftime('%Y-%m-%d')}")
-    with tempfile.TemporaryDirectory() as tmp:
-        dd, signer = demo.init_data_dir(Path(tmp) / "room", ORIGIN)
-        demo_tokens = {n: t for n, (t, _) in demo._principals(dd).items()}
-        with InProcessServer(dd.path) as live:
-            users, videos, events = datasets.load("kuairec-small")
-            asyncio.run(demo._load(live.url, demo_tokens["platform-app"], users, videos, events))
-            rec = live.app.state.recommender
-            with contextlib.suppress(CleanroomError):  # one may run already
-                rec.retrain()
-            while (rec.trained or {}).get("records", 0) < 200_000 or rec.engine.training:
-                time.sleep(0.5)
-            console.print(f"trained on {rec.trained['records']:,} engagements")
-            room = live.app.state.room
-            tokens = {}
-            for k in range(100, 400):
-                name = f"bench-viewer-{k}"
-                room.principals.add(Principal(name, "user", "users", "user", "US", 0, f"u{k}"))
-                tokens[name] = room.principals.issue_token(name)
-            olga = demo_tokens["olga-oversight"]
-            rng = random.Random(7)
-            jobs = [(rng.choice(list(tokens.values())), f"s{n}") for n in range(args.feeds)]
-            http = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=16))
+def _load(dd, tokens: dict[str, str]) -> None:
+    with demo.InProcessServer(dd.path) as live:
+        users, videos, events = datasets.load("kuairec-small")
+        asyncio.run(demo._load(live.url, tokens["platform-app"], users, videos, events))
 
-            def one(job: tuple[str, str]) -> None:
-                token, seed = job
-                r = http.get(live.url + "/v1/feed", params={"limit": 10, "seed": seed},
-                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-                r.raise_for_status()
 
-            t = time.perf_counter()
-            with Progress(transient=True) as bar, ThreadPoolExecutor(8) as pool:
-                task = bar.add_task("serving over HTTP", total=len(jobs))
-                for _ in pool.map(one, jobs):
-                    bar.advance(task)
-            serve_s = time.perf_counter() - t
-            room.log.integrate()
-            vkey = signer.verifier
-            watcher = Watcher(live.url + "/log/", vkey, Path(tmp) / "mon", client=http)
+def _wait_trained(url: str, token: str, timeout: float = 600) -> None:
+    """Until ten feeds in a row (new connections: any worker) are served."""
+    deadline = time.monotonic() + timeout
+    ok = 0
+    while ok < 10:
+        if time.monotonic() > deadline:
+            sys.exit("the server's workers did not train in time")
+        headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        r = httpx.get(url + "/v1/feed", params={"limit": 1}, timeout=60, headers=headers)
+        ok = ok + 1 if r.status_code == 200 else 0
+        time.sleep(0.05 if r.status_code == 200 else 1.0)
+
+
+def run(dd, signer, tokens: dict[str, str], viewers: list[str], workers: int, n: int) -> None:
+    server = ServerProcess(dd.path, workers=workers).wait_ready(120)
+    try:
+        _wait_trained(server.url, viewers[0])
+        rng = random.Random(7)
+        jobs = [(rng.choice(viewers), f"s{workers}-{k}") for k in range(n)]
+        http = httpx.Client(timeout=300, limits=httpx.Limits(max_connections=16))
+
+        def one(job: tuple[str, str]) -> None:
+            token, seed = job
+            r = http.get(server.url + "/v1/feed", params={"limit": 10, "seed": seed},
+                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            r.raise_for_status()
+
+        t = time.perf_counter()
+        with Progress(transient=True) as bar, ThreadPoolExecutor(8) as pool:
+            task = bar.add_task(f"serving over HTTP ({workers} workers)", total=len(jobs))
+            for _ in pool.map(one, jobs):
+                bar.advance(task)
+        serve_s = time.perf_counter() - t
+        size = 0
+        while size < n:  # the served feeds' commitments are published
+            size = httpx.get(server.url + "/healthz").json()["log"]["size"]
+            time.sleep(0.2)
+        with tempfile.TemporaryDirectory() as mon:
+            watcher = Watcher(server.url + "/log/", signer.verifier, Path(mon), client=http)
             t = time.perf_counter()
             w = watcher.run_once()
             verify_s = time.perf_counter() - t
             t = time.perf_counter()
-            report, _ = watcher.replay(live.url, olga, sample=args.feeds, client=http)
+            report, _ = watcher.replay(server.url, tokens["olga-oversight"], sample=n, client=http)
             replay_s = time.perf_counter() - t
-            http.close()
-            # the same replays in the server's process, without HTTP
-            engine = rec.engine
-            approved = live.app.state.approved_ranking
-            records = [r for r in (engine.record(row[1]) for row in watcher._engine().served) if r]
-            profiler = None
-            if args.profile:
-                from pyinstrument import Profiler
+        http.close()
+    finally:
+        server.stop()
+    console.print(f"[bold]{workers} worker(s)[/]: monitor verified {w.entries_checked:,} entries "
+                  f"in {verify_s:.1f} s")  # fmt: skip
+    console.print(f"  baseline, serving over HTTP: {n / serve_s:,.0f} feeds/s")
+    console.print(
+        f"  replay audit over HTTP: {report.replayed:,} feeds in {replay_s:.2f} s = "
+        f"[bold]{report.replayed / replay_s:,.0f} feeds/s[/] ({report.unavailable} not kept, "
+        f"{report.mismatched} mismatched)"
+    )
 
-                profiler = Profiler()
-                profiler.start()
-            t = time.perf_counter()
-            for r in records:
-                engine.replay(r, config=approved)
-            direct_s = time.perf_counter() - t
-            if profiler is not None:
-                profiler.stop()
-                console.print(profiler.output_text(show_all=False, color=False))
-    console.print(
-        f"ledger verified by the monitor: {w.entries_checked:,} entries in {verify_s:.1f} s"
-    )
-    console.print(f"baseline, serving over HTTP: {args.feeds / serve_s:,.0f} feeds/s")
-    console.print(
-        f"baseline, the same replays in-process (no HTTP): {len(records) / direct_s:,.0f} feeds/s"
-    )
-    console.print(
-        f"replay audit over HTTP: {report.replayed:,} feeds in {replay_s:.2f} s = "
-        f"[bold]{report.replayed / replay_s:,.0f} feeds/s[/] ({report.unavailable} no longer "
-        f"kept, {report.mismatched} mismatched)"
-    )
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--feeds", type=int, default=4000)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+    console.print(f"machine: {machine()}, {time.strftime('%Y-%m-%d')}")
+    with tempfile.TemporaryDirectory() as tmp:
+        dd, signer = demo.init_data_dir(Path(tmp) / "room", ORIGIN)
+        tokens = {n: t for n, (t, _) in demo._principals(dd).items()}
+        _load(dd, tokens)
+        viewers = []
+        with CleanRoom.open(dd, start=False) as room:
+            for k in range(100, 400):
+                name = f"bench-viewer-{k}"
+                room.principals.add(Principal(name, "user", "users", "user", "US", 0, f"u{k}"))
+                viewers.append(room.principals.issue_token(name))
+        for workers in args.workers:
+            run(dd, signer, tokens, viewers, workers, args.feeds)
 
 
 if __name__ == "__main__":

@@ -130,3 +130,46 @@ def test_a_boost_nobody_approved_is_an_alert(api: Api, tmp_path: Path, log_signe
     assert "never approved" in alerts[0].message
     assert b["declared_entry"] in alerts[0].evidence["entries"]
     assert "proven" in alerts[0].evidence
+
+
+def test_the_monitor_boost_rules_on_constructed_entries() -> None:
+    """Each way a boost approval can fail to count, and a page served after
+    its boost was revoked."""
+    from cleanroom.oversight import RuleEngine
+
+    def declared(bid: str, by: str = "ops") -> dict:
+        return {"type": "boost.declared", "boost": bid, "video": "v1", "declared_by": by,
+                "org": "operator", "start_ms": 1_000_000, "end_ms": 9_000_000}  # fmt: skip
+
+    def approved(bid: str, by: str = "olga", org: str = "oversight") -> dict:
+        return {"type": "boost.approved", "boost": bid, "by": by, "org": org}
+
+    def page(bid: str, at: int) -> dict:
+        return {"type": "feed.served", "offset": 1, "boosts": [bid], "time_bucket_ms": at,
+                "ranking_config": "c"}  # fmt: skip
+
+    e = RuleEngine({"deployed": {"policy": [], "model": ["c"]}})
+    entries = [
+        declared("b1"), approved("b1"),                        # fine
+        approved("b0"),                                        # never declared
+        declared("b2"), approved("b2", "ops", "operator"),     # not the oversight body
+        declared("b3", "olga"), approved("b3"),                # the declarer approves
+        approved("b1"),                                        # not waiting for review
+        page("b1", 2_000_000),                                 # fine
+        page("b2", 2_000_000),                                 # never approved
+        {"type": "boost.revoked", "boost": "b1", "time_ms": 3_000_000},
+        page("b1", 5_000_000),                                 # after the revocation
+        page("creator:c9", 5_000_000),                         # the configuration's own
+    ]  # fmt: skip
+    found = [(i, a.kind) for i, entry in enumerate(entries) for a in e.feed(i, entry)]
+    assert found == [
+        (2, "unapproved-boost"),
+        (4, "unapproved-boost"),
+        (6, "unapproved-boost"),
+        (7, "unapproved-boost"),
+        (9, "undeclared-boost"),
+        (11, "undeclared-boost"),
+    ]
+    assert e.boosted_pages == {"b1": 2, "b2": 1}
+    again = RuleEngine(e.state())  # the state survives a restart
+    assert again.boosts == e.boosts

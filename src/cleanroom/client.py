@@ -11,7 +11,11 @@ from cleanroom.storage.errors import CleanroomError
 
 
 class ApiError(CleanroomError):
-    """The API could not be reached or answered with an error."""
+    """The API could not be reached (``http_status`` None) or answered with an error."""
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 def api_call(
@@ -33,5 +37,5 @@ def api_call(
             detail = r.json().get("detail", r.text)
         except ValueError:
             detail = r.text
-        raise ApiError(f"{method} {api}{path} answered {r.status_code}: {detail}")
+        raise ApiError(f"{method} {api}{path} answered {r.status_code}: {detail}", r.status_code)
     return r.json()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from cleanroom.room import CleanRoom
 
 BOOST_REFRESH_S = 5.0  # how often a worker rereads the approved boosts
+TOPIC_MAX_ITEMS = 200_000  # above this, co-engagement communities are not derived
 
 
 def _freeze_heap() -> None:
@@ -192,7 +193,16 @@ class Recommender:
         }
         index = self.room.log.append(entry)
         self.trained = {**entry, "index": index}
-        self.topics = (model.version, topic_map(data))
+        # the audits' topic map, off the training path (a large catalogue takes a while)
+        threading.Thread(
+            target=self._derive_topics, args=(model.version, data), name="topics", daemon=True
+        ).start()
+
+    def _derive_topics(self, version: str, data: TrainingSet) -> None:
+        try:
+            self.topics = (version, topic_map(data))
+        except Exception as exc:  # an audit aid: the feed goes on without it
+            self.topics = (version, TopicMap({}, f"no topics: {type(exc).__name__}: {exc}"))
 
     # -- online learning -----------------------------------------------------------
 
@@ -307,5 +317,7 @@ def topic_map(data: TrainingSet) -> TopicMap:
     tagged = [(v, it.topics) for v, it in data.catalog.items()]
     if any(tags for _, tags in tagged):
         return from_tags(tagged)
+    if len(data.items) > TOPIC_MAX_ITEMS:
+        return TopicMap({}, f"no topics: more than {TOPIC_MAX_ITEMS:,} untagged videos")
     pos = POSITIVE_CODES[data.code]
     return from_coengagement(data.u[pos], data.i[pos], data.items)

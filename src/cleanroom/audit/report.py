@@ -34,7 +34,7 @@ from cleanroom.audit.puppets import (
     summarise,
 )
 from cleanroom.audit.topics import TopicMap
-from cleanroom.client import api_call
+from cleanroom.client import ApiError, api_call
 
 METHOD = {
     "exposure": "Impressions per model version, ranking configuration, hour and video, "
@@ -90,7 +90,7 @@ def run_audit(
 ) -> dict[str, Any]:
     """Everything the report shows, as one JSON-able document."""
     started = int(time.time() * 1000)
-    t = target.get("/v1/oversight/topics")
+    t = _topics(target)
     topics = TopicMap(t["topics"], t["source"])
     model = target.get("/v1/feed/model")
     config = target.get("/v1/feed/config")
@@ -161,6 +161,18 @@ def run_audit(
         doc["window"]["puppets_to_ms"] = max(s.ended_ms for s in sessions) if sessions else None
     doc["finished_ms"] = int(time.time() * 1000)
     return doc
+
+
+def _topics(target: AuditTarget, wait_s: float = 120) -> dict[str, Any]:
+    """The topic map (derived after each training: wait while it is)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return target.get("/v1/oversight/topics")
+        except ApiError as e:
+            if e.http_status != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _unverified_checkpoint(target: AuditTarget) -> dict[str, Any]:

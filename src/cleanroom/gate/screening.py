@@ -117,10 +117,6 @@ class LoadResult:
         }
 
 
-def _pack(obj: Any) -> bytes:
-    return zlib.compress(json.dumps(obj, separators=(",", ":")).encode(), 6)
-
-
 def _unpack(blob: bytes) -> Any:
     return json.loads(zlib.decompress(blob))
 
@@ -202,7 +198,7 @@ class ScreeningDesk:
                 authority=snapshot.authority,
                 source=snapshot.source,
                 published=snapshot.published,
-                parties=_pack([p.as_json() for p in snapshot.parties]),
+                parties=snapshot.packed,
                 count=len(snapshot.parties),
                 loaded_by=by,
                 loaded_ms=self._now(),

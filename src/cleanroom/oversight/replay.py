@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 from cleanroom.oversight.alerts import Alert
 
 BATCH = 500
+ATTEMPTS = 6  # rounds of asking again for feeds another worker process keeps
 TOP = 20  # the head of a feed (what a first screen shows) measured for excess exposure
 
 
@@ -81,57 +83,86 @@ def replay_audit(
     sample: int = 200,
     seed: int = 0,
     client: httpx.Client | None = None,
+    concurrency: int = 2,
 ) -> tuple[ReplayReport, list[Alert]]:
-    """Replay a sample of ``served`` ([index, feed, list_digest, config, model])."""
+    """Replay a sample of ``served`` ([index, feed, list_digest, config, model]).
+
+    Batches go out ``concurrency`` at a time. A feed is kept by the server
+    process that served it: one another worker process answers "not kept" for
+    is asked again on a new connection (up to ``ATTEMPTS`` rounds), so a
+    multi-worker server is audited in full and all its workers replay at once."""
     rng = random.Random(seed)
     chosen = served if len(served) <= sample else rng.sample(served, sample)
     http = client or httpx.Client(timeout=120)
     url = api_url.rstrip("/") + "/v1/oversight/feeds/replay"
-    headers = {"Authorization": f"Bearer {token}"}
     by_feed = {row[1]: row for row in chosen}
     report = ReplayReport(len(chosen), 0, 0, 0, None)
     alerts: list[Alert] = []
-    ids = list(by_feed)
-    for start in range(0, len(ids), BATCH):
-        resp = http.post(url, json={"feeds": ids[start : start + BATCH]}, headers=headers)
+
+    def post(batch: list[str], fresh: bool) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if fresh:  # a new connection may reach another worker process
+            headers["Connection"] = "close"
+        resp = http.post(url, json={"feeds": batch}, headers=headers)
         resp.raise_for_status()
-        doc = resp.json()
-        report.approved_config = doc.get("approved_config")
-        for r in doc["feeds"]:
-            if not r.get("available"):
-                report.unavailable += 1
-                continue
-            report.replayed += 1
-            report.head_items += min(TOP, int(r.get("length", TOP)))
-            index, feed, committed, config, model = by_feed[r["feed"]]
-            if r["replayed_digest"] == committed:
-                continue
-            report.mismatched += 1
-            served, replayed = r.get("served"), r.get("replayed")
-            if isinstance(served, list) and isinstance(replayed, list):
-                # the served list counts only if it is the one the ledger committed
-                if list_digest(served) == committed:
-                    report.excess.update(set(served[:TOP]) - set(replayed[:TOP]))
-                    report.displaced.update(set(replayed[:TOP]) - set(served[:TOP]))
-                else:
-                    report.unverified_lists += 1
-            example = {
-                "entry": index,
-                "feed": feed,
-                "committed_list_digest": committed,
-                "replayed_digest": r["replayed_digest"],
-                "served_config": config,
-                "approved_config": r.get("config_replayed"),
-                "model_version": model,
-            }
-            report.examples.append(example)
-            alerts.append(
-                Alert(
-                    "replay-mismatch",
-                    index,
-                    f"feed {feed} (entry {index}) is not what the approved algorithm shows: "
-                    f"committed {committed}, approved ranking gives {r['replayed_digest']}",
-                    {"entries": [index], **example},
-                )
-            )
+        return resp.json()
+
+    pending = list(by_feed)
+    answers: dict[str, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        for attempt in range(ATTEMPTS):
+            batches = [pending[i : i + BATCH] for i in range(0, len(pending), BATCH)]
+            docs = list(pool.map(post, batches, [attempt > 0] * len(batches)))
+            for doc in docs:
+                report.approved_config = doc.get("approved_config")
+                for r in doc["feeds"]:
+                    if r.get("available") or "why" in r or r["feed"] not in answers:
+                        answers[r["feed"]] = r
+            pending = [
+                f for f in pending if not answers[f].get("available") and "why" not in answers[f]
+            ]
+            if not pending:
+                break
+    for feed in by_feed:
+        found = _compare(report, by_feed[feed], answers[feed])
+        if found is not None:
+            alerts.append(found)
     return report, alerts
+
+
+def _compare(report: ReplayReport, row: list[Any], r: dict[str, Any]) -> Alert | None:
+    """Account one replayed feed; an alert if it is not what was committed."""
+    if not r.get("available"):
+        report.unavailable += 1
+        return None
+    report.replayed += 1
+    report.head_items += min(TOP, int(r.get("length", TOP)))
+    index, feed, committed, config, model = row
+    if r["replayed_digest"] == committed:
+        return None
+    report.mismatched += 1
+    served, replayed = r.get("served"), r.get("replayed")
+    if isinstance(served, list) and isinstance(replayed, list):
+        # the served list counts only if it is the one the ledger committed
+        if list_digest(served) == committed:
+            report.excess.update(set(served[:TOP]) - set(replayed[:TOP]))
+            report.displaced.update(set(replayed[:TOP]) - set(served[:TOP]))
+        else:
+            report.unverified_lists += 1
+    example = {
+        "entry": index,
+        "feed": feed,
+        "committed_list_digest": committed,
+        "replayed_digest": r["replayed_digest"],
+        "served_config": config,
+        "approved_config": r.get("config_replayed"),
+        "model_version": model,
+    }
+    report.examples.append(example)
+    return Alert(
+        "replay-mismatch",
+        index,
+        f"feed {feed} (entry {index}) is not what the approved algorithm shows: "
+        f"committed {committed}, approved ranking gives {r['replayed_digest']}",
+        {"entries": [index], **example},
+    )

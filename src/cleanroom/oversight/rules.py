@@ -308,17 +308,7 @@ class RuleEngine:
             return []
         b = self.boosts.get(bid)
         if kind == "approved":
-            why = (
-                "it was never declared"
-                if b is None
-                else f"approved by {e.get('by')} of {e.get('org')}, not by the oversight body"
-                if e.get("org") != "oversight"
-                else "approved by who declared it"
-                if e.get("by") == b["by"]
-                else f"it was {b['status']}, not waiting for review"
-                if b["status"] != "declared"
-                else ""
-            )
+            why = _boost_approval_problem(b, e)
             if why:
                 ev = [index] + ([b["declared"]] if b else [])
                 return [Alert("unapproved-boost", index,
@@ -394,6 +384,19 @@ class RuleEngine:
                 )
             ]
         return []
+
+
+def _boost_approval_problem(b: dict[str, Any] | None, e: dict[str, Any]) -> str:
+    """Why a ``boost.approved`` entry does not count ("" when it does)."""
+    if b is None:
+        return "it was never declared"
+    if e.get("org") != "oversight":
+        return f"approved by {e.get('by')} of {e.get('org')}, not by the oversight body"
+    if e.get("by") == b["by"]:
+        return "approved by who declared it"
+    if b["status"] != "declared":
+        return f"it was {b['status']}, not waiting for review"
+    return ""
 
 
 _HANDLERS = {

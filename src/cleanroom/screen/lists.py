@@ -28,10 +28,12 @@ non-blocking listings: only the listed entity itself).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cache, cached_property
@@ -90,6 +92,12 @@ class ListSnapshot:
     source: str = ""
     published: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def packed(self) -> bytes:
+        """The parties as compressed JSON (how a list version is stored)."""
+        doc = [p.as_json() for p in self.parties]
+        return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)
 
     @cached_property
     def version(self) -> str:
@@ -503,8 +511,10 @@ def _bundled(name: str) -> Path:
 
 
 @cache
+@functools.lru_cache(maxsize=1)
 def bundled_snapshots() -> tuple[ListSnapshot, ...]:
-    """The lists shipped with the package (see cleanroom/data/screening/README.md)."""
+    """The lists shipped with the package (see cleanroom/data/screening/README.md);
+    read once per process (snapshots are immutable, their versions computed once)."""
     return (
         load_ofac(_bundled("ofac_sdn_2024-05-03.csv"), list_id="ofac-sdn", published="2024-05-03"),
         load_ofac(

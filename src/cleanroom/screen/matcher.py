@@ -290,7 +290,12 @@ class Matcher:
         ]  # tokens of either name that found no partner
         extra = sum(1 for t, w in left if t.kind == WORD and w >= 0.5)
         minor = sum(1 for t, _ in left if t.kind == GENERIC)
-        order = sorted((i, j) for i, (j, s) in used_a.items() if a.tokens[i].kind == WORD)
+        # word order over word-to-word pairs (both sides: the feature is symmetric)
+        order = sorted(
+            (i, j)
+            for i, (j, s) in used_a.items()
+            if a.tokens[i].kind == WORD and b.tokens[j].kind == WORD
+        )
         inversions = sum(
             1
             for x in range(len(order))
