@@ -179,6 +179,8 @@ def _run_server(dd: DataDir, factory: str, host: str, port: int, workers: int = 
     import uvicorn
 
     os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
+    if workers > 1:  # the workers find each other (the replay audit reaches every one)
+        os.environ["CLEANROOM_PEERS"] = "1"
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="warning")
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from cleanroom.room import CleanRoom
 
 BOOST_REFRESH_S = 5.0  # how often a worker rereads the approved boosts
+RETRAIN_CLOSE_WAIT_S = 300.0  # how long closing waits for a retraining to finish
 TOPIC_MAX_ITEMS = 200_000  # above this, co-engagement communities are not derived
 
 
@@ -54,6 +55,7 @@ class Recommender:
         self.room = room
         self.engine = Engine(config)
         self._boosts_read = 0.0
+        self._retraining: threading.Thread | None = None
         self.topics: tuple[str, TopicMap] | None = None  # (model version, topics)
         self.ready = threading.Event()
         self.error: str | None = None
@@ -158,7 +160,8 @@ class Recommender:
                 holder["data"], holder["decision"], time.perf_counter() - holder["t"]
             )
 
-        return self.engine.retrain_in_background(load, done)
+        self._retraining = self.engine.retrain_in_background(load, done)
+        return self._retraining
 
     def _record_trained(self, data: TrainingSet, decision: int | None, seconds: float) -> None:
         model = self.engine.model
@@ -305,6 +308,10 @@ class Recommender:
             self._flush_timer.start()
 
     def close(self) -> None:
+        # a retraining under way finishes first: a model that went live has its
+        # lineage on the ledger before the ledger closes
+        if self._retraining is not None and self._retraining.is_alive():
+            self._retraining.join(RETRAIN_CLOSE_WAIT_S)
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer.function()  # type: ignore[attr-defined]

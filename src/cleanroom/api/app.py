@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from cleanroom.api import (
     release_routes,
     screen_routes,
 )
+from cleanroom.api.peers import Peers
 from cleanroom.config import DataDir
 from cleanroom.deployment import (
     bootstrap,
@@ -46,6 +48,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         room: CleanRoom | None = None
         runner: OrderRunner | None = None
         recommender: Recommender | None = None
+        peers: Peers | None = None
         own_db = None
         if log:
             room = CleanRoom.open(dd)
@@ -69,12 +72,16 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
             app.state.order_runner = runner
             recommender = Recommender(room, ranking).start(background=True)
             app.state.recommender = recommender
+            if os.environ.get("CLEANROOM_PEERS"):  # one of several worker processes
+                peers = app.state.peers = Peers(dd.path).start(app)
         if serve_witness:
             db = room.db if room is not None else (own_db := dd.database(config))
             app.state.witness = Witness(db, dd.read_key("witness"))
         try:
             yield
         finally:
+            if peers is not None:
+                peers.stop()
             if runner is not None:
                 runner.close()
             if recommender is not None:

@@ -3,6 +3,7 @@ setting, and the published ranking configuration and model card."""
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, recommender_of, subject_of
+from cleanroom.api.peers import PEER_HEADER
 from cleanroom.api.platform_routes import Purpose
 from cleanroom.foryou.engine import MAX_LIMIT, ReplayError
 from cleanroom.foryou.feed import items_digest
@@ -152,6 +154,21 @@ def router() -> APIRouter:
         rec = recommender_of(request)
         rec.room.gate.require(who, "read", "Feeds", purpose=purpose)
         approved = request.app.state.approved_ranking
+        # feeds another worker process served: asked of it, while these replay here
+        elsewhere = [f for f in body.feeds if rec.engine.record(f) is None]
+        peers = getattr(request.app.state, "peers", None)
+        answered: dict[str, dict[str, Any]] = {}
+        asking = None
+        if peers is not None and elsewhere and PEER_HEADER not in request.headers:
+
+            def ask() -> None:
+                headers = {"Authorization": request.headers.get("authorization", "")}
+                for doc in peers.ask(request.url.path + f"?purpose={purpose}",
+                                     {"feeds": elsewhere}, headers):  # fmt: skip
+                    answered.update({r["feed"]: r for r in doc["feeds"] if r.get("available")})
+
+            asking = threading.Thread(target=ask, name="replay-peers")
+            asking.start()
         out = []
         for feed in body.feeds:
             record = rec.engine.record(feed)
@@ -175,6 +192,9 @@ def router() -> APIRouter:
             if videos != record.videos:  # the lists (video ids), to measure the difference
                 row |= {"served": record.videos, "replayed": videos}
             out.append(row)
+        if asking is not None:
+            asking.join()
+            out = [answered.get(r["feed"], r) if not r["available"] else r for r in out]
         return JSONResponse({"feeds": out, "approved_config": approved.digest()})
 
     @r.post("/v1/oversight/feeds/{feed}/replay", tags=["oversight"])
