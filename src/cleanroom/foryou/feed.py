@@ -11,6 +11,7 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -136,6 +137,17 @@ def _mask(names: Iterable[str]) -> int:
     return sum(_BIT[n] for n in names)
 
 
+def _masks(videos: list[str], by_source: list[tuple[str, set[str]]]) -> np.ndarray:
+    """Per video, the bits of the sources that proposed it (set intersections)."""
+    pos = {v: n for n, v in enumerate(videos)}
+    out = np.zeros(len(videos), np.int32)
+    for name, members in by_source:
+        hit = [pos[v] for v in members & pos.keys()]
+        if hit:
+            out[hit] |= _BIT[name]
+    return out
+
+
 def items_digest(videos: Iterable[str]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(videos).encode()).hexdigest()
 
@@ -217,7 +229,7 @@ def compute(
     by_source = [(name, set(videos)) for name, videos in found if videos]
 
     x = np.zeros((len(cands), len(FEATURES)))
-    mi = np.array([idx.get(v, -1) for v in cands])
+    mi = np.fromiter(map(idx.get, cands, repeat(-1)), np.int64, len(cands))
     known = mi >= 0
     x[known, F["similar_liked"]] = sim_p[mi[known]]
     x[known, F["similar_skipped"]] = sim_n[mi[known]]
@@ -230,7 +242,9 @@ def compute(
     x[known, F["popular"]] = np.log1p(model.pos[mi[known]])
     x[known, F["exposure"]] = np.log1p(model.pos[mi[known]] + model.neg[mi[known]])
     items = [meta[v] for v in cands]
-    x[:, F["region_popular"]] = np.log1p([pop_region.get(v, 0.0) for v in cands])
+    x[:, F["region_popular"]] = np.log1p(
+        np.fromiter(map(pop_region.get, cands, repeat(0.0)), np.float64, len(cands))
+    )
     if rising:
         x[:, F["rising"]] = [rising.get(v, 0.0) for v in cands]
     if state.follows:
@@ -262,9 +276,7 @@ def compute(
         videos,
         [meta[v].creator for v in videos],
         s[sel],
-        np.array(
-            [_mask(nm for nm, members in by_source if v in members) for v in videos], np.int32
-        ),
+        _masks(videos, by_source),
         x[sel],
         known[sel],
         mi[sel],
@@ -378,6 +390,7 @@ def rerank(
     held: list[int] = []
     rest = iter(order)
     items = [meta[v] for v in cands]
+    recent: list[str] = []  # the creators of the last ``gap`` places
 
     def fits(n: int, recent: list[str]) -> bool | None:
         """True if it fits now, False if held back by the gap, None if never."""
@@ -387,7 +400,6 @@ def rerank(
         return it.creator not in recent
 
     while len(chosen) < depth:
-        recent = [items[n].creator for n in chosen[-gap:]] if gap else []
         pick = None
         for pos, n in enumerate(held):
             ok = fits(n, recent)
@@ -406,6 +418,10 @@ def rerank(
         if pick is None:
             break
         chosen.append(pick)
+        if gap:
+            recent.append(items[pick].creator)
+            if len(recent) > gap:
+                del recent[0]
         newly = False
         for t in set(items[pick].topics):
             topic_count[t] = topic_count.get(t, 0) + 1

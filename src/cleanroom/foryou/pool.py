@@ -87,19 +87,19 @@ class Catalog:
     def present(self, videos: Iterable[str], at: int) -> list[tuple[str, Item]]:
         """(video, item) of each of ``videos`` in the catalogue as of ``at``, in
         order (one call for a feed's few hundred candidates)."""
-        out = []
-        versions = self._versions
-        for v in videos:
-            vs = versions.get(v)
+        out: list[tuple[str, Item]] = []
+        append = out.append
+        videos = list(videos)
+        for v, vs in zip(videos, map(self._versions.get, videos), strict=True):
             if vs is None:
                 continue
-            if type(vs) is tuple:
+            if vs.__class__ is tuple:
                 if vs[0] <= at:
-                    out.append((v, vs[1]))
+                    append((v, vs[1]))
             else:
                 it = self.get(v, at)
                 if it is not None:
-                    out.append((v, it))
+                    append((v, it))
         return out
 
     def newest_of(self, creator: str, n: int, at: int) -> list[str]:
