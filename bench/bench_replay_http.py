@@ -96,7 +96,7 @@ def run(dd, signer, tokens: dict[str, str], viewers: list[str], workers: int, n:
             verify_s = time.perf_counter() - t
             t = time.perf_counter()
             # this run's feeds (an earlier run's, on the same ledger, are no longer kept)
-            rows = [row for row in watcher._engine().served if row[1] in feeds]
+            rows = [row for row in watcher.served() if row[1] in feeds]
             report, _ = replay_audit(rows, server.url, tokens["olga-oversight"], sample=n,
                                      client=http)  # fmt: skip
             replay_s = time.perf_counter() - t

@@ -69,6 +69,11 @@ def test_audit_with_puppets_replay_and_report(api: Api, tmp_path: Path, log_sign
     assert text.count("<img") >= 4 and "verified by the oversight monitor" in text
     assert "Sock-puppet audit" in text and "Replay audit" in text
     assert json.loads(json_path.read_text())["checkpoint"] == doc["checkpoint"]
+    # without a monitor state: the checkpoint as served, said to be unverified
+    bare = run_audit(target)
+    assert bare["checkpoint"]["verified_by_monitor"] is False
+    assert bare["checkpoint"]["size"] >= doc["checkpoint"]["size"]
+    assert "replay" not in bare and "puppets" not in bare
 
 
 def test_audit_cli_errors(tmp_path: Path) -> None:

@@ -76,8 +76,8 @@ def _serve_witness(watcher, listen: str) -> None:
         raise typer.BadParameter(
             f"no witness key in {watcher.state_dir}; run `cleanroom oversight witness-init`"
         )
-    _, url = watcher.witness.serve(host, int(port))
-    typer.echo(f"witness {watcher.witness.verifier.vkey} at {url}/witness")
+    served = watcher.witness.serve(host, int(port))
+    typer.echo(f"witness {watcher.witness.verifier.vkey} at {served.url}/witness")
 
 
 @oversight_app.command("witness-init")

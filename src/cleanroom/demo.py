@@ -33,6 +33,7 @@ from cleanroom.ledger import MemoryTree, sign_note
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.client import Monitor, TamperError
 from cleanroom.ledger.note import ALG_COSIGNATURE_V1, Signer, generate_signer, parse_note
+from cleanroom.ledger.serving import serve_in_thread
 from cleanroom.ledger.store import LedgerStore
 from cleanroom.ledger.tlogproof import verify_tlog_proof
 from cleanroom.ledger.witness import AddCheckpointRequest, Witness
@@ -100,7 +101,8 @@ def run_demo(keep: bool = False) -> None:
         # the oversight body's monitor is a witness too: the operator adds it
         state = base / "oversight"
         m_vkey = init_key(state, "oversight.example/monitor")
-        m_witness, m_url = MonitorWitness(state, ORIGIN, log_vkey).serve()
+        m_witness = MonitorWitness(state, ORIGIN, log_vkey).serve()
+        m_url = m_witness.url
         config = dd.load()
         config.witnesses.append(WitnessRef(m_vkey.vkey, m_url + "/witness"))
         dd.save(config)
@@ -109,7 +111,7 @@ def run_demo(keep: bool = False) -> None:
                 _oversight(live, {n: t for n, (t, _) in tokens.items()}, state, log_vkey)
                 _ledger(live, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey)
         finally:
-            m_witness.should_exit = True
+            m_witness.stop()
     finally:
         server.stop()
         witness.stop()
@@ -539,41 +541,26 @@ def _shredded(copy: Path, log_dir: Path) -> None:
 
 
 class InProcessServer:
-    """The clean room's app served from this process (uvicorn in a thread)."""
+    """The clean room's app served from this process (uvicorn in a thread),
+    entered once its first model is live."""
 
     def __init__(self, data_dir: Path) -> None:
-        import socket
-
-        import uvicorn
-
         from cleanroom.api import create_app
 
         self.app = create_app(str(data_dir))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
-        )
 
     def __enter__(self) -> InProcessServer:
-        import threading
-
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+        self.served = serve_in_thread(self.app, name="cleanroom", wait_s=300)
+        self.url = self.served.url
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.server.started:
-                model = httpx.get(self.url + "/v1/feed/model", timeout=30).json()
-                if model.get("ready"):
-                    return self
+        while not httpx.get(self.url + "/v1/feed/model", timeout=30).json().get("ready"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the in-process server's model did not become ready")
             time.sleep(0.2)
-        raise RuntimeError("the in-process server did not become ready")
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        self.served.stop(300)  # its shutdown closes the clean room (after a retraining)
 
 
 def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_vkey: str) -> None:

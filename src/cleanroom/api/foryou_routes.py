@@ -3,7 +3,6 @@ setting, and the published ranking configuration and model card."""
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -154,24 +153,20 @@ def router() -> APIRouter:
         rec = recommender_of(request)
         rec.room.gate.require(who, "read", "Feeds", purpose=purpose)
         approved = request.app.state.approved_ranking
+        records = {f: rec.engine.record(f) for f in body.feeds}
         # feeds another worker process served: asked of it, while these replay here
-        elsewhere = [f for f in body.feeds if rec.engine.record(f) is None]
+        elsewhere = [f for f, r in records.items() if r is None]
         peers = getattr(request.app.state, "peers", None)
-        answered: dict[str, dict[str, Any]] = {}
         asking = None
         if peers is not None and elsewhere and PEER_HEADER not in request.headers:
-
-            def ask() -> None:
-                headers = {"Authorization": request.headers.get("authorization", "")}
-                for doc in peers.ask(request.url.path + f"?purpose={purpose}",
-                                     {"feeds": elsewhere}, headers):  # fmt: skip
-                    answered.update({r["feed"]: r for r in doc["feeds"] if r.get("available")})
-
-            asking = threading.Thread(target=ask, name="replay-peers")
-            asking.start()
+            asking = peers.ask_in_background(
+                request.url.path + f"?purpose={purpose}",
+                {"feeds": elsewhere},
+                {"Authorization": request.headers.get("authorization", "")},
+            )
         out = []
         for feed in body.feeds:
-            record = rec.engine.record(feed)
+            record = records[feed]
             if record is None:
                 out.append({"feed": feed, "available": False})
                 continue
@@ -193,7 +188,8 @@ def router() -> APIRouter:
                 row |= {"served": record.videos, "replayed": videos}
             out.append(row)
         if asking is not None:
-            asking.join()
+            answered = {r["feed"]: r for doc in asking.result() for r in doc["feeds"]
+                        if r.get("available")}  # fmt: skip
             out = [answered.get(r["feed"], r) if not r["available"] else r for r in out]
         return JSONResponse({"feeds": out, "approved_config": approved.digest()})
 

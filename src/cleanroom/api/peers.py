@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
-import threading
-import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from cleanroom.ledger.serving import Served, serve_in_thread
 
 log = logging.getLogger(__name__)
 PEER_HEADER = "X-Cleanroom-Peer"  # a forwarded request: never forwarded again
@@ -39,24 +39,15 @@ class Peers:
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / "run" / "peers"
         self.pid = os.getpid()
-        self.server: Any = None
+        self.served: Served | None = None
         self.url = ""
         self._http = httpx.Client(timeout=600)
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="peers")
 
     def start(self, app: Any) -> Peers:
-        import uvicorn
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-        )
-        threading.Thread(target=self.server.run, name="peer-listener", daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{port}"
+        # the same app (its state is this worker's), without running its lifespan again
+        self.served = serve_in_thread(app, lifespan="off", name="peer-listener")
+        self.url = self.served.url
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / str(self.pid)).write_text(self.url)
         return self
@@ -89,9 +80,16 @@ class Peers:
                 log.warning("peer %s answered %s: %s", url, r.status_code, r.text[:300])
         return out
 
+    def ask_in_background(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> Future[list[Any]]:
+        """:meth:`ask`, while the caller does its own share of the work."""
+        return self._pool.submit(self.ask, path, body, headers)
+
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             (self.dir / str(self.pid)).unlink()
-        if self.server is not None:
-            self.server.should_exit = True
+        if self.served is not None:
+            self.served.stop(5.0)
+        self._pool.shutdown(wait=False)
         self._http.close()

@@ -25,7 +25,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,13 +163,10 @@ class PuppetRun:
         }
         self._call("PUT", f"/v1/users/{account.user}", plat, json=profile)
         s = Session(persona, account.user, started_ms=int(time.time() * 1000))
-        cursor: str | None = None
         for page in range(pages):
-            params: dict[str, Any] = {"limit": size, "mode": "personalized"}
-            if cursor:
-                params["cursor"] = cursor
-            else:
-                params["seed"] = f"{AUDIT_SEED}-{account.user}-{page}"
+            # a new feed each page (the events change it at once), as an app refreshes
+            params = {"limit": size, "mode": "personalized",
+                      "seed": f"{AUDIT_SEED}-{account.user}-{page}"}  # fmt: skip
             doc = self._call("GET", "/v1/feed", account.token, params=params)
             s.model_versions.add(doc.get("model_version", ""))
             shown = self._shown(doc)
@@ -177,7 +174,7 @@ class PuppetRun:
             now = int(time.time() * 1000)
             for k, item in enumerate(shown):
                 kind, watch, liked = persona.reacts(item.topic)
-                s.shown.append(Shown(item.video, item.topic, item.creator, watch))
+                s.shown.append(replace(item, watch_ms=watch))
                 base = {"user": account.user, "video": item.video, "ts_ms": now + k}
                 events.append(
                     {**base, "id": f"{account.user}-{page}-{k}", "kind": kind, "watch_ms": watch}
@@ -186,8 +183,6 @@ class PuppetRun:
                     events.append({**base, "id": f"{account.user}-{page}-{k}-like", "kind": "like"})
             if events:
                 self._call("POST", "/v1/events", plat, json={"events": events})
-            # a new feed each page (the events change it at once), as an app refreshes
-            cursor = None
         s.ended_ms = int(time.time() * 1000)
         return s
 

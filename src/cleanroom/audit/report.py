@@ -28,7 +28,6 @@ import httpx
 from cleanroom.audit.exposure import exposure_report
 from cleanroom.audit.puppets import (
     Accounts,
-    PuppetError,
     PuppetRun,
     personas,
     summarise,
@@ -107,18 +106,15 @@ def run_audit(
     }
     approved: str | None = None
     if monitor_state is not None:
-        from cleanroom.oversight import AlertStore, Watcher
+        from cleanroom.oversight import Watcher
 
         watcher = Watcher.for_state(monitor_state, client=target.client)
         watcher.run_once()
         if progress:
             progress("replay", 0, 1)
-        try:
-            report, _ = watcher.replay(
-                target.api_url, target.token, sample=replay_sample, client=target.client
-            )
-        except httpx.HTTPError as e:
-            raise PuppetError(f"the replay audit failed: {e}") from None
+        report, _ = watcher.replay(
+            target.api_url, target.token, sample=replay_sample, client=target.client
+        )
         approved = report.approved_config
         state = watcher.monitor.load_state()
         doc["checkpoint"] = {
@@ -128,7 +124,7 @@ def run_audit(
             "verified_by_monitor": True,
         }
         doc["replay"] = report.as_json()
-        alerts = AlertStore(monitor_state).all()
+        alerts = watcher.alerts.all()
         doc["alerts"] = {
             "total": len(alerts),
             "by_kind": dict(Counter(a["kind"] for a in alerts)),
@@ -176,16 +172,17 @@ def _topics(target: AuditTarget, wait_s: float = 120) -> dict[str, Any]:
 
 
 def _unverified_checkpoint(target: AuditTarget) -> dict[str, Any]:
-    assert target.client is not None
-    try:
-        r = target.client.get(target.api_url.rstrip("/") + "/log/checkpoint")
-    except httpx.HTTPError as e:
-        raise PuppetError(f"cannot reach {target.api_url}: {e}") from None
-    lines = r.text.split("\n") if r.status_code == 200 else []
+    """The log's checkpoint as served (no monitor state: not verified here)."""
+    from cleanroom.ledger.checkpoint import parse_checkpoint
+    from cleanroom.ledger.client import TileClient
+    from cleanroom.ledger.note import parse_note
+
+    text = TileClient(target.api_url.rstrip("/") + "/log/", target.client).checkpoint()
+    cp = parse_checkpoint(parse_note(text).text)
     return {
-        "origin": lines[0] if lines else "",
-        "size": int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None,
-        "root": lines[2] if len(lines) > 2 else "",
+        "origin": cp.origin,
+        "size": cp.size,
+        "root": base64.b64encode(cp.root).decode(),
         "verified_by_monitor": False,
     }
 

@@ -161,10 +161,11 @@ class Engine:
         self.states = states or States()
         self.counters = counters or Counters()
         self.catalog = Catalog(fresh_window_ms)
-        # impressions per (model version, ranking configuration, hour): what
-        # exposure reports aggregate
-        self.exposure: OrderedDict[tuple[str, str, int], Counter[str]] = OrderedDict()
-        self.exposure_boosted: dict[tuple[str, str, int], Counter[str]] = {}
+        # impressions per (model version, ranking configuration, hour), per video:
+        # all of them, and those labelled as boosted — what exposure reports aggregate
+        self.exposure: OrderedDict[tuple[str, str, int], tuple[Counter[str], Counter[str]]] = (
+            OrderedDict()
+        )
         self.boosts: tuple[Boost, ...] = ()
         self.clock = clock
         self._model: Model | None = None
@@ -431,13 +432,12 @@ class Engine:
         hour = record.bucket_ms - record.bucket_ms % EXPOSURE_BUCKET_MS
         with self._lock:  # exposure, aggregated: no user, only videos and counts
             key = (record.model_version, record.config_digest, hour)
-            counts = self.exposure.setdefault(key, Counter())
+            counts, boosted = self.exposure.setdefault(key, (Counter(), Counter()))
             counts.update(i.video for i in page)
-            boosted = [i.video for i in page if i.boost]
-            if boosted:  # labelled as boosted (declared boosts, released creator boosts)
-                self.exposure_boosted.setdefault(key, Counter()).update(boosted)
+            # labelled as boosted (declared boosts, released creator boosts)
+            boosted.update(i.video for i in page if i.boost)
             while len(self.exposure) > EXPOSURE_BUCKETS:
-                self.exposure_boosted.pop(self.exposure.popitem(last=False)[0], None)
+                self.exposure.popitem(last=False)
         return ServedFeed(record, offset, page, nxt)
 
     def exposure_rows(self, since_ms: int = 0) -> list[dict[str, Any]]:
@@ -446,9 +446,7 @@ class Engine:
         aggregates, no user."""
         with self._lock:
             snapshot = [
-                (k, dict(c), dict(self.exposure_boosted.get(k, {})))
-                for k, c in self.exposure.items()
-                if k[2] >= since_ms
+                (k, dict(c), dict(b)) for k, (c, b) in self.exposure.items() if k[2] >= since_ms
             ]
         out = []
         for (model, config, hour), counts, boosted in snapshot:

@@ -148,17 +148,11 @@ class BoostRegistry:
             "org": principal.org,
         }
         index = self.gate.log.append(entry)
-        row = {
+        same = ("video", "factor", "label", "reason", "declared_by", "start_ms", "end_ms")
+        row = {k: entry[k] for k in same} | {
             "id": boost_id,
-            "video": req.video,
-            "factor": req.factor,
-            "label": req.label,
-            "regions": json.dumps(sorted(req.regions)),
-            "reason": req.reason,
-            "declared_by": principal.name,
+            "regions": json.dumps(entry["regions"]),
             "declared_org": principal.org,
-            "start_ms": req.start_ms,
-            "end_ms": req.end_ms,
             "status": "declared",
             "declared_entry": index,
             "last_entry": index,
@@ -182,9 +176,9 @@ class BoostRegistry:
 
     def revoke(self, principal: Principal, boost_id: str, note: str) -> dict[str, Any]:
         """End a boost early: its declaring party or the oversight body."""
-        b = self.get(boost_id)
         purpose = "boost_review" if principal.org == "oversight" else "boost_declare"
         self.gate.require(principal, "write", "Boosts", purpose=purpose)
+        b = self.get(boost_id)
         if principal.org not in ("oversight", b["declared_org"]):
             raise BoostConflict("only the declaring party or the oversight body revokes a boost")
         if b["status"] in ("rejected", "revoked"):

@@ -74,3 +74,20 @@ def unb64(text: str | bytes, what: str = "value", size: int | None = None) -> by
     if size is not None and len(raw) != size:
         raise LedgerError(f"{what} must be {size} bytes, got {len(raw)}")
     return raw
+
+
+def dirhash(hashes: dict[str, str]) -> str:
+    """The digest of a set of files given by their SHA-256 (hex): Go's dirhash
+    "h1" (golang.org/x/mod/sumdb/dirhash) — the SHA-256 of the lines
+    ``<sha256>  <name>\n`` sorted by name — written ``sha256:<hex>``. What
+    releases are named by; here so that an outside verifier checks a release's
+    files with the ledger package alone."""
+    lines = []
+    for name in sorted(hashes):
+        if "\n" in name:
+            raise LedgerError(f"a file name contains a newline: {name!r}")
+        h = str(hashes[name])
+        if len(h) != 64 or h.strip("0123456789abcdef"):
+            raise LedgerError(f"the hash of {name!r} is not 64 hex digits")
+        lines.append(f"{h}  {name}\n")
+    return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()

@@ -14,16 +14,12 @@ import cedarpy
 import httpx
 
 from cleanroom.ledger.errors import LedgerError
+from cleanroom.ledger.hashing import dirhash
 
 
 def files_digest(files: dict[str, str]) -> str:
-    """The digest of a set of files (Go's dirhash: SHA-256 of the sorted
-    "<sha256>  <name>" lines), the digest the clean room releases policies by."""
-    lines = "".join(
-        f"{hashlib.sha256(text.encode()).hexdigest()}  {name}\n"
-        for name, text in sorted(files.items())
-    )
-    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+    """The digest the clean room releases a set of text files by."""
+    return dirhash({n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()})
 
 
 class PolicySource:

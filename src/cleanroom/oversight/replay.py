@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
+from cleanroom.ledger.errors import LedgerError
 from cleanroom.oversight.alerts import Alert
 
 BATCH = 500
-ATTEMPTS = 6  # rounds of asking again for feeds another worker process keeps
 TOP = 20  # the head of a feed (what a first screen shows) measured for excess exposure
 
 
@@ -87,10 +87,8 @@ def replay_audit(
 ) -> tuple[ReplayReport, list[Alert]]:
     """Replay a sample of ``served`` ([index, feed, list_digest, config, model]).
 
-    Batches go out ``concurrency`` at a time. A feed is kept by the server
-    process that served it: one another worker process answers "not kept" for
-    is asked again on a new connection (up to ``ATTEMPTS`` rounds), so a
-    multi-worker server is audited in full and all its workers replay at once."""
+    Batches go out ``concurrency`` at a time (on a multi-worker server the
+    worker a batch reaches asks the others for the feeds they keep)."""
     rng = random.Random(seed)
     chosen = served if len(served) <= sample else rng.sample(served, sample)
     http = client or httpx.Client(timeout=120)
@@ -99,30 +97,23 @@ def replay_audit(
     report = ReplayReport(len(chosen), 0, 0, 0, None)
     alerts: list[Alert] = []
 
-    def post(batch: list[str], fresh: bool) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if fresh:  # a new connection may reach another worker process
-            headers["Connection"] = "close"
-        resp = http.post(url, json={"feeds": batch}, headers=headers)
-        resp.raise_for_status()
+    def post(batch: list[str]) -> dict[str, Any]:
+        try:
+            resp = http.post(
+                url, json={"feeds": batch}, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.HTTPError as e:
+            raise LedgerError(f"cannot reach {api_url}: {e}") from None
+        if resp.status_code != 200:
+            raise LedgerError(f"the replay request answered {resp.status_code}: {resp.text[:300]}")
         return resp.json()
 
-    pending = list(by_feed)
+    ids = list(by_feed)
     answers: dict[str, dict[str, Any]] = {}
     with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        for attempt in range(ATTEMPTS):
-            batches = [pending[i : i + BATCH] for i in range(0, len(pending), BATCH)]
-            docs = list(pool.map(post, batches, [attempt > 0] * len(batches)))
-            for doc in docs:
-                report.approved_config = doc.get("approved_config")
-                for r in doc["feeds"]:
-                    if r.get("available") or "why" in r or r["feed"] not in answers:
-                        answers[r["feed"]] = r
-            pending = [
-                f for f in pending if not answers[f].get("available") and "why" not in answers[f]
-            ]
-            if not pending:
-                break
+        for doc in pool.map(post, [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]):
+            report.approved_config = doc.get("approved_config")
+            answers.update((r["feed"], r) for r in doc["feeds"])
     for feed in by_feed:
         found = _compare(report, by_feed[feed], answers[feed])
         if found is not None:

@@ -131,11 +131,9 @@ class Watcher:
                 raised.append(Alert("malformed-entry", index, f"entry {index}: {e}"))
                 return
             found = engine.feed(index, entry)
-            for a in found:
-                for i in a.evidence.get("entries", []):
-                    bodies.setdefault(i, b"")
-            bodies[index] = body
-            raised.extend(found)
+            if found:  # kept for the evidence (other entries are read back if cited)
+                bodies[index] = body
+                raised.extend(found)
 
         try:
             report = self.monitor.verify(on_entry=on_entry)
@@ -162,6 +160,11 @@ class Watcher:
         new = self.alerts.add(raised)
         return WatchReport(report.size, report.entries_checked, new, self.alerts.webhook_errors)
 
+    def served(self) -> list[list[Any]]:
+        """The served-feed commitments verified so far (the newest), as
+        ``[index, feed, list_digest, ranking_config, model_version]``."""
+        return self._engine().served
+
     def _witnessed(self) -> list[Alert]:
         """What the monitor's own witness saw: refused split views, and a
         cosigned checkpoint outside the verified history."""
@@ -178,9 +181,8 @@ class Watcher:
     ) -> tuple[ReplayReport, list[Alert]]:
         """The replay audit over the served feeds the monitor has verified;
         new mismatches become alerts (with their proofs)."""
-        engine = self._engine()
         report, found = replay_audit(
-            engine.served, api_url, token, sample=sample, seed=seed, client=client
+            self.served(), api_url, token, sample=sample, seed=seed, client=client
         )
         state = self.monitor.load_state()
         if found and state is not None:
@@ -192,12 +194,13 @@ class Watcher:
         if not alerts:
             return
         reader = self.monitor.tiles.reader(size)
+        bundles: dict[int, list[bytes]] = {}  # each entry bundle read once
         for a in alerts:
             shown: dict[str, Any] = {}
             for i in a.evidence.get("entries", [])[:20]:
                 if not (0 <= i < size):
                     continue
-                body = bodies.get(i) or self._entry(i, size)
+                body = bodies.get(i) or self._entry(i, size, bundles)
                 shown[str(i)] = {
                     "entry": body.decode("utf-8", errors="replace"),
                     "inclusion_proof": [
@@ -208,8 +211,8 @@ class Watcher:
             if shown:
                 a.evidence["proven"] = shown
 
-    def _entry(self, index: int, size: int) -> bytes:
-        bundle = index // TILE_WIDTH
-        return self.monitor.tiles.bundle(bundle, tile_width_for(0, bundle, size))[
-            index % TILE_WIDTH
-        ]
+    def _entry(self, index: int, size: int, bundles: dict[int, list[bytes]]) -> bytes:
+        n = index // TILE_WIDTH
+        if n not in bundles:
+            bundles[n] = self.monitor.tiles.bundle(n, tile_width_for(0, n, size))
+        return bundles[n][index % TILE_WIDTH]

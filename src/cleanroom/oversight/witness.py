@@ -27,6 +27,7 @@ from cleanroom.ledger.note import (
     parse_note,
     parse_signer,
 )
+from cleanroom.ledger.serving import Served, serve_in_thread
 from cleanroom.ledger.witness import Witness, origin_hash
 from cleanroom.oversight.alerts import Alert
 from cleanroom.storage import Database
@@ -77,29 +78,9 @@ class MonitorWitness:
         app.include_router(witness_http.router())
         return app
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
-        """Serve the witness from a thread (port 0: a free one); returns the
-        running uvicorn server (``should_exit = True`` stops it) and its URL."""
-        import socket
-        import threading
-        import time
-
-        import uvicorn
-
-        if port == 0:
-            with socket.socket() as sock:
-                sock.bind((host, 0))
-                port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(self.app(), host=host, port=port, log_level="warning")
-        )
-        threading.Thread(target=server.run, name="oversight-witness", daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not server.started:
-            raise LedgerError(f"the witness could not listen on {host}:{port}")
-        return server, f"http://{host}:{port}"
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Served:
+        """Serve the witness from a thread (port 0: a free one)."""
+        return serve_in_thread(self.app(), host, port, name="oversight-witness")
 
     def cosigned(self) -> str | None:
         """The latest checkpoint note this witness cosigned."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from pathlib import Path
 
 from cleanroom.ledger.entries import canonical_json
+from cleanroom.ledger.errors import LedgerError
+from cleanroom.ledger.hashing import dirhash
 from cleanroom.release.errors import ReleaseError
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 SKIP_DIRS = {".git", "__pycache__", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
 
@@ -37,25 +37,16 @@ def tree_files(root: Path) -> dict[str, bytes]:
     return out
 
 
-def summary(hashes: dict[str, str]) -> bytes:
-    """The dirhash summary of files given by their SHA-256 (hex)."""
-    lines = []
-    for name in sorted(hashes):
-        if "\n" in name:
-            raise ReleaseError(f"a file name contains a newline: {name!r}")
-        if not _HEX64.match(str(hashes[name])):
-            raise ReleaseError(f"the hash of {name!r} is not 64 hex digits")
-        lines.append(f"{hashes[name]}  {name}\n")
-    return "".join(lines).encode()
-
-
 def file_hashes(files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
 def hashes_digest(hashes: dict[str, str]) -> str:
     """A file set's digest from its files' SHA-256 (what a source manifest holds)."""
-    return "sha256:" + hashlib.sha256(summary(hashes)).hexdigest()
+    try:
+        return dirhash(hashes)
+    except LedgerError as e:
+        raise ReleaseError(e.message) from None
 
 
 def files_digest(files: dict[str, bytes]) -> str:
