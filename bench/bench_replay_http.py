@@ -45,7 +45,7 @@ ORIGIN = "bench.example/log"
 def _load(dd, tokens: dict[str, str]) -> None:
     with demo.InProcessServer(dd.path) as live:
         users, videos, events = datasets.load("kuairec-small")
-        asyncio.run(demo._load(live.url, tokens["platform-app"], users, videos, events))
+        asyncio.run(demo.load_through_api(live.url, tokens["platform-app"], users, videos, events))
 
 
 def _wait_trained(url: str, token: str, timeout: float = 600) -> None:
@@ -121,7 +121,7 @@ def main() -> None:
     console.print(f"machine: {machine()}, {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as tmp:
         dd, signer = demo.init_data_dir(Path(tmp) / "room", ORIGIN)
-        tokens = {n: t for n, (t, _) in demo._principals(dd).items()}
+        tokens = {n: t for n, (t, _) in demo.register_principals(dd).items()}
         _load(dd, tokens)
         viewers = []
         with CleanRoom.open(dd, start=False) as room:

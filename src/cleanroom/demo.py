@@ -71,7 +71,7 @@ def run_demo(keep: bool = False) -> None:
     _step("1. The operator initialises a clean room (SQLite + local keys, site in the US)")
     dd, log_signer = init_data_dir(log_dir, ORIGIN)
     log_vkey = log_signer.verifier.vkey
-    tokens = _principals(dd)
+    tokens = register_principals(dd)
     console.print(f"log verifier key: [green]{log_vkey}")
     console.print("principals: " + ", ".join(f"{n} ({d})" for n, (_, d) in tokens.items()))
 
@@ -131,7 +131,7 @@ def init_data_dir(path: Path, origin: str) -> tuple[DataDir, Signer]:
     return dd, signer
 
 
-def _principals(dd: DataDir) -> dict[str, tuple[str, str]]:
+def register_principals(dd: DataDir) -> dict[str, tuple[str, str]]:
     """Register the demo's principals; returns name -> (token, description)."""
     from cleanroom.gate import Principal
     from cleanroom.room import CleanRoom
@@ -149,7 +149,7 @@ def _ledger_size(log_dir: Path) -> int:
         return con.execute("SELECT next_index FROM ledger_state").fetchone()[0]
 
 
-async def _load(url: str, token: str, users, videos, events) -> None:
+async def load_through_api(url: str, token: str, users, videos, events) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     sem = asyncio.Semaphore(16)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c:
@@ -200,7 +200,7 @@ def _clean_room(server: ServerProcess, tokens: dict[str, str], log_dir: Path, ba
     users, videos, events = datasets.load(DATASET)
     console.print(f"{DATASET}: {datasets.describe()}")
     t0 = time.perf_counter()
-    asyncio.run(_load(server.url, tokens["platform-app"], users, videos, events))
+    asyncio.run(load_through_api(server.url, tokens["platform-app"], users, videos, events))
     dt = time.perf_counter() - t0
     console.print(
         f"{len(users):,} users, {len(videos):,} videos, {len(events):,} events stored "

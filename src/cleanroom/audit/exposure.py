@@ -39,7 +39,6 @@ def exposure_report(
     per_config: dict[str, Counter[str]] = defaultdict(Counter)
     by_topic: Counter[str] = Counter()
     by_region: Counter[str] = Counter()
-    by_creator: Counter[str] = Counter()
     per_model: dict[str, Counter[str]] = defaultdict(Counter)
     per_day: dict[int, Counter[str]] = defaultdict(Counter)
     for r in rows:
@@ -55,9 +54,9 @@ def exposure_report(
         topic = topics.of(r["video"])
         by_topic[topic] += n
         by_region[r.get("region") or "unknown"] += n
-        by_creator[r.get("creator") or "unknown"] += n
         per_model[r["model_version"]][r.get("creator") or "unknown"] += n
         per_day[int(r["hour_ms"]) // DAY_MS * DAY_MS][topic] += n
+    by_creator = sum(per_model.values(), Counter())
     return {
         "impressions": total,
         "topics_source": topics.source,

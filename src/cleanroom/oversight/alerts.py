@@ -58,6 +58,7 @@ class AlertStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.webhook = webhook
         self.webhook_errors: list[str] = []
+        self._ids: set[str] | None = None  # the ids on file, read once
 
     def all(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -66,10 +67,12 @@ class AlertStore:
 
     def add(self, alerts: list[Alert]) -> list[Alert]:
         """Persist the alerts not raised before; returns those (and posts them)."""
-        seen = {a["id"] for a in self.all()}
-        new = [a for a in alerts if a.id not in seen]
+        if self._ids is None:
+            self._ids = {a["id"] for a in self.all()}
+        new = list({a.id: a for a in alerts if a.id not in self._ids}.values())
         if not new:
             return []
+        self._ids.update(a.id for a in new)
         with open(self.path, "a") as f:
             for a in new:
                 f.write(json.dumps(a.as_json(), sort_keys=True) + "\n")
