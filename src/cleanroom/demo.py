@@ -262,16 +262,21 @@ def _for_you(server: ServerProcess, tokens: dict[str, str]) -> None:
 
     _step("9. The For You model trains on the vault's events, read through the gate")
     t = time.perf_counter()
-    r = httpx.post(server.url + "/v1/recommender/retrain", timeout=120,
-                   headers={"Authorization": f"Bearer {tokens['oscar-ops']}"})  # fmt: skip
-    if r.status_code not in (202, 409):  # 409: a retraining on the new events already runs
-        r.raise_for_status()
-    model = {}
+    model: dict = {}
+    asked = 0.0
     while time.perf_counter() - t < 300:
         model = httpx.get(server.url + "/v1/feed/model", timeout=30).json()
         trained = model.get("trained") or {}
         if trained.get("records", 0) >= 250_000 and model.get("ready"):
             break
+        if time.perf_counter() - asked > 5:
+            # 409: a retraining started while the events arrived (on fewer of
+            # them) still runs; ask again once it is done
+            r = httpx.post(server.url + "/v1/recommender/retrain", timeout=120,
+                           headers={"Authorization": f"Bearer {tokens['oscar-ops']}"})  # fmt: skip
+            if r.status_code not in (202, 409):
+                r.raise_for_status()
+            asked = time.perf_counter()
         time.sleep(0.5)
     trained = model["trained"]
     console.print(
