@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from cleanroom.foryou.pool import Boost
+from cleanroom.ledger.authority import entry_digest, sign_boost_review, sign_root_statement
+from cleanroom.ledger.note import generate_signer
 from cleanroom.oversight import Watcher
 
 from .test_feed_api import _retrain, api  # noqa: F401 (the trained clean room fixture)
@@ -23,6 +25,16 @@ URL = "http://testserver/log/"
 def _ops(a: Api) -> None:
     a.room.principals.add(OPS)
     a.tokens["ops"] = a.room.principals.issue_token("ops")
+
+
+def signed_approval(a: Api, boost: dict, reviewer: str = "oversight-reviewer") -> dict:
+    """A reviewer's signed approval of a boost's declaration (the data directory
+    keeps the first reviewers' keys)."""
+    assert a.room.data_dir is not None
+    key = a.room.data_dir.read_key(f"reviewer-{reviewer}")
+    declared = a.ledger()[boost["declared_entry"]]
+    assert entry_digest(declared) == boost["declared_digest"]
+    return sign_boost_review(key, boost=boost["id"], declared=declared, decision="approve")
 
 
 def _body(video: str, **over) -> dict:
@@ -74,10 +86,19 @@ def test_a_boost_applies_only_once_approved(api: Api, tmp_path: Path, log_signer
     assert not any(i.get("boost") for p in pages for i in p["items"])
     # the operator cannot approve, the oversight body can
     rv = f"/v1/boosts/{boost['id']}/review"
+    signed = signed_approval(api, boost)
     assert api.call("POST", rv, "ops", json={"decision": "approve"}).status_code == 403
-    r = api.call("POST", rv, "olga", json={"decision": "approve", "note": "campaign ok"})
+    # an approval is a review signed by a reviewer of the oversight body
+    r = api.call("POST", rv, "olga", json={"decision": "approve"})
+    assert r.status_code == 400 and "signed by a reviewer" in r.json()["detail"]
+    by_operator = signed_approval(api, boost, "operator-reviewer")
+    r = api.call("POST", rv, "olga", json={"decision": "approve", "envelope": by_operator})
+    assert r.status_code == 400 and "oversight body" in r.json()["detail"]
+    r = api.call("POST", rv, "olga", json={"decision": "approve", "note": "campaign ok",
+                                           "envelope": signed})  # fmt: skip
     assert r.status_code == 200 and r.json()["status"] == "approved", r.text
-    assert api.call("POST", rv, "olga", json={"decision": "approve"}).status_code == 409
+    r = api.call("POST", rv, "olga", json={"decision": "approve", "envelope": signed})
+    assert r.status_code == 409
 
     pages = serve(api, range(20, 23))
     for p in pages:
@@ -137,24 +158,42 @@ def test_the_monitor_boost_rules_on_constructed_entries() -> None:
     its boost was revoked."""
     from cleanroom.oversight import RuleEngine
 
-    def declared(bid: str, by: str = "ops") -> dict:
-        return {"type": "boost.declared", "boost": bid, "video": "v1", "declared_by": by,
-                "org": "operator", "start_ms": 1_000_000, "end_ms": 9_000_000}  # fmt: skip
+    root, olga, ops = (generate_signer(n) for n in ("root", "olga", "ops"))
+    decls: dict[str, dict] = {}
 
-    def approved(bid: str, by: str = "olga", org: str = "oversight") -> dict:
-        return {"type": "boost.approved", "boost": bid, "by": by, "org": org}
+    def reviewer(key, org: str) -> dict:
+        statement = sign_root_statement(root, origin="o", action="add", subject="reviewer",
+                                        name=key.name, vkey=key.verifier.vkey)  # fmt: skip
+        return {"type": "release.reviewer", "reviewer": key.name, "org": org,
+                "vkey": key.verifier.vkey, **({"statement": statement} if org == "oversight"
+                                              else {})}  # fmt: skip
+
+    def declared(bid: str, by: str = "ops") -> dict:
+        decls[bid] = {"type": "boost.declared", "boost": bid, "video": "v1", "declared_by": by,
+                      "org": "operator", "start_ms": 1_000_000, "end_ms": 9_000_000}  # fmt: skip
+        return decls[bid]
+
+    def approved(bid: str, key=olga, org: str = "oversight", decision: str = "approve") -> dict:
+        env = sign_boost_review(key, boost=bid, decision=decision,
+                                declared=decls.get(bid, {"boost": bid}))  # fmt: skip
+        return {"type": "boost.approved", "boost": bid, "by": key.name, "org": org,
+                "reviewer": key.name, "envelope": env}  # fmt: skip
 
     def page(bid: str, at: int) -> dict:
         return {"type": "feed.served", "offset": 1, "boosts": [bid], "time_bucket_ms": at,
                 "ranking_config": "c"}  # fmt: skip
 
-    e = RuleEngine({"deployed": {"policy": [], "model": ["c"]}})
+    e = RuleEngine({"deployed": {"policy": [], "model": ["c"]}}, oversight_vkey=root.verifier.vkey,
+                   origin="o")  # fmt: skip
     entries = [
+        reviewer(olga, "oversight"), reviewer(ops, "operator"),
         declared("b1"), approved("b1"),                        # fine
         approved("b0"),                                        # never declared
-        declared("b2"), approved("b2", "ops", "operator"),     # not the oversight body
+        declared("b2"), approved("b2", ops, "oversight"),      # not an oversight reviewer
         declared("b3", "olga"), approved("b3"),                # the declarer approves
         approved("b1"),                                        # not waiting for review
+        declared("b4"), approved("b4", generate_signer("olga")),  # olga's name, not her key
+        declared("b5"), approved("b5", decision="reject"),     # the signed review rejects
         page("b1", 2_000_000),                                 # fine
         page("b2", 2_000_000),                                 # never approved
         {"type": "boost.revoked", "boost": "b1", "time_ms": 3_000_000},
@@ -163,12 +202,14 @@ def test_the_monitor_boost_rules_on_constructed_entries() -> None:
     ]  # fmt: skip
     found = [(i, a.kind) for i, entry in enumerate(entries) for a in e.feed(i, entry)]
     assert found == [
-        (2, "unapproved-boost"),
         (4, "unapproved-boost"),
         (6, "unapproved-boost"),
-        (7, "unapproved-boost"),
-        (9, "undeclared-boost"),
-        (11, "undeclared-boost"),
+        (8, "unapproved-boost"),
+        (9, "unapproved-boost"),
+        (11, "unapproved-boost"),
+        (13, "unapproved-boost"),
+        (15, "undeclared-boost"),
+        (17, "undeclared-boost"),
     ]
     assert e.boosted_pages == {"b1": 2, "b2": 1}
     again = RuleEngine(e.state())  # the state survives a restart

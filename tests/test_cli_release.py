@@ -30,20 +30,37 @@ def fails(args: list[str], dd: Path, message: str) -> str:
 def test_release_workflow(tmp_path: Path) -> None:
     dd = tmp_path / "dd"
     ok(["init"], dd)
-    for who, org in (("pete", "parent"), ("rita", "operator"), ("otto", "oversight")):
+    for who, org in (("pete", "parent"), ("rita", "operator")):
         ok(["principal", "add", who, "--org", org, "--role", "engineer",
             "--jurisdiction", "US"], dd)  # fmt: skip
+    # the oversight body's identity is its root key's to give, not the operator's
+    otto = ["principal", "add", "otto", "--org", "oversight", "--role", "engineer",
+            "--jurisdiction", "US"]  # fmt: skip
+    fails(otto, dd, "needs a statement signed by the oversight body's root key")
+    root = ["--root-key", str(dd / "keys" / "oversight-root.key"),
+            "--origin", "cleanroom.example/log"]  # fmt: skip
+    (tmp_path / "otto.json").write_text(
+        ok(["oversight", "grant", "principal", "otto", "--role", "engineer", *root], dd)
+    )
+    ok([*otto, "--statement", str(tmp_path / "otto.json")], dd)
     keys = {}
     for name, org in (("rita", "operator"), ("otto", "oversight"), ("pia", "parent")):
         keys[name] = tmp_path / f"{name}.key"
         vkey = ok(["release", "reviewer", "keygen", name, "--out", str(keys[name])], dd).strip()
         assert (keys[name].stat().st_mode & 0o777) == 0o600
+        add = ["release", "reviewer", "add", name, "--org", org, "--vkey", vkey,
+               "--by", "operator-reviewer"]  # fmt: skip
+        if org == "oversight":
+            fails(add, dd, "only by a statement signed by the oversight body's root key")
+            statement = tmp_path / f"{name}-reviewer.json"
+            statement.write_text(
+                ok(["oversight", "grant", "reviewer", name, "--vkey", vkey, *root], dd)
+            )
+            add += ["--statement", str(statement)]
         if org != "parent":
-            ok(["release", "reviewer", "add", name, "--org", org, "--vkey", vkey,
-                "--by", "operator-reviewer"], dd)  # fmt: skip
+            ok(add, dd)
         else:
-            fails(["release", "reviewer", "add", name, "--org", org, "--vkey", vkey,
-                   "--by", "operator-reviewer"], dd, "no principal")  # fmt: skip
+            fails(add, dd, "no principal")
     # the parent quietly raises the share weight and exploration
     cfg = RankingConfig.shipped().raw
     boosted = {**cfg, "weights": {**cfg["weights"], "share": 40}, "exploration": 0.3}
@@ -59,6 +76,11 @@ def test_release_workflow(tmp_path: Path) -> None:
     fails(["release", "approve", digest, "--key", str(keys["pia"])], dd, "not a registered")
     v = json.loads(ok(["release", "approve", digest, "--key", str(keys["rita"])], dd))
     assert not v["approved"] and v["counted"] == ["rita"]
+    # two of the operator's reviewers are not enough for a model
+    op_key = str(dd / "keys" / "reviewer-operator-reviewer.key")
+    v = json.loads(ok(["release", "approve", digest, "--key", op_key], dd))
+    assert not v["approved"] and v["missing"] == "1 more from the oversight body"
+    fails(["release", "deploy", digest, "--by", "rita"], dd, "oversight body")
     v = json.loads(ok(["release", "approve", digest, "--key", str(keys["otto"])], dd))
     assert v["approved"]
     assert "deployed model" in ok(["release", "deploy", digest, "--by", "rita"], dd)

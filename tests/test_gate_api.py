@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from cleanroom.api.app import create_app
 from cleanroom.config import Config, DataDir, ResidencyConfig, SiteConfig
+from cleanroom.deployment import add_oversight_principal
 from cleanroom.gate import Principal
 from cleanroom.gate.principals import tokens_t
 from cleanroom.ledger.entries import decode_entry
@@ -53,6 +54,15 @@ USER = {
 }
 
 
+def add_principal(room: CleanRoom, p: Principal) -> Principal:
+    """Register ``p``; one of the oversight body with the statement of the root
+    key in the data directory (the test plays the oversight body)."""
+    if p.org == "oversight":
+        assert room.data_dir is not None
+        return add_oversight_principal(room, room.data_dir, p)
+    return room.principals.add(p)
+
+
 def make_dir(tmp_path: Path, db_url: str, log_signer, **config) -> DataDir:
     dd = DataDir(tmp_path / "dd")
     dd.save(Config(origin=ORIGIN, database_url=db_url, **config))
@@ -69,7 +79,7 @@ class Api:
         self.tokens: dict[str, str] = {}
         self.app = None
         for p in PRINCIPALS:
-            room.principals.add(p)
+            add_principal(room, p)
             self.tokens[p.name] = room.principals.issue_token(p.name)
 
     def h(self, name: str) -> dict[str, str]:

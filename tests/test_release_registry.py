@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cleanroom.ledger.authority import sign_root_statement
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.note import Signer, generate_signer
 from cleanroom.release import (
@@ -51,12 +52,28 @@ class Clock:
 @pytest.fixture
 def reg(db: Database, log_signer: Signer) -> Iterator[tuple[Registry, Log, dict[str, Signer]]]:
     with Log(db, ORIGIN, log_signer, interval=0.05).start() as log:
-        r = Registry(db, log, ReleasePolicy(k=2, operator_required=1), clock=Clock())
-        keys = {n: generate_signer(n) for n in ("ana", "olaf", "ola", "pia")}
+        keys = {n: generate_signer(n) for n in ("ana", "olaf", "ola", "pia", "root")}
+        r = Registry(
+            db, log, ReleasePolicy(k=2, operator_required=1), clock=Clock(),
+            oversight_root=keys["root"].verifier, origin=ORIGIN,
+        )  # fmt: skip
+        r.pin_oversight_root(keys["root"].verifier.vkey, by="init")
         r.add_reviewer("ana", "operator", keys["ana"].verifier.vkey, added_by="init")
         r.add_reviewer("olaf", "operator", keys["olaf"].verifier.vkey, added_by="init")
-        r.add_reviewer("ola", "oversight", keys["ola"].verifier.vkey, added_by="init")
+        ola = keys["ola"].verifier.vkey
+        r.add_reviewer("ola", "oversight", ola, added_by="init", statement=grant(keys, "ola", ola))
         yield r, log, keys
+
+
+def grant(
+    keys: dict[str, Signer], name: str, vkey: str | None, *, action: str = "add",
+    signer: str = "root", origin: str = ORIGIN,
+):
+    """A statement of the oversight root (or of ``signer``) about reviewer ``name``."""
+    return sign_root_statement(
+        keys[signer], origin=origin, action=action, subject="reviewer", name=name,
+        vkey=vkey if action == "add" else None,
+    )  # fmt: skip
 
 
 def signed(key: Signer, digest: str, *, org: str, decision: str = "approve", kind: str = "model"):
@@ -74,7 +91,9 @@ def test_approval_deploy_rollback_and_live_at(reg) -> None:
     r.submit("model", "weights v1", A, {"weights": {"like": 2}}, submitted_by="pat", org="platform")
     with pytest.raises(NotApproved, match="2 more approval"):
         r.deploy(A, by="ana")
-    assert r.review(A, signed(k["ana"], A, org="operator")).missing == "1 more approval(s)"
+    assert r.review(A, signed(k["ana"], A, org="operator")).missing == (
+        "1 more approval(s); 1 more from the oversight body"
+    )
     assert r.review(A, signed(k["ola"], A, org="oversight")).approved
     first = r.deploy(A, by="ana")
     r.submit("model", "weights v2", B, {"weights": {"like": 3}}, submitted_by="pat", org="platform")
@@ -199,3 +218,71 @@ def test_replay_catches_forged_reviews_and_unapproved_deploys(reg) -> None:
     # a verifier that pins its own keys refuses a registration with another key
     pinned = replay(good, pinned={"ana": generate_signer("ana").verifier.vkey})
     assert any("not pinned" in p for _, p in pinned.problems)
+
+
+def test_the_operator_never_approves_a_model_or_policy_alone(reg) -> None:
+    """Two operator reviewers satisfy 2-of-n, but models, policies and source
+    need the oversight body; infrastructure manifests do not."""
+    r, _, k = reg
+    for kind, digest in (("model", A), ("policy", B), ("source", C)):
+        r.submit(kind, kind, digest, {}, submitted_by="pat", org="platform")
+        r.review(digest, signed(k["ana"], digest, org="operator", kind=kind))
+        v = r.review(digest, signed(k["olaf"], digest, org="operator", kind=kind))
+        assert not v.approved and v.missing == "1 more from the oversight body"
+        with pytest.raises(NotApproved, match="oversight body"):
+            r.deploy(digest, by="ana")
+    infra = "sha256:" + "d4" * 32
+    r.submit("infra", "manifest", infra, {}, submitted_by="pat", org="platform")
+    r.review(infra, signed(k["ana"], infra, org="operator", kind="infra"))
+    assert r.review(infra, signed(k["olaf"], infra, org="operator", kind="infra")).approved
+
+
+def test_only_the_oversight_root_makes_oversight_reviewers(reg, db: Database) -> None:
+    """The operator cannot mint the oversight body's identity: no statement, a
+    statement of another key, for another name, key or log, or a row written
+    straight into the database — none makes an oversight reviewer."""
+    r, log, k = reg
+    mallory = generate_signer("mallory")
+    vkey = mallory.verifier.vkey
+    before = log.store.sequenced_size()
+    k["fake-root"] = generate_signer("root")
+    cases = [
+        (None, "only by a statement"),
+        (grant(k, "mallory", vkey, signer="fake-root"), "does not verify|no signature"),
+        (grant(k, "ola", k["ola"].verifier.vkey), "not add reviewer 'mallory'"),
+        (grant(k, "mallory", generate_signer("mallory").verifier.vkey), "another key"),
+        (grant(k, "mallory", vkey, origin="other.example/log"), "not 'test.example/log'"),
+        (grant(k, "mallory", None, action="remove"), "not add reviewer"),
+    ]
+    for signed_by_whom, message in cases:
+        with pytest.raises(ReviewerError, match=message):
+            r.add_reviewer("mallory", "oversight", vkey, added_by="admin",
+                           statement=signed_by_whom)  # fmt: skip
+    assert log.store.sequenced_size() == before
+    # a row written around the registry does not review anything
+    from cleanroom.release.registry import reviewers_t
+
+    with db.write() as conn:
+        conn.execute(reviewers_t.insert().values(
+            name="mallory", org="oversight", vkey=vkey, added_ms=0, ledger_index=0))  # fmt: skip
+    assert r.reviewer("mallory") is None
+    r.submit("model", "m", A, {}, submitted_by="pat", org="platform")
+    r.review(A, signed(k["ana"], A, org="operator"))
+    with pytest.raises(ReviewerError, match="not signed by a registered reviewer"):
+        r.review(A, signed(mallory, A, org="oversight"))
+    # ...and an entry appended around it is flagged by the replay from the ledger
+    log.append({"type": "release.reviewer", "v": 1, "reviewer": "mallory", "org": "oversight",
+                "vkey": vkey, "added_by": "admin", "at_ms": 1})  # fmt: skip
+    problems = [p for _, p in replay(entries(log), origin=ORIGIN).problems]
+    assert any("oversight reviewer 'mallory'" in p for p in problems), problems
+
+
+def test_oversight_reviewers_leave_only_by_the_root(reg) -> None:
+    r, log, k = reg
+    with pytest.raises(ReviewerError, match="only by a statement"):
+        r.remove_reviewer("ola", by="admin")
+    assert r.reviewer("ola") is not None
+    r.remove_reviewer("ola", by="admin", statement=grant(k, "ola", None, action="remove"))
+    assert r.reviewer("ola") is None
+    r.remove_reviewer("olaf", by="admin")  # the operator's own reviewers are the operator's
+    assert replay(entries(log), origin=ORIGIN).problems == []

@@ -38,6 +38,7 @@ from cleanroom.vault.keystore import subject_keys
 from cleanroom.vault.residency import ResidencyError
 
 from .conftest import ORIGIN
+from .test_gate_api import add_principal
 
 APP = Principal("app", "service", "platform", "ingest", "US", 1)
 PARENT = Principal("pete", "person", "parent", "engineer", "US", 9)
@@ -231,7 +232,7 @@ def test_deletion_hooks_run_and_a_jurisdiction_order_resumes(room: CleanRoom) ->
     fill(room, users=450, events_per_user=1)
     dropped: list[str] = []
     room.vault.on_delete(dropped.append)
-    olga = room.principals.add(Principal("olga", "person", "oversight", "regulator", "US", 5))
+    olga = add_principal(room, Principal("olga", "person", "oversight", "regulator", "US", 5))
     order = room.deletions.order(olga, scope="jurisdiction", target="US", reason="exit order")
     executor = room.system("deletion-service")
     seen: list[tuple[int, int]] = []

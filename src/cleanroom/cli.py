@@ -90,6 +90,13 @@ def _fail(message: str) -> None:
     raise CleanroomError(message)
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise CleanroomError(f"cannot read the {what} {path}: {e.strerror}") from None
+
+
 # --------------------------------------------------------------------------- init / serve
 
 
@@ -108,9 +115,16 @@ def init(
         DEFAULT_OPERATOR
     ),
     site: Annotated[str, typer.Option(help="name of this storage site")] = "site-1",
+    oversight_vkey: Annotated[
+        str | None,
+        typer.Option(
+            help="the oversight body's root public key (from `cleanroom oversight root-init`); "
+            "without it a development root key is made in the data directory"
+        ),
+    ] = None,
 ) -> None:
     """Create the data directory, the log signing key, the keyring and the system
-    principals; print the log's verifier key."""
+    principals; pin the oversight body's root key; print the log's verifier key."""
     from cleanroom.ledger.note import check_key_name, generate_signer
     from cleanroom.ledger.store import LedgerStore
 
@@ -124,11 +138,16 @@ def init(
         from cleanroom.vault.model import check_jurisdiction
 
         check_jurisdiction(jurisdiction)
+        if oversight_vkey is not None:
+            from cleanroom.ledger.authority import root_verifier
+
+            root_verifier(oversight_vkey)  # a malformed key is refused before anything
         config = Config(
             origin=origin,
             database_url=database_url,
             site=SiteConfig(site, jurisdiction, operator),
             residency=ResidencyConfig([jurisdiction], [operator]),
+            oversight_vkey=oversight_vkey,
         )
         dd.save(config)
     if not dd.has_key("log"):
@@ -215,8 +234,10 @@ def _log() -> Iterator[Log]:
 def ledger_append(
     publish: Annotated[bool, typer.Option(help="sign a checkpoint covering them")] = True,
 ) -> None:
-    """Append entries: one JSON object per line on stdin; prints each index."""
-    from cleanroom.ledger.entries import parse_entry_json
+    """Append entries: one JSON object per line on stdin; prints each index.
+    Types the clean room's components write (access, release.*, boost.* …)
+    are reserved and refused, as by the API."""
+    from cleanroom.ledger.entries import parse_entry_json, reserved_type
 
     bodies = []
     for n, line in enumerate(sys.stdin, 1):
@@ -226,6 +247,9 @@ def ledger_append(
             bodies.append(parse_entry_json(line))
         except LedgerError as exc:
             _fail(f"line {n}: {exc}")
+        etype = json.loads(bodies[-1])["type"]
+        if reserved_type(etype):
+            _fail(f"line {n}: entry type {etype!r} is reserved for the clean room's components")
     if not bodies:
         _fail("no entries on stdin (one JSON object per line)")
     with _log() as log:
@@ -442,12 +466,29 @@ def principal_add(
     kind: Annotated[str | None, typer.Option(help="person, service or user")] = None,
     clearance: Annotated[int, typer.Option(help="clearance level 0-9")] = 1,
     subject: Annotated[str | None, typer.Option(help="for a user: their user id")] = None,
+    statement: Annotated[
+        Path | None,
+        typer.Option(
+            help="for org oversight: the oversight root's statement adding NAME "
+            "(from `cleanroom oversight grant principal`)"
+        ),
+    ] = None,
 ) -> None:
-    """Register a principal."""
+    """Register a principal. One of the oversight body needs the oversight
+    root's statement (--statement) and is put on the record."""
     from cleanroom.gate import Principal
 
     kind = kind or ("user" if subject is not None else "person")
-    p = _principals().add(Principal(name, kind, org, role, jurisdiction, clearance, subject))
+    p = Principal(name, kind, org, role, jurisdiction, clearance, subject)
+    if org == "oversight" or statement is not None:
+        from cleanroom.room import CleanRoom
+
+        doc = None if statement is None else _read_text(statement, "statement")
+        with CleanRoom.open(_dd(), background=False) as room:
+            room.add_principal(p, doc)
+            room.log.integrate()
+    else:
+        _principals().add(p)
     typer.echo(f"added {p.name} ({p.kind}, org {p.org}, role {p.role}, {p.jurisdiction})")
 
 

@@ -35,6 +35,13 @@ def watch(
         str | None,
         typer.Option(help="HOST:PORT: serve this monitor's witness (see `witness-init`) there"),
     ] = None,
+    oversight_vkey: Annotated[
+        str | None,
+        typer.Option(
+            help="the oversight body's root public key (pinned; without it the ledger's "
+            "first oversight.root entry is trusted)"
+        ),
+    ] = None,
 ) -> None:
     """Verify the log and check every new entry against the rules; new alerts
     are kept in STATE_DIR/alerts.jsonl (exit code 1 after a run that raised any
@@ -47,7 +54,7 @@ def watch(
     watcher = Watcher(
         url, parse_verifier(vkey), state_dir,
         witnesses=[parse_verifier(w) for w in witness or []], quorum=quorum, webhook=webhook,
-        api_url=api, token=token,
+        api_url=api, token=token, oversight_vkey=oversight_vkey,
     )  # fmt: skip
     if listen is not None:
         _serve_witness(watcher, listen)
@@ -169,3 +176,61 @@ def replay(
             )
     if report.mismatched:
         raise typer.Exit(1)
+
+
+@oversight_app.command("root-init")
+def root_init(
+    out: Annotated[Path, typer.Option(help="where to write the root private key (mode 600)")],
+    name: Annotated[str, typer.Option(help="the key's name")] = "oversight-root",
+) -> None:
+    """Create the oversight body's root key: the private key into OUT (keep it
+    offline), the public key on standard output — the operator pins it with
+    `cleanroom init --oversight-vkey`, the monitor with `watch --oversight-vkey`."""
+    from cleanroom.ledger.note import generate_signer
+    from cleanroom.storage.errors import CleanroomError
+    from cleanroom.storage.secrets import write_secret
+
+    if out.exists():
+        raise CleanroomError(f"{out} exists; a root key is never overwritten")
+    s = generate_signer(name)
+    write_secret(out, s.skey + "\n", error=CleanroomError)
+    typer.echo(s.verifier.vkey)
+
+
+@oversight_app.command("grant")
+def grant(
+    subject: Annotated[str, typer.Argument(help="reviewer or principal")],
+    name: Annotated[str, typer.Argument(help="the reviewer's or principal's name")],
+    root_key: Annotated[Path, typer.Option(help="the oversight root's private key file")],
+    origin: Annotated[str, typer.Option(help="the clean room's log origin")],
+    vkey: Annotated[str | None, typer.Option(help="a reviewer's public key")] = None,
+    kind: Annotated[str, typer.Option(help="a principal's kind: person or service")] = "person",
+    role: Annotated[str, typer.Option(help="a principal's role")] = "regulator",
+    jurisdiction: Annotated[str, typer.Option(help="a principal's jurisdiction")] = "US",
+    remove: Annotated[bool, typer.Option("--remove", help="a statement removing them")] = False,
+) -> None:
+    """Sign a statement of the oversight root adding (or removing) an oversight
+    reviewer or principal; prints it (JSON) for `cleanroom release reviewer add
+    --statement` or `cleanroom principal add --statement`."""
+    from cleanroom.ledger.authority import SUBJECTS, sign_root_statement
+    from cleanroom.ledger.note import parse_signer
+    from cleanroom.storage.errors import CleanroomError
+
+    if subject not in SUBJECTS:
+        raise CleanroomError(f"SUBJECT is one of {', '.join(SUBJECTS)}, got {subject!r}")
+    if subject == "reviewer" and vkey is None and not remove:
+        raise CleanroomError("adding a reviewer needs --vkey (their public key)")
+    try:
+        signer = parse_signer(root_key.read_text().strip())
+    except OSError as e:
+        raise CleanroomError(f"cannot read the root key {root_key}: {e.strerror}") from None
+    who = (
+        {"vkey": vkey}
+        if subject == "reviewer"
+        else {"kind": kind, "role": role, "jurisdiction": jurisdiction}
+    )
+    env = sign_root_statement(
+        signer, origin=origin, action="remove" if remove else "add", subject=subject, name=name,
+        **({} if remove else who),
+    )  # fmt: skip
+    typer.echo(json.dumps(env))

@@ -215,15 +215,45 @@ def reviewer_add(
     org: Annotated[str, typer.Option(help="operator or oversight")],
     vkey: Annotated[str, typer.Option(help="the reviewer's public key (signed-note vkey)")],
     by: Annotated[str, typer.Option(help="who registers them")],
+    statement: Annotated[
+        Path | None,
+        typer.Option(help="for org oversight: the oversight root's statement adding them"),
+    ] = None,
 ) -> None:
     """Register the public key of principal NAME as a reviewer (their private
-    key stays with them)."""
+    key stays with them). A reviewer of the oversight body needs the oversight
+    root's statement (`cleanroom oversight grant reviewer`)."""
+    from cleanroom.cli import _read_text
+
+    doc = None if statement is None else _read_text(statement, "statement")
     with _room() as room:
         who = room.principals.get(name)
         if who.org != org:
             raise CleanroomError(f"{name} is a principal of {who.org!r}, not of {org!r}")
-        index = room.releases.add_reviewer(name, org, vkey, added_by=room.principals.get(by).name)
+        index = room.releases.add_reviewer(
+            name, org, vkey, added_by=room.principals.get(by).name, statement=doc
+        )
     typer.echo(f"reviewer {name} ({org}) registered at ledger index {index}")
+
+
+@reviewer_app.command("remove")
+def reviewer_remove(
+    name: str,
+    by: Annotated[str, typer.Option(help="who takes them off")],
+    statement: Annotated[
+        Path | None,
+        typer.Option(help="for org oversight: the oversight root's statement removing them"),
+    ] = None,
+) -> None:
+    """Take reviewer NAME's key off the register (their earlier reviews stand)."""
+    from cleanroom.cli import _read_text
+
+    doc = None if statement is None else _read_text(statement, "statement")
+    with _room() as room:
+        index = room.releases.remove_reviewer(
+            name, by=room.principals.get(by).name, statement=doc
+        )
+    typer.echo(f"reviewer {name} removed at ledger index {index}")
 
 
 @reviewer_app.command("keygen")

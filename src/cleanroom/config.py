@@ -7,6 +7,8 @@ Layout (default ``./.cleanroom``, or ``--data-dir`` / ``CLEANROOM_DATA_DIR``)::
     cleanroom.db       the embedded SQLite database (when no URL is configured)
     keys/log.key       the log's signed-note signer key (mode 0600)
     keys/witness.key   this node's witness key, if it runs a witness (mode 0600)
+    keys/oversight-root.key  a development oversight root key, only when init was
+                       not given the oversight body's own (--oversight-vkey)
     keys/keyring.json  the key-encryption keys of the local KMS (mode 0600)
     keys/subject-keys.db  wrapped per-user data keys and commitment salts
 """
@@ -71,6 +73,9 @@ class Config:
     # the KMS boundary and apart from the records they protect).
     keystore_url: str | None = None
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
+    # The oversight body's root public key (signed-note vkey), pinned at init:
+    # only statements it signs add or remove oversight reviewers and principals.
+    oversight_vkey: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -87,6 +92,7 @@ class Config:
                 residency=ResidencyConfig(**d.get("residency", {})),
                 keystore_url=d.get("keystore_url"),
                 screening=ScreeningConfig(**d.get("screening", {})),
+                oversight_vkey=d.get("oversight_vkey"),
             )
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:
             raise ConfigError(f"config.json is not valid: {exc}") from None

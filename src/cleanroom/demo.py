@@ -133,14 +133,20 @@ def init_data_dir(path: Path, origin: str) -> tuple[DataDir, Signer]:
 
 def register_principals(dd: DataDir) -> dict[str, tuple[str, str]]:
     """Register the demo's principals; returns name -> (token, description)."""
+    from cleanroom.deployment import add_oversight_principal
     from cleanroom.gate import Principal
     from cleanroom.room import CleanRoom
 
     out = {}
-    with CleanRoom.open(dd, start=False) as room:
+    with CleanRoom.open(dd, background=False) as room:
         for name, kind, org, role, clearance, subject in DEMO_PRINCIPALS:
-            room.principals.add(Principal(name, kind, org, role, "US", clearance, subject))
+            p = Principal(name, kind, org, role, "US", clearance, subject)
+            if org == "oversight":  # the demo plays the oversight body, with its root key
+                add_oversight_principal(room, dd, p)
+            else:
+                room.principals.add(p)
             out[name] = (room.principals.issue_token(name), f"{org}/{role}")
+        room.log.integrate()
     return out
 
 

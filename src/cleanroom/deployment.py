@@ -24,6 +24,7 @@ from cleanroom.foryou import RankingConfig
 from cleanroom.gate import Principal
 from cleanroom.gate.gate import decision_changes
 from cleanroom.gate.policy import PolicyBundle, load_files, shipped
+from cleanroom.ledger.authority import sign_root_statement
 from cleanroom.ledger.note import Signer, Verifier, generate_signer
 from cleanroom.release import (
     INTOTO_PAYLOAD_TYPE,
@@ -120,23 +121,68 @@ def sign_review(
     return dsse.sign(encode(stmt), INTOTO_PAYLOAD_TYPE, [key])
 
 
+ROOT_KEY = "oversight-root"
+
+
+def dev_oversight_root(room: CleanRoom, dd: DataDir) -> Signer | None:
+    """The oversight root key kept in the data directory, if this clean room
+    has one. ``cleanroom init`` without ``--oversight-vkey`` (the demo, a
+    developer's machine) makes one there and pins it; a clean room whose
+    oversight body gave its own public key has none."""
+    cfg = room.config
+    if cfg.oversight_vkey is None:
+        signer = generate_signer(ROOT_KEY)
+        dd.write_key(ROOT_KEY, signer)
+        cfg.oversight_vkey = signer.verifier.vkey
+        dd.save(cfg)
+        room.principals.oversight_root = room.releases.oversight_root = signer.verifier
+    if not dd.has_key(ROOT_KEY):
+        return None
+    signer = dd.read_key(ROOT_KEY)
+    return signer if signer.verifier.vkey == cfg.oversight_vkey else None
+
+
 def bootstrap(room: CleanRoom, dd: DataDir) -> bool:
     """Create the first reviewers and releases if this clean room has none
-    (returns whether it did). Needs the log started."""
+    (returns whether it did). Needs the log started.
+
+    The oversight body's root key is put on the record first. With a root key
+    in the data directory (development), its statement makes
+    ``oversight-reviewer`` an oversight reviewer and both first releases are
+    approved and deployed. Without it, only the operator's reviewer approves:
+    the first policy set and model configuration wait for the oversight body
+    (it registers its reviewer with a root statement and reviews them) and the
+    server starts once they are deployed."""
     reg = room.releases
     if reg.reviewers() or reg.artifacts():
         return False
+    root = dev_oversight_root(room, dd)
+    assert room.config.oversight_vkey is not None
+    reg.pin_oversight_root(room.config.oversight_vkey, by="init")
     keys = {}
     existing = {p.name for p, _ in room.principals.list()}
+    juris = room.config.site.jurisdiction
     for name, org in BOOTSTRAP_REVIEWERS:
+        if org == "oversight" and root is None:
+            continue  # the oversight body registers its own reviewers
         if not dd.has_key(f"reviewer-{name}"):
             dd.write_key(f"reviewer-{name}", generate_signer(name))
         keys[name] = (reviewer_key(dd, name), org)
-        if name not in existing:
-            room.principals.add(
-                Principal(name, "person", org, "reviewer", room.config.site.jurisdiction, 1)
+        vkey = keys[name][0].verifier.vkey
+        principal = Principal(name, "person", org, "reviewer", juris, 1)
+        as_principal = as_reviewer = None
+        if root is not None and org == "oversight":
+            origin = room.config.origin
+            as_principal = sign_root_statement(
+                root, origin=origin, action="add", subject="principal", name=name,
+                kind="person", role="reviewer", jurisdiction=juris,
+            )  # fmt: skip
+            as_reviewer = sign_root_statement(
+                root, origin=origin, action="add", subject="reviewer", name=name, vkey=vkey
             )
-        reg.add_reviewer(name, org, keys[name][0].verifier.vkey, added_by="init")
+        if name not in existing:
+            room.add_principal(principal, as_principal)
+        reg.add_reviewer(name, org, vkey, added_by="init", statement=as_reviewer)
     bundle = shipped()
     cfg = RankingConfig.shipped()
     arts = [
@@ -160,7 +206,8 @@ def bootstrap(room: CleanRoom, dd: DataDir) -> bool:
     for art in arts:
         for key, org in keys.values():
             reg.review(art.digest, sign_review(key, art, org=org, comment="bootstrap"))
-        reg.deploy(art.digest, by="init")
+        if reg.verdict(art.digest).approved:
+            reg.deploy(art.digest, by="init")
     return True
 
 
@@ -447,3 +494,21 @@ def check_infrastructure(room: CleanRoom, path: Path | None = None) -> dict[str,
             hint="cleanroom screen infra MANIFEST shows why",
         )
     return out
+
+
+def add_oversight_principal(room: CleanRoom, dd: DataDir, principal: Principal) -> Principal:
+    """Register a principal of the oversight body with a statement of the
+    development root key in the data directory (the demo and tests play the
+    oversight body; in production it signs with `cleanroom oversight grant`)."""
+    root = dev_oversight_root(room, dd)
+    if root is None:
+        raise ReleaseError(
+            "this clean room's oversight root key is not in its data directory",
+            hint="the oversight body signs the statement: cleanroom oversight grant principal",
+        )
+    p = principal
+    statement = sign_root_statement(
+        root, origin=room.config.origin, action="add", subject="principal", name=p.name,
+        kind=p.kind, role=p.role, jurisdiction=p.jurisdiction,
+    )  # fmt: skip
+    return room.add_principal(p, statement)

@@ -4,8 +4,10 @@ principals and gate, wired the one way they are meant to be."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from cleanroom.config import Config, DataDir
 from cleanroom.errors import ConfigError
@@ -13,7 +15,9 @@ from cleanroom.gate import Deletions, Gate, Principal, Principals
 from cleanroom.gate.boosts import BoostRegistry
 from cleanroom.gate.egress import Egress
 from cleanroom.gate.policy import shipped
+from cleanroom.gate.principals import PrincipalError
 from cleanroom.gate.screening import ScreeningDesk
+from cleanroom.ledger.authority import root_verifier
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import WitnessEndpoint
 from cleanroom.release.registry import Registry
@@ -94,19 +98,21 @@ class CleanRoom:
         vault = Vault(db, KeyStore(keystore_db, keyring(dd)), site, residency)
         gate = Gate(vault, log, shipped())
         desk = ScreeningDesk(db, log, affiliates_from=affiliates_from(config))
+        root = root_verifier(config.oversight_vkey) if config.oversight_vkey else None
+        releases = Registry(db, log, oversight_root=root, origin=config.origin)
         room = cls(
             config,
             db,
             keystore_db,
             log,
             vault,
-            Principals(db),
+            Principals(db, oversight_root=root, origin=config.origin),
             gate,
             Deletions(gate),
-            Registry(db, log),
+            releases,
             desk,
             Egress(gate, desk, min_group=config.screening.min_group_size),
-            BoostRegistry(gate),
+            BoostRegistry(gate, reviewer=releases.reviewer),
             dd,
         )
         room.ensure_system_principals()
@@ -114,6 +120,30 @@ class CleanRoom:
 
     def system(self, name: str) -> Principal:
         return self.principals.get(name)
+
+    def add_principal(self, principal: Principal, statement: Any = None) -> Principal:
+        """Register a principal. One of the oversight body needs the oversight
+        root's statement adding it, and goes on the record (``principal.oversight``)
+        so the monitor knows who speaks for the oversight body."""
+        if principal.org != "oversight":
+            return self.principals.add(principal, statement)
+        st = self.principals.check_statement(principal, statement)
+        if any(p.name == principal.name for p, _ in self.principals.list()):
+            raise PrincipalError(f"principal {principal.name!r} already exists")
+        self.log.append(
+            {
+                "type": "principal.oversight",
+                "v": 1,
+                "action": "add",
+                "principal": principal.name,
+                "kind": principal.kind,
+                "role": principal.role,
+                "jurisdiction": principal.jurisdiction,
+                "statement": statement if isinstance(statement, dict) else json.loads(statement),
+                "statement_digest": st.digest,
+            }
+        )
+        return self.principals.add(principal, statement)
 
     def ensure_system_principals(self) -> None:
         existing = {p.name for p, _ in self.principals.list()}

@@ -4,7 +4,7 @@ decided by the gate (resource class ``Boosts``) and is a ledger entry."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -31,6 +31,13 @@ class ReviewBody(BaseModel):
 
     decision: Literal["approve", "reject"]
     note: Annotated[str, Field(max_length=2000)] = ""
+    envelope: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="for an approval: a DSSE envelope of a review of the boost's "
+            "declaration (its declared_digest) signed by a reviewer of the oversight body"
+        ),
+    ] = None
 
 
 class RevokeBody(BaseModel):
@@ -64,7 +71,10 @@ def router() -> APIRouter:
     def review(request: Request, boost_id: str, who: Who, body: ReviewBody) -> JSONResponse:
         """Approve or reject a declared boost (the oversight body)."""
         room = room_of(request)
-        out = room.boosts.review(who, boost_id, approve=body.decision == "approve", note=body.note)
+        out = room.boosts.review(
+            who, boost_id, approve=body.decision == "approve", note=body.note,
+            envelope=body.envelope,
+        )  # fmt: skip
         _applied(request)
         return JSONResponse(out)
 

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from cleanroom.api.auth import Who
-from cleanroom.ledger.entries import parse_entry_json
-from cleanroom.ledger.errors import EntryError
+from cleanroom.ledger.entries import RESERVED_NAMESPACES, parse_entry_json, reserved_type
+from cleanroom.ledger.errors import EntryError, ReservedTypeError
 from cleanroom.ledger.hashing import b64, leaf_hash
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.tiles import parse_tile_path
@@ -62,13 +62,23 @@ def router() -> APIRouter:
         who: Who,
         wait: Annotated[bool, Query(description="wait until a checkpoint includes it")] = False,
     ) -> JSONResponse:
-        """Append one entry (a JSON object with ``type`` and ``v``); durable on return."""
+        """Append one entry (a JSON object with ``type`` and ``v``); durable on return.
+        Types the clean room's components write (``access``, ``release.*``,
+        ``boost.*``, ``deletion.*`` …) are reserved: 403."""
         raw = await request.body()
         if len(raw) > MAX_BODY:
             raise EntryError(f"request body exceeds {MAX_BODY} bytes")
         body = parse_entry_json(raw)
         gate = request.app.state.room.gate
         gate.check_ledger_write(who)
+        etype = json.loads(body)["type"]
+        if reserved_type(etype):
+            raise ReservedTypeError(
+                f"entry type {etype!r} is reserved: only the clean room's own components "
+                f"write {etype.split('.', 1)[0]!r} entries",
+                hint="name your entries in a namespace of your own, e.g. 'ops.note'; reserved: "
+                + ", ".join(RESERVED_NAMESPACES),
+            )
         log = _log(request)
         index = await log.append_body_async(body)
         out: dict[str, object] = {"index": index, "leaf_hash": b64(leaf_hash(body))}

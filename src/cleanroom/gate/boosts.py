@@ -12,6 +12,7 @@ nobody declared has no such entry: the replay audit finds it instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -27,6 +28,9 @@ from cleanroom.errors import CleanroomError
 from cleanroom.foryou.pool import Boost
 from cleanroom.gate.gate import Gate
 from cleanroom.gate.principals import Principal
+from cleanroom.ledger.authority import BOOST_REVIEW_TYPE, reviewer_key_names, verify_review
+from cleanroom.ledger.errors import LedgerError
+from cleanroom.ledger.note import Verifier
 from cleanroom.storage import Database, Migration, migrate
 
 MAX_FACTOR = 5.0
@@ -110,10 +114,19 @@ def _checked(req: BoostRequest, now_ms: int) -> BoostRequest:
 
 
 class BoostRegistry:
-    def __init__(self, gate: Gate, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        clock: Any = time.time,
+        reviewer: Callable[[str], tuple[str, Verifier] | None] | None = None,
+    ) -> None:
+        """``reviewer`` gives a registered reviewer's organisation and key (the
+        release registry's): an approval carries a review signed by one of the
+        oversight body's reviewers, which the monitor verifies again."""
         self.gate = gate
         self.db: Database = gate.vault.db
         self.clock = clock
+        self.reviewer = reviewer or (lambda name: None)
         migrate(self.db, MIGRATIONS)
 
     def _now(self) -> int:
@@ -162,17 +175,53 @@ class BoostRegistry:
         return self.get(boost_id)
 
     def review(
-        self, principal: Principal, boost_id: str, *, approve: bool, note: str = ""
+        self,
+        principal: Principal,
+        boost_id: str,
+        *,
+        approve: bool,
+        note: str = "",
+        envelope: Any = None,
     ) -> dict[str, Any]:
-        """The oversight body approves or rejects a declared boost."""
+        """The oversight body approves or rejects a declared boost. An approval
+        carries ``envelope``: a review of the declaration signed by a reviewer
+        of the oversight body (``cleanroom.ledger.authority.sign_boost_review``)."""
         self.gate.require(principal, "write", "Boosts", purpose="boost_review")
         b = self.get(boost_id)
         if b["status"] != "declared":
             raise BoostConflict(f"{boost_id} is {b['status']}, not waiting for review")
         if principal.name == b["declared_by"]:
             raise BoostConflict("a boost is approved by someone other than who declared it")
+        signed = self._signed_approval(b, envelope) if approve else {}
         status = "approved" if approve else "rejected"
-        return self._change(principal, b, status, note)
+        return self._change(principal, b, status, note, signed)
+
+    def _signed_approval(self, b: dict[str, Any], envelope: Any) -> dict[str, Any]:
+        """The reviewer and envelope of a signed approval of ``b``'s declaration."""
+        if envelope is None:
+            raise BoostError(
+                "an approval carries a review of the declaration signed by a reviewer of the "
+                "oversight body ('envelope')",
+                hint=f"sign the declaration's digest {b['declared_digest']}: "
+                "cleanroom oversight boost-review",
+            )
+        try:
+            for name in reviewer_key_names(envelope):
+                reg = self.reviewer(name)
+                if reg is None or reg[0] != "oversight":
+                    continue
+                pred = verify_review(envelope, reg[1], predicate_type=BOOST_REVIEW_TYPE,
+                                     subject=b["declared_digest"])  # fmt: skip
+                if pred["decision"] != "approve":
+                    raise BoostError(f"the signed review says {pred['decision']}, not approve")
+                if name == b["declared_by"]:
+                    raise BoostConflict("a boost is approved by someone other than who declared it")
+                return {"reviewer": name, "envelope": envelope}
+        except LedgerError as e:
+            raise BoostError(f"the signed review does not hold: {e.message}") from None
+        raise BoostError(
+            "the review is not signed by a registered reviewer of the oversight body"
+        )
 
     def revoke(self, principal: Principal, boost_id: str, note: str) -> dict[str, Any]:
         """End a boost early: its declaring party or the oversight body."""
@@ -188,7 +237,12 @@ class BoostRegistry:
         return self._change(principal, b, "revoked", note)
 
     def _change(
-        self, principal: Principal, b: dict[str, Any], status: str, note: str
+        self,
+        principal: Principal,
+        b: dict[str, Any],
+        status: str,
+        note: str,
+        signed: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         index = self.gate.log.append(
             {
@@ -199,6 +253,7 @@ class BoostRegistry:
                 "by": principal.name,
                 "org": principal.org,
                 "note": note,
+                **(signed or {}),
             }
         )
         with self.db.write() as conn:
@@ -231,12 +286,17 @@ class BoostRegistry:
             "ledger_index": r.last_entry,
         }
 
+    def _with_digest(self, b: dict[str, Any]) -> dict[str, Any]:
+        """A boost with the digest of its declaration (what a reviewer signs)."""
+        body = self.gate.log.store.entry(b["declared_entry"])
+        return {**b, "declared_digest": "sha256:" + hashlib.sha256(body).hexdigest()}
+
     def get(self, boost_id: str) -> dict[str, Any]:
         with self.db.read_latest() as conn:
             r = conn.execute(select(boosts_t).where(boosts_t.c.id == boost_id)).first()
         if r is None:
             raise UnknownBoost(f"no boost {boost_id!r}")
-        return self._row(r)
+        return self._with_digest(self._row(r))
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
         if status is not None and status not in STATUSES:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -30,12 +31,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 
+from cleanroom.ledger.authority import RootStatement, verify_root_statement
+from cleanroom.ledger.errors import LedgerError
+from cleanroom.ledger.note import Verifier
 from cleanroom.storage import Database, Migration, migrate
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault.model import check_id, check_jurisdiction
@@ -59,6 +66,9 @@ principals_t = Table(
     Column("subject", String(128)),  # for kind "user": the user id they are
     Column("disabled", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # for org "oversight": the statement of the oversight body's root key that
+    # added the principal (a DSSE envelope, JSON)
+    Column("statement", Text),
 )
 tokens_t = Table(
     "gate_tokens",
@@ -76,7 +86,16 @@ def _create(conn: Connection) -> None:
     _metadata.create_all(conn, tables=[principals_t, tokens_t])
 
 
-MIGRATIONS = [Migration("gate", 1, "principals and token hashes", _create)]
+def _add_statement(conn: Connection) -> None:
+    """Databases made before the column existed get it (new ones have it)."""
+    if "statement" not in {c["name"] for c in inspect(conn).get_columns("gate_principals")}:
+        conn.execute(text("ALTER TABLE gate_principals ADD COLUMN statement TEXT"))
+
+
+MIGRATIONS = [
+    Migration("gate", 1, "principals and token hashes", _create),
+    Migration("gate", 2, "the oversight root's statement of oversight principals", _add_statement),
+]
 
 
 class PrincipalError(CleanroomError):
@@ -136,9 +155,20 @@ class Principals:
     """The registry of principals and tokens (one database)."""
 
     def __init__(
-        self, db: Database, *, auth_ttl: float = 300.0, revocation_check: float = 0.5
+        self,
+        db: Database,
+        *,
+        auth_ttl: float = 300.0,
+        revocation_check: float = 0.5,
+        oversight_root: Verifier | None = None,
+        origin: str = "",
     ) -> None:
         self.db = db
+        # The oversight body's pinned root key: a principal of org "oversight"
+        # exists only by a statement it signed for this log (``origin``).
+        self.oversight_root = oversight_root
+        self.origin = origin
+        self._statements: dict[str, bool] = {}
         # Verified tokens are remembered for ``auth_ttl`` seconds (never past
         # their expiry). Revocations forget them at once in this process; other
         # processes notice within ``revocation_check`` seconds: a remembered
@@ -150,7 +180,9 @@ class Principals:
         self._revocations_at = float("-inf")
         migrate(db, MIGRATIONS)
 
-    def add(self, principal: Principal) -> Principal:
+    def add(self, principal: Principal, statement: Any = None) -> Principal:
+        """Register a principal. One of the oversight body needs ``statement``:
+        the root key's statement adding exactly this principal."""
         p = principal
         if not _NAME.match(p.name):
             raise PrincipalError(
@@ -169,13 +201,62 @@ class Principals:
             raise PrincipalError("a principal of kind 'user' needs --subject (and only it)")
         if p.subject is not None:
             check_id(p.subject, "subject")
+        if p.org == "oversight":
+            self.check_statement(p, statement)
+        elif statement is not None:
+            raise PrincipalError("only principals of the oversight body come with a statement")
+        doc = None if statement is None else json.dumps(_json(statement), sort_keys=True)
         with self.db.write() as conn:
             if conn.execute(
                 select(principals_t.c.name).where(principals_t.c.name == p.name)
             ).first():
                 raise PrincipalError(f"principal {p.name!r} already exists")
-            conn.execute(insert(principals_t).values(**asdict(p), created_at=datetime.now(UTC)))
+            conn.execute(
+                insert(principals_t).values(
+                    **asdict(p), created_at=datetime.now(UTC), statement=doc
+                )
+            )
         return p
+
+    def check_statement(self, p: Principal, statement: Any) -> RootStatement:
+        """The root statement adding ``p`` to the oversight body, verified, or
+        :class:`PrincipalError` saying what is missing."""
+        if self.oversight_root is None:
+            raise PrincipalError(
+                "this clean room has no oversight root key pinned",
+                hint="cleanroom init --oversight-vkey VKEY",
+            )
+        if statement is None:
+            raise PrincipalError(
+                f"{p.name!r} of the oversight body needs a statement signed by the oversight "
+                "body's root key",
+                hint="cleanroom oversight grant principal NAME … (run by the oversight body), "
+                "then --statement FILE",
+            )
+        try:
+            st = verify_root_statement(_json(statement), self.oversight_root, origin=self.origin)
+        except (LedgerError, ValueError) as e:
+            raise PrincipalError(f"the oversight statement does not hold: {e}") from None
+        want = ("add", "principal", p.name, p.kind, p.role, p.jurisdiction)
+        got = (st.action, st.subject, st.name, st.kind, st.role, st.jurisdiction)
+        if got != want:
+            raise PrincipalError(
+                f"the oversight statement authorises {got[0]} {got[1]} {got[2]!r} "
+                f"({got[3]}, {got[4]}, {got[5]}), not this principal"
+            )
+        return st
+
+    def _oversight_ok(self, p: Principal, statement: str | None) -> bool:
+        """Whether a stored oversight principal still has a valid root statement
+        (a row written around :meth:`add` has none)."""
+        key = f"{p.attributes()}|{statement}"
+        if key not in self._statements:
+            try:
+                self.check_statement(p, statement)
+                self._statements[key] = True
+            except PrincipalError:
+                self._statements[key] = False
+        return self._statements[key]
 
     def get(self, name: str) -> Principal:
         with self.db.read() as conn:
@@ -300,6 +381,11 @@ class Principals:
         p = _principal(row)
         if p.disabled:
             raise Unauthenticated(f"principal {p.name!r} is disabled")
+        if p.org == "oversight" and not self._oversight_ok(p, row.statement):
+            raise Unauthenticated(
+                f"principal {p.name!r} claims the oversight body but no statement of its "
+                "root key adds it"
+            )
         if self.auth_ttl > 0:
             if len(self._verified) > 10_000:
                 self._verified.clear()
@@ -310,3 +396,13 @@ class Principals:
 def _principal(row: Any) -> Principal:
     """A Principal from a row holding the principal columns."""
     return Principal(**{f.name: getattr(row, f.name) for f in fields(Principal)})
+
+
+def _json(doc: Any) -> Any:
+    """A JSON document given as text or already parsed."""
+    if isinstance(doc, str | bytes):
+        try:
+            return json.loads(doc)
+        except ValueError as e:
+            raise PrincipalError(f"the statement is not JSON: {e}") from None
+    return doc

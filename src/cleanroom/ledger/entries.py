@@ -70,6 +70,23 @@ def _bmp_no_surrogates(s: str) -> bool:
     return s.isascii() or all(c < "\ud800" or "\ue000" <= c <= "\uffff" for c in s)
 
 
+# Entry types the clean room's own components write (a type is reserved when
+# its first dotted part is one of these). The public append API refuses them:
+# only the component that decides writes its decision, so an operator service
+# with a ledger token cannot forge a review, a deployment, an approval, a
+# deletion or an access decision. The oversight monitor checks what these
+# entries carry (signatures, registrations) itself.
+RESERVED_NAMESPACES = (
+    "access", "audit", "boost", "deletion", "egress", "feed", "model", "oversight",
+    "principal", "release", "screen",
+)  # fmt: skip
+
+
+def reserved_type(etype: str) -> bool:
+    """Whether ``etype`` is written only by the clean room's components."""
+    return etype.split(".", 1)[0] in RESERVED_NAMESPACES
+
+
 def encode_entry(entry: dict[str, Any]) -> bytes:
     """Validate an entry object and return its canonical body."""
     if not isinstance(entry, dict):

@@ -67,6 +67,13 @@ class EntryError(LedgerError):
     title = "Invalid ledger entry"
 
 
+class ReservedTypeError(EntryError):
+    """An entry of a type only the clean room's own components write."""
+
+    status = 403
+    title = "Reserved entry type"
+
+
 class TileError(LedgerError):
     """A tile or entry bundle path or body is malformed."""
 
@@ -93,3 +100,11 @@ class InconsistencyError(LedgerError):
 
     status = 409
     title = "Inconsistent checkpoints"
+
+
+class EnvelopeError(LedgerError):
+    """A DSSE envelope or the statement it carries is malformed, or no signature
+    verifies with the keys given."""
+
+    status = 422
+    title = "Invalid signed envelope"

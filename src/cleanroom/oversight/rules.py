@@ -15,13 +15,25 @@ Rules (each violation one alert, with the entries as evidence):
 - every export that went out (``egress.flow`` allowed) has a screening of that
   recipient that came out clear and an allowed ``export`` decision; and every
   allowed export decision of aggregates or the catalogue is declared by a flow;
+- the oversight body's identity is its root key's alone: the ledger's
+  ``oversight.root`` is the key the monitor pins (or the first one it saw),
+  and every oversight reviewer and oversight principal (``release.reviewer``,
+  ``release.reviewer_removed``, ``principal.oversight``) comes with a statement
+  that key signed for this log, used once; an ``access`` entry in the name of
+  the oversight body is by a principal the root added;
+- every review is checked here: its DSSE signature against the key the
+  reviewer was registered with on the ledger, the organisation taken from that
+  registration, never from the entry; a review that does not verify counts for
+  nothing and is an alert;
 - every deployed release was approved by the release rule (2 approvals from
   reviewers of the operator and the oversight body, at least one of the
-  operator, none from the parent, not by the submitter, no rejection);
+  operator, for models, policies and source at least one of the oversight
+  body, none from the parent, not by the submitter, no rejection);
 - every model that trained or served ran a released ranking configuration;
 - every deletion order was executed (``deletion.done``) within its deadline;
 - every boost a served page applied (``feed.served`` names them) was declared
-  and approved by the oversight body — not by who declared it — and the page
+  and approved by the oversight body — a review signed by an oversight
+  reviewer's key about that very declaration, not by who declared it — and the page
   was served inside its window, before any revocation. (Creator boosts written
   into a ranking configuration are covered by that configuration's release.)
 """
@@ -32,6 +44,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cleanroom.ledger.authority import (
+    BOOST_REVIEW_TYPE,
+    REVIEW_TYPE,
+    entry_digest,
+    root_verifier,
+    verify_review,
+    verify_root_statement,
+)
+from cleanroom.ledger.errors import LedgerError
+from cleanroom.ledger.note import parse_verifier
 from cleanroom.oversight.alerts import Alert
 from cleanroom.oversight.policy import redecide
 
@@ -47,6 +69,8 @@ EGRESS_RESOURCES = ("Aggregates", "Videos")
 DECLARE_WITHIN = 1_000
 DECLARE_WITHIN_MS = 60_000
 APPROVALS = 2
+# Artifact kinds that need an approval of the oversight body (the release policy).
+OVERSIGHT_REQUIRED = {"model": 1, "policy": 1, "source": 1}
 # What a decision depends on (entries alike in these are decided once).
 REDECIDE_KEY = (
     "policy_version", "principal", "kind", "org", "role", "principal_jurisdiction", "clearance",
@@ -65,10 +89,16 @@ class RuleEngine:
         self,
         state: dict[str, Any] | None = None,
         policies: Callable[[str], tuple[str, str]] | None = None,
+        *,
+        oversight_vkey: str | None = None,
+        origin: str | None = None,
     ) -> None:
         """``policies`` gives the (policies, schema) text of a released policy
-        version: with it every access entry is decided again under its policy."""
+        version: with it every access entry is decided again under its policy.
+        ``oversight_vkey`` is the oversight body's own root key (without it the
+        first ``oversight.root`` on the ledger is trusted); ``origin`` the log's."""
         self.policies = policies
+        self.origin = origin
         self._redecided: dict[tuple[Any, ...], bool | None] = {}
         s = state or {}
         self.submitted: dict[str, str] = s.get("submitted", {})  # artifact -> org/submitter
@@ -86,6 +116,13 @@ class RuleEngine:
         self.boosts: dict[str, dict[str, Any]] = s.get("boosts", {})
         self.boosted_pages: dict[str, int] = s.get("boosted_pages", {})  # boost id -> pages
         self.last_index: int = s.get("last_index", -1)
+        self.kinds: dict[str, str] = s.get("kinds", {})  # artifact -> kind
+        # the oversight root: pinned by the oversight body, else the ledger's first
+        self.root: str | None = oversight_vkey or s.get("root")
+        self.root_seen: bool = s.get("root_seen", False)
+        self.reviewers: dict[str, list[str]] = s.get("reviewers", {})  # name -> [org, vkey]
+        self.overseers: list[str] = s.get("overseers", [])  # oversight principals
+        self.statements: list[str] = s.get("statements", [])  # digests of used statements
 
     def state(self) -> dict[str, Any]:
         return {
@@ -100,6 +137,12 @@ class RuleEngine:
             "boosts": self.boosts,
             "boosted_pages": self.boosted_pages,
             "last_index": self.last_index,
+            "kinds": self.kinds,
+            "root": self.root,
+            "root_seen": self.root_seen,
+            "reviewers": self.reviewers,
+            "overseers": self.overseers,
+            "statements": self.statements,
         }
 
     # -- feeding ---------------------------------------------------------------------
@@ -151,6 +194,16 @@ class RuleEngine:
             return [Alert("malformed-entry", index, f"access entry {index}: " + "; ".join(problems),
                           {"entries": [index]})]  # fmt: skip
         out = []
+        if e["org"] == "oversight" and e["principal"] not in self.overseers:
+            out.append(
+                Alert(
+                    "forged-oversight-identity",
+                    index,
+                    f"access entry {index} is in the name of the oversight body by "
+                    f"{e['principal']!r}, whom no statement of the oversight root added",
+                    {"entries": [index], "overseers": list(self.overseers)},
+                )
+            )
         if e["policy_version"] not in self.deployed["policy"]:
             out.append(
                 Alert(
@@ -252,13 +305,102 @@ class RuleEngine:
 
     def _submitted(self, index: int, e: dict[str, Any]) -> list[Alert]:
         self.submitted[str(e.get("artifact"))] = f"{e.get('org')}/{e.get('submitted_by')}"
+        self.kinds[str(e.get("artifact"))] = str(e.get("kind"))
         return []
 
     def _review(self, index: int, e: dict[str, Any]) -> list[Alert]:
-        art = str(e.get("artifact"))
-        self.reviews.setdefault(art, {})[str(e.get("reviewer"))] = [
-            str(e.get("org")), str(e.get("decision"))
-        ]  # fmt: skip
+        """A release review counts only if its signature verifies with the key
+        its reviewer was registered with; the organisation is the registration's."""
+        art, name = str(e.get("artifact")), str(e.get("reviewer"))
+        reg = self.reviewers.get(name)
+        try:
+            if reg is None:
+                raise LedgerError(f"{name!r} is not a reviewer registered on the ledger")
+            pred = verify_review(
+                e.get("envelope"), parse_verifier(reg[1]), predicate_type=REVIEW_TYPE, subject=art
+            )
+            if pred["decision"] != e.get("decision"):
+                raise LedgerError(f"the entry says {e.get('decision')}, the signed review "
+                                  f"{pred['decision']}")  # fmt: skip
+        except LedgerError as err:
+            return [Alert("forged-review", index,
+                          f"review {index} of {art} by {name!r} does not count: {err.message}",
+                          {"entries": [index]})]  # fmt: skip
+        self.reviews.setdefault(art, {}).setdefault(name, [reg[0], pred["decision"]])
+        return []
+
+    # -- the oversight body's identity ---------------------------------------------------
+
+    def _root(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        vkey = str(e.get("vkey"))
+        if self.root is None:
+            self.root = vkey
+        if vkey == self.root and not self.root_seen:
+            self.root_seen = True
+            return []
+        why = "a second root key" if self.root_seen else "not the root key the oversight body pins"
+        return [Alert("oversight-root-changed", index,
+                      f"entry {index} names {vkey!r} as the oversight root key: {why}",
+                      {"entries": [index], "pinned": self.root})]  # fmt: skip
+
+    def _statement_problem(
+        self, e: dict[str, Any], action: str, subject: str, name: str, **want: Any
+    ) -> str:
+        """Why the root statement an entry carries does not authorise
+        ``action subject name`` ("" when it does; the statement is then used)."""
+        if self.root is None:
+            return "no oversight root key is pinned or on the ledger"
+        try:
+            st = verify_root_statement(
+                e.get("statement"), root_verifier(self.root), origin=self.origin
+            )
+        except LedgerError as err:
+            return f"its statement does not verify with the oversight root key ({err.message})"
+        if (st.action, st.subject, st.name) != (action, subject, name):
+            return f"the statement is about {st.action} {st.subject} {st.name!r}"
+        for k, v in want.items():
+            if getattr(st, k) != v:
+                return f"the statement names another {k}"
+        if st.digest in self.statements:
+            return "the statement was used before"
+        self.statements.append(st.digest)
+        return ""
+
+    def _forged_identity(self, index: int, what: str, why: str) -> list[Alert]:
+        return [Alert("forged-oversight-identity", index, f"entry {index}: {what}: {why}",
+                      {"entries": [index]})]  # fmt: skip
+
+    def _reviewer(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        name, org, vkey = str(e.get("reviewer")), str(e.get("org")), str(e.get("vkey"))
+        if org == "oversight":
+            why = self._statement_problem(e, "add", "reviewer", name, vkey=vkey)
+            if why:
+                return self._forged_identity(index, f"oversight reviewer {name!r}", why)
+        elif org != "operator":
+            return self._forged_identity(index, f"reviewer {name!r} of {org!r}", "may not review")
+        self.reviewers.setdefault(name, [org, vkey])
+        return []
+
+    def _reviewer_removed(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        name = str(e.get("reviewer"))
+        reg = self.reviewers.get(name)
+        if reg is not None and reg[0] == "oversight":
+            why = self._statement_problem(e, "remove", "reviewer", name)
+            if why:
+                return self._forged_identity(index, f"removal of oversight reviewer {name!r}", why)
+        self.reviewers.pop(name, None)
+        return []
+
+    def _overseer(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        name, action = str(e.get("principal")), str(e.get("action"))
+        want = {k: e.get(k) for k in ("kind", "role", "jurisdiction")} if action == "add" else {}
+        why = self._statement_problem(e, action, "principal", name, **want)
+        if why:
+            return self._forged_identity(index, f"oversight principal {name!r}", why)
+        if action == "add" and name not in self.overseers:
+            self.overseers.append(name)
+        elif action == "remove" and name in self.overseers:
+            self.overseers.remove(name)
         return []
 
     def _deployed(self, index: int, e: dict[str, Any]) -> list[Alert]:
@@ -294,6 +436,9 @@ class RuleEngine:
             return f"{len(counted)} counted approvals of {APPROVALS}"
         if not any(org == "operator" for _, org in counted):
             return "no approval from the operator"
+        need = OVERSIGHT_REQUIRED.get(self.kinds.get(art, ""), 0)
+        if sum(org == "oversight" for _, org in counted) < need:
+            return "no approval from the oversight body"
         return ""
 
     def _boost(self, index: int, e: dict[str, Any]) -> list[Alert]:
@@ -304,11 +449,12 @@ class RuleEngine:
                 "declared": index, "video": e.get("video"), "by": e.get("declared_by"),
                 "org": e.get("org"), "start_ms": int(e.get("start_ms", 0)),
                 "end_ms": int(e.get("end_ms", 0)), "status": "declared",
+                "digest": entry_digest(e),
             }  # fmt: skip
             return []
         b = self.boosts.get(bid)
         if kind == "approved":
-            why = _boost_approval_problem(b, e)
+            why = _boost_approval_problem(b, e, self.reviewers)
             if why:
                 ev = [index] + ([b["declared"]] if b else [])
                 return [Alert("unapproved-boost", index,
@@ -386,13 +532,28 @@ class RuleEngine:
         return []
 
 
-def _boost_approval_problem(b: dict[str, Any] | None, e: dict[str, Any]) -> str:
-    """Why a ``boost.approved`` entry does not count ("" when it does)."""
+def _boost_approval_problem(
+    b: dict[str, Any] | None, e: dict[str, Any], reviewers: dict[str, list[str]]
+) -> str:
+    """Why a ``boost.approved`` entry does not count ("" when it does): it must
+    carry a review of that declaration signed by a reviewer the oversight root
+    registered (whatever the entry says of its author's organisation)."""
     if b is None:
         return "it was never declared"
-    if e.get("org") != "oversight":
-        return f"approved by {e.get('by')} of {e.get('org')}, not by the oversight body"
-    if e.get("by") == b["by"]:
+    name = str(e.get("reviewer"))
+    reg = reviewers.get(name)
+    if reg is None or reg[0] != "oversight":
+        return f"no reviewer of the oversight body signed it ({name!r} is not one)"
+    if "digest" not in b:
+        return "its declaration was verified before signed approvals (no digest kept)"
+    try:
+        pred = verify_review(e.get("envelope"), parse_verifier(reg[1]),
+                             predicate_type=BOOST_REVIEW_TYPE, subject=b["digest"])  # fmt: skip
+    except LedgerError as err:
+        return f"the signed review does not verify ({err.message})"
+    if pred.get("decision") != "approve":
+        return f"the signed review says {pred.get('decision')}"
+    if e.get("by") == b["by"] or name == b["by"]:
         return "approved by who declared it"
     if b["status"] != "declared":
         return f"it was {b['status']}, not waiting for review"
@@ -414,4 +575,8 @@ _HANDLERS = {
     "boost.approved": RuleEngine._boost,
     "boost.rejected": RuleEngine._boost,
     "boost.revoked": RuleEngine._boost,
+    "oversight.root": RuleEngine._root,
+    "release.reviewer": RuleEngine._reviewer,
+    "release.reviewer_removed": RuleEngine._reviewer_removed,
+    "principal.oversight": RuleEngine._overseer,
 }

@@ -51,10 +51,14 @@ class Watcher:
         client: httpx.Client | None = None,
         api_url: str | None = None,
         token: str | None = None,
+        oversight_vkey: str | None = None,
     ) -> None:
         """With ``api_url`` and an oversight ``token`` the released policy texts
-        are fetched and every access entry is decided again."""
+        are fetched and every access entry is decided again. ``oversight_vkey``
+        is the oversight body's own root key: the ledger must name it, and every
+        oversight reviewer and principal must come with a statement it signed."""
         self.state_dir = Path(state_dir)
+        self.oversight_vkey = oversight_vkey
         self.policies = PolicySource(api_url, token, client) if api_url and token else None
         self.monitor = Monitor(
             url,
@@ -80,6 +84,7 @@ class Watcher:
                     "witnesses": [w.vkey for w in witnesses or []],
                     "quorum": quorum,
                     "webhook": webhook,
+                    "oversight_vkey": oversight_vkey,
                 }
             )
         )
@@ -103,13 +108,15 @@ class Watcher:
             quorum=c["quorum"],
             webhook=c.get("webhook"),
             client=client,
+            oversight_vkey=c.get("oversight_vkey"),
         )
 
     def _engine(self) -> RuleEngine:
         source = self.policies.get if self.policies is not None else None
-        if self.rules_file.exists():
-            return RuleEngine(json.loads(self.rules_file.read_text()), source)
-        return RuleEngine(None, source)
+        state = json.loads(self.rules_file.read_text()) if self.rules_file.exists() else None
+        return RuleEngine(
+            state, source, oversight_vkey=self.oversight_vkey, origin=self.monitor.origin
+        )
 
     def _save(self, engine: RuleEngine) -> None:
         tmp = self.rules_file.with_suffix(".tmp")

@@ -4,6 +4,10 @@
   and of the oversight body, each with their own key);
 - at least ``operator_required`` of them from the operator (the party that
   answers for what runs);
+- for the kinds that decide what runs and who may read what (models, policies
+  and source), at least one from the oversight body — the operator never
+  approves those alone. Oversight reviewers exist only by a statement of the
+  oversight body's root key (``cleanroom.ledger.authority``);
 - approvals from the foreign parent never count, whoever holds the key;
 - whoever submitted an artifact cannot approve it;
 - a rejection by an eligible reviewer blocks the artifact (a veto), until a
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REVIEWER_ORGS = ("operator", "oversight")
+# Artifact kinds that need the oversight body's approval, and how many.
+OVERSIGHT_REQUIRED = {"model": 1, "policy": 1, "source": 1}
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,13 @@ class ReleasePolicy:
     k: int = 2
     operator_required: int = 1
     reviewer_orgs: tuple[str, ...] = field(default=REVIEWER_ORGS)
+    oversight_required: dict[str, int] = field(default_factory=lambda: dict(OVERSIGHT_REQUIRED))
 
     def __post_init__(self) -> None:
         if self.k < 1 or not 0 <= self.operator_required <= self.k:
             raise ValueError("a release policy needs k >= 1 and 0 <= operator_required <= k")
+        if any(n + self.operator_required > self.k for n in self.oversight_required.values()):
+            raise ValueError("operator and oversight approvals required exceed k")
         if "parent" in self.reviewer_orgs:
             raise ValueError("reviewers of the foreign parent can never approve a release")
 
@@ -63,9 +72,10 @@ class ReleasePolicy:
             "k": self.k,
             "operator_required": self.operator_required,
             "reviewer_orgs": list(self.reviewer_orgs),
+            "oversight_required": dict(self.oversight_required),
         }
 
-    def evaluate(self, submitted_by: str, reviews: list[Review]) -> Verdict:
+    def evaluate(self, submitted_by: str, reviews: list[Review], kind: str = "") -> Verdict:
         counted: list[Review] = []
         vetoes: list[str] = []
         ignored: list[tuple[str, str]] = []
@@ -91,6 +101,11 @@ class ReleasePolicy:
             need.append(f"{self.k - len(counted)} more approval(s)")
         if operators < self.operator_required:
             need.append(f"{self.operator_required - operators} more from the operator")
+        overseers = sum(1 for r in counted if r.org == "oversight")
+        if overseers < self.oversight_required.get(kind, 0):
+            need.append(
+                f"{self.oversight_required[kind] - overseers} more from the oversight body"
+            )
         if vetoes:
             need.append("no rejection (rejected by " + ", ".join(vetoes) + ")")
         return Verdict(

@@ -26,9 +26,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
+    inspect,
     select,
+    text,
 )
 
+from cleanroom.ledger.authority import root_verifier, verify_root_statement
+from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import ALG_ED25519, Verifier, parse_verifier
 from cleanroom.release import dsse
 from cleanroom.release.errors import (
@@ -52,6 +57,8 @@ reviewers_t = Table(
     Column("vkey", String(256), nullable=False),
     Column("added_ms", BigInteger, nullable=False),
     Column("ledger_index", BigInteger, nullable=False),
+    # an oversight reviewer's registration: the oversight root's statement (JSON)
+    Column("statement", Text),
 )
 artifacts_t = Table(
     "release_artifacts",
@@ -110,9 +117,16 @@ def _create_evaluations(conn: Connection) -> None:
     _metadata.create_all(conn, tables=[evaluations_t])
 
 
+def _add_statement(conn: Connection) -> None:
+    """Databases made before the column existed get it (new ones have it)."""
+    if "statement" not in {c["name"] for c in inspect(conn).get_columns("release_reviewers")}:
+        conn.execute(text("ALTER TABLE release_reviewers ADD COLUMN statement TEXT"))
+
+
 MIGRATIONS = [
     Migration("release", 1, "reviewers, artifacts, reviews, deployments", _create),
     Migration("release", 2, "offline evaluations of artifacts", _create_evaluations),
+    Migration("release", 3, "the oversight root's statement of its reviewers", _add_statement),
 ]
 
 
@@ -182,11 +196,18 @@ class Registry:
         policy: ReleasePolicy | None = None,
         *,
         clock: Any = time.time,
+        oversight_root: Verifier | None = None,
+        origin: str = "",
     ) -> None:
         self.db = db
         self.ledger = ledger
         self.policy = policy or ReleasePolicy()
         self.clock = clock
+        # the oversight body's pinned root key: oversight reviewers exist only
+        # by a statement it signed for this log (``origin``)
+        self.oversight_root = oversight_root
+        self.origin = origin
+        self._statements: dict[str, bool] = {}
         migrate(db, MIGRATIONS)
 
     def _now(self) -> int:
@@ -202,9 +223,13 @@ class Registry:
 
     # -- reviewers -------------------------------------------------------------------
 
-    def add_reviewer(self, name: str, org: str, vkey: str, *, added_by: str) -> int:
+    def add_reviewer(
+        self, name: str, org: str, vkey: str, *, added_by: str, statement: Any = None
+    ) -> int:
         """Register a reviewer's public key (a signed-note vkey whose name is the
-        reviewer's principal name); returns the ledger index."""
+        reviewer's principal name); returns the ledger index. A reviewer of the
+        oversight body needs ``statement``: the oversight root's statement
+        adding exactly this name and key."""
         try:
             v = parse_verifier(vkey)
         except Exception as e:  # KeyFormatError and friends: one clear message
@@ -217,10 +242,18 @@ class Registry:
             raise ReviewerError("the foreign parent cannot have reviewers")
         if org not in self.policy.reviewer_orgs:
             raise ReviewerError(f"reviewers of {org!r} may not review releases")
-        if self.reviewer(name) is not None:
-            raise ReviewerError(f"{name!r} is already a reviewer")
+        if org == "oversight":
+            statement = _json(statement)
+            self._check_statement("add", name, vkey, statement)
+        elif statement is not None:
+            raise ReviewerError("only reviewers of the oversight body come with a statement")
+        with self.db.read_latest() as conn:
+            if conn.execute(select(reviewers_t.c.name).where(reviewers_t.c.name == name)).first():
+                raise ReviewerError(f"{name!r} is already a reviewer")
         now = self._now()
         entry = {"type": "release.reviewer", "reviewer": name, "org": org, "vkey": vkey}
+        if statement is not None:
+            entry["statement"] = statement
         return self._record(
             {**entry, "added_by": added_by, "at_ms": now},
             reviewers_t,
@@ -228,17 +261,94 @@ class Registry:
             org=org,
             vkey=vkey,
             added_ms=now,
+            statement=None if statement is None else json.dumps(statement, sort_keys=True),
         )
 
-    def reviewer(self, name: str) -> tuple[str, Verifier] | None:
+    def remove_reviewer(self, name: str, *, by: str, statement: Any = None) -> int:
+        """Take a reviewer's key off the register (their earlier reviews stand).
+        A reviewer of the oversight body goes only by the oversight root's
+        statement removing them."""
         with self.db.read_latest() as conn:
             row = conn.execute(select(reviewers_t).where(reviewers_t.c.name == name)).first()
-        return None if row is None else (row.org, parse_verifier(row.vkey))
+        if row is None:
+            raise ReviewerError(f"{name!r} is not a reviewer")
+        entry: dict[str, Any] = {"type": "release.reviewer_removed", "reviewer": name,
+                                 "org": row.org, "by": by, "at_ms": self._now()}  # fmt: skip
+        if row.org == "oversight":
+            statement = _json(statement)
+            self._check_statement("remove", name, None, statement)
+            entry["statement"] = statement
+        index = self.ledger.append({"v": 1, **entry})
+        with self.db.write() as conn:
+            conn.execute(delete(reviewers_t).where(reviewers_t.c.name == name))
+        return index
+
+    def _check_statement(self, action: str, name: str, vkey: str | None, statement: Any) -> None:
+        if self.oversight_root is None:
+            raise ReviewerError(
+                "this clean room has no oversight root key pinned",
+                hint="cleanroom init --oversight-vkey VKEY",
+            )
+        if statement is None:
+            raise ReviewerError(
+                f"a reviewer of the oversight body is {action}ed only by a statement signed by "
+                "the oversight body's root key",
+                hint="cleanroom oversight grant reviewer … (run by the oversight body), then "
+                "--statement FILE",
+            )
+        try:
+            st = verify_root_statement(statement, self.oversight_root, origin=self.origin)
+        except LedgerError as e:
+            raise ReviewerError(f"the oversight statement does not hold: {e}") from None
+        if (st.action, st.subject, st.name) != (action, "reviewer", name) or (
+            action == "add" and st.vkey != vkey
+        ):
+            raise ReviewerError(
+                f"the oversight statement authorises {st.action} {st.subject} {st.name!r}"
+                + (" with another key" if st.name == name else "")
+                + f", not {action} reviewer {name!r}"
+            )
+
+    def _oversight_ok(self, name: str, vkey: str, statement: str | None) -> bool:
+        """Whether a stored oversight reviewer still has the root's statement
+        (a row written around :meth:`add_reviewer` has none)."""
+        key = f"{name}|{vkey}|{statement}"
+        if key not in self._statements:
+            try:
+                self._check_statement("add", name, vkey, None if statement is None else
+                                      json.loads(statement))  # fmt: skip
+                self._statements[key] = True
+            except ReviewerError:
+                self._statements[key] = False
+        return self._statements[key]
+
+    def reviewer(self, name: str) -> tuple[str, Verifier] | None:
+        """A registered reviewer's organisation and key (None if unknown, or an
+        oversight reviewer without the root's statement)."""
+        with self.db.read_latest() as conn:
+            row = conn.execute(select(reviewers_t).where(reviewers_t.c.name == name)).first()
+        if row is None:
+            return None
+        if row.org == "oversight" and not self._oversight_ok(row.name, row.vkey, row.statement):
+            return None
+        return row.org, parse_verifier(row.vkey)
 
     def reviewers(self) -> list[dict[str, Any]]:
         with self.db.read_latest() as conn:
             rows = conn.execute(select(reviewers_t).order_by(reviewers_t.c.name)).all()
         return [{"name": r.name, "org": r.org, "vkey": r.vkey} for r in rows]
+
+    def pin_oversight_root(self, vkey: str, *, by: str) -> int:
+        """Put the oversight body's root key on the record (``oversight.root``),
+        once, before any reviewer: the monitor checks every oversight statement
+        against it. Returns the entry's index."""
+        root = root_verifier(vkey)
+        if self.oversight_root is not None and self.oversight_root.vkey != root.vkey:
+            raise ReviewerError("another oversight root key is pinned in this clean room")
+        self.oversight_root = root
+        return self.ledger.append(
+            {"type": "oversight.root", "v": 1, "vkey": vkey, "by": by, "at_ms": self._now()}
+        )
 
     # -- artifacts -------------------------------------------------------------------
 
@@ -382,7 +492,7 @@ class Registry:
     def verdict(self, digest: str) -> Verdict:
         art = self.get(digest)
         assert art is not None
-        return self.policy.evaluate(art.submitted_by, self.reviews(digest))
+        return self.policy.evaluate(art.submitted_by, self.reviews(digest), art.kind)
 
     # -- evaluations ---------------------------------------------------------------------
 
@@ -489,3 +599,13 @@ class Registry:
             if d.artifact != current:
                 return self.deploy(d.artifact, by=by, rollback=True)
         raise ReleaseError(f"no earlier {kind} release to roll back to")
+
+
+def _json(doc: Any) -> Any:
+    """A JSON document given as text or already parsed (None stays None)."""
+    if isinstance(doc, str | bytes):
+        try:
+            return json.loads(doc)
+        except ValueError as e:
+            raise ReviewerError(f"the statement is not JSON: {e}") from None
+    return doc

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cleanroom.ledger.authority import root_verifier, verify_root_statement
 from cleanroom.ledger.entries import decode_entry
+from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import Verifier, parse_verifier
 from cleanroom.ledger.store import LedgerStore
 from cleanroom.release.errors import AttestationError
@@ -32,7 +34,9 @@ class ReleaseView:
 
     def verdict(self, digest: str) -> Verdict:
         art = self.artifacts[digest]
-        return self.policy.evaluate(art["submitted_by"], self.reviews.get(digest, []))
+        return self.policy.evaluate(
+            art["submitted_by"], self.reviews.get(digest, []), art.get("kind", "")
+        )
 
     def live(self, kind: str, at_ms: int | None = None) -> dict[str, Any] | None:
         """The deployment of ``kind`` live at ``at_ms`` (the latest if None)."""
@@ -54,14 +58,35 @@ def replay(
     policy: ReleasePolicy | None = None,
     *,
     pinned: dict[str, str] | None = None,
+    oversight_vkey: str | None = None,
+    origin: str = "",
 ) -> ReleaseView:
     """The release state the entries ``(index, entry)`` describe, with every
-    problem found (index, what is wrong)."""
+    problem found (index, what is wrong). Oversight reviewers count only with a
+    statement of the oversight root key — ``oversight_vkey`` if the verifier
+    pins it, else the one the ledger's ``oversight.root`` entry names — for the
+    log ``origin`` (the statement's own, if not given)."""
     view = ReleaseView(policy or ReleasePolicy())
     pins = {n: parse_verifier(k) for n, k in (pinned or {}).items()}
+    root = oversight_vkey
     for index, e in entries:
         kind = e.get("type", "")
+        if kind == "oversight.root":
+            if root is None:
+                root = str(e.get("vkey"))
+            elif e.get("vkey") != root:
+                view.problems.append((index, "the ledger names another oversight root key"))
+            continue
         if not kind.startswith("release."):
+            continue
+        if kind == "release.reviewer_removed":
+            removed = view.reviewers.pop(str(e.get("reviewer")), None)
+            if removed and removed[0] == "oversight" and _root_problem(
+                e, root, origin, "remove", removed[1].vkey
+            ):
+                view.reviewers[str(e.get("reviewer"))] = removed
+                view.problems.append((index, f"reviewer {e.get('reviewer')!r} removed without "
+                                             "the oversight root's statement"))  # fmt: skip
             continue
         if kind == "release.reviewer":
             name, org = e.get("reviewer", ""), e.get("org", "")
@@ -78,6 +103,9 @@ def replay(
                 continue
             if org == "parent" or v.name != name:
                 view.problems.append((index, f"reviewer {name!r} may not be registered"))
+                continue
+            if org == "oversight" and (why := _root_problem(e, root, origin, "add", v.vkey)):
+                view.problems.append((index, f"oversight reviewer {name!r}: {why}"))
                 continue
             view.reviewers[name] = (org, v)
         elif kind == "release.submitted":
@@ -113,3 +141,23 @@ def replay(
                 )
             view.deployments.append({**e, "index": index})
     return view
+
+
+def _root_problem(
+    e: dict[str, Any], root: str | None, origin: str, action: str, vkey: str
+) -> str:
+    """Why a reviewer entry's oversight statement does not hold ("" if it does)."""
+    if root is None:
+        return "no oversight root key is pinned"
+    try:
+        st = verify_root_statement(
+            e.get("statement"), root_verifier(root), origin=origin or None
+        )
+    except LedgerError as err:
+        return f"its statement does not verify with the oversight root key ({err.message})"
+    if (st.action, st.subject, st.name) != (action, "reviewer", e.get("reviewer")):
+        return f"the statement is about {st.action} {st.subject} {st.name!r}"
+    if action == "add" and st.vkey != vkey:
+        return "the statement names another key"
+    return ""
+
