@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -30,6 +31,7 @@ from rich.progress import Progress
 
 from cleanroom.config import Config, DataDir, WitnessRef
 from cleanroom.ledger import MemoryTree, sign_note
+from cleanroom.ledger.authority import sign_boost_review
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.client import Monitor, TamperError
 from cleanroom.ledger.note import ALG_COSIGNATURE_V1, Signer, generate_signer, parse_note
@@ -574,6 +576,52 @@ class InProcessServer:
         self.served.stop(300)  # its shutdown closes the clean room (after a retraining)
 
 
+def _lone_operator(live: InProcessServer, call: Any, watcher: Any, tokens: dict[str, str]) -> None:
+    """Step 17: the operator approves a model with two of its own reviewers
+    (refused), forges a review through the ledger API (refused) and then
+    around it, in its own database (flagged by the monitor)."""
+    from cleanroom.deployment import sign_review
+    from cleanroom.foryou.ranker import RankingConfig
+
+    _step("17. The operator tries to approve a release alone and to forge the oversight's review")
+    room = live.app.state.room
+    tokens["ledger-writer"] = room.principals.issue_token("ledger-writer")
+    second = generate_signer("oscar-ops")
+    room.releases.add_reviewer("oscar-ops", "operator", second.verifier.vkey, added_by="init")
+    cfg = {**RankingConfig.shipped().raw, "exploration": 0.04}
+    art = call("POST", "/v1/releases", "alice-support",
+               json={"kind": "model", "name": "operator's own tuning",
+                     "manifest": {"config": cfg}}).json()  # fmt: skip
+    artifact = room.releases.get(art["digest"])
+    op_key = room.data_dir.read_key("reviewer-operator-reviewer")
+    for key in (op_key, second):
+        verdict = call("POST", f"/v1/releases/{art['digest']}/reviews", "oscar-ops",
+                       json=sign_review(key, artifact, org="operator")).json()  # fmt: skip
+    refused = httpx.post(live.url + f"/v1/releases/{art['digest']}/deploy", timeout=60,
+                         headers={"Authorization": f"Bearer {tokens['oscar-ops']}"})  # fmt: skip
+    console.print(
+        f"two operator reviewers approve {art['digest'][:23]}…: still missing "
+        f"[bold]{verdict['missing']}[/]; deploy: {refused.status_code} "
+        f"({refused.json()['detail'][:90]}…)"
+    )
+    forged = sign_review(generate_signer("oversight-reviewer"), artifact, org="oversight")
+    review = {"type": "release.review", "v": 1, "artifact": art["digest"],
+              "reviewer": "oversight-reviewer", "org": "oversight", "decision": "approve",
+              "envelope": forged, "at_ms": int(time.time() * 1000)}  # fmt: skip
+    r = httpx.post(live.url + "/v1/ledger/entries", json=review, timeout=60,
+                   headers={"Authorization": f"Bearer {tokens['ledger-writer']}"})  # fmt: skip
+    console.print(f"a forged oversight review through the ledger API: {r.status_code} "
+                  f"({r.json()['detail'][:72]}…)")  # fmt: skip
+    # the operator owns its database: it writes the review and a deployment around the API
+    room.log.append(review)
+    room.log.append({"type": "release.deployed", "v": 1, "artifact": art["digest"],
+                     "kind": "model", "by": "oscar-ops", "rollback": False,
+                     "at_ms": int(time.time() * 1000)})  # fmt: skip
+    room.log.integrate()
+    for a in watcher.run_once().new_alerts:
+        console.print(f"  [red]ALERT[/] {a.kind}: {a.message[:110]}")
+
+
 def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_vkey: str) -> None:
     from cleanroom.audit.accounts import provision
     from cleanroom.audit.puppets import Accounts
@@ -616,8 +664,10 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_v
     for a in report.new_alerts[:5]:
         console.print(f"  [red]ALERT[/] {a.kind}: {a.message}")
 
+    _lone_operator(live, call, watcher, tokens)
+
     _step(
-        "17. A declared boost: the operator declares it, the oversight body approves, feeds say so"
+        "18. A declared boost: the operator declares it, the oversight body approves, feeds say so"
     )
     feed = call("GET", "/v1/feed", "viewer-20", params={"limit": 30, "seed": "b"}).json()
     video = feed["items"][-1]["video"]
@@ -629,8 +679,13 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_v
     refused = httpx.post(live.url + f"/v1/boosts/{boost['id']}/review", timeout=30,
                          json={"decision": "approve"},
                          headers={"Authorization": f"Bearer {tokens['oscar-ops']}"})  # fmt: skip
+    declared = call("GET", f"/v1/ledger/entries/{boost['declared_entry']}", "olga-oversight")
+    signed = sign_boost_review(  # the oversight body's reviewer signs what was declared
+        room.data_dir.read_key("reviewer-oversight-reviewer"), boost=boost["id"],
+        declared=declared.json()["entry"], decision="approve",
+    )  # fmt: skip
     call("POST", f"/v1/boosts/{boost['id']}/review", "olga-oversight",
-         json={"decision": "approve", "note": "campaign checked"})  # fmt: skip
+         json={"decision": "approve", "note": "campaign checked", "envelope": signed})  # fmt: skip
     after = call("GET", "/v1/feed", "viewer-20", params={"limit": 5, "seed": "b2"}).json()
     top = after["items"][0]
     console.print(
@@ -642,7 +697,7 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_v
     call("POST", f"/v1/boosts/{boost['id']}/revoke", "oscar-ops", json={"reason": "campaign over"})
     console.print("the campaign ends: oscar-ops revokes the boost (on the record)")
 
-    _step("18. A hidden boost: the operator changes a ranking weight at run time, no release")
+    _step("19. A hidden boost: the operator changes a ranking weight at run time, no release")
     engine = live.app.state.recommender.engine
     approved = engine.config
     creator = feed["items"][20]["creator"]
@@ -666,7 +721,7 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_v
         f"e.g. {new[0].message if new else '-'}"
     )
 
-    _step("19. The audit report: exposure, replay, sock puppets (HTML with plots + JSON)")
+    _step("20. The audit report: exposure, replay, sock puppets (HTML with plots + JSON)")
     accounts_path = base / "audit-accounts.json"
     accounts_path.write_text(json.dumps(provision(room, 6)))
     doc = run_audit(
@@ -707,7 +762,7 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_v
 def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey) -> None:
     from cleanroom.ledger.note import parse_verifier
 
-    _step("20. The log publishes a checkpoint of every decision; both witnesses cosign it")
+    _step("21. The log publishes a checkpoint of every decision; both witnesses cosign it")
     size = _ledger_size(log_dir)
     deadline = time.monotonic() + 30
     note = ""
@@ -719,7 +774,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey) -
         time.sleep(0.1)
     console.print(Panel(note.rstrip(), title="GET /log/checkpoint"))
 
-    _step("21. An outside monitor verifies over HTTP with pinned keys and a quorum of 2")
+    _step("22. An outside monitor verifies over HTTP with pinned keys and a quorum of 2")
     monitor = Monitor(
         server.url + "/log/",
         parse_verifier(log_vkey),
@@ -734,7 +789,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey) -
         f"cosigned by {', '.join(report.cosigners)}"
     )
 
-    _step("22. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
+    _step("23. Anyone checks one entry's inclusion offline (C2SP tlog-proof)")
     proof_text = httpx.get(server.url + "/v1/ledger/proofs/inclusion", params={"index": 42}).text
     entry_body = httpx.get(server.url + "/v1/ledger/entries/42").json()["entry"]
     console.print(f"entry 42: {entry_body['type']} by {entry_body.get('principal')}")
@@ -746,7 +801,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey) -
     console.print(proof_text.split("\n\n")[0])
     console.print(f"[green]entry 42 is included[/] in the cosigned tree of size {cp.size}")
 
-    _step("23. A forked checkpoint (signed with the log key) is refused by the witness")
+    _step("24. A forked checkpoint (signed with the log key) is refused by the witness")
     fork = MemoryTree()
     for i in range(size + 5):
         fork.append(f"forged {i}".encode())
@@ -758,7 +813,7 @@ def _ledger(server, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey) -
         f"witness answered [bold]{resp.status_code}[/]: {resp.json().get('detail', resp.text)}"
     )
 
-    _step("24. An insider edits two stored decisions; a full audit by the monitor catches it")
+    _step("25. An insider edits two stored decisions; a full audit by the monitor catches it")
     con = sqlite3.connect(log_dir / "cleanroom.db")
     denied = [
         idx

@@ -130,12 +130,13 @@ def dev_oversight_root(room: CleanRoom, dd: DataDir) -> Signer | None:
     developer's machine) makes one there and pins it; a clean room whose
     oversight body gave its own public key has none."""
     cfg = room.config
-    if cfg.oversight_vkey is None:
+    if cfg.oversight_vkey is None:  # made and put on the record at once
         signer = generate_signer(ROOT_KEY)
         dd.write_key(ROOT_KEY, signer)
         cfg.oversight_vkey = signer.verifier.vkey
         dd.save(cfg)
-        room.principals.oversight_root = room.releases.oversight_root = signer.verifier
+        room.principals.oversight_root = signer.verifier
+        room.releases.pin_oversight_root(cfg.oversight_vkey, by="init")
     if not dd.has_key(ROOT_KEY):
         return None
     signer = dd.read_key(ROOT_KEY)
@@ -156,9 +157,10 @@ def bootstrap(room: CleanRoom, dd: DataDir) -> bool:
     reg = room.releases
     if reg.reviewers() or reg.artifacts():
         return False
+    pinned = room.config.oversight_vkey  # given at init: on the record now
     root = dev_oversight_root(room, dd)
-    assert room.config.oversight_vkey is not None
-    reg.pin_oversight_root(room.config.oversight_vkey, by="init")
+    if pinned is not None:
+        reg.pin_oversight_root(pinned, by="init")
     keys = {}
     existing = {p.name for p, _ in room.principals.list()}
     juris = room.config.site.jurisdiction
@@ -358,9 +360,26 @@ def diff_lines(room: CleanRoom, digest: str, against: str | None = None) -> list
             )
     if art.kind == "policy" and base is not None:
         out += policy_decision_lines(base.manifest["files"], art.manifest["files"])
+    if art.kind == "policy":
+        out += policy_invariant_lines(art.manifest["files"])
     v = reg.verdict(digest)
     out.append("approved" if v.approved else f"not approved: {v.missing}")
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _invariants(files: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    from cleanroom.gate.analysis import analyse, summary
+
+    return tuple(summary(analyse(load_files(dict(files)))))
+
+
+def policy_invariant_lines(files: dict[str, str]) -> list[str]:
+    """The policy set's invariants over every request the gate can make
+    (``cleanroom.gate.analysis``): what a reviewer must see before approving."""
+    return ["invariants (exhaustive over the schema's domains):"] + [
+        f"  {line}" for line in _invariants(tuple(sorted(files.items())))
+    ]
 
 
 def policy_decision_lines(before: dict[str, str], after: dict[str, str]) -> list[str]:

@@ -116,6 +116,7 @@ class CleanRoom:
             dd,
         )
         room.ensure_system_principals()
+        vault.on_delete(room.principals.forget_subject)  # an erased user's tokens go with them
         return room
 
     def system(self, name: str) -> Principal:

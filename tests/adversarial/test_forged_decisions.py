@@ -7,6 +7,7 @@ body's monitor, which checks every signature and registration itself."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -163,7 +164,7 @@ def test_the_operator_cannot_mint_the_oversight_body(
     with api.room.db.write() as conn:
         conn.execute(principals_t.insert().values(
             name="mallory", kind="person", org="oversight", role="regulator", jurisdiction="US",
-            clearance=5, subject=None, disabled=False, created_at=__import__("datetime").datetime.now(),
+            clearance=5, subject=None, disabled=False, created_at=datetime.now(UTC),
         ))  # fmt: skip
     token = api.room.principals.issue_token("mallory")
     r = api.client.get("/v1/oversight/topics", headers={"Authorization": f"Bearer {token}"})

@@ -128,7 +128,7 @@ def router() -> APIRouter:
         """Impressions per model version, hour and video, with each video's
         creator, region and topics — aggregates across real traffic, no user."""
         rec = recommender_of(request)
-        rec.room.gate.require(who, "read", "Aggregates", purpose=purpose)
+        rec.room.gate.require(who, "read", "OversightData", purpose=purpose)
         return JSONResponse({"rows": rec.engine.exposure_rows(since_ms)})
 
     @r.get("/v1/oversight/topics", tags=["oversight"])
@@ -136,7 +136,7 @@ def router() -> APIRouter:
         """Each video's topic for audits: the platform's tags, or communities of
         co-engagement derived when the live model trained (``source`` says which)."""
         rec = recommender_of(request)
-        rec.room.gate.require(who, "read", "Aggregates", purpose=purpose)
+        rec.room.gate.require(who, "read", "OversightData", purpose=purpose)
         if rec.topics is None:
             raise NotReady("no model has trained yet", hint="retry in a few seconds")
         version, tm = rec.topics

@@ -187,8 +187,8 @@ def router() -> APIRouter:
     def delete_me(request: Request, who: Who, purpose: Purpose = "user_request") -> JSONResponse:
         """Delete the calling user: key destroyed, rows removed, receipt on the ledger."""
         room = room_of(request)
+        # the erased user's principals and tokens go with the data (a vault hook)
         receipt = room.deletions.delete_user(who, subject_of(who), purpose=purpose)
-        room.principals.revoke(who.name)
         return JSONResponse({"receipt": receipt.entry, **receipt.body})
 
     # ---- oversight and research ---------------------------------------------

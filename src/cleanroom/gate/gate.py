@@ -41,6 +41,7 @@ RESOURCE_CLASSES: dict[str, str] = {
     "Releases": "metadata",
     "Screenings": "metadata",
     "Boosts": "metadata",
+    "OversightData": "metadata",
 }
 ACTIONS = ("read", "write", "export", "delete")
 PURPOSES = (

@@ -197,6 +197,11 @@ class Principals:
         check_jurisdiction(p.jurisdiction)
         if not 0 <= p.clearance <= 9:
             raise PrincipalError("clearance is a level from 0 to 9")
+        if (p.kind == "user") != (p.org == "users"):
+            raise PrincipalError(
+                "a principal of kind 'user' belongs to org 'users', and only it: a user is "
+                "never staff of the operator or any other party"
+            )
         if (p.kind == "user") != (p.subject is not None):
             raise PrincipalError("a principal of kind 'user' needs --subject (and only it)")
         if p.subject is not None:
@@ -320,6 +325,28 @@ class Principals:
         if token_id is not None and n == 0:
             raise PrincipalError(f"{name!r} has no live token {token_id!r}")
         return n
+
+    def forget_subject(self, user_id: str) -> int:
+        """After a user's data is erased: revoke every token of the principals
+        that are that user (every process stops accepting them within the
+        revocation check) and delete those principals, so no row links a
+        principal or a token to the erased id. Returns how many principals."""
+        now = datetime.now(UTC)
+        with self.db.write() as conn:
+            names = list(
+                conn.execute(
+                    select(principals_t.c.name).where(principals_t.c.subject == user_id)
+                ).scalars()
+            )
+            if names:
+                conn.execute(
+                    update(tokens_t)
+                    .where(tokens_t.c.principal.in_(names), tokens_t.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                conn.execute(principals_t.delete().where(principals_t.c.name.in_(names)))
+        self._verified.clear()
+        return len(names)
 
     def _check_revocations(self) -> None:
         """Forget every remembered token if any token was revoked since the last

@@ -335,10 +335,10 @@ class RuleEngine:
         vkey = str(e.get("vkey"))
         if self.root is None:
             self.root = vkey
-        if vkey == self.root and not self.root_seen:
+        if vkey == self.root:
             self.root_seen = True
             return []
-        why = "a second root key" if self.root_seen else "not the root key the oversight body pins"
+        why = "another root key" if self.root_seen else "not the root key the oversight body pins"
         return [Alert("oversight-root-changed", index,
                       f"entry {index} names {vkey!r} as the oversight root key: {why}",
                       {"entries": [index], "pinned": self.root})]  # fmt: skip
