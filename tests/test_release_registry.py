@@ -66,8 +66,13 @@ def reg(db: Database, log_signer: Signer) -> Iterator[tuple[Registry, Log, dict[
 
 
 def grant(
-    keys: dict[str, Signer], name: str, vkey: str | None, *, action: str = "add",
-    signer: str = "root", origin: str = ORIGIN,
+    keys: dict[str, Signer],
+    name: str,
+    vkey: str | None,
+    *,
+    action: str = "add",
+    signer: str = "root",
+    origin: str = ORIGIN,
 ):
     """A statement of the oversight root (or of ``signer``) about reviewer ``name``."""
     return sign_root_statement(

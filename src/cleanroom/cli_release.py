@@ -250,9 +250,7 @@ def reviewer_remove(
 
     doc = None if statement is None else _read_text(statement, "statement")
     with _room() as room:
-        index = room.releases.remove_reviewer(
-            name, by=room.principals.get(by).name, statement=doc
-        )
+        index = room.releases.remove_reviewer(name, by=room.principals.get(by).name, statement=doc)
     typer.echo(f"reviewer {name} removed at ledger index {index}")
 
 

@@ -101,7 +101,8 @@ def test_the_monitor_checks_every_review_signature_itself(
                            "by": "ops", "rollback": False, "at_ms": 3})  # fmt: skip
     alerts = run(w, api)
     assert [(a.kind, a.index) for a in alerts] == [
-        ("forged-review", idx[1]), ("unapproved-release", deployed)
+        ("forged-review", idx[1]),
+        ("unapproved-release", deployed),
     ]
     assert "does not count" in alerts[0].message and "1 counted approvals" in alerts[1].message
     assert art.live("model").artifact != ART
@@ -129,17 +130,24 @@ def test_the_operator_cannot_approve_a_model_alone(api: Api, tmp_path: Path, log
     assert r.status_code == 403 and "oversight body" in r.json()["detail"]
     # written around the registry, it is an alert
     log = api.room.log
-    deployed = log.append({"type": "release.deployed", "v": 1, "artifact": digest,
-                           "kind": "model", "by": "alice", "rollback": False, "at_ms": 3})
+    deployed = log.append(
+        {
+            "type": "release.deployed",
+            "v": 1,
+            "artifact": digest,
+            "kind": "model",
+            "by": "alice",
+            "rollback": False,
+            "at_ms": 3,
+        }
+    )
     alerts = [a for a in run(w, api) if a.kind == "unapproved-release"]
     assert [(a.index, "no approval from the oversight body" in a.message) for a in alerts] == [
         (deployed, True)
     ]
 
 
-def test_the_operator_cannot_mint_the_oversight_body(
-    api: Api, tmp_path: Path, log_signer
-) -> None:
+def test_the_operator_cannot_mint_the_oversight_body(api: Api, tmp_path: Path, log_signer) -> None:
     """An operator administrator registers a principal of org oversight and a
     reviewer of org oversight: refused without the root's statement; written
     around the clean room, flagged — and the forged principal's token is not

@@ -25,8 +25,12 @@ def test_a_policy_that_lets_users_act_as_staff_is_shown_broken() -> None:
     the operator's org that forgets the kind, without the shipped forbid."""
     files = dict(shipped().files)
     cedar = next(n for n in files if n.endswith(".cedar"))
-    text = files[cedar].replace('@id("users-are-only-users")', '@id("gone")').replace(
-        "when { (principal.kind == \"user\") != (principal.org == \"users\") };", "when { false };"
+    text = (
+        files[cedar]
+        .replace('@id("users-are-only-users")', '@id("gone")')
+        .replace(
+            'when { (principal.kind == "user") != (principal.org == "users") };', "when { false };"
+        )
     )
     files[cedar] = text + (
         '\n@id("operator-reads-profiles")\n'

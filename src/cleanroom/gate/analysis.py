@@ -30,7 +30,7 @@ from cleanroom.gate.policy import PolicyBundle
 from cleanroom.gate.principals import KINDS, ORGS
 
 HOME, ABROAD = "US", "ZZ"
-ROLES = tuple(p for p in PURPOSES if p) + ("recommender", "deletion", "other")
+ROLES = (*tuple(p for p in PURPOSES if p), "recommender", "deletion", "other")
 CLEARANCES = (0, 1, 9)
 PROTECTED = tuple(r for r, c in RESOURCE_CLASSES.items() if c == "protected")
 # which resources each action applies to (the schema's appliesTo)
@@ -102,8 +102,9 @@ INVARIANTS = (
     Invariant(
         "only-oversight-reaches-oversight-data",
         "only the oversight body reads its audit data (exposure, topics) and replays feeds",
-        lambda: _requests(orgs=tuple(o for o in ORGS if o != "oversight"),
-                          resources=("OversightData", "Feeds")),  # fmt: skip
+        lambda: _requests(
+            orgs=tuple(o for o in ORGS if o != "oversight"), resources=("OversightData", "Feeds")
+        ),
     ),
     Invariant(
         "parent-never-decides",
@@ -167,15 +168,23 @@ def _entities(reqs: list[Request]) -> list[dict[str, Any]]:
     principals = {
         _pid(r): {
             "uid": {"type": "Principal", "id": _pid(r)},
-            "attrs": {"kind": r.kind, "org": r.org, "role": r.role,
-                      "jurisdiction": r.jurisdiction, "clearance": r.clearance},  # fmt: skip
+            "attrs": {
+                "kind": r.kind,
+                "org": r.org,
+                "role": r.role,
+                "jurisdiction": r.jurisdiction,
+                "clearance": r.clearance,
+            },
             "parents": [],
         }
         for r in reqs
     }
     resources = [
-        {"uid": {"type": name, "id": "request"},
-         "attrs": {"data_class": cls, "jurisdiction": HOME}, "parents": []}  # fmt: skip
+        {
+            "uid": {"type": name, "id": "request"},
+            "attrs": {"data_class": cls, "jurisdiction": HOME},
+            "parents": [],
+        }
         for name, cls in RESOURCE_CLASSES.items()
     ]
     return [*principals.values(), *resources]

@@ -219,9 +219,7 @@ class BoostRegistry:
                 return {"reviewer": name, "envelope": envelope}
         except LedgerError as e:
             raise BoostError(f"the signed review does not hold: {e.message}") from None
-        raise BoostError(
-            "the review is not signed by a registered reviewer of the oversight body"
-        )
+        raise BoostError("the review is not signed by a registered reviewer of the oversight body")
 
     def revoke(self, principal: Principal, boost_id: str, note: str) -> dict[str, Any]:
         """End a boost early: its declaring party or the oversight body."""

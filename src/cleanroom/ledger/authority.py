@@ -100,9 +100,7 @@ def sign_root_statement(
     return dsse.sign(canonical_json(body), STATEMENT_PAYLOAD_TYPE, [root])
 
 
-def verify_root_statement(
-    envelope: Any, root: Verifier, *, origin: str | None
-) -> RootStatement:
+def verify_root_statement(envelope: Any, root: Verifier, *, origin: str | None) -> RootStatement:
     """The statement ``envelope`` carries, after checking the root key signed it
     and that it is about the log ``origin`` (None: a verifier that reads one
     log only); EnvelopeError naming the defect otherwise."""

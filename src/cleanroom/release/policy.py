@@ -103,9 +103,7 @@ class ReleasePolicy:
             need.append(f"{self.operator_required - operators} more from the operator")
         overseers = sum(1 for r in counted if r.org == "oversight")
         if overseers < self.oversight_required.get(kind, 0):
-            need.append(
-                f"{self.oversight_required[kind] - overseers} more from the oversight body"
-            )
+            need.append(f"{self.oversight_required[kind] - overseers} more from the oversight body")
         if vetoes:
             need.append("no rejection (rejected by " + ", ".join(vetoes) + ")")
         return Verdict(

@@ -81,8 +81,10 @@ def replay(
             continue
         if kind == "release.reviewer_removed":
             removed = view.reviewers.pop(str(e.get("reviewer")), None)
-            if removed and removed[0] == "oversight" and _root_problem(
-                e, root, origin, "remove", removed[1].vkey
+            if (
+                removed
+                and removed[0] == "oversight"
+                and _root_problem(e, root, origin, "remove", removed[1].vkey)
             ):
                 view.reviewers[str(e.get("reviewer"))] = removed
                 view.problems.append((index, f"reviewer {e.get('reviewer')!r} removed without "
@@ -143,16 +145,12 @@ def replay(
     return view
 
 
-def _root_problem(
-    e: dict[str, Any], root: str | None, origin: str, action: str, vkey: str
-) -> str:
+def _root_problem(e: dict[str, Any], root: str | None, origin: str, action: str, vkey: str) -> str:
     """Why a reviewer entry's oversight statement does not hold ("" if it does)."""
     if root is None:
         return "no oversight root key is pinned"
     try:
-        st = verify_root_statement(
-            e.get("statement"), root_verifier(root), origin=origin or None
-        )
+        st = verify_root_statement(e.get("statement"), root_verifier(root), origin=origin or None)
     except LedgerError as err:
         return f"its statement does not verify with the oversight root key ({err.message})"
     if (st.action, st.subject, st.name) != (action, "reviewer", e.get("reviewer")):
@@ -160,4 +158,3 @@ def _root_problem(
     if action == "add" and st.vkey != vkey:
         return "the statement names another key"
     return ""
-
