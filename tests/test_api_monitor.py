@@ -96,7 +96,7 @@ def test_log_endpoints(client: TestClient) -> None:
         ("post", "/v1/ledger/entries", b"{not json", 422),
         ("post", "/v1/ledger/entries", b'{"v":1}', 422),
         ("post", "/v1/ledger/entries", b"[1,2]", 422),
-        ("post", "/v1/ledger/entries", b'{"type":"x","v":1,"p":"' + b"x" * 70000 + b'"}', 422),
+        ("post", "/v1/ledger/entries", b'{"type":"x","v":1,"p":"' + b"x" * 70000 + b'"}', 413),
         ("get", "/nope", None, 404),
     ],
 )

@@ -23,6 +23,7 @@ from cleanroom.gate.principals import tokens_t
 from cleanroom.ledger.entries import decode_entry
 from cleanroom.room import CleanRoom
 from cleanroom.vault import ResidencyError
+from cleanroom.vault.model import EVENT_KINDS
 
 from .conftest import ORIGIN
 
@@ -227,9 +228,11 @@ def test_parent_is_denied_and_denial_is_on_the_ledger(api: Api) -> None:
 
 
 def test_roles_of_the_other_organisations(api: Api) -> None:
-    # researchers: aggregates only (groups smaller than min_group are suppressed)
+    # researchers: aggregates only, differentially private (noisy counts, groups
+    # whose noisy count is under min_group withheld)
     r = api.call("GET", "/v1/aggregates/events?purpose=research&min_group=10", "rita")
-    assert r.status_code == 200 and r.json()["counts"] == {}
+    assert r.status_code == 200 and set(r.json()["counts"]) <= set(EVENT_KINDS)
+    assert r.json()["privacy"]["epsilon"] == 0.5
     assert api.call("GET", "/v1/users/u1?purpose=research", "rita").status_code == 403
     # oversight: metadata, never personal fields
     assert api.call("GET", "/v1/users/u1?purpose=legal", "olga").status_code == 403

@@ -500,6 +500,8 @@ def principal_token(
     """Issue an API token for NAME; the token (shown once) is the last line."""
     from datetime import timedelta
 
+    if not 0 < days <= 3650:
+        _fail(f"--days is a lifetime of more than 0 and at most 3650 days, got {days:g}")
     principals = _principals()
     token = principals.issue_token(name, timedelta(days=days))
     typer.echo(f"token for {name}, valid {days:g} days; only its hash is stored:", err=True)

@@ -129,9 +129,18 @@ class DataDir:
 
     def save(self, config: Config) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)  # the records, keys and configuration are nobody else's
         tmp = self.config_file.with_suffix(".tmp")
         tmp.write_text(config.to_json())
+        os.chmod(tmp, 0o600)
         os.replace(tmp, self.config_file)
+
+    def restrict(self) -> None:
+        """Make the embedded database files readable by their owner only."""
+        for name in ("cleanroom.db", "cleanroom.db-wal", "cleanroom.db-shm"):
+            f = self.path / name
+            if f.exists():
+                os.chmod(f, 0o600)
 
     def database_url(self, config: Config | None = None) -> str:
         config = config or self.load()

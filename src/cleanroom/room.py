@@ -16,6 +16,7 @@ from cleanroom.gate.boosts import BoostRegistry
 from cleanroom.gate.egress import Egress
 from cleanroom.gate.policy import shipped
 from cleanroom.gate.principals import PrincipalError
+from cleanroom.gate.privacy import PrivacyBudget
 from cleanroom.gate.screening import ScreeningDesk
 from cleanroom.ledger.authority import root_verifier
 from cleanroom.ledger.log import Log
@@ -79,6 +80,7 @@ class CleanRoom:
     egress: Egress
     boosts: BoostRegistry
     data_dir: DataDir | None = None
+    privacy: PrivacyBudget | None = None
 
     @classmethod
     def open(
@@ -100,6 +102,7 @@ class CleanRoom:
         desk = ScreeningDesk(db, log, affiliates_from=affiliates_from(config))
         root = root_verifier(config.oversight_vkey) if config.oversight_vkey else None
         releases = Registry(db, log, oversight_root=root, origin=config.origin)
+        privacy = PrivacyBudget(db, log)
         room = cls(
             config,
             db,
@@ -111,11 +114,13 @@ class CleanRoom:
             Deletions(gate),
             releases,
             desk,
-            Egress(gate, desk, min_group=config.screening.min_group_size),
+            Egress(gate, desk, min_group=config.screening.min_group_size, privacy=privacy),
             BoostRegistry(gate, reviewer=releases.reviewer),
             dd,
+            privacy,
         )
         room.ensure_system_principals()
+        dd.restrict()
         vault.on_delete(room.principals.forget_subject)  # an erased user's tokens go with them
         return room
 

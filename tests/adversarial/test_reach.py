@@ -30,16 +30,16 @@ def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
 @pytest.mark.parametrize("who", ["rita", "alice", "app", "pete", "ulla"])
 @pytest.mark.parametrize("purpose", ["research", "oversight", "support", "legal"])
 def test_only_the_oversight_body_reads_oversight_data(
-    api: Api, path: str, who: str, purpose: str
+    shared_api: Api, path: str, who: str, purpose: str
 ) -> None:
-    r = api.call("GET", path, who, params={"purpose": purpose})
+    r = shared_api.call("GET", path, who, params={"purpose": purpose})
     assert r.status_code == 403, (who, purpose, r.text)
     assert r.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("path", OVERSIGHT_READS)
-def test_the_oversight_body_does(api: Api, path: str) -> None:
-    r = api.call("GET", path, "olga")
+def test_the_oversight_body_does(shared_api: Api, path: str) -> None:
+    r = shared_api.call("GET", path, "olga")
     assert r.status_code in (200, 503), r.text  # topics: 503 until a model trained
 
 

@@ -18,6 +18,7 @@ from cleanroom.api import (
     release_routes,
     screen_routes,
 )
+from cleanroom.api.guard import InputGuard
 from cleanroom.api.peers import Peers
 from cleanroom.config import DataDir
 from cleanroom.deployment import (
@@ -98,6 +99,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(InputGuard)  # body caps and I-JSON before any route
 
     @app.get("/healthz", tags=["meta"])
     def healthz(request: Request) -> dict[str, object]:

@@ -7,7 +7,7 @@ import json
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from cleanroom.api.auth import Who
@@ -20,6 +20,7 @@ from cleanroom.ledger.tlogproof import TlogProof
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_BODY = 70_000
+MAX_INDEX = 2**53  # beyond any log (and beyond what a database integer holds)
 
 
 def _log(request: Request) -> Log:
@@ -88,7 +89,9 @@ def router() -> APIRouter:
         return JSONResponse(out, status_code=201)
 
     @r.get("/v1/ledger/entries/{index}", tags=["ledger"])
-    def get_entry(request: Request, index: int) -> JSONResponse:
+    def get_entry(
+        request: Request, index: Annotated[int, Path(le=MAX_INDEX, description="entry index")]
+    ) -> JSONResponse:
         """One entry by index, with its leaf hash."""
         body = _log(request).store.entry(index)
         return JSONResponse(
@@ -98,8 +101,8 @@ def router() -> APIRouter:
     @r.get("/v1/ledger/proofs/inclusion", tags=["ledger"], response_class=PlainTextResponse)
     def inclusion(
         request: Request,
-        index: Annotated[int, Query(ge=0)],
-        size: Annotated[int | None, Query(ge=1)] = None,
+        index: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+        size: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
     ) -> Response:
         """A C2SP tlog-proof of entry ``index`` in the checkpoint at ``size`` (default latest)."""
         store = _log(request).store
@@ -111,8 +114,8 @@ def router() -> APIRouter:
     @r.get("/v1/ledger/proofs/consistency", tags=["ledger"])
     def consistency(
         request: Request,
-        old: Annotated[int, Query(ge=0)],
-        new: Annotated[int | None, Query(ge=0)] = None,
+        old: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+        new: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
     ) -> JSONResponse:
         """An RFC 9162 consistency proof between two tree sizes."""
         store = _log(request).store

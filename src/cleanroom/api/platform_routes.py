@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, recommender_of, room_of, subject_of
 from cleanroom.gate.deletion import public_order
+from cleanroom.gate.privacy import DEFAULT_EPSILON, MAX_EPSILON
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import Event, InvalidRecord, User, Video
 from cleanroom.vault.store import MAX_BATCH
@@ -222,13 +223,28 @@ def router() -> APIRouter:
         purpose: Purpose = "research",
         by: Annotated[str, Query(pattern="^(kind|video)$")] = "kind",
         min_group: Annotated[int, Query(ge=10, le=100_000)] = 10,
+        epsilon: Annotated[
+            float,
+            Query(gt=0, le=MAX_EPSILON, description="the privacy budget (ε) this release spends"),
+        ] = DEFAULT_EPSILON,
     ) -> JSONResponse:
-        """Event counts over at least ``min_group`` distinct users per group."""
+        """Event counts by kind or video. For anyone but the oversight body a
+        differentially private release (OpenDP, discrete Laplace, each user
+        counted for at most 5 events) charged to the caller's privacy budget
+        and recorded on the ledger (``privacy.spent``); groups whose noisy count
+        is under ``min_group`` are withheld. The oversight body reads exact
+        counts over at least ``min_group`` distinct users per group."""
         room = room_of(request)
         grant = room.gate.require(who, "read", "Aggregates", purpose=purpose, all_subjects=True)
-        counts = room.vault.aggregate_counts(grant, by=by, min_group=min_group)
-        return JSONResponse(
-            {"by": by, "min_group": min_group, "counts": counts, "decision": grant.decision}
-        )
+        out: dict[str, object] = {"by": by, "min_group": min_group, "decision": grant.decision}
+        if who.org == "oversight" or room.privacy is None:
+            out["counts"] = room.vault.aggregate_counts(grant, by=by, min_group=min_group)
+            return JSONResponse(out)
+        categories, records = room.vault.aggregate_records(grant, by=by)
+        release = room.privacy.release(
+            who.name, records, categories, epsilon=epsilon, min_group=min_group,
+            query={"route": "/v1/aggregates/events", "by": by, "min_group": min_group},
+        )  # fmt: skip
+        return JSONResponse({**out, **release.to_dict()})
 
     return r

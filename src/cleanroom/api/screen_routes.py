@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cleanroom.api.auth import Who, room_of
 from cleanroom.api.problems import problem
 from cleanroom.gate.egress import ExportRequest
+from cleanroom.gate.privacy import DEFAULT_EPSILON, MAX_EPSILON
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.index import MAX_NAME_CHARS, check_batch
 
@@ -50,6 +51,10 @@ class ExportBody(BaseModel):
     purpose: Annotated[str, Field(max_length=32)] = "research"
     by: Literal["kind", "video"] = "kind"
     min_group_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10
+    epsilon: Annotated[
+        float,
+        Field(gt=0, le=MAX_EPSILON, description="aggregates: the privacy budget (ε) to spend"),
+    ] = DEFAULT_EPSILON
 
 
 def router() -> APIRouter:
@@ -122,7 +127,13 @@ def router() -> APIRouter:
         result = room.egress.export(
             who,
             ExportRequest(
-                body.recipient, body.country, body.kind, body.purpose, body.by, body.min_group_size
+                body.recipient,
+                body.country,
+                body.kind,
+                body.purpose,
+                body.by,
+                body.min_group_size,
+                body.epsilon,
             ),
         )
         if not result.allowed:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from cleanroom.gate.gate import PURPOSES, RESOURCE_CLASSES, Gate
 from cleanroom.gate.principals import Principal
+from cleanroom.gate.privacy import DEFAULT_EPSILON, PrivacyBudget
 from cleanroom.gate.screening import ScreeningDesk
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.index import check_name
@@ -92,6 +93,7 @@ class ExportRequest:
     purpose: str = "research"
     by: str = "kind"  # aggregates: by "kind" or "video"
     min_group_size: int = DEFAULT_MIN_GROUP
+    epsilon: float = DEFAULT_EPSILON  # aggregates: the privacy budget this export spends
 
 
 @dataclass
@@ -124,11 +126,19 @@ class ExportResult:
 
 class Egress:
     def __init__(
-        self, gate: Gate, desk: ScreeningDesk, *, min_group: int = DEFAULT_MIN_GROUP
+        self,
+        gate: Gate,
+        desk: ScreeningDesk,
+        *,
+        min_group: int = DEFAULT_MIN_GROUP,
+        privacy: PrivacyBudget | None = None,
     ) -> None:
+        """With ``privacy``, exported aggregates are differentially private
+        releases charged to the exporting principal's budget."""
         self.gate = gate
         self.desk = desk
         self.min_group = min_group
+        self.privacy = privacy
         self.db: Database = gate.vault.db
         migrate(self.db, MIGRATIONS)
 
@@ -181,9 +191,9 @@ class Egress:
         )
         data: Any = None
         rows = suppressed = persons = 0
-        if not reasons and decision.grant is not None:
-            data, rows, suppressed, persons = self._collect(req, decision.grant)
         dsp: dict[str, Any] = {}
+        if not reasons and decision.grant is not None:
+            data, rows, suppressed, persons = self._collect(req, decision.grant, principal, dsp)
         if category is not None and concern and not reasons:
             before = self._sent_before(req, category)
             limit = DSP_THRESHOLDS[category]
@@ -234,8 +244,19 @@ class Egress:
         return ExportResult(allowed, reasons, entry, s_entry, decision.entry, data, rows,
                             suppressed, persons, dsp)  # fmt: skip
 
-    def _collect(self, req: ExportRequest, grant: Any) -> tuple[Any, int, int, int]:
+    def _collect(
+        self, req: ExportRequest, grant: Any, principal: Principal, details: dict[str, Any]
+    ) -> tuple[Any, int, int, int]:
         vault = self.gate.vault
+        if req.kind == "aggregates" and self.privacy is not None:
+            categories, records = vault.aggregate_records(grant, by=req.by)
+            release = self.privacy.release(
+                principal.name, records, categories, epsilon=req.epsilon,
+                min_group=req.min_group_size,
+                query={"export": "aggregates", "by": req.by, "country": req.country},
+            )  # fmt: skip
+            details["privacy"] = release.to_dict()["privacy"]
+            return release.counts, len(release.counts), release.withheld, 0
         if req.kind == "aggregates":
             counts, suppressed = vault.aggregate_table(
                 grant, by=req.by, min_group=req.min_group_size

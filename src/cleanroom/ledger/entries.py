@@ -78,7 +78,7 @@ def _bmp_no_surrogates(s: str) -> bool:
 # entries carry (signatures, registrations) itself.
 RESERVED_NAMESPACES = (
     "access", "audit", "boost", "deletion", "egress", "feed", "model", "oversight",
-    "principal", "release", "screen",
+    "principal", "privacy", "release", "screen",
 )  # fmt: skip
 
 

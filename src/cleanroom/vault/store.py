@@ -28,6 +28,7 @@ from cleanroom.vault.grants import Grant, GrantAuthority, GrantChecker
 from cleanroom.vault.keys import NONCE, DecryptionError, aad, aad_prefix, seal, unseal
 from cleanroom.vault.keystore import KeyStore, SubjectKey
 from cleanroom.vault.model import (
+    EVENT_KINDS,
     FIELD_CLASSES,
     Event,
     InvalidRecord,
@@ -460,6 +461,33 @@ class Vault:
                 users.setdefault(k, set()).add(uid)
         kept = {k: n for k, n in sorted(counts.items()) if len(users[k]) >= min_group}
         return kept, len(counts) - len(kept)
+
+    def aggregate_records(
+        self, grant: Grant, *, by: str = "kind"
+    ) -> tuple[list[str], Iterator[tuple[str, str]]]:
+        """For a differentially private release: the public categories (every
+        event kind, or every video of the catalogue) and the ``(user,
+        category)`` of each event, in stored order. Only noisy counts of these
+        may leave the clean room (``cleanroom.gate.privacy``)."""
+        self._grants.check(grant, ("read", "export"), "Aggregates")
+        if by not in ("kind", "video"):
+            raise InvalidRecord("aggregates are by 'kind' or 'video'")
+        if grant.subjects is not None:
+            raise CleanroomError("aggregates need a jurisdiction-wide grant")
+        if by == "kind":
+            categories = list(EVENT_KINDS)
+        else:
+            with self.db.read() as conn:
+                categories = list(
+                    conn.execute(select(t.videos.c.id).order_by(t.videos.c.id)).scalars()
+                )
+
+        def records() -> Iterator[tuple[str, str]]:
+            for part in self._iter_events(grant.jurisdiction, 50_000):
+                for uid, video, kind, _ts, _w in part:
+                    yield uid, (kind if by == "kind" else video)
+
+        return categories, records()
 
     # -- export and deletion ---------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""Finding 4: the differencing attack on aggregates. A researcher asks for the
+event counts, one user acts, the researcher asks again: with exact counts the
+difference is that user's event. Researchers' (and exporters') aggregates are
+differentially private releases (OpenDP) charged to a per-principal budget on
+the ledger; the oversight body still reads exact counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cleanroom.gate.privacy import BUDGET, CONTRIBUTION, clamp, measurement
+
+from ..test_gate_api import Api, running_api, seed
+
+URL = "/v1/aggregates/events?purpose=research&by=kind&min_group=10"
+
+
+@pytest.fixture
+def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
+    with running_api(tmp_path, db_url, log_signer) as a:
+        seed(a)
+        events = [{"id": f"d{i}", "user": f"u{1 + i % 2}", "video": "v1", "kind": "view",
+                   "ts_ms": 10_000 + i, "watch_ms": 1000} for i in range(40)]  # fmt: skip
+        assert a.call("POST", "/v1/events", "app", json={"events": events}).status_code == 200
+        yield a
+
+
+def _spent(api: Api) -> list[dict]:
+    return [e for e in api.ledger() if e["type"] == "privacy.spent"]
+
+
+def test_two_queries_around_one_event_do_not_reveal_it(api: Api) -> None:
+    """The attack of the finding, repeated until the budget runs out: the
+    answers are noisy (they differ between identical queries), each is on the
+    ledger with its ε, and the budget ends the attack."""
+    answers = []
+    for i in range(int(BUDGET / 0.5)):
+        if i == 3:  # one user acts between the queries
+            share = {"id": "the-one", "user": "u1", "video": "v1", "kind": "share",
+                     "ts_ms": 99_000, "watch_ms": 0}  # fmt: skip
+            assert api.call("POST", "/v1/events", "app", json={"events": [share]}).status_code
+        r = api.call("GET", URL + "&epsilon=0.5", "rita")
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+    views = [a["counts"].get("view", 0) for a in answers[:3]]
+    assert len(set(views)) > 1, views  # identical queries, different answers
+    assert all(a["privacy"]["contribution_bound"] == CONTRIBUTION for a in answers)
+    assert [a["privacy"]["spent"] for a in answers][-1] == pytest.approx(BUDGET)
+    spent = _spent(api)
+    assert len(spent) == len(answers) and {e["principal"] for e in spent} == {"rita"}
+    r = api.call("GET", URL + "&epsilon=0.5", "rita")
+    assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
+    assert "spent" in r.json()["detail"]
+    assert len(_spent(api)) == len(answers)  # a refused release spends nothing
+    # the oversight body reads exact counts
+    exact = api.call("GET", "/v1/aggregates/events?by=kind&min_group=1", "olga").json()
+    assert exact["counts"]["view"] == 45 and exact["counts"]["share"] == 1
+    assert "privacy" not in exact
+
+
+def test_the_mechanism_meets_its_epsilon() -> None:
+    """OpenDP's privacy map: a change of one user's (clamped) records costs at
+    most the ε asked for; a user with many events counts CONTRIBUTION times."""
+    meas, scale = measurement(["a", "b"], 0.5)
+    assert meas.map(d_in=CONTRIBUTION) <= 0.5 and scale == CONTRIBUTION / 0.5
+    assert clamp([("u", "a")] * 50 + [("w", "b")]) == ["a"] * CONTRIBUTION + ["b"]
+
+
+@pytest.mark.parametrize("epsilon", ["0", "-1", "1.5", "nan", "inf"])
+def test_a_bad_epsilon_is_a_problem_and_spends_nothing(api: Api, epsilon: str) -> None:
+    r = api.call("GET", URL + f"&epsilon={epsilon}", "rita")
+    assert r.status_code == 422, r.text
+    assert _spent(api) == []
