@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from cleanroom.gate import Principal
-from cleanroom.vault.model import EVENT_KINDS
 from cleanroom.gate import egress as egress_mod
 from cleanroom.screen.lists import ListSnapshot, Party
+from cleanroom.vault.model import EVENT_KINDS
 
 from .test_gate_api import Api, running_api
 
