@@ -109,6 +109,10 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         if running is not None:
             cp = running.store.latest()
             out["log"] = {"origin": cp.checkpoint.origin, "size": cp.size}
+            missing = running.store.missing_below(cp.size)
+            if missing:
+                out["status"] = "degraded"
+                out["last_error"] = missing
             rec = getattr(request.app.state, "recommender", None)
             if rec is not None:
                 out["recommender"] = {"ready": rec.ready.is_set(), "error": rec.error}

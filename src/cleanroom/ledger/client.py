@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from cleanroom.ledger.tiles import (
     split_hashes,
     tile_width_for,
 )
+
+# Entry bundles of already verified entries read again by each resumed run.
+RECHECK_BUNDLES = 16
 
 
 class TamperError(LedgerError):
@@ -164,6 +168,9 @@ class MonitorReport:
     entries_checked: int
     cosigners: list[str]
     warnings: list[str] = field(default_factory=list)
+    rechecked: int = 0  # entries verified before and read again this run
+    rolled_back_from: str | None = None  # the larger checkpoint verified before, if the
+    # log now serves a smaller one
 
 
 class Monitor:
@@ -189,6 +196,7 @@ class Monitor:
         self.origin = origin or log_key.name
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._rechecked = 0
 
     @property
     def state_file(self) -> Path:
@@ -223,6 +231,7 @@ class Monitor:
         full: bool = False,
         progress: Callable[[int, int], None] | None = None,
         on_entry: Callable[[int, bytes], None] | None = None,
+        recheck: int = RECHECK_BUNDLES,
     ) -> MonitorReport:
         """Fetch, verify and record the log's current checkpoint.
 
@@ -231,6 +240,12 @@ class Monitor:
         given each entry (index, body) as it is read and hashed; the entries are
         proven only if ``verify`` returns (it raises otherwise), so a caller
         keeps nothing it derived from them until then.
+
+        A resumed run also reads again entries it verified before: every entry
+        bundle while there are at most ``recheck`` of them, else ``recheck``
+        bundles drawn at random (an edit of m of B verified bundles is found by
+        one run with probability 1 - (1 - m/B)^recheck, and by n runs with
+        probability 1 - (1 - m/B)^(n·recheck)).
         """
         text = self.tiles.checkpoint()
         cp, _note, cosigners = self.open_checkpoint(text)
@@ -250,7 +265,8 @@ class Monitor:
         else:
             compact = CompactRange(state.size, state.compact)
         start = compact.size
-        bad = self._replay_entries(compact, reader, cp.size, progress, on_entry)
+        bad = self._recheck(reader, min(start, cp.size), recheck) if start else []
+        bad += self._replay_entries(compact, reader, cp.size, progress, on_entry)
         if bad:
             shown = ", ".join(map(str, bad[:10]))
             noun = "entry does" if len(bad) == 1 else "entries do"
@@ -259,6 +275,7 @@ class Monitor:
             raise TamperError("entries do not reproduce the signed root", [])
         if state is None or cp.size >= state.size:
             self._save_state(MonitorState(cp.origin, cp.size, cp.root, compact.hashes, text))
+        rolled_back = state.note if state is not None and cp.size < state.size else None
         return MonitorReport(
             cp.origin,
             state.size if state else 0,
@@ -267,7 +284,29 @@ class Monitor:
             cp.size - start,
             cosigners,
             warnings,
+            self._rechecked,
+            rolled_back,
         )
+
+    def _recheck(self, reader: TileHashReader, size: int, bundles: int) -> list[int]:
+        """Read entries below ``size`` again (all bundles, or ``bundles`` drawn
+        at random) and return those that no longer hash to the signed tree."""
+        total = (size + TILE_WIDTH - 1) // TILE_WIDTH
+        chosen = (
+            range(total)
+            if total <= bundles
+            else sorted(secrets.SystemRandom().sample(range(total), bundles))
+        )
+        bad: list[int] = []
+        self._rechecked = 0
+        for n in chosen:
+            width = tile_width_for(0, n, size)
+            entries, tile = self.tiles.bundle(n, width), reader.tile(0, n)
+            for i in range(width):
+                if leaf_hash(entries[i]) != tile[i]:
+                    bad.append(n * TILE_WIDTH + i)
+            self._rechecked += width
+        return bad
 
     def _check_against_state(
         self, state: MonitorState, cp: Checkpoint, text: str, warnings: list[str]

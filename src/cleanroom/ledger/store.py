@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, select, tuple_, update
 
 from cleanroom.ledger import proofs, schema
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
@@ -247,6 +247,24 @@ class LedgerStore:
         if body is None:
             raise NotFoundError(f"no entry at index {index}")
         return _as_bytes(body)
+
+    def missing_below(self, size: int) -> str:
+        """Why the stored entries do not cover the first ``size`` (a signed
+        checkpoint's), or "" when they do: entries deleted or the database
+        rolled back under the log."""
+        with self.db.read() as conn:
+            n, top = conn.execute(
+                select(func.count(), func.max(schema.entries.c.idx)).where(
+                    schema.entries.c.idx < size
+                )
+            ).one()
+        if n == size:
+            return ""
+        return (
+            f"the log signed {size:,} entries but stores {n:,} of them "
+            f"(highest index {top if top is not None else '-'}): entries were deleted or the "
+            "database was rolled back"
+        )
 
     def entries(
         self, start: int = 0, end: int | None = None, *, chunk: int = 10_000

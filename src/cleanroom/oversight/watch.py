@@ -19,7 +19,7 @@ import httpx
 from cleanroom.ledger import proofs
 from cleanroom.ledger.client import Monitor, TamperError
 from cleanroom.ledger.entries import decode_entry
-from cleanroom.ledger.errors import InconsistencyError, LedgerError
+from cleanroom.ledger.errors import InconsistencyError, LedgerError, NotFoundError
 from cleanroom.ledger.hashing import b64
 from cleanroom.ledger.note import Verifier
 from cleanroom.ledger.tiles import TILE_WIDTH, tile_width_for
@@ -144,6 +144,18 @@ class Watcher:
 
         try:
             report = self.monitor.verify(on_entry=on_entry)
+        except NotFoundError as e:  # what a verified checkpoint covers is gone
+            state = self.monitor.load_state()
+            if state is None:
+                raise
+            gone = Alert(
+                "truncated", None,
+                f"the log no longer serves entries or tiles it signed before "
+                f"(verified size {state.size:,}): {e.message}",
+                {"detail": e.message, "verified_checkpoint": state.note},
+            )  # fmt: skip
+            new = self.alerts.add([gone])
+            return WatchReport(0, 0, new, self.alerts.webhook_errors)
         except InconsistencyError as e:
             forks = [Alert("fork", None, e.message, {"detail": str(e)}), *self._witnessed()]
             new = self.alerts.add(forks)
@@ -160,6 +172,15 @@ class Watcher:
                 ]
             )
             return WatchReport(0, 0, new, self.alerts.webhook_errors)
+        if report.rolled_back_from is not None:
+            raised.append(
+                Alert(
+                    "rollback", None,
+                    f"the log serves a checkpoint of size {report.size:,}, older than the one "
+                    f"of size {report.old_size:,} verified before (a rollback or a stale copy)",
+                    {"verified_checkpoint": report.rolled_back_from, "served_size": report.size},
+                )
+            )  # fmt: skip
         raised.extend(engine.finish(now_ms if now_ms is not None else int(time.time() * 1000)))
         raised.extend(self._witnessed())
         self._attach_evidence(raised, report.size, bodies)
