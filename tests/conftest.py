@@ -88,3 +88,10 @@ def data_dir(tmp_path: Path, db_url: str, log_signer: Signer):
     dd.save(Config(origin=ORIGIN, database_url=db_url))
     dd.write_key("log", log_signer)
     return dd
+
+
+def _free_port_url() -> str:
+    """The URL of a local port nothing listens on."""
+    from cleanroom.ledger.serving import free_port
+
+    return f"http://127.0.0.1:{free_port('127.0.0.1')}/witness"

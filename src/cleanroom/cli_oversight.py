@@ -106,8 +106,16 @@ def alerts(
     kind: Annotated[str | None, typer.Option(help="only alerts of this kind")] = None,
 ) -> None:
     """The alerts the monitor raised, with their evidence (--json)."""
-    from cleanroom.oversight import AlertStore
+    from cleanroom.oversight import KINDS, AlertStore
+    from cleanroom.storage.errors import CleanroomError
 
+    if not (state_dir / "watch.json").exists():
+        raise CleanroomError(
+            f"no monitor has run with the state directory {state_dir}",
+            hint="pass the --state-dir of `cleanroom oversight watch`",
+        )
+    if kind is not None and kind not in KINDS:
+        raise CleanroomError(f"--kind is one of {', '.join(KINDS)}, got {kind!r}")
     found = [a for a in AlertStore(state_dir).all() if kind is None or a["kind"] == kind]
     for a in found:
         if as_json:

@@ -92,6 +92,14 @@ def screen_name(
         typer.echo(f"dismissed earlier: {h.entry.list_id} {h.entry.party.id} {h.entry.party.name}")
 
 
+def cell(text: str) -> str:
+    """A table cell a spreadsheet will not run: text starting with = + - @ or a
+    control character gets a leading apostrophe (OWASP CSV injection); tabs
+    and line breaks inside become spaces."""
+    text = text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 def read_batch(path: Path, column: str) -> list[tuple[str, str]]:
     """(name, schema) per row of a CSV with a ``column`` column (and an optional
     ``schema`` column); every row is checked before anything is screened."""
@@ -102,7 +110,7 @@ def read_batch(path: Path, column: str) -> list[tuple[str, str]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ScreeningInputError(f"cannot read {path}: {e}") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), strict=True)  # an open quote is an error
     if not reader.fieldnames or column not in reader.fieldnames:
         raise ScreeningInputError(
             f"{path.name} has no {column!r} column", hint=f"columns: {reader.fieldnames}"
@@ -141,8 +149,8 @@ def screen_batch(
     matches = sum(1 for s, _ in done if s.decision == "match")
     for n, (s, _) in enumerate(done, 1):
         b = _best(s)
-        typer.echo(f"{n}\t{s.decision}\t{b['score']:.2f}\t{s.query}\t{b['list'] or ''}\t"
-                   f"{b['listed_name'] or ''}")  # fmt: skip
+        typer.echo(f"{n}\t{s.decision}\t{b['score']:.2f}\t{cell(s.query)}\t{b['list'] or ''}\t"
+                   f"{cell(b['listed_name'] or '')}")  # fmt: skip
     typer.echo(f"{len(done)} screened, {matches} matches", err=True)
 
 

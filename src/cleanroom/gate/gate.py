@@ -61,6 +61,9 @@ PURPOSES = (
     "boost_declare",
     "boost_review",
 )
+# Denied decisions recorded per principal: a burst, then this many per second.
+DENY_BURST = 300
+DENY_RATE = 50.0
 # Above this many subjects an entry carries a digest of their commitments, not the list.
 MAX_LISTED_SUBJECTS = 256
 CACHE_LIMIT = 100_000
@@ -69,6 +72,39 @@ CACHE_LIMIT = 100_000
 class BadRequest(CleanroomError):
     status = 400
     title = "Bad request"
+
+
+class RateLimited(CleanroomError):
+    status = 429
+    title = "Too many refused requests"
+
+
+class DenialLimiter:
+    """A token bucket per principal for denied decisions (thread-safe)."""
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst, self.rate = burst, rate
+        self._buckets: dict[str, list[float]] = {}  # name -> [tokens, at, skipped, since_ms]
+        self._lock = threading.Lock()
+
+    def take(self, name: str) -> tuple[bool, int, int]:
+        """(allowed, denials skipped before this one, since when in ms)."""
+        now = time.monotonic()
+        with self._lock:
+            b = self._buckets.setdefault(name, [float(self.burst), now, 0, 0])
+            b[0] = min(float(self.burst), b[0] + (now - b[1]) * self.rate)
+            b[1] = now
+            if b[0] < 1.0:
+                if b[2] == 0:
+                    b[3] = int(time.time() * 1000)
+                b[2] += 1
+                return False, 0, 0
+            b[0] -= 1.0
+            skipped, since = int(b[2]), int(b[3])
+            b[2] = 0
+            if len(self._buckets) > 100_000:  # forget idle principals
+                self._buckets = {name: b}
+            return True, skipped, since
 
 
 @dataclass(frozen=True)
@@ -105,9 +141,23 @@ class Decision:
 class Gate:
     """Decides, records, and grants. One per process, wired to one vault."""
 
-    def __init__(self, vault: Vault, log: Log, policy: PolicyBundle | None = None) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        log: Log,
+        policy: PolicyBundle | None = None,
+        *,
+        deny_burst: int = DENY_BURST,
+        deny_rate: float = DENY_RATE,
+    ) -> None:
         self.vault = vault
         self.log = log
+        # Denied decisions are recorded at most this fast per principal (a token
+        # bucket): a caller hammering refused requests cannot grow the ledger
+        # at request rate. Beyond it: 429, and one ``access.limited`` entry
+        # counts what was refused unrecorded once the caller slows down.
+        self._denials = DenialLimiter(deny_burst, deny_rate)
+        self.limited = 0  # denied requests answered 429 without an entry of their own
         self.jurisdiction = vault.site.jurisdiction
         self._authority = vault.authority()
         self._policy = policy or shipped()
@@ -238,6 +288,8 @@ class Gate:
                 "sha256:" + hashlib.sha256("\n".join(commitments).encode()).hexdigest()
             )
             entry["subjects_count"] = len(commitments)
+        if not verdict.allowed:
+            self._limit(principal)
         index = self.log.append(entry)
         with self._lock:
             self.decisions += 1
@@ -266,6 +318,32 @@ class Gate:
             cached,
             grant,
         )
+
+    def _limit(self, principal: Principal) -> None:
+        """Count a denial against the principal's bucket: 429 when it is empty;
+        otherwise first record how many went unrecorded since the last one."""
+        ok, skipped, since_ms = self._denials.take(principal.name)
+        if not ok:
+            with self._lock:
+                self.limited += 1
+            raise RateLimited(
+                f"{principal.name} is refused too often: denied requests are answered 429 "
+                f"until they slow down (at most {self._denials.rate:g}/s are recorded)",
+                hint="stop retrying a refused request; the refusals are counted on the ledger",
+            )
+        if skipped:
+            self.log.append(
+                {
+                    "type": "access.limited",
+                    "v": 1,
+                    "time_ms": int(time.time() * 1000),
+                    "principal": principal.name,
+                    "org": principal.org,
+                    "refused_unrecorded": skipped,
+                    "since_ms": since_ms,
+                    "policy_version": self._policy.version,
+                }
+            )
 
     def require(self, principal: Principal, action: str, resource: str, **how: Any) -> Grant:
         """:meth:`decide` (same keywords) and return the grant, or raise

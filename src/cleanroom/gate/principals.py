@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     func,
     insert,
     inspect,
@@ -349,8 +350,10 @@ class Principals:
         return len(names)
 
     def _check_revocations(self) -> None:
-        """Forget every remembered token if any token was revoked since the last
-        look (one small query, at most every ``revocation_check`` seconds)."""
+        """Forget every remembered token if any token was revoked, or a principal
+        added, removed or disabled, since the last look (two small aggregates,
+        at most every ``revocation_check`` seconds: a change made in another
+        process takes effect here within that time)."""
         if time.monotonic() - self._revocations_at < self.revocation_check:
             return
         with self.db.read_latest() as conn:
@@ -358,6 +361,14 @@ class Principals:
                 conn.execute(
                     select(func.count(), func.max(tokens_t.c.revoked_at)).where(
                         tokens_t.c.revoked_at.is_not(None)
+                    )
+                ).one()
+            ) + tuple(  # principals added, removed or disabled in another process
+                conn.execute(
+                    select(
+                        func.count(),
+                        func.max(principals_t.c.created_at),
+                        func.sum(case((principals_t.c.disabled, 1), else_=0)),
                     )
                 ).one()
             )

@@ -27,6 +27,10 @@ from cleanroom.storage import Database
 log = logging.getLogger(__name__)
 
 
+# The longest wait before asking a failing witness again.
+WITNESS_MAX_BACKOFF_S = 60.0
+
+
 class Log:
     """One transparency log served by this process."""
 
@@ -163,17 +167,33 @@ class Log:
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _witness_loop(self) -> None:
+        """Ask every witness to cosign each new checkpoint. A witness that fails
+        is asked again after a growing wait (0.5 s doubling up to
+        ``WITNESS_MAX_BACKOFF_S``), and its failures are logged at the 1st, 2nd,
+        4th, 8th… time, not at every try."""
+        failures: dict[str, int] = {}
+        retry_at: dict[str, float] = {}
         with httpx.Client(timeout=5.0) as client:
             while not self._stop.is_set():
                 cp = self.store.latest()
                 for w in self.witnesses:
-                    if self.store.witness_size(w.verifier.name) == cp.size:
+                    name = w.verifier.name
+                    if self.store.witness_size(name) == cp.size:
                         continue  # already cosigned (by this or another process)
+                    if time.monotonic() < retry_at.get(name, 0.0):
+                        continue
                     try:
                         self.cosign(client, w, cp)
+                        if failures.pop(name, 0):
+                            log.warning("witness %s: cosigning again", name)
                     except Exception as exc:
-                        self.last_error = f"witness {w.verifier.name}: {exc}"
-                        log.warning("witness %s: %s", w.verifier.name, exc)
+                        n = failures[name] = failures.get(name, 0) + 1
+                        wait = min(WITNESS_MAX_BACKOFF_S, 0.5 * 2 ** (n - 1))
+                        retry_at[name] = time.monotonic() + wait
+                        self.last_error = f"witness {name}: {exc}"
+                        if n & (n - 1) == 0:
+                            log.warning("witness %s (failure %d, next try in %.1f s): %s",
+                                        name, n, wait, exc)  # fmt: skip
                 with self._published:
                     self._published.wait(self.interval * 5)
 

@@ -6,8 +6,11 @@ is configured."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +34,16 @@ KINDS = (
     "replay-mismatch",
     "unapproved-boost",
     "undeclared-boost",
+    "forged-review",
+    "forged-oversight-identity",
+    "oversight-root-changed",
+    "truncated",
+    "rollback",
 )
+# A webhook delivery is tried this many times, waiting 0.5 s, 1 s, 2 s… between.
+WEBHOOK_ATTEMPTS = 4
+WEBHOOK_FIRST_WAIT_S = 0.5
+SIGNATURE_HEADER = "X-Cleanroom-Signature"
 
 
 @dataclass
@@ -80,8 +92,38 @@ class AlertStore:
             os.fsync(f.fileno())
         if self.webhook:
             for a in new:
-                try:
-                    httpx.post(self.webhook, json=a.as_json(), timeout=10).raise_for_status()
-                except httpx.HTTPError as e:
-                    self.webhook_errors.append(f"{a.id}: {e}")
+                self._post(a)
         return new
+
+    def webhook_key(self) -> bytes:
+        """The secret the webhook's receiver checks bodies with (made once,
+        kept 0600 in the state directory: ``webhook.key``)."""
+        path = self.path.parent / "webhook.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+        return path.read_text().strip().encode()
+
+    def _post(self, alert: Alert) -> None:
+        """POST one alert: a canonical JSON body signed with HMAC-SHA256
+        (``X-Cleanroom-Signature: sha256=<hex>``), retried with exponential
+        backoff on a network error or a 5xx/429 answer."""
+        body = json.dumps(alert.as_json(), sort_keys=True, separators=(",", ":")).encode()
+        mac = hmac.new(self.webhook_key(), body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: f"sha256={mac}"}
+        wait, last = WEBHOOK_FIRST_WAIT_S, ""
+        for attempt in range(WEBHOOK_ATTEMPTS):
+            try:
+                r = httpx.post(self.webhook or "", content=body, headers=headers, timeout=10)
+                if r.status_code < 300:
+                    return
+                last = f"HTTP {r.status_code}"
+                if r.status_code < 500 and r.status_code != 429:
+                    break  # the receiver refuses it: trying again changes nothing
+            except httpx.HTTPError as e:
+                last = str(e) or type(e).__name__
+            if attempt + 1 < WEBHOOK_ATTEMPTS:
+                time.sleep(wait)
+                wait *= 2
+        self.webhook_errors.append(f"{alert.id}: {last} (after {attempt + 1} attempts)")

@@ -258,7 +258,7 @@ def _ofac_rule(list_id: str, programs: tuple[str, ...]) -> str:
 def _ofac_rows(path: Path | str, columns: int) -> Iterable[list[str]]:
     text = _read_text(path)
     name = Path(path).name
-    reader = csv.reader(io.StringIO(text.replace("\x1a", "")))
+    reader = csv.reader(io.StringIO(text.replace("\x1a", "")), strict=True)
     try:
         for n, row in enumerate(reader, 1):
             if not row or all(not c.strip() for c in row):
@@ -293,7 +293,7 @@ def load_fcc(path: Path | str, *, published: str = "") -> ListSnapshot:
     """The FCC Covered List table (``covered_equipment_or_services``,
     ``date_of_inclusion_on_covered_list``)."""
     name = Path(path).name
-    rows = list(csv.DictReader(io.StringIO(_read_text(path))))
+    rows = list(csv.DictReader(io.StringIO(_read_text(path)), strict=True))
     need = {"covered_equipment_or_services", "date_of_inclusion_on_covered_list"}
     if not rows or not need <= set(rows[0]):
         raise ListFormatError(f"{name}: not the FCC Covered List table (columns {sorted(need)})")
@@ -372,7 +372,7 @@ def load_csl(path: Path | str, *, published: str = "") -> ListSnapshot:
             raise ListFormatError(f"{name}: a CSL JSON file has a 'results' list")
         rows = [_csl_json_row(e, name, n) for n, e in enumerate(entries)]
     else:
-        reader = csv.DictReader(io.StringIO(text))
+        reader = csv.DictReader(io.StringIO(text), strict=True)
         if not reader.fieldnames or not {"source", "name"} <= set(reader.fieldnames):
             raise ListFormatError(f"{name}: a CSL CSV file has 'source' and 'name' columns")
         rows = [_csl_csv_row(r, name, n) for n, r in enumerate(reader, 2)]
@@ -463,7 +463,7 @@ def load_operator(
     if rule not in RULES:
         raise ListFormatError(f"unknown ownership rule {rule!r} ({', '.join(RULES)})")
     name = Path(path).name
-    reader = csv.DictReader(io.StringIO(_read_text(path)))
+    reader = csv.DictReader(io.StringIO(_read_text(path)), strict=True)
     cols = set(reader.fieldnames or ())
     if not {"id", "name"} <= cols:
         raise ListFormatError(f"{name}: an operator list has 'id' and 'name' columns")

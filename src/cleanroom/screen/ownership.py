@@ -188,7 +188,7 @@ class OwnershipGraph:
 
 
 def parse_stakes(text: str, name: str = "ownership") -> OwnershipGraph:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     if not reader.fieldnames or not {"owner", "owned", "percent"} <= set(reader.fieldnames):
         raise ListFormatError(f"{name}: an ownership file has columns owner, owned, percent")
     graph = OwnershipGraph()
