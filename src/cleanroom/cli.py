@@ -70,12 +70,24 @@ class State:
 state = State()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from cleanroom import __version__
+
+        typer.echo(f"cleanroom {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     data_dir: Annotated[
         str | None,
         typer.Option("--data-dir", envvar="CLEANROOM_DATA_DIR", help="data directory"),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
 ) -> None:
     state.data_dir = data_dir
     if data_dir:
@@ -609,6 +621,9 @@ def feed(
     token: Annotated[
         str | None, typer.Option(envvar="CLEANROOM_TOKEN", help="the user's API token (--url)")
     ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
+    ] = None,
     limit: Annotated[int, typer.Option(help="items per page (1-100)")] = 10,
     mode: Annotated[str | None, typer.Option(help="personalized or popular")] = None,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
@@ -620,8 +635,10 @@ def feed(
     (reading through the gate as the recommender) and records the feed on the
     ledger the same way."""
     if url:
-        if not token:
-            _fail("--url needs --token (or CLEANROOM_TOKEN): the user's API token")
+        from cleanroom.storage.secrets import api_token
+
+        token = api_token(token, token_file, required="--url")
+        assert token is not None
         doc = _remote_feed(url, token, limit, mode, cursor, seed)
     else:
         if not user:

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from cleanroom.storage.secrets import api_token
+
 audit_app = typer.Typer(
     help="Algorithm audits: exposure, replay, sock puppets; HTML and JSON reports.",
     no_args_is_help=True,
@@ -18,8 +20,14 @@ audit_app = typer.Typer(
 @audit_app.command("run")
 def run(
     api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
-    token: Annotated[str, typer.Option(help="an oversight principal's token")],
     report: Annotated[Path, typer.Option(help="the HTML report to write (JSON beside it)")],
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token"),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
+    ] = None,
     accounts: Annotated[
         Path | None, typer.Option(help="audit accounts (from `audit accounts`): run sock puppets")
     ] = None,
@@ -60,7 +68,7 @@ def run(
             bar.update(tasks[what], completed=done)
 
         doc = run_audit(
-            AuditTarget(api, token),
+            AuditTarget(api, api_token(token, token_file, required="audit run") or ""),
             accounts=acc,
             monitor_state=monitor_state,
             n_personas=personas,

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from cleanroom.storage.secrets import api_token
+
 oversight_app = typer.Typer(
     help="The oversight body's monitor: verify the ledger, enforce the rules, alerts.",
     no_args_is_help=True,
@@ -30,7 +32,12 @@ def watch(
     api: Annotated[
         str | None, typer.Option(help="the clean room's API: decide access entries again")
     ] = None,
-    token: Annotated[str | None, typer.Option(help="an oversight token for --api")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight token for --api")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
+    ] = None,
     listen: Annotated[
         str | None,
         typer.Option(help="HOST:PORT: serve this monitor's witness (see `witness-init`) there"),
@@ -54,7 +61,7 @@ def watch(
     watcher = Watcher(
         url, parse_verifier(vkey), state_dir,
         witnesses=[parse_verifier(w) for w in witness or []], quorum=quorum, webhook=webhook,
-        api_url=api, token=token, oversight_vkey=oversight_vkey,
+        api_url=api, token=api_token(token, token_file), oversight_vkey=oversight_vkey,
     )  # fmt: skip
     if listen is not None:
         _serve_witness(watcher, listen)
@@ -149,7 +156,13 @@ def flows(
 @oversight_app.command("replay")
 def replay(
     api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
-    token: Annotated[str, typer.Option(help="an oversight principal's token")],
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token"),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
+    ] = None,
     state_dir: StateDir = Path("oversight"),
     sample: Annotated[int, typer.Option(help="feeds to replay", min=1)] = 200,
     seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
@@ -161,6 +174,8 @@ def replay(
     from cleanroom.oversight import Watcher
 
     watcher = Watcher.for_state(state_dir)
+    token = api_token(token, token_file, required="oversight replay")
+    assert token is not None
     report, new = watcher.replay(api, token, sample=sample, seed=seed)
     if as_json:
         typer.echo(json.dumps(report.as_json()))

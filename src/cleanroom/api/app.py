@@ -97,6 +97,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         version=__version__,
         summary="Verifiable clean room: transparency ledger, witness and platform API",
         lifespan=lifespan,
+        responses=problems.RESPONSES,
     )
     problems.install(app)
     app.add_middleware(InputGuard)  # body caps and I-JSON before any route

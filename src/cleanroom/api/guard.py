@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -40,6 +42,7 @@ CAPS = (
     ("/witness/", 64 * 1024),
 )
 MAX_DEPTH = 32
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 MAX_SAFE_INTEGER = 2**53
 
 
@@ -130,7 +133,11 @@ class InputGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _with_request_id(scope, send)
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         path, cap = scope["path"], cap_for(scope["path"])
@@ -169,6 +176,21 @@ class InputGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _with_request_id(scope: Scope, send: Send) -> Send:
+    """Every response carries ``X-Request-Id``: the caller's (if it is a short
+    token of letters, digits, ``.``, ``_``, ``-``) or a new one."""
+    given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), b"")
+    rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex.encode()
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []),
+                                             (b"x-request-id", rid)]}  # fmt: skip
+        await send(message)
+
+    return sending
 
 
 async def _refuse(scope: Scope, send: Send, status: int, title: str, detail: str) -> None:

@@ -95,8 +95,12 @@ def router() -> APIRouter:
             rec = recommender_of(request)
             with rec.ingesting():
                 n = room.vault.add_events(grant, events)
-                rec.observe(events)
-            return {"stored": n, "decision": grant.decision}
+                if n:  # 0: the same batch again, stored before (and learnt from then)
+                    rec.observe(events)
+            out = {"stored": n, "decision": grant.decision}
+            if events and not n:
+                out["already_stored"] = len(events)
+            return out
 
         return JSONResponse(await anyio.to_thread.run_sync(work))
 

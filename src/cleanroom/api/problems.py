@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cleanroom.errors import CleanroomError
@@ -27,6 +28,39 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of the API is answered."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    hint: str | None = Field(None, description="what to do about it")
+    rules: list[str] | None = Field(None, description="403: the policy rules that decided")
+    ledger_index: int | None = Field(None, description="403: the decision's ledger entry")
+    errors: list[dict[str, Any]] | None = Field(None, description="422: each invalid field")
+
+
+def _described(what: str) -> dict[str, Any]:
+    return {"model": Problem, "description": what,
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}  # fmt: skip
+
+
+# The error answers every route may give (in the OpenAPI document).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _described("Bad request"),
+    401: _described("No valid bearer token"),
+    403: _described("Refused by the gate (the rules and the decision's ledger index)"),
+    404: _described("Not found"),
+    409: _described("Conflicts with what is stored"),
+    413: _described("Body too large for this route"),
+    422: _described("Invalid input (not I-JSON, or a field out of its domain)"),
+    429: _described("Too many refused requests, or the privacy budget is spent"),
+    503: _described("Not ready yet (a model training, a dependency down)"),
+}
+
+
 def install(app: FastAPI) -> None:
     """Map every exception type to a problem response."""
 
@@ -38,6 +72,7 @@ def install(app: FastAPI) -> None:
             getattr(exc, "message", str(exc)),
             request.url.path,
             hint=getattr(exc, "hint", None),
+            **getattr(exc, "problem_fields", {}),
         )
         if status == 401:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="cleanroom"'

@@ -350,7 +350,7 @@ class Gate:
         :class:`AccessDenied` (403) naming the rules and the decision's index."""
         d = self.decide(principal, action, resource, **how)
         if d.grant is None:
-            raise AccessDenied(d.problem_message())
+            raise AccessDenied(d.problem_message(), rules=d.rules, ledger_index=d.entry)
         return d.grant
 
     def check_ledger_write(self, principal: Principal) -> None:

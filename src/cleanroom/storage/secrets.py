@@ -53,3 +53,14 @@ def read_secret(
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise error(f"{path} is accessible to others; run chmod 600 on it")
     return path.read_text()
+
+
+def api_token(token: str | None, token_file: Path | None, *, required: str = "") -> str | None:
+    """The API token a command uses: ``--token`` (or ``CLEANROOM_TOKEN``), else
+    the first line of ``--token-file`` (which must be 0600). With ``required``
+    (what needs it) a missing token is an error naming the three ways."""
+    if token is None and token_file is not None:
+        token = read_secret(token_file).strip().splitlines()[0] if token_file else None
+    if not token and required:
+        raise CleanroomError(f"{required} needs a token: --token, CLEANROOM_TOKEN or --token-file")
+    return token or None

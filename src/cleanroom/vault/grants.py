@@ -24,10 +24,25 @@ RESOURCES = ("Profile", "Events", "Videos", "Aggregates", "UserData")
 
 
 class AccessDenied(CleanroomError):
-    """No valid grant for this access (or the gate denied it)."""
+    """No valid grant for this access (or the gate denied it). A denial by the
+    gate names the deciding rules and the decision's ledger index, which the
+    API returns as fields of its problem+json."""
 
     status = 403
     title = "Forbidden"
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        rules: tuple[str, ...] | list[str] = (),
+        ledger_index: int | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.problem_fields: dict[str, object] = {}
+        if rules or ledger_index is not None:
+            self.problem_fields = {"rules": list(rules), "ledger_index": ledger_index}
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,9 @@ class Vault:
         """Store a batch of events atomically: all or nothing.
 
         Refuses (writing nothing) a batch that is too large, repeats an id,
-        names an unknown user or video, or reuses an id already stored."""
+        names an unknown user or video, or reuses an id already stored for
+        another event. A batch stored before exactly as sent (a client's retry
+        after a timeout) succeeds and stores nothing: returns 0."""
         if len(events) > MAX_BATCH:
             raise InvalidRecord(f"at most {MAX_BATCH} events per batch, got {len(events)}")
         users = {e.user for e in events}
@@ -331,6 +333,8 @@ class Vault:
                     conn.execute(insert(t.events), rows)
         except IntegrityError:
             # The primary key refused a duplicate; the transaction rolled back.
+            if self._stored_identically(events, keys, owners):
+                return 0  # the same batch again (a retry after a timeout): nothing new
             with self.db.read() as conn:
                 taken = self._existing_events(conn, ids)
             raise Conflict(
@@ -587,6 +591,32 @@ class Vault:
                 f"{len(missing)} unknown video(s), e.g. {sorted(missing)[0]!r}",
                 hint="register videos with POST /v1/videos before sending events about them",
             )
+
+    def _stored_identically(
+        self, events: list[Event], keys: dict[str, Any], owners: dict[str, Any]
+    ) -> bool:
+        """Whether every event of the batch is stored, with the same content."""
+        by_id = {e.id: e for e in events}
+        with self.db.read() as conn:
+            rows = []
+            for i in range(0, len(events), 900):
+                part = [e.id for e in events[i : i + 900]]
+                rows += conn.execute(
+                    select(
+                        t.events.c.id, t.events.c.user_id, t.events.c.ts_ms, t.events.c.payload
+                    ).where(t.events.c.id.in_(part))
+                ).all()
+        if len(rows) != len(events):
+            return False
+        for eid, user_id, ts, blob in rows:
+            e = by_id[eid]
+            if (user_id, ts) != (e.user, e.ts_ms):
+                return False
+            key = keys.get(owners[e.user][1])
+            plain = unseal(key.aead, blob, aad("vault_events", eid, user_id))
+            if plain != encode_event_payload(e.video, e.kind, e.watch_ms, e.context):
+                return False
+        return True
 
     @staticmethod
     def _existing_events(conn: Any, ids: list[str]) -> set[str]:

@@ -1,0 +1,75 @@
+"""The integrator's contract: a 403 names its rules and ledger index as fields,
+every response has a request id, re-sending a batch after a timeout succeeds
+without duplicates, every route documents its problem responses, and the CLI
+has --version and takes its token from the environment or a file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..test_cli import run
+from ..test_gate_api import Api
+
+
+def test_a_403_names_its_rules_and_ledger_index(shared_api: Api) -> None:
+    r = shared_api.call("GET", "/v1/users/u1?purpose=support", "pete")
+    assert r.status_code == 403
+    body = r.json()
+    assert "parent-never-protected" in body["rules"]
+    entry = shared_api.ledger()[body["ledger_index"]]
+    assert entry["type"] == "access" and entry["decision"] == "deny"
+
+
+def test_every_response_has_a_request_id(shared_api: Api) -> None:
+    mine = shared_api.client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"
+    new = shared_api.client.get("/v1/nope")
+    assert len(new.headers["x-request-id"]) == 32
+    bad = shared_api.client.get("/healthz", headers={"X-Request-Id": "<script>"})
+    assert bad.headers["x-request-id"] != "<script>"
+    refused = shared_api.call("POST", "/v1/events", "app", content=b"{NaN")
+    assert refused.status_code == 422 and refused.headers["x-request-id"]
+
+
+def test_resending_a_batch_after_a_timeout_stores_nothing_twice(shared_api: Api) -> None:
+    api = shared_api
+    batch = {"events": [{"id": f"retry-{i}", "user": "u2", "video": "v1", "kind": "like",
+                         "ts_ms": 50_000 + i, "watch_ms": 0} for i in range(3)]}  # fmt: skip
+    first = api.call("POST", "/v1/events", "app", json=batch)
+    assert first.status_code == 200 and first.json()["stored"] == 3
+    counts = api.room.vault.counts()
+    again = api.call("POST", "/v1/events", "app", json=batch)
+    assert again.status_code == 200, again.text
+    assert again.json()["stored"] == 0 and again.json()["already_stored"] == 3
+    assert api.room.vault.counts() == counts
+    # the same ids with other content are a conflict, nothing stored
+    changed = {"events": [{**batch["events"][0], "kind": "share"}]}
+    assert api.call("POST", "/v1/events", "app", json=changed).status_code == 409
+    assert api.room.vault.counts() == counts
+
+
+def test_every_route_documents_its_problems(shared_api: Api) -> None:
+    doc = shared_api.client.get("/openapi.json").json()
+    assert "Problem" in doc["components"]["schemas"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
+
+
+def test_cli_version_and_token_from_env_or_file(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "cleanroom.cli", "--version"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0 and r.stdout.startswith("cleanroom ")
+    dd = tmp_path / "dd"
+    assert run(["init"], dd).returncode == 0
+    # no token at all: one line naming the three ways
+    r = run(["feed", "--url", "http://127.0.0.1:9"], dd)
+    assert r.returncode == 2 and "CLEANROOM_TOKEN or --token-file" in r.stderr
+    loose = tmp_path / "token"
+    loose.write_text("crt_x\n")
+    os.chmod(loose, 0o644)
+    r = run(["feed", "--url", "http://127.0.0.1:9", "--token-file", str(loose)], dd)
+    assert r.returncode == 2 and "chmod 600" in r.stderr
