@@ -530,6 +530,25 @@ def principal_revoke(
     typer.echo(f"revoked {n} token(s) of {name}")
 
 
+@principal_app.command("remove")
+def principal_remove(
+    name: str,
+    statement: Annotated[
+        Path | None,
+        typer.Option(help="for org oversight: the oversight root's statement removing NAME"),
+    ] = None,
+) -> None:
+    """Disable principal NAME and revoke its tokens. One of the oversight body
+    goes only by the oversight root's statement (--statement), on the record."""
+    from cleanroom.room import CleanRoom
+
+    doc = None if statement is None else _read_text(statement, "statement")
+    with CleanRoom.open(_dd(), background=False) as room:
+        n = room.remove_principal(name, doc)
+        room.log.integrate()
+    typer.echo(f"removed {name}: disabled, {n} token(s) revoked")
+
+
 @principal_app.command("list")
 def principal_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,

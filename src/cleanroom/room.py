@@ -159,6 +159,26 @@ class CleanRoom:
                     Principal(name, kind, org, role, self.config.site.jurisdiction, 1)
                 )
 
+    def remove_principal(self, name: str, statement: Any = None) -> int:
+        """Disable a principal and revoke its tokens. One of the oversight body
+        goes only by the oversight root's statement removing it, on the record
+        (``principal.oversight``, action remove). Returns the tokens revoked."""
+        p = self.principals.get(name)
+        if p.org == "oversight":
+            st = self.principals.check_removal(p, statement)
+            doc = statement if isinstance(statement, dict) else json.loads(statement)
+            self.log.append(
+                {
+                    "type": "principal.oversight",
+                    "v": 1,
+                    "action": "remove",
+                    "principal": name,
+                    "statement": doc,
+                    "statement_digest": st.digest,
+                }
+            )
+        return self.principals.disable(name)
+
     def close(self) -> None:
         self.log.close()
         self.db.dispose()

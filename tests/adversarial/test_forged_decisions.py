@@ -217,3 +217,23 @@ def _tweaked() -> dict:
 
     cfg = RankingConfig.shipped().raw
     return {**cfg, "exploration": 0.05}
+
+
+def test_an_oversight_principal_leaves_only_by_the_root(
+    api: Api, tmp_path: Path, log_signer
+) -> None:
+    """The operator cannot silence the oversight body either: removing one of
+    its principals needs the root's statement, and is on the record."""
+    from cleanroom.deployment import dev_oversight_root
+
+    w = watch(api, tmp_path, log_signer)
+    with pytest.raises(Exception, match="removed only by a statement"):
+        api.room.remove_principal("olga")
+    assert api.call("GET", "/v1/oversight/deletion-orders", "olga").status_code == 200
+    root = dev_oversight_root(api.room, api.room.data_dir)
+    statement = sign_root_statement(root, origin=api.room.config.origin, action="remove",
+                                    subject="principal", name="olga")  # fmt: skip
+    assert api.room.remove_principal("olga", statement) == 1
+    assert api.call("GET", "/v1/oversight/deletion-orders", "olga").status_code == 401
+    assert [a.kind for a in run(w, api)] == []  # the removal verifies
+    assert "olga" not in w._engine().overseers

@@ -252,6 +252,34 @@ class Principals:
             )
         return st
 
+    def check_removal(self, p: Principal, statement: Any) -> RootStatement:
+        """The root statement removing ``p`` from the oversight body, verified."""
+        if self.oversight_root is None or statement is None:
+            raise PrincipalError(
+                f"{p.name!r} of the oversight body is removed only by a statement signed by the "
+                "oversight body's root key",
+                hint="cleanroom oversight grant principal NAME --remove … then --statement FILE",
+            )
+        try:
+            st = verify_root_statement(_json(statement), self.oversight_root, origin=self.origin)
+        except (LedgerError, ValueError) as e:
+            raise PrincipalError(f"the oversight statement does not hold: {e}") from None
+        if (st.action, st.subject, st.name) != ("remove", "principal", p.name):
+            raise PrincipalError(
+                f"the oversight statement authorises {st.action} {st.subject} {st.name!r}, "
+                f"not remove principal {p.name!r}"
+            )
+        return st
+
+    def disable(self, name: str) -> int:
+        """Disable a principal and revoke its tokens (its row stays, for the
+        record of who it was); returns how many tokens were revoked."""
+        self.get(name)
+        with self.db.write() as conn:
+            conn.execute(update(principals_t).where(principals_t.c.name == name)
+                         .values(disabled=True))  # fmt: skip
+        return self.revoke(name)
+
     def _oversight_ok(self, p: Principal, statement: str | None) -> bool:
         """Whether a stored oversight principal still has a valid root statement
         (a row written around :meth:`add` has none)."""
