@@ -483,9 +483,12 @@ def _screening(dd: DataDir, server: ServerProcess, tokens: dict[str, str], base:
     body = ok.json()
     if ok.status_code != 200:
         raise RuntimeError(f"the export to the university lab failed: {ok.status_code} {body}")
+    dp = body["privacy"]
     console.print(f"export of aggregates to a university lab (US): [green]{ok.status_code}[/], "
-                  f"{body['rows']} groups of >= 10 users ({body['suppressed_groups']} suppressed): "
-                  f"{body['data']}")  # fmt: skip
+                  f"a differentially private release (ε {dp['epsilon']}, each user counted for "
+                  f"at most {dp['contribution_bound']} events; ε {dp['spent']} of "
+                  f"{dp['budget']} spent, entry {dp['ledger_index']}): {body['data']} "
+                  f"({body['suppressed_groups']} groups under 10 withheld)")  # fmt: skip
     profile = call("POST", "/v1/exports", "oscar-ops", json={
         "recipient": "Example State University Social Media Lab", "country": "US",
         "kind": "user_data"})  # fmt: skip

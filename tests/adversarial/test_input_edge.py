@@ -111,3 +111,12 @@ def test_the_data_directory_is_the_owners_alone(tmp_path: Path) -> None:
     assert dd.stat().st_mode & 0o777 == 0o700
     for f in ("config.json", "cleanroom.db"):
         assert (dd / f).stat().st_mode & 0o777 == 0o600, f
+
+
+def test_text_bodies_are_left_to_their_route(api: Api) -> None:
+    """A C2SP add-checkpoint request is text: the guard does not read it as JSON."""
+    r = api.client.post("/witness/add-checkpoint", content=b"old 0\n\nnot a checkpoint\n")
+    assert r.status_code != 422 or "I-JSON" not in r.text
+    r = api.client.post("/v1/ledger/entries", content=b' {"type": NaN}',
+                        headers={"Authorization": f"Bearer {api.tokens['alice']}"})  # fmt: skip
+    assert r.status_code == 422 and "I-JSON" in r.json()["detail"]  # no type, still JSON

@@ -118,12 +118,15 @@ def check_ijson(body: bytes) -> Any:
     return value
 
 
-def _is_json(scope: Scope) -> bool:
+def _is_json(scope: Scope, body: bytes) -> bool:
+    """Whether the routes will read ``body`` as JSON: a JSON media type, or no
+    content type and a body that opens like JSON (the routes parse those too).
+    Text bodies (a C2SP add-checkpoint request) are left to their route."""
     for k, v in scope.get("headers", []):
         if k == b"content-type":
             media = v.split(b";")[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")
-    return True  # no content type: the routes read bodies as JSON
+    return body.lstrip()[:1] in (b"{", b"[")
 
 
 class InputGuard:
@@ -160,7 +163,7 @@ class InputGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body.strip() and _is_json(scope):
+        if body.strip() and _is_json(scope, body):
             try:
                 check_ijson(body)
             except NotIJSON as e:
