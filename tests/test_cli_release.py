@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+
+from cleanroom.api import create_app
 from cleanroom.foryou import RankingConfig
+from cleanroom.release import NotApproved
 
 from .test_cli import run
 
@@ -150,3 +155,41 @@ def test_release_bad_input_is_one_line(tmp_path: Path) -> None:
     fails(["release", "evaluate", policy, "--by", "operator-reviewer"], dd, "only a model")
     fails(["release", "evaluate", policy, "--by", "x", "--split", "train"], dd, "--split")
     fails(["release", "models", "--feed", "f1"], dd, "no feed")
+
+
+def test_an_outside_oversight_root_approves_the_first_releases(tmp_path: Path) -> None:
+    """The oversight body keeps its root key: init pins only its public key, the
+    first releases wait for the oversight body's reviewer, whom only the root
+    can add; once it approved them they deploy and the server starts."""
+    dd = tmp_path / "dd"
+    root_key = tmp_path / "root.key"
+    vkey = ok(["oversight", "root-init", "--out", str(root_key)], dd).strip()
+    out = ok(["init", "--oversight-vkey", vkey], dd)
+    assert (
+        "wait for the oversight body" in out and not (dd / "keys" / "oversight-root.key").exists()
+    )
+    with pytest.raises(NotApproved), TestClient(create_app(str(dd))):
+        pass  # nothing approved is live: the server does not start
+    root = ["--root-key", str(root_key), "--origin", "cleanroom.example/log"]
+    (tmp_path / "p.json").write_text(
+        ok(["oversight", "grant", "principal", "ola", "--role", "reviewer", *root], dd)
+    )
+    ok(["principal", "add", "ola", "--org", "oversight", "--role", "reviewer",
+        "--jurisdiction", "US", "--statement", str(tmp_path / "p.json")], dd)  # fmt: skip
+    ola_vkey = ok(["release", "reviewer", "keygen", "ola", "--out", str(tmp_path / "ola.key")],
+                  dd).strip()  # fmt: skip
+    (tmp_path / "r.json").write_text(
+        ok(["oversight", "grant", "reviewer", "ola", "--vkey", ola_vkey, *root], dd)
+    )
+    ok(["release", "reviewer", "add", "ola", "--org", "oversight", "--vkey", ola_vkey,
+        "--by", "operator-reviewer", "--statement", str(tmp_path / "r.json")], dd)  # fmt: skip
+    for art in json.loads(ok(["release", "list", "--json"], dd)):
+        assert not art["verdict"]["approved"]
+        v = json.loads(ok(["release", "approve", art["digest"], "--key",
+                           str(tmp_path / "ola.key")], dd))  # fmt: skip
+        assert v["approved"], v
+        ok(["release", "deploy", art["digest"], "--by", "operator-reviewer"], dd)
+    with TestClient(create_app(str(dd))) as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+    report = json.loads(ok(["release", "verify", "--json"], dd))
+    assert report["problems"] == [] and report["reviewers"]["ola"] == "oversight"

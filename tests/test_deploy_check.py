@@ -41,9 +41,11 @@ def test_a_fresh_clean_room_bootstraps_on_the_record(dd: DataDir) -> None:
         assert c.app.state.model_release.digest == RankingConfig.shipped().digest()
         assert c.app.state.model_release.approved_by == ("operator-reviewer", "oversight-reviewer")
         kinds = [e["type"] for _, e in ledger(room)]
-        assert kinds[:10] == ["release.reviewer"] * 2 + ["release.submitted"] * 2 + (
-            ["release.review", "release.review", "release.deployed"] * 2
-        )
+        # the oversight root first; the oversight reviewer (and principal) by its statement
+        assert kinds[:12] == [
+            "oversight.root", "release.reviewer", "principal.oversight", "release.reviewer",
+            "release.submitted", "release.submitted",
+        ] + ["release.review", "release.review", "release.deployed"] * 2  # fmt: skip
         # the oversight body checks it all from entries and public keys alone
         view = replay(ledger(room))
         assert view.problems == []

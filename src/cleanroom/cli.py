@@ -185,11 +185,21 @@ def init(
     )
     typer.echo(f"log origin: {config.origin} (tree size {cp.size})")
     if bootstrapped:
-        typer.echo(
-            "first releases: reviewers operator-reviewer and oversight-reviewer "
-            f"(keys in {dd.keys}), shipped policy set and model configuration approved "
-            "and deployed"
-        )
+        with CleanRoom.open(dd, start=False) as room:
+            live = [k for k in ("policy", "model") if room.releases.live(k) is not None]
+        if len(live) == 2:
+            typer.echo(
+                "first releases: reviewers operator-reviewer and oversight-reviewer "
+                f"(keys in {dd.keys}), shipped policy set and model configuration approved "
+                "and deployed (a development oversight root key: keys/oversight-root.key)"
+            )
+        else:
+            typer.echo(
+                "first releases: the shipped policy set and model configuration are approved by "
+                "operator-reviewer and wait for the oversight body (its root key is pinned): it "
+                "registers a reviewer with a root statement and approves them; then `cleanroom "
+                "release deploy` them and the server starts"
+            )
     typer.echo(signer.verifier.vkey)
 
 
