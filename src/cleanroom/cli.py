@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -100,6 +100,14 @@ def _dd() -> DataDir:
 
 def _fail(message: str) -> None:
     raise CleanroomError(message)
+
+
+def table_console() -> Any:
+    """A rich console for tables: the terminal's width on a terminal; piped or
+    redirected, wide enough that no cell is cut."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=100_000)
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -441,18 +449,26 @@ def witness_trust(origin: str, vkey: str) -> None:
 
 
 @witness_app.command("status")
-def witness_status() -> None:
+def witness_status(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
     """Trusted logs, the latest cosigned size of each, and evidence kept."""
     from cleanroom.ledger.checkpoint import parse_checkpoint
     from cleanroom.ledger.note import parse_note
     from cleanroom.ledger.witness import origin_hash
 
     w = _witness()
+    logs = {}
     for origin in w.logs():
         note = w.latest(origin_hash(origin))
-        size = parse_checkpoint(parse_note(note).text).size if note else "never cosigned"
-        typer.echo(f"{origin}: {size}")
-    for ev in w.evidence():
+        logs[origin] = parse_checkpoint(parse_note(note).text).size if note else None
+    evidence = w.evidence()
+    if as_json:
+        typer.echo(json.dumps({"logs": logs, "evidence": evidence}, indent=2, default=str))
+        return
+    for origin, size in logs.items():
+        typer.echo(f"{origin}: {size if size is not None else 'never cosigned'}")
+    for ev in evidence:
         typer.echo(f"evidence: {ev['origin']} {ev['received_at']}: {ev['reason']}")
 
 
@@ -568,13 +584,12 @@ def principal_list(
     if as_json:
         typer.echo(json.dumps([{**p.to_dict(), "live_tokens": n} for p, n in rows], indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("name", "kind", "org", "role", "jurisdiction", "clearance", "live tokens")
     for p, n in rows:
         table.add_row(p.name, p.kind, p.org, p.role, p.jurisdiction, str(p.clearance), str(n))
-    Console().print(table)
+    table_console().print(table)
 
 
 # --------------------------------------------------------------------------- deletion
@@ -601,18 +616,23 @@ def deletion_run(order_id: str) -> None:
 
 
 @deletion_app.command("list")
-def deletion_list() -> None:
+def deletion_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
     """Deletion orders and their progress."""
     from cleanroom.gate.deletion import public_order
     from cleanroom.room import CleanRoom
 
     with CleanRoom.open(_dd(), start=False) as room:
-        for o in room.vault.orders():
-            o = public_order(o)
-            typer.echo(
-                f"{o['id']}  {o['scope']:<12} {o['status']:<8} users {o['deleted_users']:>8}  "
-                f"events {o['deleted_events']:>10}  by {o['issued_by']}"
-            )
+        orders = [public_order(o) for o in room.vault.orders()]
+    if as_json:
+        typer.echo(json.dumps(orders, indent=2, default=str))
+        return
+    for o in orders:
+        typer.echo(
+            f"{o['id']}  {o['scope']:<12} {o['status']:<8} users {o['deleted_users']:>8}  "
+            f"events {o['deleted_events']:>10}  by {o['issued_by']}"
+        )
 
 
 # --------------------------------------------------------------------------- policy
@@ -630,11 +650,17 @@ def policy_validate(
 
 
 @policy_app.command("show")
-def policy_show() -> None:
+def policy_show(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
     """Print the shipped policy set's version and rules."""
     from cleanroom.gate.policy import shipped
 
     bundle = shipped()
+    if as_json:
+        rules = {rid: list(o) for rid, o in bundle.obligations.items()}
+        typer.echo(json.dumps({"version": bundle.version, "rules": rules}, indent=2))
+        return
     typer.echo(f"version {bundle.version}")
     for rid, obligations in bundle.obligations.items():
         typer.echo(f"  {rid}" + (f"  obligations: {', '.join(obligations)}" if obligations else ""))
@@ -685,7 +711,6 @@ def feed(
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(
@@ -694,7 +719,7 @@ def feed(
     for n, item in enumerate(doc["items"], doc["offset"] + 1):
         why = "; ".join(r["text"] for r in item["why"]) or ", ".join(item["sources"])
         table.add_row(str(n), item["video"], item["creator"], f"{item['score']:.4f}", why)
-    Console().print(table)
+    table_console().print(table)
     typer.echo(f"ledger entry {doc['ledger_index']}; model {doc['model_version'][:19]}…")
     if doc.get("next_cursor"):
         typer.echo(f"next page: --cursor {doc['next_cursor']}")
@@ -743,12 +768,10 @@ def eval_(
     if as_json:
         typer.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
-        from rich.console import Console
-
         from cleanroom.foryou.evaluate import table
 
         for res in results:
-            Console().print(table(res))
+            table_console().print(table(res))
     if plot:
         from cleanroom.foryou.evaluate import plot_results
 

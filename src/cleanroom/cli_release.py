@@ -94,12 +94,15 @@ def submit(
 def diff(
     digest: str,
     against: Annotated[str | None, typer.Option(help="another artifact (default: live)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the lines as a JSON list")] = False,
 ) -> None:
-    """Show what an artifact changes against the live release of its kind."""
+    """Show what an artifact changes against the live release of its kind (for
+    a policy set, also whether the policy invariants hold)."""
     from cleanroom.deployment import diff_lines
 
     with _room() as room:
-        typer.echo("\n".join(diff_lines(room, digest, against)))
+        lines = diff_lines(room, digest, against)
+    typer.echo(json.dumps(lines, indent=2) if as_json else "\n".join(lines))
 
 
 @release_app.command("review")

@@ -71,7 +71,6 @@ def screen_name(
     if as_json:
         typer.echo(json.dumps({**s.as_json(), "ledger_index": entry}, ensure_ascii=False))
         return
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"{s.query!r}: {s.decision} (threshold {s.threshold}, entry {entry})")
@@ -85,7 +84,9 @@ def screen_name(
             f"{h.score:.2f}", h.entry.list_id, h.entry.party.name, h.entry.text,
             ", ".join(h.entry.party.programs), why,
         )  # fmt: skip
-    Console().print(t)
+    from cleanroom.cli import table_console
+
+    table_console().print(t)
     for r in s.ownership:
         typer.echo(f"ownership ({r['rule']}): {r['chain']}")
     for h in s.dismissed:

@@ -73,3 +73,19 @@ def test_cli_version_and_token_from_env_or_file(tmp_path: Path) -> None:
     os.chmod(loose, 0o644)
     r = run(["feed", "--url", "http://127.0.0.1:9", "--token-file", str(loose)], dd)
     assert r.returncode == 2 and "chmod 600" in r.stderr
+
+
+def test_cli_tables_are_not_cut_and_data_comes_as_json(tmp_path: Path) -> None:
+    import json
+
+    dd = tmp_path / "dd"
+    assert run(["init"], dd).returncode == 0
+    long_role = "support-for-the-whole-of-the-north-american-region"
+    assert run(["principal", "add", "a-rather-long-principal-name-for-a-wide-table", "--org",
+                "operator", "--role", long_role, "--jurisdiction", "US"], dd).returncode == 0  # fmt: skip
+    listed = run(["principal", "list"], dd).stdout  # piped: not a terminal
+    assert long_role in listed and "a-rather-long-principal-name-for-a-wide-table" in listed
+    for args in (["deletion", "list"], ["policy", "show"], ["principal", "list"]):
+        r = run([*args, "--json"], dd)
+        assert r.returncode == 0, (args, r.stderr)
+        json.loads(r.stdout)
