@@ -81,10 +81,11 @@ def test_cli_tables_are_not_cut_and_data_comes_as_json(tmp_path: Path) -> None:
     dd = tmp_path / "dd"
     assert run(["init"], dd).returncode == 0
     long_role = "support-for-the-whole-of-the-north-american-region"
-    assert run(["principal", "add", "a-rather-long-principal-name-for-a-wide-table", "--org",
-                "operator", "--role", long_role, "--jurisdiction", "US"], dd).returncode == 0  # fmt: skip
+    name = "a-rather-long-principal-name-for-a-wide-table"
+    add = ["principal", "add", name, "--org", "operator", "--role", long_role]
+    assert run([*add, "--jurisdiction", "US"], dd).returncode == 0
     listed = run(["principal", "list"], dd).stdout  # piped: not a terminal
-    assert long_role in listed and "a-rather-long-principal-name-for-a-wide-table" in listed
+    assert long_role in listed and name in listed
     for args in (["deletion", "list"], ["policy", "show"], ["principal", "list"]):
         r = run([*args, "--json"], dd)
         assert r.returncode == 0, (args, r.stderr)
