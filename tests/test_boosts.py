@@ -109,10 +109,10 @@ def test_a_boost_applies_only_once_approved(api: Api, tmp_path: Path, log_signer
         assert "boosted" in top["sources"]
         entry = api.ledger()[p["ledger_index"]]
         assert entry["boosts"] == [boost["id"]]
-    rows = api.call("GET", "/v1/oversight/exposure", "olga").json()["rows"]
+    rows = api.call("GET", "/v1/oversight/exposure", "olga").json()["items"]
     assert sum(r["boosted_impressions"] for r in rows if r["video"] == video) == 3
     assert sum(r["boosted_impressions"] for r in rows if r["video"] != video) == 0
-    listed = api.call("GET", "/v1/boosts?status=approved", "olga").json()
+    listed = api.call("GET", "/v1/boosts?status=approved", "olga").json()["items"]
     assert [b["id"] for b in listed] == [boost["id"]]
     assert api.call("GET", "/v1/boosts?status=nonsense", "olga").status_code == 422
 

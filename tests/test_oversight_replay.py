@@ -75,7 +75,7 @@ def test_exposure_aggregates_show_a_boosted_creators_excess(api: Api) -> None:  
     engine = api.app.state.recommender.engine
     approved = engine.config
     pages = serve(api, range(20))
-    rows = api.call("GET", "/v1/oversight/exposure", "olga").json()["rows"]
+    rows = api.call("GET", "/v1/oversight/exposure", "olga").json()["items"]
     assert sum(r["impressions"] for r in rows) == sum(len(p["items"]) for p in pages)
     assert {r["ranking_config"] for r in rows} == {approved.digest()}
     assert all(set(r) >= {"video", "creator", "region", "impressions"} for r in rows)
@@ -84,7 +84,7 @@ def test_exposure_aggregates_show_a_boosted_creators_excess(api: Api) -> None:  
     rerank = {**approved.raw.get("rerank", {}), "creator_boosts": {"c0": 50.0}}
     engine.config = RankingConfig.parse({**approved.raw, "rerank": rerank})
     serve(api, range(200, 220))
-    rows = api.call("GET", "/v1/oversight/exposure", "olga").json()["rows"]
+    rows = api.call("GET", "/v1/oversight/exposure", "olga").json()["items"]
 
     def c0_share(config: str) -> float:
         mine = [r for r in rows if r["ranking_config"] == config]

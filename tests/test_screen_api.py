@@ -162,7 +162,7 @@ def test_loading_lists_records_versions_and_deltas(api: Api) -> None:
     assert (res.added, res.modified, res.removed) == (0, 0, 1)
     last = entries(api, "screen.list_loaded")[-1]
     assert last["previous"] == fcc.version and last["delta"]["removed_ids"] == [fcc.parties[0].id]
-    rows = api.call("GET", "/v1/screen/lists?all_versions=true", "alice").json()
+    rows = api.call("GET", "/v1/screen/lists?all_versions=true", "alice").json()["items"]
     assert [r["current"] for r in rows if r["list"] == "fcc-covered"] == [True, False]
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, recommender_of, room_of
+from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.gate.boosts import MAX_FACTOR, BoostRequest
 
 
@@ -93,10 +94,14 @@ def router() -> APIRouter:
         status: Annotated[
             Literal["declared", "approved", "rejected", "revoked"] | None, Query()
         ] = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> JSONResponse:
-        """Every declared boost and its state, with its ledger entries."""
+        """Every declared boost and its state, with its ledger entries (a page:
+        ``items``, ``next_cursor``)."""
         room = room_of(request)
         room.gate.require(who, "read", "Boosts")
-        return JSONResponse(room.boosts.list(status))
+        items = room.boosts.list(status)
+        return JSONResponse(page(items, cursor, limit, key=lambda b: b["id"]))
 
     return r

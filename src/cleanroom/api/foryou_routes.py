@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, recommender_of, subject_of
+from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.api.peers import PEER_HEADER
 from cleanroom.api.platform_routes import Purpose
 from cleanroom.foryou.engine import MAX_LIMIT, ReplayError
@@ -42,6 +43,10 @@ class ReplayBatch(BaseModel):
         list[Annotated[str, Field(min_length=1, max_length=64)]],
         Field(min_length=1, max_length=1000),
     ]
+
+
+def _exposure_key(row: dict) -> list:
+    return [row["hour_ms"], row["model_version"], row["ranking_config"], row["video"]]
 
 
 def router() -> APIRouter:
@@ -124,12 +129,15 @@ def router() -> APIRouter:
         who: Who,
         since_ms: Annotated[int, Query(ge=0, description="from this hour on")] = 0,
         purpose: Purpose = "oversight",
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> JSONResponse:
         """Impressions per model version, hour and video, with each video's
         creator, region and topics — aggregates across real traffic, no user."""
         rec = recommender_of(request)
         rec.room.gate.require(who, "read", "OversightData", purpose=purpose)
-        return JSONResponse({"rows": rec.engine.exposure_rows(since_ms)})
+        rows = sorted(rec.engine.exposure_rows(since_ms), key=_exposure_key)
+        return JSONResponse(page(rows, cursor, limit, key=_exposure_key))
 
     @r.get("/v1/oversight/topics", tags=["oversight"])
     def topics(request: Request, who: Who, purpose: Purpose = "oversight") -> JSONResponse:

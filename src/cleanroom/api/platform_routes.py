@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, recommender_of, room_of, subject_of
+from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.gate.deletion import public_order
 from cleanroom.gate.privacy import DEFAULT_EPSILON, MAX_EPSILON
 from cleanroom.storage.errors import CleanroomError
@@ -212,12 +213,19 @@ def router() -> APIRouter:
         return JSONResponse(order, status_code=202)
 
     @r.get("/v1/oversight/deletion-orders", tags=["oversight"])
-    def list_orders(request: Request, who: Who, purpose: Purpose = "oversight") -> JSONResponse:
-        """Deletion orders and their progress (metadata; no user ids)."""
+    def list_orders(
+        request: Request,
+        who: Who,
+        purpose: Purpose = "oversight",
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> JSONResponse:
+        """Deletion orders and their progress (metadata; no user ids), a page."""
         room = room_of(request)
         grant = room.gate.require(who, "read", "DeletionOrders", purpose=purpose)
+        orders = [public_order(o) for o in room.vault.orders()]
         return JSONResponse(
-            {"orders": [public_order(o) for o in room.vault.orders()], "decision": grant.decision}
+            page(orders, cursor, limit, key=lambda o: o["id"], decision=grant.decision)
         )
 
     @r.get("/v1/aggregates/events", tags=["research"])

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, room_of
+from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.deployment import (
     builder_verifier,
     check_manifest,
@@ -84,11 +85,20 @@ def router() -> APIRouter:
     r = APIRouter(tags=["releases"])
 
     @r.get("/v1/releases")
-    def list_releases(request: Request, who: Who, kind: Kind | None = None) -> JSONResponse:
-        """Artifacts with their verdict and whether they are live."""
+    def list_releases(
+        request: Request,
+        who: Who,
+        kind: Kind | None = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> JSONResponse:
+        """Artifacts with their verdict and whether they are live, a page."""
         room = room_of(request)
         room.gate.require(who, "read", "Releases")
-        return JSONResponse([_artifact(room, a.digest) for a in room.releases.artifacts(kind)])
+        arts = room.releases.artifacts(kind)
+        out = page(arts, cursor, limit, key=lambda a: a.digest)
+        out["items"] = [_artifact(room, a.digest) for a in out["items"]]
+        return JSONResponse(out)
 
     @r.post("/v1/releases", status_code=201)
     def submit(request: Request, who: Who, body: Submission) -> JSONResponse:
@@ -108,6 +118,8 @@ def router() -> APIRouter:
         who: Who,
         at_ms: Annotated[int | None, Query(ge=0, description="the model live then")] = None,
         feed: Annotated[str | None, Query(max_length=64, description="the model of a feed")] = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> JSONResponse:
         """The model registry from the ledger: versions, configuration
         releases, lineage; the model live at ``at_ms`` or that served ``feed``."""
@@ -121,7 +133,7 @@ def router() -> APIRouter:
         if at_ms is not None:
             hit = live_at(out, at_ms)
             out = [hit] if hit else []
-        return JSONResponse(out)
+        return JSONResponse(page(out, cursor, limit, key=lambda m: m["version"]))
 
     @r.get("/v1/releases/{digest}")
     def get_release(

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, room_of
+from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.api.problems import problem
 from cleanroom.gate.egress import ExportRequest
 from cleanroom.gate.privacy import DEFAULT_EPSILON, MAX_EPSILON
@@ -103,12 +104,20 @@ def router() -> APIRouter:
         return JSONResponse(out, 201)
 
     @r.get("/v1/screen/lists")
-    def lists(request: Request, who: Who, all_versions: bool = False) -> JSONResponse:
-        """The loaded lists: versions, sources, parties, the ledger entry of each load."""
+    def lists(
+        request: Request,
+        who: Who,
+        all_versions: bool = False,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> JSONResponse:
+        """The loaded lists: versions, sources, parties, the ledger entry of each
+        load (a page)."""
         room = room_of(request)
         room.gate.require(who, "read", "Screenings")
         rows = room.screening.lists()
-        return JSONResponse(rows if all_versions else [x for x in rows if x["current"]])
+        rows = rows if all_versions else [x for x in rows if x["current"]]
+        return JSONResponse(page(rows, cursor, limit, key=lambda x: [x["list"], x["version"]]))
 
     @r.get("/v1/screen/infra")
     def infra(request: Request, who: Who) -> JSONResponse:

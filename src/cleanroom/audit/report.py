@@ -73,6 +73,17 @@ class AuditTarget:
         return api_call(self.client, "GET", self.api_url.rstrip("/"), path, self.token,
                         params=params)  # fmt: skip
 
+    def get_all(self, path: str, **params: Any) -> list[Any]:
+        """Every item of a paged list (following ``next_cursor``)."""
+        items: list[Any] = []
+        cursor = None
+        while True:
+            doc = self.get(path, **params, **({"cursor": cursor} if cursor else {}))
+            items += doc["items"]
+            cursor = doc.get("next_cursor")
+            if not cursor:
+                return items
+
 
 def run_audit(
     target: AuditTarget,
@@ -135,7 +146,7 @@ def run_audit(
         }
     else:
         doc["checkpoint"] = _unverified_checkpoint(target)
-    rows = target.get("/v1/oversight/exposure", since_ms=since_ms)["rows"]
+    rows = target.get_all("/v1/oversight/exposure", since_ms=since_ms)
     doc["exposure"] = exposure_report(rows, topics, approved)
     hours = sorted({int(r["hour_ms"]) for r in rows})
     doc["window"] = {
