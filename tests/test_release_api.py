@@ -68,7 +68,8 @@ def test_a_hidden_boost_is_shown_refused_and_a_reviewed_change_deploys(api: Api)
     assert r.status_code == 200, r.text
     assert r.json()["loaded"]["digest"] == good
     assert api.call("GET", "/v1/feed/config").json()["digest"] == good
-    listed = {a["digest"]: a for a in api.call("GET", "/v1/releases?kind=model", "olga").json()}
+    page = api.call("GET", "/v1/releases?kind=model", "olga").json()
+    listed = {a["digest"]: a for a in page["items"]}
     assert listed[good]["live"] and not listed[digest]["live"]
     back = api.call("POST", "/v1/releases/rollback", "alice", json={"kind": "model"})
     assert back.status_code == 200 and back.json()["artifact"] != good
