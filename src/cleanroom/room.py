@@ -4,7 +4,6 @@ principals and gate, wired the one way they are meant to be."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from cleanroom.gate.policy import shipped
 from cleanroom.gate.principals import PrincipalError
 from cleanroom.gate.privacy import PrivacyBudget
 from cleanroom.gate.screening import ScreeningDesk
-from cleanroom.ledger.authority import root_verifier
+from cleanroom.ledger.authority import as_document, root_verifier
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import WitnessEndpoint
 from cleanroom.release.registry import Registry
@@ -145,7 +144,7 @@ class CleanRoom:
                 "kind": principal.kind,
                 "role": principal.role,
                 "jurisdiction": principal.jurisdiction,
-                "statement": statement if isinstance(statement, dict) else json.loads(statement),
+                "statement": as_document(statement),
                 "statement_digest": st.digest,
             }
         )
@@ -166,7 +165,7 @@ class CleanRoom:
         p = self.principals.get(name)
         if p.org == "oversight":
             st = self.principals.check_removal(p, statement)
-            doc = statement if isinstance(statement, dict) else json.loads(statement)
+            doc = as_document(statement)
             self.log.append(
                 {
                     "type": "principal.oversight",

@@ -35,17 +35,16 @@ from sqlalchemy import (
     case,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 
-from cleanroom.ledger.authority import RootStatement, verify_root_statement
+from cleanroom.ledger.authority import RootStatement, as_document, verify_root_statement
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import Verifier
 from cleanroom.storage import Database, Migration, migrate
 from cleanroom.storage.errors import CleanroomError
+from cleanroom.storage.migrations import add_column
 from cleanroom.vault.model import check_id, check_jurisdiction
 
 ORGS = ("operator", "platform", "parent", "oversight", "researcher", "users")
@@ -88,9 +87,7 @@ def _create(conn: Connection) -> None:
 
 
 def _add_statement(conn: Connection) -> None:
-    """Databases made before the column existed get it (new ones have it)."""
-    if "statement" not in {c["name"] for c in inspect(conn).get_columns("gate_principals")}:
-        conn.execute(text("ALTER TABLE gate_principals ADD COLUMN statement TEXT"))
+    add_column(conn, "gate_principals", "statement", "TEXT")
 
 
 MIGRATIONS = [
@@ -211,7 +208,7 @@ class Principals:
             self.check_statement(p, statement)
         elif statement is not None:
             raise PrincipalError("only principals of the oversight body come with a statement")
-        doc = None if statement is None else json.dumps(_json(statement), sort_keys=True)
+        doc = None if statement is None else json.dumps(as_document(statement), sort_keys=True)
         with self.db.write() as conn:
             if conn.execute(
                 select(principals_t.c.name).where(principals_t.c.name == p.name)
@@ -240,8 +237,8 @@ class Principals:
                 "then --statement FILE",
             )
         try:
-            st = verify_root_statement(_json(statement), self.oversight_root, origin=self.origin)
-        except (LedgerError, ValueError) as e:
+            st = verify_root_statement(statement, self.oversight_root, origin=self.origin)
+        except LedgerError as e:
             raise PrincipalError(f"the oversight statement does not hold: {e}") from None
         want = ("add", "principal", p.name, p.kind, p.role, p.jurisdiction)
         got = (st.action, st.subject, st.name, st.kind, st.role, st.jurisdiction)
@@ -261,8 +258,8 @@ class Principals:
                 hint="cleanroom oversight grant principal NAME --remove … then --statement FILE",
             )
         try:
-            st = verify_root_statement(_json(statement), self.oversight_root, origin=self.origin)
-        except (LedgerError, ValueError) as e:
+            st = verify_root_statement(statement, self.oversight_root, origin=self.origin)
+        except LedgerError as e:
             raise PrincipalError(f"the oversight statement does not hold: {e}") from None
         if (st.action, st.subject, st.name) != ("remove", "principal", p.name):
             raise PrincipalError(
@@ -462,13 +459,3 @@ class Principals:
 def _principal(row: Any) -> Principal:
     """A Principal from a row holding the principal columns."""
     return Principal(**{f.name: getattr(row, f.name) for f in fields(Principal)})
-
-
-def _json(doc: Any) -> Any:
-    """A JSON document given as text or already parsed."""
-    if isinstance(doc, str | bytes):
-        try:
-            return json.loads(doc)
-        except ValueError as e:
-            raise PrincipalError(f"the statement is not JSON: {e}") from None
-    return doc

@@ -64,6 +64,18 @@ class RootStatement:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+def as_document(envelope: Any) -> dict[str, Any]:
+    """An envelope given as JSON text (or bytes) or already parsed, as a dict."""
+    if isinstance(envelope, str | bytes):
+        try:
+            envelope = json.loads(envelope)
+        except ValueError as e:
+            raise EnvelopeError(f"the envelope is not JSON: {e}") from None
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("an envelope is a JSON object")
+    return envelope
+
+
 def root_verifier(vkey: str) -> Verifier:
     """The oversight body's root public key (signed-note vkey, Ed25519)."""
     v = parse_verifier(vkey)

@@ -27,12 +27,10 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    inspect,
     select,
-    text,
 )
 
-from cleanroom.ledger.authority import root_verifier, verify_root_statement
+from cleanroom.ledger.authority import as_document, root_verifier, verify_root_statement
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import ALG_ED25519, Verifier, parse_verifier
 from cleanroom.release import dsse
@@ -46,6 +44,7 @@ from cleanroom.release.errors import (
 from cleanroom.release.intoto import REVIEW_TYPE, hex_of, parse_statement, subject_digests
 from cleanroom.release.policy import ReleasePolicy, Review, Verdict
 from cleanroom.storage import Database, Migration, migrate
+from cleanroom.storage.migrations import add_column
 
 KINDS = ("source", "model", "policy", "infra")
 _metadata = MetaData()
@@ -118,9 +117,7 @@ def _create_evaluations(conn: Connection) -> None:
 
 
 def _add_statement(conn: Connection) -> None:
-    """Databases made before the column existed get it (new ones have it)."""
-    if "statement" not in {c["name"] for c in inspect(conn).get_columns("release_reviewers")}:
-        conn.execute(text("ALTER TABLE release_reviewers ADD COLUMN statement TEXT"))
+    add_column(conn, "release_reviewers", "statement", "TEXT")
 
 
 MIGRATIONS = [
@@ -243,7 +240,7 @@ class Registry:
         if org not in self.policy.reviewer_orgs:
             raise ReviewerError(f"reviewers of {org!r} may not review releases")
         if org == "oversight":
-            statement = _json(statement)
+            statement = None if statement is None else as_document(statement)
             self._check_statement("add", name, vkey, statement)
         elif statement is not None:
             raise ReviewerError("only reviewers of the oversight body come with a statement")
@@ -275,7 +272,7 @@ class Registry:
         entry: dict[str, Any] = {"type": "release.reviewer_removed", "reviewer": name,
                                  "org": row.org, "by": by, "at_ms": self._now()}  # fmt: skip
         if row.org == "oversight":
-            statement = _json(statement)
+            statement = None if statement is None else as_document(statement)
             self._check_statement("remove", name, None, statement)
             entry["statement"] = statement
         index = self.ledger.append({"v": 1, **entry})
@@ -599,13 +596,3 @@ class Registry:
             if d.artifact != current:
                 return self.deploy(d.artifact, by=by, rollback=True)
         raise ReleaseError(f"no earlier {kind} release to roll back to")
-
-
-def _json(doc: Any) -> Any:
-    """A JSON document given as text or already parsed (None stays None)."""
-    if isinstance(doc, str | bytes):
-        try:
-            return json.loads(doc)
-        except ValueError as e:
-            raise ReviewerError(f"the statement is not JSON: {e}") from None
-    return doc

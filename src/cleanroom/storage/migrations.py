@@ -13,7 +13,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    inspect,
+    select,
+    text,
+)
 
 from cleanroom.storage.engine import Database
 
@@ -66,6 +77,13 @@ def migrate(db: Database, migrations: Iterable[Migration]) -> list[Migration]:
             )
             applied.append(m)
     return applied
+
+
+def add_column(conn: Connection, table: str, column: str, sql_type: str) -> None:
+    """Add a nullable column to a table made before it existed (a table made
+    since already has it)."""
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def applied_versions(db: Database) -> dict[str, int]:
