@@ -44,7 +44,8 @@ def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
 
 def test_denied_requests_are_rate_limited_and_counted(api: Api) -> None:
     gate = api.room.gate
-    gate._denials = DenialLimiter(burst=5, rate=20.0)
+    now = [0.0]  # the limiter's clock, moved by the test alone
+    gate._denials = DenialLimiter(burst=5, rate=20.0, clock=lambda: now[0])
     pete = api.room.principals.get("pete")
     before = len(api.ledger())
     for _ in range(5):
@@ -56,7 +57,7 @@ def test_denied_requests_are_rate_limited_and_counted(api: Api) -> None:
     assert len(api.ledger()) == before + 5  # the limited ones wrote nothing
     # others are not affected
     assert api.call("GET", "/v1/users/u1?purpose=support", "rita").status_code == 403
-    time.sleep(0.2)  # the bucket refills; the next denial first counts what was refused
+    now[0] += 0.2  # the bucket refills; the next denial first counts what was refused
     assert not gate.decide(pete, "read", "Profile", purpose="support").allowed
     limited = [e for e in api.ledger() if e["type"] == "access.limited"]
     assert [(e["principal"], e["refused_unrecorded"]) for e in limited] == [("pete", 2)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,14 +83,16 @@ class RateLimited(CleanroomError):
 class DenialLimiter:
     """A token bucket per principal for denied decisions (thread-safe)."""
 
-    def __init__(self, burst: int, rate: float) -> None:
-        self.burst, self.rate = burst, rate
+    def __init__(
+        self, burst: int, rate: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst, self.rate, self.clock = burst, rate, clock
         self._buckets: dict[str, list[float]] = {}  # name -> [tokens, at, skipped, since_ms]
         self._lock = threading.Lock()
 
     def take(self, name: str) -> tuple[bool, int, int]:
         """(allowed, denials skipped before this one, since when in ms)."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             b = self._buckets.setdefault(name, [float(self.burst), now, 0, 0])
             b[0] = min(float(self.burst), b[0] + (now - b[1]) * self.rate)
