@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api.auth import Who, recommender_of, room_of, subject_of
-from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
+from cleanroom.api.pages import DEFAULT_LIMIT, BadCursor, Cursor, Limit, page
+from cleanroom.api.pages import decode as decode_cursor
+from cleanroom.api.pages import encode as encode_cursor
 from cleanroom.gate.deletion import public_order
 from cleanroom.gate.privacy import DEFAULT_EPSILON, MAX_EPSILON
 from cleanroom.storage.errors import CleanroomError
@@ -157,19 +159,37 @@ def router() -> APIRouter:
         purpose: Purpose = "",
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         before_ms: Annotated[int | None, Query(ge=0)] = None,
+        cursor: Cursor = None,
     ) -> JSONResponse:
-        """A user's events, newest first; client context is withheld under a
-        masking obligation."""
+        """A user's events, newest first, a page (``items``, ``next_cursor``);
+        client context is withheld under a masking obligation."""
         room = room_of(request)
         grant = room.gate.require(who, "read", "Events", purpose=purpose, subjects=[user_id])
-        events = room.vault.user_events(grant, user_id, limit=limit, before_ms=before_ms)
+        after: tuple[int, str] | None = None  # the last event of the previous page
+        if cursor is not None:
+            c = decode_cursor(cursor)
+            if not isinstance(c.get("ts"), int) or not isinstance(c.get("id"), str):
+                raise BadCursor("the cursor is not one this API gave out")
+            after, before_ms = (c["ts"], c["id"]), c["ts"] + 1
+        # events at the last one's time come again: skip those already given
+        extra = 0 if after is None else 1000
+        events = room.vault.user_events(
+            grant, user_id, limit=limit + extra + 1, before_ms=before_ms
+        )
+        if after is not None:
+            events = [e for e in events if (e["ts_ms"], e["id"]) < after]
+        more, events = len(events) > limit, events[:limit]
         if grant.obligations:
             for e in events:
                 e["context"] = {"masked": True}
+        last = events[-1] if events and more else None
         return JSONResponse(
             {
                 "user": user_id,
-                "events": events,
+                "items": events,
+                "next_cursor": encode_cursor({"ts": last["ts_ms"], "id": last["id"]})
+                if last
+                else None,
                 "decision": grant.decision,
                 "obligations": list(grant.obligations),
             }

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cleanroom.storage import Database, migrate
@@ -344,14 +344,26 @@ class Vault:
         return len(rows)
 
     def user_events(
-        self, grant: Grant, user_id: str, *, limit: int = 1000, before_ms: int | None = None
+        self,
+        grant: Grant,
+        user_id: str,
+        *,
+        limit: int = 1000,
+        before_ms: int | None = None,
+        after: tuple[int, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """A user's events, newest first."""
+        """A user's events, newest first (time, then id, descending): older than
+        ``before_ms``, and after the event ``after`` = (time, id) of a previous page."""
         self._grants.check(grant, "read", "Events", [user_id])
-        return self._events_of(user_id, limit=limit, before_ms=before_ms)
+        return self._events_of(user_id, limit=limit, before_ms=before_ms, after=after)
 
     def _events_of(
-        self, user_id: str, *, limit: int | None, before_ms: int | None = None
+        self,
+        user_id: str,
+        *,
+        limit: int | None,
+        before_ms: int | None = None,
+        after: tuple[int, str] | None = None,
     ) -> list[dict[str, Any]]:
         kid = self._user_keys([user_id]).get(user_id)
         if kid is None:
@@ -362,6 +374,13 @@ class Vault:
         )
         if before_ms is not None:
             q = q.where(t.events.c.ts_ms < before_ms)
+        if after is not None:
+            q = q.where(
+                or_(
+                    t.events.c.ts_ms < after[0],
+                    and_(t.events.c.ts_ms == after[0], t.events.c.id < after[1]),
+                )
+            )
         q = q.order_by(t.events.c.ts_ms.desc(), t.events.c.id.desc())
         if limit is not None:
             q = q.limit(limit)
