@@ -123,3 +123,13 @@ def test_every_list_pages_with_a_cursor_in_one_shape(shared_api: Api) -> None:
     gone = encode({"o": 1, "k": "sha256:" + "0" * 64})
     r = api.call("GET", "/v1/releases", "alice", params={"cursor": gone})
     assert r.status_code == 409
+
+
+def test_every_route_documents_what_it_answers(shared_api: Api) -> None:
+    doc = shared_api.client.get("/openapi.json").json()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            ok = [op["responses"][c] for c in ("200", "201", "202") if c in op["responses"]]
+            assert ok, (method, path)
+            schemas = [m.get("schema") for m in ok[0].get("content", {}).values()]
+            assert any(schemas), (method, path, ok[0])

@@ -18,6 +18,7 @@ from cleanroom.api import (
     release_routes,
     screen_routes,
 )
+from cleanroom.api import models as answers
 from cleanroom.api.guard import InputGuard
 from cleanroom.api.peers import Peers
 from cleanroom.config import DataDir
@@ -102,7 +103,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
     problems.install(app)
     app.add_middleware(InputGuard)  # body caps and I-JSON before any route
 
-    @app.get("/healthz", tags=["meta"])
+    @app.get("/healthz", tags=["meta"], response_model=answers.Health)
     def healthz(request: Request) -> dict[str, object]:
         """Liveness and the log's current size."""
         out: dict[str, object] = {"status": "ok", "version": __version__}

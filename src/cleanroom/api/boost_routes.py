@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, recommender_of, room_of
 from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.gate.boosts import MAX_FACTOR, BoostRequest
@@ -55,7 +56,7 @@ def router() -> APIRouter:
         if rec is not None:
             rec.refresh_boosts()
 
-    @r.post("/v1/boosts", status_code=201)
+    @r.post("/v1/boosts", status_code=201, response_model=answers.Boost)
     def declare(request: Request, who: Who, body: BoostBody) -> JSONResponse:
         """Declare a manual boost of a video: how much, why, where, when. It
         applies only once the oversight body approves it."""
@@ -68,7 +69,7 @@ def router() -> APIRouter:
         out = room.boosts.declare(who, req, known=lambda v: catalog.get(v) is not None)
         return JSONResponse(out, 201)
 
-    @r.post("/v1/boosts/{boost_id}/review")
+    @r.post("/v1/boosts/{boost_id}/review", response_model=answers.Boost)
     def review(request: Request, boost_id: str, who: Who, body: ReviewBody) -> JSONResponse:
         """Approve or reject a declared boost (the oversight body)."""
         room = room_of(request)
@@ -79,7 +80,7 @@ def router() -> APIRouter:
         _applied(request)
         return JSONResponse(out)
 
-    @r.post("/v1/boosts/{boost_id}/revoke")
+    @r.post("/v1/boosts/{boost_id}/revoke", response_model=answers.Boost)
     def revoke(request: Request, boost_id: str, who: Who, body: RevokeBody) -> JSONResponse:
         """End a boost now (its declaring party or the oversight body)."""
         room = room_of(request)
@@ -87,7 +88,7 @@ def router() -> APIRouter:
         _applied(request)
         return JSONResponse(out)
 
-    @r.get("/v1/boosts")
+    @r.get("/v1/boosts", response_model=answers.Page)
     def listing(
         request: Request,
         who: Who,

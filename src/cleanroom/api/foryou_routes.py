@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, recommender_of, subject_of
 from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.api.peers import PEER_HEADER
@@ -52,7 +53,7 @@ def _exposure_key(row: dict) -> list:
 def router() -> APIRouter:
     r = APIRouter(tags=["feed"])
 
-    @r.get("/v1/feed")
+    @r.get("/v1/feed", response_model=answers.Feed)
     async def get_feed(
         request: Request,
         who: Who,
@@ -79,7 +80,7 @@ def router() -> APIRouter:
         index = await rec.room.log.append_body_async(entry)
         return JSONResponse({**doc, "ledger_index": index})
 
-    @r.put("/v1/me/feed-settings")
+    @r.put("/v1/me/feed-settings", response_model=answers.FeedSettings)
     def put_settings(request: Request, who: Who, body: FeedSettings) -> JSONResponse:
         """Choose the feed the user gets by default: personalised or not based on
         profiling (EU DSA Art. 38)."""
@@ -88,7 +89,7 @@ def router() -> APIRouter:
         rec.engine.set_mode(user, body.mode, rec.region)
         return JSONResponse({"user": user, "mode": body.mode})
 
-    @r.get("/v1/feed/config")
+    @r.get("/v1/feed/config", response_model=answers.FeedConfig)
     def feed_config(request: Request) -> JSONResponse:
         """What the feed optimises: the published weights, priors and rules."""
         rec = recommender_of(request)
@@ -97,7 +98,7 @@ def router() -> APIRouter:
             {"digest": cfg.digest(), "about": cfg.raw.get("about", ""), **cfg.to_dict()}
         )
 
-    @r.get("/v1/feed/model")
+    @r.get("/v1/feed/model", response_model=answers.ModelCard)
     def feed_model(request: Request) -> JSONResponse:
         """The live model's card: version, configuration, heads, lineage."""
         rec = recommender_of(request)
@@ -112,7 +113,7 @@ def router() -> APIRouter:
             }
         )
 
-    @r.post("/v1/recommender/retrain", status_code=202)
+    @r.post("/v1/recommender/retrain", status_code=202, response_model=answers.Retraining)
     def retrain(request: Request, who: Who, purpose: Purpose = "") -> JSONResponse:
         """Start a full retraining (operator staff or services only); the new
         model goes live when ready and its lineage is a model.trained entry."""
@@ -123,7 +124,7 @@ def router() -> APIRouter:
         rec.retrain()
         return JSONResponse({"status": "training", "live": rec.engine.model.version}, 202)
 
-    @r.get("/v1/oversight/exposure", tags=["oversight"])
+    @r.get("/v1/oversight/exposure", tags=["oversight"], response_model=answers.Page)
     def exposure(
         request: Request,
         who: Who,
@@ -139,7 +140,7 @@ def router() -> APIRouter:
         rows = sorted(rec.engine.exposure_rows(since_ms), key=_exposure_key)
         return JSONResponse(page(rows, cursor, limit, key=_exposure_key))
 
-    @r.get("/v1/oversight/topics", tags=["oversight"])
+    @r.get("/v1/oversight/topics", tags=["oversight"], response_model=answers.Topics)
     def topics(request: Request, who: Who, purpose: Purpose = "oversight") -> JSONResponse:
         """Each video's topic for audits: the platform's tags, or communities of
         co-engagement derived when the live model trained (``source`` says which)."""
@@ -150,7 +151,7 @@ def router() -> APIRouter:
         version, tm = rec.topics
         return JSONResponse({"model_version": version, "source": tm.source, "topics": tm.topics})
 
-    @r.post("/v1/oversight/feeds/replay", tags=["oversight"])
+    @r.post("/v1/oversight/feeds/replay", tags=["oversight"], response_model=answers.Replays)
     def replay_batch(
         request: Request, who: Who, body: ReplayBatch, purpose: Purpose = "oversight"
     ) -> JSONResponse:
@@ -201,7 +202,7 @@ def router() -> APIRouter:
             out = [answered.get(r["feed"], r) if not r["available"] else r for r in out]
         return JSONResponse({"feeds": out, "approved_config": approved.digest()})
 
-    @r.post("/v1/oversight/feeds/{feed}/replay", tags=["oversight"])
+    @r.post("/v1/oversight/feeds/{feed}/replay", tags=["oversight"], response_model=answers.Replay)
     def replay(
         request: Request, feed: str, who: Who, purpose: Purpose = "oversight"
     ) -> JSONResponse:

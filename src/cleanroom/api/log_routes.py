@@ -10,6 +10,7 @@ import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from cleanroom.api import models as answers
 from cleanroom.api.auth import Who
 from cleanroom.ledger.entries import RESERVED_NAMESPACES, parse_entry_json, reserved_type
 from cleanroom.ledger.errors import EntryError, ReservedTypeError
@@ -40,7 +41,19 @@ def router() -> APIRouter:
             headers={"Cache-Control": "no-cache, max-age=1"},
         )
 
-    @r.get("/log/tile/{path:path}", tags=["log"])
+    @r.get(
+        "/log/tile/{path:path}",
+        tags=["log"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "a hash tile or an entry bundle (C2SP tlog-tiles)",
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
     def tile(request: Request, path: str) -> Response:
         """Hash tiles ``/log/tile/<L>/<N>[.p/<W>]`` and entry bundles
         ``/log/tile/entries/<N>[.p/<W>]`` (C2SP tlog-tiles)."""
@@ -57,7 +70,7 @@ def router() -> APIRouter:
             headers["Content-Encoding"] = "gzip"
         return Response(data, media_type="application/octet-stream", headers=headers)
 
-    @r.post("/v1/ledger/entries", tags=["ledger"], status_code=201)
+    @r.post("/v1/ledger/entries", tags=["ledger"], status_code=201, response_model=answers.Appended)
     async def append(
         request: Request,
         who: Who,
@@ -88,7 +101,7 @@ def router() -> APIRouter:
             out["checkpoint_size"] = cp.size
         return JSONResponse(out, status_code=201)
 
-    @r.get("/v1/ledger/entries/{index}", tags=["ledger"])
+    @r.get("/v1/ledger/entries/{index}", tags=["ledger"], response_model=answers.LedgerEntry)
     def get_entry(
         request: Request, index: Annotated[int, Path(le=MAX_INDEX, description="entry index")]
     ) -> JSONResponse:
@@ -111,7 +124,7 @@ def router() -> APIRouter:
         text = TlogProof(index, proof, cp.note).render()
         return Response(text, media_type="text/plain; charset=utf-8")
 
-    @r.get("/v1/ledger/proofs/consistency", tags=["ledger"])
+    @r.get("/v1/ledger/proofs/consistency", tags=["ledger"], response_model=answers.Consistency)
     def consistency(
         request: Request,
         old: Annotated[int, Query(ge=0, le=MAX_INDEX)],

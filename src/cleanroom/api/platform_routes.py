@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, recommender_of, room_of, subject_of
 from cleanroom.api.pages import DEFAULT_LIMIT, BadCursor, Cursor, Limit, page
 from cleanroom.api.pages import decode as decode_cursor
@@ -84,7 +85,7 @@ def router() -> APIRouter:
 
     # ---- platform ----------------------------------------------------------
 
-    @r.post("/v1/events", tags=["platform"])
+    @r.post("/v1/events", tags=["platform"], response_model=answers.EventsStored)
     async def post_events(request: Request, who: Who, purpose: Purpose = "") -> JSONResponse:
         """Store a batch of events atomically (all or nothing; at most 10,000)."""
         items = await _json_body(request, "events")
@@ -107,7 +108,7 @@ def router() -> APIRouter:
 
         return JSONResponse(await anyio.to_thread.run_sync(work))
 
-    @r.post("/v1/videos", tags=["platform"])
+    @r.post("/v1/videos", tags=["platform"], response_model=answers.VideosStored)
     async def post_videos(request: Request, who: Who, purpose: Purpose = "") -> JSONResponse:
         """Register or update videos (atomic; at most 10,000)."""
         items = await _json_body(request, "videos")
@@ -122,7 +123,7 @@ def router() -> APIRouter:
 
         return JSONResponse(await anyio.to_thread.run_sync(work))
 
-    @r.put("/v1/users/{user_id}", tags=["platform"])
+    @r.put("/v1/users/{user_id}", tags=["platform"], response_model=answers.UserStored)
     def put_user(
         request: Request,
         user_id: str,
@@ -143,7 +144,7 @@ def router() -> APIRouter:
 
     # ---- staff -------------------------------------------------------------
 
-    @r.get("/v1/users/{user_id}", tags=["staff"])
+    @r.get("/v1/users/{user_id}", tags=["staff"], response_model=answers.UserRecord)
     def get_user(request: Request, user_id: str, who: Who, purpose: Purpose = "") -> JSONResponse:
         """A user's record; fields the decision's obligations name come masked."""
         room = room_of(request)
@@ -151,7 +152,7 @@ def router() -> APIRouter:
         doc = room.vault.get_user(grant, user_id)
         return JSONResponse({**doc, "decision": grant.decision})
 
-    @r.get("/v1/users/{user_id}/events", tags=["staff"])
+    @r.get("/v1/users/{user_id}/events", tags=["staff"], response_model=answers.UserEvents)
     def get_user_events(
         request: Request,
         user_id: str,
@@ -197,7 +198,7 @@ def router() -> APIRouter:
 
     # ---- users -------------------------------------------------------------
 
-    @r.get("/v1/me/data", tags=["users"])
+    @r.get("/v1/me/data", tags=["users"], response_model=answers.UserExport)
     def export_me(request: Request, who: Who, purpose: Purpose = "user_request") -> JSONResponse:
         """A portable export of everything stored about the calling user."""
         room = room_of(request)
@@ -209,7 +210,7 @@ def router() -> APIRouter:
             headers={"Content-Disposition": 'attachment; filename="cleanroom-export.json"'},
         )
 
-    @r.delete("/v1/me", tags=["users"])
+    @r.delete("/v1/me", tags=["users"], response_model=answers.DeletionReceipt)
     def delete_me(request: Request, who: Who, purpose: Purpose = "user_request") -> JSONResponse:
         """Delete the calling user: key destroyed, rows removed, receipt on the ledger."""
         room = room_of(request)
@@ -219,7 +220,12 @@ def router() -> APIRouter:
 
     # ---- oversight and research ---------------------------------------------
 
-    @r.post("/v1/oversight/deletion-orders", tags=["oversight"], status_code=201)
+    @r.post(
+        "/v1/oversight/deletion-orders",
+        tags=["oversight"],
+        status_code=201,
+        response_model=answers.DeletionOrder,
+    )
     def order_deletion(request: Request, who: Who, body: DeletionOrderIn) -> JSONResponse:
         """Order the deletion of one user (executed at once) or of every user of a
         jurisdiction (runs in the background in batches; 202)."""
@@ -232,7 +238,9 @@ def router() -> APIRouter:
         request.app.state.order_runner.submit(order["id"])
         return JSONResponse(order, status_code=202)
 
-    @r.get("/v1/oversight/deletion-orders", tags=["oversight"])
+    @r.get(
+        "/v1/oversight/deletion-orders", tags=["oversight"], response_model=answers.DeletionOrders
+    )
     def list_orders(
         request: Request,
         who: Who,
@@ -248,7 +256,7 @@ def router() -> APIRouter:
             page(orders, cursor, limit, key=lambda o: o["id"], decision=grant.decision)
         )
 
-    @r.get("/v1/aggregates/events", tags=["research"])
+    @r.get("/v1/aggregates/events", tags=["research"], response_model=answers.Aggregates)
     def aggregates(
         request: Request,
         who: Who,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, room_of
 from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.deployment import (
@@ -84,7 +85,7 @@ def _artifact(room: CleanRoom, digest: str) -> dict[str, Any]:
 def router() -> APIRouter:
     r = APIRouter(tags=["releases"])
 
-    @r.get("/v1/releases")
+    @r.get("/v1/releases", response_model=answers.Page)
     def list_releases(
         request: Request,
         who: Who,
@@ -100,7 +101,7 @@ def router() -> APIRouter:
         out["items"] = [_artifact(room, a.digest) for a in out["items"]]
         return JSONResponse(out)
 
-    @r.post("/v1/releases", status_code=201)
+    @r.post("/v1/releases", status_code=201, response_model=answers.Artifact)
     def submit(request: Request, who: Who, body: Submission) -> JSONResponse:
         """Submit an artifact for review (operator, platform or the foreign
         parent); its digest is computed here from the manifest."""
@@ -112,7 +113,7 @@ def router() -> APIRouter:
         )
         return JSONResponse(_artifact(room, art.digest), 201)
 
-    @r.get("/v1/releases/models")
+    @r.get("/v1/releases/models", response_model=answers.Page)
     def models(
         request: Request,
         who: Who,
@@ -135,7 +136,7 @@ def router() -> APIRouter:
             out = [hit] if hit else []
         return JSONResponse(page(out, cursor, limit, key=lambda m: m["version"]))
 
-    @r.get("/v1/releases/{digest}")
+    @r.get("/v1/releases/{digest}", response_model=answers.Artifact)
     def get_release(
         request: Request,
         who: Who,
@@ -163,7 +164,7 @@ def router() -> APIRouter:
             doc["feed_change"] = feed_change(rec.engine, cfg)
         return JSONResponse(doc)
 
-    @r.post("/v1/releases/{digest}/reviews", status_code=201)
+    @r.post("/v1/releases/{digest}/reviews", status_code=201, response_model=answers.Verdict)
     def post_review(
         request: Request,
         who: Who,
@@ -177,7 +178,7 @@ def router() -> APIRouter:
         verdict = room.releases.review(digest, envelope)
         return JSONResponse(verdict.to_dict(), 201)
 
-    @r.post("/v1/releases/{digest}/evaluate", status_code=201)
+    @r.post("/v1/releases/{digest}/evaluate", status_code=201, response_model=answers.Open)
     def evaluate(
         request: Request,
         who: Who,
@@ -190,7 +191,7 @@ def router() -> APIRouter:
         room.gate.require(who, "write", "Releases", purpose="release_review")
         return JSONResponse(evaluate_model_release(room, digest, split=split, by=who.name), 201)
 
-    @r.post("/v1/releases/{digest}/deploy")
+    @r.post("/v1/releases/{digest}/deploy", response_model=answers.Deployed)
     def deploy(request: Request, who: Who, digest: str) -> JSONResponse:
         """Make an approved artifact live and reload it through the deploy check."""
         room = room_of(request)
@@ -198,7 +199,7 @@ def router() -> APIRouter:
         d = room.releases.deploy(digest, by=who.name)
         return JSONResponse({**d.to_dict(), "loaded": _reload(request, d.kind)})
 
-    @r.post("/v1/releases/rollback")
+    @r.post("/v1/releases/rollback", response_model=answers.Deployed)
     def rollback(request: Request, who: Who, body: Rollback) -> JSONResponse:
         """Go back to the approved release live before the current one."""
         room = room_of(request)

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, room_of
 from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.api.problems import problem
@@ -61,7 +62,7 @@ class ExportBody(BaseModel):
 def router() -> APIRouter:
     r = APIRouter(tags=["screening"])
 
-    @r.post("/v1/screen")
+    @r.post("/v1/screen", response_model=answers.Screening)
     async def screen(request: Request, who: Who, body: ScreenRequest) -> JSONResponse:
         """Screen a name (``name``) or a batch (``names``) against the loaded
         lists: candidates with scores and explanations, ownership paths, the
@@ -92,7 +93,7 @@ def router() -> APIRouter:
 
         return await run_in_threadpool(run)
 
-    @r.post("/v1/screen/dismissals", status_code=201)
+    @r.post("/v1/screen/dismissals", status_code=201, response_model=answers.Open)
     def dismiss(request: Request, who: Who, body: DismissRequest) -> JSONResponse:
         """Dismiss a candidate as a false positive for this party and the list's
         current version (on the record: who overrode what, and why)."""
@@ -103,7 +104,7 @@ def router() -> APIRouter:
         )
         return JSONResponse(out, 201)
 
-    @r.get("/v1/screen/lists")
+    @r.get("/v1/screen/lists", response_model=answers.Page)
     def lists(
         request: Request,
         who: Who,
@@ -119,14 +120,14 @@ def router() -> APIRouter:
         rows = rows if all_versions else [x for x in rows if x["current"]]
         return JSONResponse(page(rows, cursor, limit, key=lambda x: [x["list"], x["version"]]))
 
-    @r.get("/v1/screen/infra")
+    @r.get("/v1/screen/infra", response_model=answers.Open | None)
     def infra(request: Request, who: Who) -> JSONResponse:
         """The Clean Network check of this server's start (null without a manifest)."""
         room = room_of(request)
         room.gate.require(who, "read", "Screenings")
         return JSONResponse(getattr(request.app.state, "infra", None))
 
-    @r.post("/v1/exports")
+    @r.post("/v1/exports", response_model=answers.Exported)
     def export(request: Request, who: Who, body: ExportBody) -> JSONResponse:
         """Export data out of the clean room through the egress gate: the
         recipient is screened, the access decided, small groups suppressed, the
@@ -158,7 +159,7 @@ def router() -> APIRouter:
             )
         return JSONResponse(result.as_json())
 
-    @r.get("/v1/exports")
+    @r.get("/v1/exports", response_model=answers.Flows)
     def flows(request: Request, who: Who) -> JSONResponse:
         """Export flows (each a ledger entry), counted by destination and data class."""
         room = room_of(request)
