@@ -648,8 +648,10 @@ def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_v
         room.principals.add(Principal(name, "user", "users", "user", "US", 0, f"u{k}"))
         tokens[name] = room.principals.issue_token(name)
     _step("16. The oversight body's monitor checks every entry against the rules (and witnesses)")
+    # the oversight body pins its own root key (the demo made it for the oversight body)
     watcher = Watcher(live.url + "/log/", parse_verifier(log_vkey), state,
-                      api_url=live.url, token=tokens["olga-oversight"])  # fmt: skip
+                      api_url=live.url, token=tokens["olga-oversight"],
+                      oversight_vkey=room.config.oversight_vkey)  # fmt: skip
     assert watcher.witness is not None
     room.log.integrate()
     deadline = time.monotonic() + 30
