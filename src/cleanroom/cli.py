@@ -142,6 +142,7 @@ def init(
             "without it a development root key is made in the data directory"
         ),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="what was made, as JSON")] = False,
 ) -> None:
     """Create the data directory, the log signing key, the keyring and the system
     principals; pin the oversight body's root key; print the log's verifier key."""
@@ -187,14 +188,25 @@ def init(
         bootstrapped = bootstrap(room, dd)
         room.screening.ensure_bundled(by="init")
         room.log.integrate()
+    live: list[str] = []
+    if bootstrapped:
+        with CleanRoom.open(dd, start=False) as room:
+            live = [k for k in ("policy", "model") if room.releases.live(k) is not None]
+    if as_json:
+        typer.echo(json.dumps({
+            "data_dir": str(dd.path), "site": config.site.name,
+            "jurisdiction": config.site.jurisdiction, "operator": config.site.operator,
+            "origin": config.origin, "tree_size": cp.size, "log_vkey": signer.verifier.vkey,
+            "oversight_vkey": dd.load().oversight_vkey, "bootstrapped": bootstrapped,
+            "live": live,
+        }, indent=2))  # fmt: skip
+        return
     typer.echo(f"data directory: {dd.path}")
     typer.echo(
         f"site: {config.site.name} ({config.site.jurisdiction}, run by {config.site.operator})"
     )
     typer.echo(f"log origin: {config.origin} (tree size {cp.size})")
     if bootstrapped:
-        with CleanRoom.open(dd, start=False) as room:
-            live = [k for k in ("policy", "model") if room.releases.live(k) is not None]
         if len(live) == 2:
             typer.echo(
                 "first releases: reviewers operator-reviewer and oversight-reviewer "

@@ -49,6 +49,9 @@ def watch(
             "first oversight.root entry is trusted)"
         ),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON line per run (size, counts, new alerts)")
+    ] = False,
 ) -> None:
     """Verify the log and check every new entry against the rules; new alerts
     are kept in STATE_DIR/alerts.jsonl (exit code 1 after a run that raised any
@@ -67,12 +70,18 @@ def watch(
         _serve_witness(watcher, listen)
     while True:
         report = watcher.run_once()
-        typer.echo(
-            f"size {report.size}: {report.entries_checked} entries verified, "
-            f"{len(report.new_alerts)} new alerts"
-        )
-        for a in report.new_alerts:
-            typer.echo(f"ALERT {a.kind} (entry {a.index}): {a.message}")
+        if as_json:
+            typer.echo(json.dumps({
+                "size": report.size, "entries_checked": report.entries_checked,
+                "new_alerts": [a.as_json() for a in report.new_alerts],
+            }))  # fmt: skip
+        else:
+            typer.echo(
+                f"size {report.size}: {report.entries_checked} entries verified, "
+                f"{len(report.new_alerts)} new alerts"
+            )
+            for a in report.new_alerts:
+                typer.echo(f"ALERT {a.kind} (entry {a.index}): {a.message}")
         for e in report.webhook_errors:
             typer.echo(f"warning: webhook: {e}", err=True)
         if once:

@@ -324,6 +324,7 @@ def evaluate_cmd(
     digest: str,
     by: Annotated[str, typer.Option(help="who runs the evaluation")],
     split: Annotated[str, typer.Option(help="valid or test")] = "valid",
+    as_json: Annotated[bool, typer.Option("--json", help="the metrics as JSON")] = False,
 ) -> None:
     """A model configuration's metrics on the fixed evaluation set (bundled
     kuairec-small, SIGformer protocol) beside the live one's; recorded on the
@@ -343,6 +344,9 @@ def evaluate_cmd(
                 if known and known.get("split") == split
                 else evaluate_model_release(room, live.artifact, split=split, by=who)
             )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
     for name, m in rows.items():
         typer.echo(
             f"{name:9} R@20 {m['recall@20']:.4f}  NDCG@20 {m['ndcg@20']:.4f}  "
