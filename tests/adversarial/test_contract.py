@@ -86,6 +86,8 @@ def test_cli_tables_are_not_cut_and_data_comes_as_json(tmp_path: Path) -> None:
     assert run([*add, "--jurisdiction", "US"], dd).returncode == 0
     listed = run(["principal", "list"], dd).stdout  # piped: not a terminal
     assert long_role in listed and name in listed
+    made = run(["init", "--json"], tmp_path / "other")
+    assert made.returncode == 0 and json.loads(made.stdout)["live"] == ["policy", "model"]
     for args in (["deletion", "list"], ["policy", "show"], ["principal", "list"]):
         r = run([*args, "--json"], dd)
         assert r.returncode == 0, (args, r.stderr)
