@@ -41,7 +41,7 @@ def test_release_workflow(tmp_path: Path) -> None:
     # the oversight body's identity is its root key's to give, not the operator's
     otto = ["principal", "add", "otto", "--org", "oversight", "--role", "engineer",
             "--jurisdiction", "US"]  # fmt: skip
-    fails(otto, dd, "needs a statement signed by the oversight body's root key")
+    fails(otto, dd, "only by a statement signed by the oversight body's root key")
     root = ["--root-key", str(dd / "keys" / "oversight-root.key"),
             "--origin", "cleanroom.example/log"]  # fmt: skip
     (tmp_path / "otto.json").write_text(

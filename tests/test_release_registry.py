@@ -255,7 +255,7 @@ def test_only_the_oversight_root_makes_oversight_reviewers(reg, db: Database) ->
         (None, "only by a statement"),
         (grant(k, "mallory", vkey, signer="fake-root"), "does not verify|no signature"),
         (grant(k, "ola", k["ola"].verifier.vkey), "not add reviewer 'mallory'"),
-        (grant(k, "mallory", generate_signer("mallory").verifier.vkey), "another key"),
+        (grant(k, "mallory", generate_signer("mallory").verifier.vkey), "another vkey"),
         (grant(k, "mallory", vkey, origin="other.example/log"), "not 'test.example/log'"),
         (grant(k, "mallory", None, action="remove"), "not add reviewer"),
     ]

@@ -17,7 +17,8 @@ from cleanroom.gate.policy import shipped
 from cleanroom.gate.principals import PrincipalError
 from cleanroom.gate.privacy import PrivacyBudget
 from cleanroom.gate.screening import ScreeningDesk
-from cleanroom.ledger.authority import as_document, root_verifier
+from cleanroom.ledger.authority import root_verifier
+from cleanroom.ledger.dsse import as_document
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import WitnessEndpoint
 from cleanroom.release.registry import Registry

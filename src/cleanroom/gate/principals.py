@@ -39,7 +39,8 @@ from sqlalchemy import (
     update,
 )
 
-from cleanroom.ledger.authority import RootStatement, as_document, verify_root_statement
+from cleanroom.ledger.authority import RootStatement, require_statement
+from cleanroom.ledger.dsse import as_document
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import Verifier
 from cleanroom.storage import Database, Migration, migrate
@@ -224,49 +225,22 @@ class Principals:
     def check_statement(self, p: Principal, statement: Any) -> RootStatement:
         """The root statement adding ``p`` to the oversight body, verified, or
         :class:`PrincipalError` saying what is missing."""
-        if self.oversight_root is None:
-            raise PrincipalError(
-                "this clean room has no oversight root key pinned",
-                hint="cleanroom init --oversight-vkey VKEY",
-            )
-        if statement is None:
-            raise PrincipalError(
-                f"{p.name!r} of the oversight body needs a statement signed by the oversight "
-                "body's root key",
-                hint="cleanroom oversight grant principal NAME … (run by the oversight body), "
-                "then --statement FILE",
-            )
-        try:
-            st = verify_root_statement(statement, self.oversight_root, origin=self.origin)
-        except LedgerError as e:
-            raise PrincipalError(f"the oversight statement does not hold: {e}") from None
-        want = ("add", "principal", p.name, p.kind, p.role, p.jurisdiction)
-        got = (st.action, st.subject, st.name, st.kind, st.role, st.jurisdiction)
-        if got != want:
-            raise PrincipalError(
-                f"the oversight statement authorises {got[0]} {got[1]} {got[2]!r} "
-                f"({got[3]}, {got[4]}, {got[5]}), not this principal"
-            )
-        return st
+        return self._root_statement(
+            statement, "add", p.name, kind=p.kind, role=p.role, jurisdiction=p.jurisdiction
+        )
 
     def check_removal(self, p: Principal, statement: Any) -> RootStatement:
         """The root statement removing ``p`` from the oversight body, verified."""
-        if self.oversight_root is None or statement is None:
-            raise PrincipalError(
-                f"{p.name!r} of the oversight body is removed only by a statement signed by the "
-                "oversight body's root key",
-                hint="cleanroom oversight grant principal NAME --remove … then --statement FILE",
-            )
+        return self._root_statement(statement, "remove", p.name)
+
+    def _root_statement(self, statement: Any, action: str, name: str, **want: Any) -> RootStatement:
         try:
-            st = verify_root_statement(statement, self.oversight_root, origin=self.origin)
+            return require_statement(
+                statement, self.oversight_root, origin=self.origin, action=action,
+                subject="principal", name=name, what=f"{name!r} of the oversight body", **want,
+            )  # fmt: skip
         except LedgerError as e:
-            raise PrincipalError(f"the oversight statement does not hold: {e}") from None
-        if (st.action, st.subject, st.name) != ("remove", "principal", p.name):
-            raise PrincipalError(
-                f"the oversight statement authorises {st.action} {st.subject} {st.name!r}, "
-                f"not remove principal {p.name!r}"
-            )
-        return st
+            raise PrincipalError(e.message, e.hint) from None
 
     def disable(self, name: str) -> int:
         """Disable a principal and revoke its tokens (its row stays, for the

@@ -41,6 +41,7 @@ IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 REVIEW_TYPE = "https://cleanroom.dev/release-review/v1"
 BOOST_REVIEW_TYPE = "https://cleanroom.dev/boost-review/v1"
 ACTIONS = ("add", "remove")
+PAST = {"add": "added", "remove": "removed"}
 SUBJECTS = ("reviewer", "principal")
 DECISIONS = ("approve", "reject")
 
@@ -62,18 +63,6 @@ class RootStatement:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-def as_document(envelope: Any) -> dict[str, Any]:
-    """An envelope given as JSON text (or bytes) or already parsed, as a dict."""
-    if isinstance(envelope, str | bytes):
-        try:
-            envelope = json.loads(envelope)
-        except ValueError as e:
-            raise EnvelopeError(f"the envelope is not JSON: {e}") from None
-    if not isinstance(envelope, dict):
-        raise EnvelopeError("an envelope is a JSON object")
-    return envelope
 
 
 def root_verifier(vkey: str) -> Verifier:
@@ -132,6 +121,48 @@ def verify_root_statement(envelope: Any, root: Verifier, *, origin: str | None) 
         body["action"], body["subject"], body["name"], body["origin"], int(body["issued_ms"]),
         *(body.get(k) for k in fields), digest=hashlib.sha256(payload).hexdigest(),
     )  # fmt: skip
+
+
+def require_statement(
+    statement: Any,
+    root: Verifier | None,
+    *,
+    origin: str,
+    action: str,
+    subject: str,
+    name: str,
+    what: str,
+    **want: Any,
+) -> RootStatement:
+    """The root's statement doing ``action`` to ``subject`` ``name`` (with the
+    fields ``want``), verified — what the clean room asks before it adds or
+    removes an oversight reviewer or principal; EnvelopeError saying what is
+    missing otherwise (``what`` names them in the message)."""
+    if root is None:
+        raise EnvelopeError(
+            "this clean room has no oversight root key pinned",
+            hint="cleanroom init --oversight-vkey VKEY",
+        )
+    if statement is None:
+        raise EnvelopeError(
+            f"{what} is {PAST[action]} only by a statement signed by the oversight "
+            "body's root key",
+            hint=f"cleanroom oversight grant {subject} {name} … (run by the oversight body), "
+            "then --statement FILE",
+        )
+    try:
+        st = verify_root_statement(statement, root, origin=origin)
+    except EnvelopeError as e:
+        raise EnvelopeError(f"the oversight statement does not hold: {e}") from None
+    if (st.action, st.subject, st.name) != (action, subject, name):
+        raise EnvelopeError(
+            f"the oversight statement authorises {st.action} {st.subject} {st.name!r}, "
+            f"not {action} {subject} {name!r}"
+        )
+    for k, v in want.items():
+        if getattr(st, k) != v:
+            raise EnvelopeError(f"the oversight statement names another {k} for {name!r}")
+    return st
 
 
 def _check_statement(body: Any) -> None:

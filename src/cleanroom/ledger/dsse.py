@@ -55,9 +55,8 @@ def sign(payload: bytes, payload_type: str, signers: list[Signer]) -> dict[str, 
     }
 
 
-def parse(envelope: Any) -> tuple[str, bytes, list[tuple[str, bytes]]]:
-    """(payload type, payload, [(keyid, signature)]) of a well-formed envelope
-    (a dict, or its JSON text); AttestationError naming the first defect."""
+def as_document(envelope: Any) -> dict[str, Any]:
+    """An envelope given as JSON text (or bytes) or already parsed, as a dict."""
     if isinstance(envelope, str | bytes):
         try:
             envelope = json.loads(envelope)
@@ -65,6 +64,13 @@ def parse(envelope: Any) -> tuple[str, bytes, list[tuple[str, bytes]]]:
             raise EnvelopeError(f"the envelope is not JSON: {e}") from None
     if not isinstance(envelope, dict):
         raise EnvelopeError("the envelope must be a JSON object")
+    return envelope
+
+
+def parse(envelope: Any) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+    """(payload type, payload, [(keyid, signature)]) of a well-formed envelope
+    (a dict, or its JSON text); EnvelopeError naming the first defect."""
+    envelope = as_document(envelope)
     ptype, payload, sigs = (envelope.get(k) for k in ("payloadType", "payload", "signatures"))
     if not isinstance(ptype, str) or not ptype:
         raise EnvelopeError("the envelope has no payloadType")

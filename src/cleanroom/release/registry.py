@@ -30,7 +30,8 @@ from sqlalchemy import (
     select,
 )
 
-from cleanroom.ledger.authority import as_document, root_verifier, verify_root_statement
+from cleanroom.ledger.authority import require_statement, root_verifier
+from cleanroom.ledger.dsse import as_document
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import ALG_ED25519, Verifier, parse_verifier
 from cleanroom.release import dsse
@@ -281,30 +282,14 @@ class Registry:
         return index
 
     def _check_statement(self, action: str, name: str, vkey: str | None, statement: Any) -> None:
-        if self.oversight_root is None:
-            raise ReviewerError(
-                "this clean room has no oversight root key pinned",
-                hint="cleanroom init --oversight-vkey VKEY",
-            )
-        if statement is None:
-            raise ReviewerError(
-                f"a reviewer of the oversight body is {action}ed only by a statement signed by "
-                "the oversight body's root key",
-                hint="cleanroom oversight grant reviewer … (run by the oversight body), then "
-                "--statement FILE",
-            )
+        want = {"vkey": vkey} if action == "add" else {}
         try:
-            st = verify_root_statement(statement, self.oversight_root, origin=self.origin)
+            require_statement(
+                statement, self.oversight_root, origin=self.origin, action=action,
+                subject="reviewer", name=name, what="a reviewer of the oversight body", **want,
+            )  # fmt: skip
         except LedgerError as e:
-            raise ReviewerError(f"the oversight statement does not hold: {e}") from None
-        if (st.action, st.subject, st.name) != (action, "reviewer", name) or (
-            action == "add" and st.vkey != vkey
-        ):
-            raise ReviewerError(
-                f"the oversight statement authorises {st.action} {st.subject} {st.name!r}"
-                + (" with another key" if st.name == name else "")
-                + f", not {action} reviewer {name!r}"
-            )
+            raise ReviewerError(e.message, e.hint) from None
 
     def _oversight_ok(self, name: str, vkey: str, statement: str | None) -> bool:
         """Whether a stored oversight reviewer still has the root's statement
