@@ -357,7 +357,15 @@ def ledger_verify(
     entry: Annotated[Path | None, typer.Option(help="offline: the entry the proof is for")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Verify the log as an outside monitor over HTTP, or a tlog-proof offline."""
+    """Verify the log as an outside monitor over HTTP, or a tlog-proof offline.
+    Exit code 1 when the log or the proof does not verify (tampered entries, an
+    inconsistent checkpoint, a proof or signature that fails); 2 on bad input."""
+    from cleanroom.ledger.client import TamperError
+    from cleanroom.ledger.errors import (
+        InconsistencyError,
+        ProofError,
+        SignatureError,
+    )
     from cleanroom.ledger.note import parse_verifier
 
     if vkey is None:
@@ -372,9 +380,13 @@ def ledger_verify(
 
         if entry is None:
             _fail("--entry is required with --proof")
-        cp, _note = verify_tlog_proof(
-            proof.read_text(), entry.read_bytes().rstrip(b"\n"), log_key, witnesses, quorum
-        )
+        try:
+            cp, _note = verify_tlog_proof(
+                proof.read_text(), entry.read_bytes().rstrip(b"\n"), log_key, witnesses, quorum
+            )
+        except (ProofError, SignatureError) as e:
+            typer.echo(f"problem: {e}", err=True)
+            raise typer.Exit(1) from None
         typer.echo(f"ok: entry is in {cp.origin} at size {cp.size}")
         return
     if url is None:
@@ -392,9 +404,14 @@ def ledger_verify(
     )
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("verifying entries", total=None)
-        report = monitor.verify(
-            full=full, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+        try:
+            report = monitor.verify(
+                full=full,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except (TamperError, InconsistencyError, SignatureError) as e:
+            typer.echo(f"problem: {e}", err=True)
+            raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(report.__dict__))
         return

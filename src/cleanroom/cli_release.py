@@ -161,7 +161,8 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Check every release entry of the ledger with the reviewers' public keys:
-    reviews, verdicts, and that every deployment was approved. Exit 2 on a problem."""
+    reviews, verdicts, and that every deployment was approved. Exit code 1 when
+    it finds a problem."""
     from cleanroom.release.verify import ledger_entries, replay
 
     with _room() as room:
@@ -183,7 +184,8 @@ def verify(
         for p in report["problems"]:
             typer.echo(f"problem at entry {p['index']}: {p['problem']}")
     if view.problems:
-        raise CleanroomError(f"{len(view.problems)} release problem(s) on the ledger")
+        typer.echo(f"{len(view.problems)} release problem(s) on the ledger", err=True)
+        raise typer.Exit(1)
 
 
 @release_app.command("list")

@@ -135,3 +135,24 @@ def test_every_route_documents_what_it_answers(shared_api: Api) -> None:
             assert ok, (method, path)
             schemas = [m.get("schema") for m in ok[0].get("content", {}).values()]
             assert any(schemas), (method, path, ok[0])
+
+
+def test_one_exit_code_scheme(tmp_path: Path) -> None:
+    """0 done, 1 found a problem, 2 bad input — the same for every command."""
+    dd = tmp_path / "dd"
+    assert run(["init"], dd).returncode == 0
+    index = run(["ledger", "append"], dd, '{"type":"ops.note","v":1,"n":1}\n').stdout.split()[-1]
+    (tmp_path / "p").write_text(run(["ledger", "proof", index], dd).stdout)
+    (tmp_path / "e").write_text('{"n":2,"type":"ops.note","v":1}\n')  # not the entry proven
+    r = run(["ledger", "verify", "--proof", str(tmp_path / "p"), "--entry",
+             str(tmp_path / "e")], dd)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.startswith("problem:"), r.stderr
+    assert run(["release", "verify"], dd).returncode == 0
+    from cleanroom.room import CleanRoom
+
+    with CleanRoom.open(dd, background=False) as room:  # a deployment written around it all
+        room.log.append({"type": "release.deployed", "v": 1, "artifact": "sha256:" + "ab" * 32,
+                         "kind": "model", "by": "x", "rollback": False, "at_ms": 1})  # fmt: skip
+        room.log.integrate()
+    assert run(["release", "verify"], dd).returncode == 1
+    assert run(["release", "verify", "--kind"], dd).returncode == 2

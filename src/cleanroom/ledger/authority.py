@@ -145,8 +145,7 @@ def require_statement(
         )
     if statement is None:
         raise EnvelopeError(
-            f"{what} is {PAST[action]} only by a statement signed by the oversight "
-            "body's root key",
+            f"{what} is {PAST[action]} only by a statement signed by the oversight body's root key",
             hint=f"cleanroom oversight grant {subject} {name} … (run by the oversight body), "
             "then --statement FILE",
         )
