@@ -214,3 +214,41 @@ def test_the_monitor_boost_rules_on_constructed_entries() -> None:
     assert e.boosted_pages == {"b1": 2, "b2": 1}
     again = RuleEngine(e.state())  # the state survives a restart
     assert again.boosts == e.boosts
+
+
+def test_the_oversight_body_approves_a_boost_from_the_command_line(
+    api: Api,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+    """`cleanroom oversight boost-review` reads the declaration from the
+    ledger, checks its digest, signs with the reviewer's key and sends it (the
+    HTTP calls go through the ASGI app)."""
+    import httpx
+    from typer.testing import CliRunner
+
+    from cleanroom.cli import app
+
+    _retrain(api)
+    _ops(api)
+    boost = api.call("POST", "/v1/boosts", "ops", json=_body(_coldest(api))).json()
+
+    def through_app(method: str, url: str, **kw):
+        kw.pop("timeout", None)
+        return api.client.request(method, url, **kw)
+
+    monkeypatch.setattr(httpx, "request", through_app)
+    key = api.room.data_dir.keys / "reviewer-oversight-reviewer.key"
+    args = ["oversight", "boost-review", boost["id"], "--api", "http://testserver",
+            "--key", str(key), "--note", "checked"]  # fmt: skip
+    r = CliRunner().invoke(app, args, env={"CLEANROOM_TOKEN": api.tokens["olga"]})
+    assert r.exit_code == 0, r.output
+    assert "approved" in r.output
+    assert api.call("GET", f"/v1/boosts/{boost['id']}", "olga").json()["status"] == "approved"
+    # the operator's reviewer key is not the oversight body's
+    other = api.call("POST", "/v1/boosts", "ops", json=_body(_coldest(api))).json()
+    op_key = api.room.data_dir.keys / "reviewer-operator-reviewer.key"
+    args = ["oversight", "boost-review", other["id"], "--api", "http://testserver",
+            "--key", str(op_key)]  # fmt: skip
+    r = CliRunner().invoke(app, args, env={"CLEANROOM_TOKEN": api.tokens["olga"]})
+    assert r.exit_code != 0 and "oversight body" in str(r.exception)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -266,3 +266,58 @@ def grant(
         **({} if remove else who),
     )  # fmt: skip
     typer.echo(json.dumps(env))
+
+
+@oversight_app.command("boost-review")
+def boost_review(
+    boost_id: Annotated[str, typer.Argument(help="the declared boost, e.g. boost-1a2b3c")],
+    api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
+    key: Annotated[Path, typer.Option(help="an oversight reviewer's private key file")],
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token"),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
+    ] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="reject instead of approve")] = False,
+    note: Annotated[str, typer.Option(help="why (kept on the record)")] = "",
+) -> None:
+    """Approve (or reject) a declared boost with an oversight reviewer's key: the
+    declaration is read from the ledger, its digest checked against the one the
+    clean room shows, and the signed review sent with the decision."""
+    import httpx
+
+    from cleanroom.ledger.authority import entry_digest, sign_boost_review
+    from cleanroom.ledger.note import parse_signer
+    from cleanroom.storage.errors import CleanroomError
+
+    token = api_token(token, token_file, required="oversight boost-review")
+    try:
+        signer = parse_signer(key.read_text().strip())
+    except OSError as e:
+        raise CleanroomError(f"cannot read the key {key}: {e.strerror}") from None
+    headers = {"Authorization": f"Bearer {token}"}
+    base = api.rstrip("/")
+
+    def call(method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = httpx.request(method, base + path, headers=headers, timeout=60, **kw)
+        except httpx.HTTPError as e:
+            raise CleanroomError(f"cannot reach {base}: {e}") from None
+        if r.status_code >= 400:
+            raise CleanroomError(f"{method} {path} answered {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    boost = call("GET", f"/v1/boosts/{boost_id}")
+    declared = call("GET", f"/v1/ledger/entries/{boost['declared_entry']}")["entry"]
+    if entry_digest(declared) != boost["declared_digest"]:
+        raise CleanroomError(
+            f"the declaration on the ledger (entry {boost['declared_entry']}) is not what the "
+            f"clean room shows for {boost_id}"
+        )
+    decision = "reject" if reject else "approve"
+    envelope = sign_boost_review(signer, boost=boost_id, declared=declared, decision=decision)
+    out = call("POST", f"/v1/boosts/{boost_id}/review",
+               json={"decision": decision, "note": note, "envelope": envelope})  # fmt: skip
+    typer.echo(f"{boost_id}: {out['status']} (ledger entry {out['ledger_index']})")

@@ -105,4 +105,12 @@ def router() -> APIRouter:
         items = room.boosts.list(status)
         return JSONResponse(page(items, cursor, limit, key=lambda b: b["id"]))
 
+    @r.get("/v1/boosts/{boost_id}", response_model=answers.Boost)
+    def one(request: Request, boost_id: str, who: Who) -> JSONResponse:
+        """One boost: its state, its ledger entries and the digest of its
+        declaration (what an oversight reviewer signs to approve it)."""
+        room = room_of(request)
+        room.gate.require(who, "read", "Boosts")
+        return JSONResponse(room.boosts.get(boost_id))
+
     return r
