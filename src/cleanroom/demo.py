@@ -602,10 +602,10 @@ def _lone_operator(live: InProcessServer, call: Any, watcher: Any, tokens: dict[
                        json=sign_review(key, artifact, org="operator")).json()  # fmt: skip
     refused = httpx.post(live.url + f"/v1/releases/{art['digest']}/deploy", timeout=60,
                          headers={"Authorization": f"Bearer {tokens['oscar-ops']}"})  # fmt: skip
+    why = refused.json()["detail"].rsplit("not approved: ", 1)[-1]
     console.print(
         f"two operator reviewers approve {art['digest'][:23]}…: still missing "
-        f"[bold]{verdict['missing']}[/]; deploy: {refused.status_code} "
-        f"({refused.json()['detail'][:90]}…)"
+        f"[bold]{verdict['missing']}[/]; deploy refused: {refused.status_code} ({why})"
     )
     forged = sign_review(generate_signer("oversight-reviewer"), artifact, org="oversight")
     review = {"type": "release.review", "v": 1, "artifact": art["digest"],
@@ -622,7 +622,7 @@ def _lone_operator(live: InProcessServer, call: Any, watcher: Any, tokens: dict[
                      "at_ms": int(time.time() * 1000)})  # fmt: skip
     room.log.integrate()
     for a in watcher.run_once().new_alerts:
-        console.print(f"  [red]ALERT[/] {a.kind}: {a.message[:110]}")
+        console.print(f"  [red]ALERT[/] {a.kind}: " + a.message.replace(art["digest"], "it"))
 
 
 def _oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_vkey: str) -> None:
