@@ -75,3 +75,30 @@ def test_a_bad_epsilon_is_a_problem_and_spends_nothing(api: Api, epsilon: str) -
     r = api.call("GET", URL + f"&epsilon={epsilon}", "rita")
     assert r.status_code == 422, r.text
     assert _spent(api) == []
+
+
+def test_the_monitor_recomputes_every_budget_and_noise(
+    api: Api, tmp_path: Path, log_signer
+) -> None:
+    """From the ledger alone: the releases the clean room made raise nothing;
+    a release written around it with too little noise, and spends over the
+    budget, are privacy-violation alerts."""
+    from cleanroom.oversight import Watcher
+
+    for _ in range(2):
+        assert api.call("GET", URL, "rita").status_code == 200
+    api.room.log.integrate()
+    w = Watcher("http://testserver/log/", log_signer.verifier, tmp_path / "ov", client=api.client)
+    assert [a.kind for a in w.run_once().new_alerts] == []
+    now = _spent(api)[-1]["time_ms"]
+    forged = {"type": "privacy.spent", "v": 1, "principal": "rita", "epsilon": 1.0,
+              "scale": 0.5, "contribution_bound": CONTRIBUTION, "budget": BUDGET,
+              "time_ms": now + 1}  # fmt: skip
+    thin = api.room.log.append(forged)  # noise for ε 10, not 1
+    over = [api.room.log.append({**forged, "scale": 5.0, "time_ms": now + 2 + i})
+            for i in range(4)]  # 1 + 1 (the releases) + 1 + 4 > 5  # fmt: skip
+    api.room.log.integrate()
+    alerts = w.run_once().new_alerts
+    assert [(a.kind, a.index) for a in alerts][:1] == [("privacy-violation", thin)]
+    assert "noise scale" in alerts[0].message
+    assert over[-1] in [a.index for a in alerts if "over the budget" in a.message]

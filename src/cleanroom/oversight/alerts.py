@@ -39,6 +39,7 @@ KINDS = (
     "oversight-root-changed",
     "truncated",
     "rollback",
+    "privacy-violation",
 )
 # A webhook delivery is tried this many times, waiting 0.5 s, 1 s, 2 s… between.
 WEBHOOK_ATTEMPTS = 4

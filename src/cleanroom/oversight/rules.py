@@ -31,6 +31,9 @@ Rules (each violation one alert, with the entries as evidence):
   body, none from the parent, not by the submitter, no rejection);
 - every model that trained or served ran a released ranking configuration;
 - every deletion order was executed (``deletion.done``) within its deadline;
+- every differentially private release (``privacy.spent``) has the noise its ε
+  needs for its contribution bound, ε at most 1, and no principal spent more
+  than their budget over the window (recomputed here from the entries);
 - every boost a served page applied (``feed.served`` names them) was declared
   and approved by the oversight body — a review signed by an oversight
   reviewer's key about that very declaration, not by who declared it — and the page
@@ -76,6 +79,9 @@ REDECIDE_KEY = (
     "policy_version", "principal", "kind", "org", "role", "principal_jurisdiction", "clearance",
     "self_access", "action", "resource", "data_class", "jurisdiction", "purpose", "rules",
 )  # fmt: skip
+# The differential privacy every researcher release must have (gate.privacy).
+MAX_EPSILON = 1.0
+PRIVACY_WINDOW_MS = 365 * 24 * 3600 * 1000
 # Served feeds kept for the replay audit (the newest).
 KEEP_SERVED = 20_000
 # A page's time bucket may start this much before a boost's window (or end after it).
@@ -123,6 +129,8 @@ class RuleEngine:
         self.reviewers: dict[str, list[str]] = s.get("reviewers", {})  # name -> [org, vkey]
         self.overseers: list[str] = s.get("overseers", [])  # oversight principals
         self.statements: list[str] = s.get("statements", [])  # digests of used statements
+        # principal -> [[time_ms, epsilon], …] of their releases in the window
+        self.spends: dict[str, list[list[float]]] = s.get("spends", {})
 
     def state(self) -> dict[str, Any]:
         return {
@@ -143,6 +151,7 @@ class RuleEngine:
             "reviewers": self.reviewers,
             "overseers": self.overseers,
             "statements": self.statements,
+            "spends": self.spends,
         }
 
     # -- feeding ---------------------------------------------------------------------
@@ -510,6 +519,28 @@ class RuleEngine:
             )
         ]
 
+    def _privacy(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        """A DP release: enough noise for its ε, and within the principal's budget."""
+        who, at = str(e.get("principal")), int(e.get("time_ms", 0))
+        eps, scale = float(e.get("epsilon", 0)), float(e.get("scale", 0))
+        bound, budget = float(e.get("contribution_bound", 0)), float(e.get("budget", 0))
+        spent = [x for x in self.spends.get(who, []) if x[0] > at - PRIVACY_WINDOW_MS]
+        spent.append([at, eps])
+        self.spends[who] = spent
+        total = sum(x[1] for x in spent)
+        why = []
+        if not 0 < eps <= MAX_EPSILON:
+            why.append(f"ε {eps:g} is outside (0, {MAX_EPSILON:g}]")
+        if eps <= 0 or bound < 1 or scale + 1e-9 < bound / eps:
+            why.append(f"noise scale {scale:g} is less than its bound {bound:g} / ε {eps:g}")
+        if total > budget + 1e-9:
+            why.append(f"{who} spent ε {total:g} in the window, over the budget {budget:g}")
+        if not why:
+            return []
+        return [Alert("privacy-violation", index,
+                      f"privacy release {index} for {who}: " + "; ".join(why),
+                      {"entries": [index], "spent": total})]  # fmt: skip
+
     def _order(self, index: int, e: dict[str, Any]) -> list[Alert]:
         self.orders[str(e.get("order"))] = [index, int(e.get("deadline_ms", 0))]
         return []
@@ -579,4 +610,5 @@ _HANDLERS = {
     "release.reviewer": RuleEngine._reviewer,
     "release.reviewer_removed": RuleEngine._reviewer_removed,
     "principal.oversight": RuleEngine._overseer,
+    "privacy.spent": RuleEngine._privacy,
 }
