@@ -25,13 +25,13 @@ def test_ledger_imports_nothing_but_storage() -> None:
         "cleanroom.ledger, cleanroom.ledger.client, cleanroom.ledger.witness, "
         "cleanroom.ledger.log, cleanroom.ledger.tlogproof"
     )
-    assert _strays(out, ("cleanroom.ledger", "cleanroom.storage")) == []
+    assert _strays(out, ("cleanroom.ledger", "cleanroom.storage", "cleanroom.errors")) == []
 
 
 def test_vault_imports_nothing_but_storage() -> None:
     """DESIGN: the vault depends on storage only; the gate wraps it, not the reverse."""
     out = _loaded("cleanroom.vault, cleanroom.vault.store")
-    assert _strays(out, ("cleanroom.vault", "cleanroom.storage")) == []
+    assert _strays(out, ("cleanroom.vault", "cleanroom.storage", "cleanroom.errors")) == []
 
 
 def test_foryou_engine_knows_nothing_of_vault_gate_or_ledger() -> None:
@@ -39,14 +39,19 @@ def test_foryou_engine_knows_nothing_of_vault_gate_or_ledger() -> None:
     the clean room's recommender) and returns ledger entries to append: it is
     testable and replayable without any of them."""
     out = _loaded("cleanroom.foryou, cleanroom.foryou.evaluate")
-    assert _strays(out, ("cleanroom.foryou", "cleanroom.storage")) == []
+    assert _strays(out, ("cleanroom.foryou", "cleanroom.storage", "cleanroom.errors")) == []
 
 
 def test_release_depends_on_the_ledger_only() -> None:
     """DESIGN: releases (artifacts, reviews, attestations, the deploy check)
     stand on the ledger; an outside verifier needs nothing else."""
     out = _loaded("cleanroom.release")
-    assert _strays(out, ("cleanroom.release", "cleanroom.ledger", "cleanroom.storage")) == []
+    assert (
+        _strays(
+            out, ("cleanroom.release", "cleanroom.ledger", "cleanroom.storage", "cleanroom.errors")
+        )
+        == []
+    )
 
 
 def test_screen_depends_on_nothing_but_its_data() -> None:
@@ -56,14 +61,14 @@ def test_screen_depends_on_nothing_but_its_data() -> None:
         "cleanroom.screen.lists, cleanroom.screen.index, cleanroom.screen.screener, "
         "cleanroom.screen.infra, cleanroom.screen.ownership"
     )
-    assert _strays(out, ("cleanroom.screen", "cleanroom.storage")) == []
+    assert _strays(out, ("cleanroom.screen", "cleanroom.storage", "cleanroom.errors")) == []
 
 
 def test_oversight_monitor_imports_nothing_of_the_clean_room_but_the_ledger() -> None:
     """The oversight body runs the monitor on its own machine."""
     out = _loaded("cleanroom.oversight, cleanroom.cli_oversight")
     allowed = ("cleanroom.oversight", "cleanroom.cli_oversight", "cleanroom.ledger",
-               "cleanroom.storage")  # fmt: skip
+               "cleanroom.storage", "cleanroom.errors")  # fmt: skip
     assert _strays(out, allowed) == []
 
 

@@ -25,6 +25,7 @@ from cleanroom.gate import Principal
 from cleanroom.gate.gate import decision_changes
 from cleanroom.gate.policy import PolicyBundle, load_files, shipped
 from cleanroom.ledger.authority import sign_root_statement
+from cleanroom.ledger.hashing import text_files_digest as ledger_text_digest
 from cleanroom.ledger.note import Signer, Verifier, generate_signer
 from cleanroom.release import (
     INTOTO_PAYLOAD_TYPE,
@@ -55,7 +56,7 @@ def policy_manifest(bundle: PolicyBundle) -> dict[str, Any]:
 def text_files_digest(manifest: dict[str, Any]) -> str:
     """The digest of a manifest of files given by their text (policy sets,
     infrastructure manifests)."""
-    return files_digest({n: t.encode() for n, t in manifest["files"].items()})
+    return ledger_text_digest(manifest["files"])
 
 
 def model_manifest(cfg: RankingConfig) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
 from cleanroom.deployment import attest_model, check_lineage
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
 from cleanroom.foryou.data import POSITIVE_CODES
+from cleanroom.foryou.pool import Boost
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import Event
 
@@ -252,7 +253,13 @@ class Recommender:
         """Apply the approved boosts (after a review here, and every few
         seconds, so that every worker process follows the registry)."""
         self._boosts_read = time.monotonic()
-        self.engine.set_boosts(self.room.boosts.approved())
+        self.engine.set_boosts(
+            tuple(
+                Boost(b["id"], b["video"], b["factor"], b["label"], b["declared_by"],
+                      b["reason"], b["start_ms"], b["end_ms"], tuple(b["regions"]))
+                for b in self.room.boosts.approved()
+            )
+        )  # fmt: skip
 
     def serve(self, user: str, **how: Any) -> ServedFeed:
         """A feed page for ``user``, not yet committed (see :meth:`feed`)."""

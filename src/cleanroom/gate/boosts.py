@@ -25,7 +25,6 @@ from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, Text,
 from sqlalchemy.engine import Connection, Row
 
 from cleanroom.errors import CleanroomError
-from cleanroom.foryou.pool import Boost
 from cleanroom.gate.gate import Gate
 from cleanroom.gate.principals import Principal
 from cleanroom.ledger.authority import BOOST_REVIEW_TYPE, reviewer_key_names, verify_review
@@ -305,21 +304,8 @@ class BoostRegistry:
         with self.db.read_latest() as conn:
             return [self._row(r) for r in conn.execute(q).all()]
 
-    def approved(self) -> tuple[Boost, ...]:
-        """What the engine applies: approved boosts whose window is not over."""
+    def approved(self) -> list[dict[str, Any]]:
+        """What the engine applies: approved boosts whose window is not over
+        (the recommender hands them to the engine as its ``Boost``)."""
         now = self._now()
-        return tuple(
-            Boost(
-                b["id"],
-                b["video"],
-                b["factor"],
-                b["label"],
-                b["declared_by"],
-                b["reason"],
-                b["start_ms"],
-                b["end_ms"],
-                tuple(b["regions"]),
-            )
-            for b in self.list("approved")
-            if b["end_ms"] > now
-        )
+        return [b for b in self.list("approved") if b["end_ms"] > now]

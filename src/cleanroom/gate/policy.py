@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cedarpy
 
-from cleanroom.release.digests import files_digest
+from cleanroom.ledger.hashing import text_files_digest
 from cleanroom.storage.errors import CleanroomError
 
 SCHEMA_FILE = "schema.cedarschema"
@@ -46,9 +46,9 @@ class PolicyBundle:
 
 def version_of(files: dict[str, str]) -> str:
     """The policy set's digest: the same as its release artifact's (a dirhash
-    of the files, ``release.digests``), so a decision's ``policy_version``
+    of the files, ``ledger.hashing``), so a decision's ``policy_version``
     names an approved release."""
-    return files_digest({name: text.encode() for name, text in files.items()})
+    return text_files_digest(files)
 
 
 def load_files(files: dict[str, str]) -> PolicyBundle:

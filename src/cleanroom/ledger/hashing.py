@@ -91,3 +91,9 @@ def dirhash(hashes: dict[str, str]) -> str:
             raise LedgerError(f"the hash of {name!r} is not 64 hex digits")
         lines.append(f"{h}  {name}\n")
     return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def text_files_digest(files: dict[str, str]) -> str:
+    """The :func:`dirhash` of a set of text files (UTF-8): what a policy set or
+    an infrastructure manifest is released, decided and re-decided by."""
+    return dirhash({n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()})

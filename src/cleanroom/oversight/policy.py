@@ -7,19 +7,13 @@ clean room uses, on the attributes the entry records."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import cedarpy
 import httpx
 
 from cleanroom.ledger.errors import LedgerError
-from cleanroom.ledger.hashing import dirhash
-
-
-def files_digest(files: dict[str, str]) -> str:
-    """The digest the clean room releases a set of text files by."""
-    return dirhash({n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()})
+from cleanroom.ledger.hashing import text_files_digest
 
 
 class PolicySource:
@@ -37,7 +31,7 @@ class PolicySource:
             if r.status_code != 200:
                 raise LedgerError(f"policy release {digest}: HTTP {r.status_code}")
             files = r.json().get("manifest", {}).get("files", {})
-            if files_digest(files) != digest:
+            if text_files_digest(files) != digest:
                 raise LedgerError(f"policy release {digest}: its files do not hash to it")
             policies = "\n".join(t for n, t in sorted(files.items()) if n.endswith(".cedar"))
             schema = next((t for n, t in files.items() if n.endswith(".cedarschema")), "")

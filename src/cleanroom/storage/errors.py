@@ -1,25 +1,11 @@
-"""The project's error base, kept in the lowest layer so every part (the
-standalone ledger included) can share it.
-
-Every error names what went wrong (``message``) and, where it helps, what to do
-(``hint``); ``status`` and ``title`` are what the API puts in its RFC 9457
-problem+json, and the CLI prints ``str(error)`` on one line with exit code 2.
-"""
+"""Errors of the storage layer, on the project's base (``cleanroom.errors``,
+re-exported here for the modules that import it from storage)."""
 
 from __future__ import annotations
 
+from cleanroom.errors import CleanroomError
 
-class CleanroomError(Exception):
-    status = 400
-    title = "Bad request"
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message} ({self.hint})"
+__all__ = ["CleanroomError", "StorageError"]
 
 
 class StorageError(CleanroomError):
