@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cleanroom.cli_oversight import Token, TokenFile
 from cleanroom.storage.secrets import api_token
 
 audit_app = typer.Typer(
@@ -21,13 +22,8 @@ audit_app = typer.Typer(
 def run(
     api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
     report: Annotated[Path, typer.Option(help="the HTML report to write (JSON beside it)")],
-    token: Annotated[
-        str | None,
-        typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token"),
-    ] = None,
-    token_file: Annotated[
-        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
-    ] = None,
+    token: Token = None,
+    token_file: TokenFile = None,
     accounts: Annotated[
         Path | None, typer.Option(help="audit accounts (from `audit accounts`): run sock puppets")
     ] = None,

@@ -17,6 +17,13 @@ oversight_app = typer.Typer(
     no_args_is_help=True,
 )
 StateDir = Annotated[Path, typer.Option(help="the monitor's state directory")]
+# how every command that calls the clean room's API takes the oversight token
+Token = Annotated[
+    str | None, typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token")
+]
+TokenFile = Annotated[
+    Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
+]
 
 
 @oversight_app.command("watch")
@@ -32,12 +39,8 @@ def watch(
     api: Annotated[
         str | None, typer.Option(help="the clean room's API: decide access entries again")
     ] = None,
-    token: Annotated[
-        str | None, typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight token for --api")
-    ] = None,
-    token_file: Annotated[
-        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
-    ] = None,
+    token: Token = None,
+    token_file: TokenFile = None,
     listen: Annotated[
         str | None,
         typer.Option(help="HOST:PORT: serve this monitor's witness (see `witness-init`) there"),
@@ -165,13 +168,8 @@ def flows(
 @oversight_app.command("replay")
 def replay(
     api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
-    token: Annotated[
-        str | None,
-        typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token"),
-    ] = None,
-    token_file: Annotated[
-        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
-    ] = None,
+    token: Token = None,
+    token_file: TokenFile = None,
     state_dir: StateDir = Path("oversight"),
     sample: Annotated[int, typer.Option(help="feeds to replay", min=1)] = 200,
     seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
@@ -273,13 +271,8 @@ def boost_review(
     boost_id: Annotated[str, typer.Argument(help="the declared boost, e.g. boost-1a2b3c")],
     api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
     key: Annotated[Path, typer.Option(help="an oversight reviewer's private key file")],
-    token: Annotated[
-        str | None,
-        typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token"),
-    ] = None,
-    token_file: Annotated[
-        Path | None, typer.Option(help="a file (0600) holding the token instead of --token")
-    ] = None,
+    token: Token = None,
+    token_file: TokenFile = None,
     reject: Annotated[bool, typer.Option("--reject", help="reject instead of approve")] = False,
     note: Annotated[str, typer.Option(help="why (kept on the record)")] = "",
 ) -> None:
