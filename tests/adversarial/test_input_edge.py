@@ -20,6 +20,7 @@ BAD_BODIES = {
     "big-int": EVENT + '"watch_ms": 9007199254740993}]}',
     "duplicate-key": EVENT + '"watch_ms": 10, "watch_ms": 11}]}',
     "deep": EVENT + '"watch_ms": 10, "context": ' + "[" * 5000 + "]" * 5000 + "}]}",
+    "lone-surrogate": EVENT + '"watch_ms": 10, "context": {"s": "\\ud800"}}]}',
     "not-utf8": (EVENT + '"watch_ms": 10, "context": {"s": "').encode() + b'\xff"}}]}',
 }
 ROUTES = [

@@ -6,7 +6,7 @@ One ASGI middleware in front of every route, so no route can forget it:
   full (the cap: :data:`CAPS` by path prefix, :data:`DEFAULT_CAP` otherwise);
 - a JSON body must be I-JSON (RFC 7493): no ``NaN``/``Infinity``, no number
   that does not fit a double, no integer beyond ±2^53, no duplicate member
-  names, valid UTF-8, and at most :data:`MAX_DEPTH` levels of nesting — else
+  names, valid UTF-8 without lone surrogates, and at most :data:`MAX_DEPTH` levels of nesting — else
   422. A value that would be stored and later break a reader (one ``NaN`` in an
   event's context made a user's export answer 500 forever) never gets in.
 
@@ -43,7 +43,10 @@ CAPS = (
 )
 MAX_DEPTH = 32
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 MAX_SAFE_INTEGER = 2**53
+STATE_KEY = "ijson_body"
+NOT_PARSED = object()
 
 
 class NotIJSON(ValueError):
@@ -55,11 +58,11 @@ def cap_for(path: str) -> int:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise NotIJSON(f"the member name {k!r} appears twice in one object")
-        out[k] = v
+    out = dict(pairs)
+    if len(out) != len(pairs):  # a name came twice: say which
+        names = [k for k, _ in pairs]
+        twice = next(k for k in names if names.count(k) > 1)
+        raise NotIJSON(f"the member name {twice!r} appears twice in one object")
     return out
 
 
@@ -67,30 +70,34 @@ def _constant(name: str) -> Any:
     raise NotIJSON(f"{name} is not a JSON number (I-JSON has no NaN or Infinity)")
 
 
-def _integer(text: str) -> int:
-    n = int(text)
-    if abs(n) > MAX_SAFE_INTEGER:
-        raise NotIJSON(f"the integer {text[:40]} is beyond ±2^53 (not exact in I-JSON)")
-    return n
-
-
-def _float(text: str) -> float:
-    x = float(text)
-    if not math.isfinite(x):
-        raise NotIJSON(f"the number {text[:40]} does not fit a double")
-    return x
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
+def _check_values(value: Any, strings: bool) -> None:
+    """Numbers exact or finite, nesting at most MAX_DEPTH and — with ``strings``
+    — no lone surrogate in a string or a name (one pass, no recursion)."""
+    stack = [(value, 1)]
     while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict | list):
-            deepest = max(deepest, d)
-            if deepest > MAX_DEPTH:
-                return deepest
-            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
-    return deepest
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise NotIJSON(f"JSON nested deeper than {MAX_DEPTH} levels")
+        if strings and type(node) is dict:
+            for k in node:
+                _scalar_values(k)
+        for v in node.values() if type(node) is dict else node:
+            t = type(v)
+            if strings and t is str:
+                _scalar_values(v)
+            elif t is dict or t is list:
+                stack.append((v, depth + 1))
+            elif t is int and not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                raise NotIJSON(f"the integer {str(v)[:40]} is beyond ±2^53 (not exact in I-JSON)")
+            elif t is float and not math.isfinite(v):
+                raise NotIJSON("a number does not fit a double")
+
+
+def _scalar_values(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotIJSON("a string holds a lone surrogate (\\ud800-\\udfff unpaired)") from None
 
 
 def check_ijson(body: bytes) -> Any:
@@ -100,22 +107,27 @@ def check_ijson(body: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise NotIJSON(f"the body is not UTF-8 ({e.reason} at byte {e.start})") from None
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_constant,
-            parse_int=_integer,
-            parse_float=_float,
-        )
-    except NotIJSON:
-        raise
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_constant)
     except json.JSONDecodeError as e:
         raise NotIJSON(f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise NotIJSON(f"JSON nested deeper than {MAX_DEPTH} levels") from None
-    if _depth(value) > MAX_DEPTH:
-        raise NotIJSON(f"JSON nested deeper than {MAX_DEPTH} levels")
+    # a surrogate can only come from a \\u escape: strings are looked at if one is there
+    strings = _SURROGATE_ESCAPE.search(text) is not None
+    t = type(value)
+    if t is dict or t is list:
+        _check_values(value, strings)
+    elif t is str and strings:
+        _scalar_values(value)
+    elif (t is int and abs(value) > MAX_SAFE_INTEGER) or (t is float and not math.isfinite(value)):
+        raise NotIJSON("the number is not exact in I-JSON")
     return value
+
+
+def parsed_body(request: Any) -> Any:
+    """The JSON value the guard already parsed and checked for this request, or
+    :data:`NOT_PARSED` (a body it left to the route: not JSON)."""
+    return getattr(request.state, STATE_KEY, NOT_PARSED)
 
 
 def _is_json(scope: Scope, body: bytes) -> bool:
@@ -165,10 +177,11 @@ class InputGuard:
         body = b"".join(chunks)
         if body.strip() and _is_json(scope, body):
             try:
-                check_ijson(body)
+                value = check_ijson(body)
             except NotIJSON as e:
                 await _refuse(scope, send, 422, "Invalid JSON", f"the body is not I-JSON: {e}")
                 return
+            scope.setdefault("state", {})[STATE_KEY] = value  # the route reads it, not again
         sent = False
 
         async def replay() -> Message:

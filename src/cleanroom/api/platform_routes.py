@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, recommender_of, room_of, subject_of
+from cleanroom.api.guard import NOT_PARSED, parsed_body
 from cleanroom.api.pages import DEFAULT_LIMIT, BadCursor, Cursor, Limit, page
 from cleanroom.api.pages import decode as decode_cursor
 from cleanroom.api.pages import encode as encode_cursor
@@ -25,8 +26,6 @@ from cleanroom.gate.privacy import DEFAULT_EPSILON, MAX_EPSILON
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import Event, InvalidRecord, User, Video
 from cleanroom.vault.store import MAX_BATCH
-
-MAX_BODY = 16 * 1024 * 1024
 
 
 class PayloadTooLarge(CleanroomError):
@@ -41,16 +40,14 @@ Purpose = Annotated[
 
 
 async def _json_body(request: Request, key: str) -> list[Any]:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body exceeds {MAX_BODY} bytes")
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body exceeds {MAX_BODY} bytes")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRecord(f"the body is not valid JSON: {exc}") from None
+    """The ``{key: [...]}`` body: as the input guard parsed it (capped, I-JSON),
+    or parsed here when it was sent without a JSON content type."""
+    doc = parsed_body(request)
+    if doc is NOT_PARSED:
+        try:
+            doc = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRecord(f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get(key), list) or set(doc) != {key}:
         raise InvalidRecord(f'the body must be {{"{key}": [ … ]}}')
     items = doc[key]
@@ -171,14 +168,10 @@ def router() -> APIRouter:
             c = decode_cursor(cursor)
             if not isinstance(c.get("ts"), int) or not isinstance(c.get("id"), str):
                 raise BadCursor("the cursor is not one this API gave out")
-            after, before_ms = (c["ts"], c["id"]), c["ts"] + 1
-        # events at the last one's time come again: skip those already given
-        extra = 0 if after is None else 1000
+            after = (c["ts"], c["id"])
         events = room.vault.user_events(
-            grant, user_id, limit=limit + extra + 1, before_ms=before_ms
+            grant, user_id, limit=limit + 1, before_ms=before_ms, after=after
         )
-        if after is not None:
-            events = [e for e in events if (e["ts_ms"], e["id"]) < after]
         more, events = len(events) > limit, events[:limit]
         if grant.obligations:
             for e in events:
