@@ -45,7 +45,7 @@ def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
 def test_denied_requests_are_rate_limited_and_counted(api: Api) -> None:
     gate = api.room.gate
     now = [0.0]  # the limiter's clock, moved by the test alone
-    gate._denials = DenialLimiter(burst=5, rate=20.0, clock=lambda: now[0])
+    gate.denials = DenialLimiter(burst=5, rate=20.0, clock=lambda: now[0])
     pete = api.room.principals.get("pete")
     before = len(api.ledger())
     for _ in range(5):

@@ -150,8 +150,7 @@ class Gate:
         log: Log,
         policy: PolicyBundle | None = None,
         *,
-        deny_burst: int = DENY_BURST,
-        deny_rate: float = DENY_RATE,
+        denials: DenialLimiter | None = None,
     ) -> None:
         self.vault = vault
         self.log = log
@@ -159,7 +158,7 @@ class Gate:
         # bucket): a caller hammering refused requests cannot grow the ledger
         # at request rate. Beyond it: 429, and one ``access.limited`` entry
         # counts what was refused unrecorded once the caller slows down.
-        self._denials = DenialLimiter(deny_burst, deny_rate)
+        self.denials = denials or DenialLimiter(DENY_BURST, DENY_RATE)
         self.limited = 0  # denied requests answered 429 without an entry of their own
         self.jurisdiction = vault.site.jurisdiction
         self._authority = vault.authority()
@@ -325,13 +324,13 @@ class Gate:
     def _limit(self, principal: Principal) -> None:
         """Count a denial against the principal's bucket: 429 when it is empty;
         otherwise first record how many went unrecorded since the last one."""
-        ok, skipped, since_ms = self._denials.take(principal.name)
+        ok, skipped, since_ms = self.denials.take(principal.name)
         if not ok:
             with self._lock:
                 self.limited += 1
             raise RateLimited(
                 f"{principal.name} is refused too often: denied requests are answered 429 "
-                f"until they slow down (at most {self._denials.rate:g}/s are recorded)",
+                f"until they slow down (at most {self.denials.rate:g}/s are recorded)",
                 hint="stop retrying a refused request; the refusals are counted on the ledger",
             )
         if skipped:

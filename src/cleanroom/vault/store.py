@@ -470,18 +470,11 @@ class Vault:
     ) -> tuple[dict[str, int], int]:
         """:meth:`aggregate_counts` and how many groups were suppressed (a grant
         to read aggregates, or the egress gate's to export them)."""
-        self._grants.check(grant, ("read", "export"), "Aggregates")
-        if by not in ("kind", "video"):
-            raise InvalidRecord("aggregates are by 'kind' or 'video'")
         counts: dict[str, int] = {}
         users: dict[str, set[str]] = {}
-        if grant.subjects is not None:
-            raise CleanroomError("aggregates need a jurisdiction-wide grant")
-        for part in self._iter_events(grant.jurisdiction, 50_000):
-            for uid, video, kind, _ts, _w in part:
-                k = kind if by == "kind" else video
-                counts[k] = counts.get(k, 0) + 1
-                users.setdefault(k, set()).add(uid)
+        for uid, k in self._category_records(grant, by):
+            counts[k] = counts.get(k, 0) + 1
+            users.setdefault(k, set()).add(uid)
         kept = {k: n for k, n in sorted(counts.items()) if len(users[k]) >= min_group}
         return kept, len(counts) - len(kept)
 
@@ -492,25 +485,28 @@ class Vault:
         event kind, or every video of the catalogue) and the ``(user,
         category)`` of each event, in stored order. Only noisy counts of these
         may leave the clean room (``cleanroom.gate.privacy``)."""
+        records = self._category_records(grant, by)
+        if by == "kind":
+            return list(EVENT_KINDS), records
+        with self.db.read() as conn:
+            videos = list(conn.execute(select(t.videos.c.id).order_by(t.videos.c.id)).scalars())
+        return videos, records
+
+    def _category_records(self, grant: Grant, by: str) -> Iterator[tuple[str, str]]:
+        """``(user, kind or video)`` of every event of the grant's jurisdiction,
+        after checking the grant (at once, not when the records are read)."""
         self._grants.check(grant, ("read", "export"), "Aggregates")
         if by not in ("kind", "video"):
             raise InvalidRecord("aggregates are by 'kind' or 'video'")
         if grant.subjects is not None:
             raise CleanroomError("aggregates need a jurisdiction-wide grant")
-        if by == "kind":
-            categories = list(EVENT_KINDS)
-        else:
-            with self.db.read() as conn:
-                categories = list(
-                    conn.execute(select(t.videos.c.id).order_by(t.videos.c.id)).scalars()
-                )
 
         def records() -> Iterator[tuple[str, str]]:
             for part in self._iter_events(grant.jurisdiction, 50_000):
                 for uid, video, kind, _ts, _w in part:
                     yield uid, (kind if by == "kind" else video)
 
-        return categories, records()
+        return records()
 
     # -- export and deletion ---------------------------------------------------
 
