@@ -14,7 +14,7 @@ from cleanroom.gate import Deletions, Gate, Principal, Principals
 from cleanroom.gate.boosts import BoostRegistry
 from cleanroom.gate.egress import Egress
 from cleanroom.gate.policy import shipped
-from cleanroom.gate.principals import PrincipalError
+from cleanroom.gate.principals import PrincipalError, UnknownPrincipal
 from cleanroom.gate.privacy import PrivacyBudget
 from cleanroom.gate.screening import ScreeningDesk
 from cleanroom.ledger.authority import root_verifier
@@ -134,21 +134,14 @@ class CleanRoom:
         if principal.org != "oversight":
             return self.principals.add(principal, statement)
         st = self.principals.check_statement(principal, statement)
-        if any(p.name == principal.name for p, _ in self.principals.list()):
+        try:
+            self.principals.get(principal.name)
             raise PrincipalError(f"principal {principal.name!r} already exists")
-        self.log.append(
-            {
-                "type": "principal.oversight",
-                "v": 1,
-                "action": "add",
-                "principal": principal.name,
-                "kind": principal.kind,
-                "role": principal.role,
-                "jurisdiction": principal.jurisdiction,
-                "statement": as_document(statement),
-                "statement_digest": st.digest,
-            }
-        )
+        except UnknownPrincipal:
+            pass
+        p = principal
+        self._record_overseer("add", p.name, statement, st.digest,
+                              kind=p.kind, role=p.role, jurisdiction=p.jurisdiction)  # fmt: skip
         return self.principals.add(principal, statement)
 
     def ensure_system_principals(self) -> None:
@@ -166,18 +159,16 @@ class CleanRoom:
         p = self.principals.get(name)
         if p.org == "oversight":
             st = self.principals.check_removal(p, statement)
-            doc = as_document(statement)
-            self.log.append(
-                {
-                    "type": "principal.oversight",
-                    "v": 1,
-                    "action": "remove",
-                    "principal": name,
-                    "statement": doc,
-                    "statement_digest": st.digest,
-                }
-            )
+            self._record_overseer("remove", name, statement, st.digest)
         return self.principals.disable(name)
+
+    def _record_overseer(
+        self, action: str, name: str, statement: Any, digest: str, **fields: str
+    ) -> int:
+        return self.log.append(
+            {"type": "principal.oversight", "v": 1, "action": action, "principal": name,
+             **fields, "statement": as_document(statement), "statement_digest": digest}
+        )  # fmt: skip
 
     def close(self) -> None:
         self.log.close()

@@ -127,7 +127,7 @@ def require_statement(
     statement: Any,
     root: Verifier | None,
     *,
-    origin: str,
+    origin: str | None,
     action: str,
     subject: str,
     name: str,

@@ -51,9 +51,9 @@ from cleanroom.ledger.authority import (
     BOOST_REVIEW_TYPE,
     REVIEW_TYPE,
     entry_digest,
+    require_statement,
     root_verifier,
     verify_review,
-    verify_root_statement,
 )
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import parse_verifier
@@ -357,19 +357,14 @@ class RuleEngine:
     ) -> str:
         """Why the root statement an entry carries does not authorise
         ``action subject name`` ("" when it does; the statement is then used)."""
-        if self.root is None:
-            return "no oversight root key is pinned or on the ledger"
         try:
-            st = verify_root_statement(
-                e.get("statement"), root_verifier(self.root), origin=self.origin
-            )
+            st = require_statement(
+                e.get("statement"), root_verifier(self.root) if self.root else None,
+                origin=self.origin, action=action, subject=subject, name=name, what=name,
+                **want,
+            )  # fmt: skip
         except LedgerError as err:
-            return f"its statement does not verify with the oversight root key ({err.message})"
-        if (st.action, st.subject, st.name) != (action, subject, name):
-            return f"the statement is about {st.action} {st.subject} {st.name!r}"
-        for k, v in want.items():
-            if getattr(st, k) != v:
-                return f"the statement names another {k}"
+            return err.message
         if st.digest in self.statements:
             return "the statement was used before"
         self.statements.append(st.digest)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cleanroom.ledger.authority import root_verifier, verify_root_statement
+from cleanroom.ledger.authority import require_statement, root_verifier
 from cleanroom.ledger.entries import decode_entry
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.note import Verifier, parse_verifier
@@ -147,14 +147,12 @@ def replay(
 
 def _root_problem(e: dict[str, Any], root: str | None, origin: str, action: str, vkey: str) -> str:
     """Why a reviewer entry's oversight statement does not hold ("" if it does)."""
-    if root is None:
-        return "no oversight root key is pinned"
     try:
-        st = verify_root_statement(e.get("statement"), root_verifier(root), origin=origin or None)
+        require_statement(
+            e.get("statement"), root_verifier(root) if root else None, origin=origin or None,
+            action=action, subject="reviewer", name=str(e.get("reviewer")),
+            what=f"reviewer {e.get('reviewer')!r}", **({"vkey": vkey} if action == "add" else {}),
+        )  # fmt: skip
     except LedgerError as err:
-        return f"its statement does not verify with the oversight root key ({err.message})"
-    if (st.action, st.subject, st.name) != (action, "reviewer", e.get("reviewer")):
-        return f"the statement is about {st.action} {st.subject} {st.name!r}"
-    if action == "add" and st.vkey != vkey:
-        return "the statement names another key"
+        return err.message
     return ""
