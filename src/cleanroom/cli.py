@@ -188,16 +188,14 @@ def init(
         bootstrapped = bootstrap(room, dd)
         room.screening.ensure_bundled(by="init")
         room.log.integrate()
-    live: list[str] = []
-    if bootstrapped:
-        with CleanRoom.open(dd, start=False) as room:
-            live = [k for k in ("policy", "model") if room.releases.live(k) is not None]
+        live = [k for k in ("policy", "model") if room.releases.live(k) is not None]
+        oversight_vkey = room.config.oversight_vkey
     if as_json:
         typer.echo(json.dumps({
             "data_dir": str(dd.path), "site": config.site.name,
             "jurisdiction": config.site.jurisdiction, "operator": config.site.operator,
             "origin": config.origin, "tree_size": cp.size, "log_vkey": signer.verifier.vkey,
-            "oversight_vkey": dd.load().oversight_vkey, "bootstrapped": bootstrapped,
+            "oversight_vkey": oversight_vkey, "bootstrapped": bootstrapped,
             "live": live,
         }, indent=2))  # fmt: skip
         return

@@ -136,8 +136,7 @@ def dev_oversight_root(room: CleanRoom, dd: DataDir) -> Signer | None:
         dd.write_key(ROOT_KEY, signer)
         cfg.oversight_vkey = signer.verifier.vkey
         dd.save(cfg)
-        room.principals.oversight_root = signer.verifier
-        room.releases.pin_oversight_root(cfg.oversight_vkey, by="init")
+        room.pin_oversight_root(cfg.oversight_vkey, by="init")
     if not dd.has_key(ROOT_KEY):
         return None
     signer = dd.read_key(ROOT_KEY)
@@ -161,7 +160,7 @@ def bootstrap(room: CleanRoom, dd: DataDir) -> bool:
     pinned = room.config.oversight_vkey  # given at init: on the record now
     root = dev_oversight_root(room, dd)
     if pinned is not None:
-        reg.pin_oversight_root(pinned, by="init")
+        room.pin_oversight_root(pinned, by="init")
     keys = {}
     existing = {p.name for p, _ in room.principals.list()}
     juris = room.config.site.jurisdiction
@@ -173,18 +172,16 @@ def bootstrap(room: CleanRoom, dd: DataDir) -> bool:
         keys[name] = (reviewer_key(dd, name), org)
         vkey = keys[name][0].verifier.vkey
         principal = Principal(name, "person", org, "reviewer", juris, 1)
-        as_principal = as_reviewer = None
-        if root is not None and org == "oversight":
-            origin = room.config.origin
-            as_principal = sign_root_statement(
-                root, origin=origin, action="add", subject="principal", name=name,
-                kind="person", role="reviewer", jurisdiction=juris,
-            )  # fmt: skip
+        as_reviewer = None
+        if root is not None and org == "oversight":  # the development root speaks
             as_reviewer = sign_root_statement(
-                root, origin=origin, action="add", subject="reviewer", name=name, vkey=vkey
-            )
-        if name not in existing:
-            room.add_principal(principal, as_principal)
+                root, origin=room.config.origin, action="add", subject="reviewer", name=name,
+                vkey=vkey,
+            )  # fmt: skip
+            if name not in existing:
+                add_oversight_principal(room, dd, principal)
+        elif name not in existing:
+            room.add_principal(principal)
         reg.add_reviewer(name, org, vkey, added_by="init", statement=as_reviewer)
     bundle = shipped()
     cfg = RankingConfig.shipped()

@@ -162,6 +162,13 @@ class CleanRoom:
             self._record_overseer("remove", name, statement, st.digest)
         return self.principals.disable(name)
 
+    def pin_oversight_root(self, vkey: str, *, by: str) -> int:
+        """Trust ``vkey`` as the oversight body's root (principals and reviewers
+        of the oversight body are checked against it) and put it on the record."""
+        index = self.releases.pin_oversight_root(vkey, by=by)
+        self.principals.oversight_root = self.releases.oversight_root
+        return index
+
     def _record_overseer(
         self, action: str, name: str, statement: Any, digest: str, **fields: str
     ) -> int:
