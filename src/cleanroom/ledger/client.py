@@ -196,7 +196,6 @@ class Monitor:
         self.origin = origin or log_key.name
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._rechecked = 0
 
     @property
     def state_file(self) -> Path:
@@ -265,7 +264,7 @@ class Monitor:
         else:
             compact = CompactRange(state.size, state.compact)
         start = compact.size
-        bad = self._recheck(reader, min(start, cp.size), recheck) if start else []
+        bad, rechecked = self._recheck(reader, min(start, cp.size), recheck)
         bad += self._replay_entries(compact, reader, cp.size, progress, on_entry)
         if bad:
             shown = ", ".join(map(str, bad[:10]))
@@ -284,13 +283,14 @@ class Monitor:
             cp.size - start,
             cosigners,
             warnings,
-            self._rechecked,
+            rechecked,
             rolled_back,
         )
 
-    def _recheck(self, reader: TileHashReader, size: int, bundles: int) -> list[int]:
+    def _recheck(self, reader: TileHashReader, size: int, bundles: int) -> tuple[list[int], int]:
         """Read entries below ``size`` again (all bundles, or ``bundles`` drawn
-        at random) and return those that no longer hash to the signed tree."""
+        at random): those that no longer hash to the signed tree, and how many
+        were read."""
         total = (size + TILE_WIDTH - 1) // TILE_WIDTH
         chosen = (
             range(total)
@@ -298,15 +298,13 @@ class Monitor:
             else sorted(secrets.SystemRandom().sample(range(total), bundles))
         )
         bad: list[int] = []
-        self._rechecked = 0
+        read = 0
         for n in chosen:
             width = tile_width_for(0, n, size)
             entries, tile = self.tiles.bundle(n, width), reader.tile(0, n)
-            for i in range(width):
-                if leaf_hash(entries[i]) != tile[i]:
-                    bad.append(n * TILE_WIDTH + i)
-            self._rechecked += width
-        return bad
+            bad += [n * TILE_WIDTH + i for i in range(width) if leaf_hash(entries[i]) != tile[i]]
+            read += width
+        return bad, read
 
     def _check_against_state(
         self, state: MonitorState, cp: Checkpoint, text: str, warnings: list[str]

@@ -249,21 +249,25 @@ class LedgerStore:
         return _as_bytes(body)
 
     def missing_below(self, size: int) -> str:
-        """Why the stored entries do not cover the first ``size`` (a signed
-        checkpoint's), or "" when they do: entries deleted or the database
-        rolled back under the log."""
+        """Why the stored entries do not reach the first ``size`` (a signed
+        checkpoint's), or "" when they do: the tail deleted or the database
+        rolled back under the log. Two lookups on the index, cheap enough for
+        every health check; a hole inside is the monitor's to find (it re-reads
+        what it verified)."""
+        if size == 0:
+            return ""
         with self.db.read() as conn:
-            n, top = conn.execute(
-                select(func.count(), func.max(schema.entries.c.idx)).where(
+            low, top = conn.execute(
+                select(func.min(schema.entries.c.idx), func.max(schema.entries.c.idx)).where(
                     schema.entries.c.idx < size
                 )
             ).one()
-        if n == size:
+        if (low, top) == (0, size - 1):
             return ""
         return (
-            f"the log signed {size:,} entries but stores {n:,} of them "
-            f"(highest index {top if top is not None else '-'}): entries were deleted or the "
-            "database was rolled back"
+            f"the log signed {size:,} entries but stores indices {low if low is not None else '-'}"
+            f" to {top if top is not None else '-'}: entries were deleted or the database was "
+            "rolled back"
         )
 
     def entries(
