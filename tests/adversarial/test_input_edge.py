@@ -121,3 +121,13 @@ def test_text_bodies_are_left_to_their_route(api: Api) -> None:
     r = api.client.post("/v1/ledger/entries", content=b' {"type": NaN}',
                         headers={"Authorization": f"Bearer {api.tokens['alice']}"})  # fmt: skip
     assert r.status_code == 422 and "I-JSON" in r.json()["detail"]  # no type, still JSON
+
+
+def test_a_json_body_cannot_dodge_the_check_with_another_content_type(api: Api) -> None:
+    before = _state(api)
+    for ctype in ("text/plain", "application/octet-stream", None):
+        headers = {"Content-Type": ctype} if ctype else {}
+        r = api.call("POST", "/v1/events", "app", content=BAD_BODIES["nan"].encode(),
+                     headers=headers)  # fmt: skip
+        assert r.status_code == 422 and "I-JSON" in r.json()["detail"], (ctype, r.text)
+    assert _state(api) == before

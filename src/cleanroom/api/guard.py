@@ -131,14 +131,17 @@ def parsed_body(request: Any) -> Any:
 
 
 def _is_json(scope: Scope, body: bytes) -> bool:
-    """Whether the routes will read ``body`` as JSON: a JSON media type, or no
-    content type and a body that opens like JSON (the routes parse those too).
-    Text bodies (a C2SP add-checkpoint request) are left to their route."""
+    """Whether the routes may read ``body`` as JSON: a JSON media type, or a
+    body that opens like JSON whatever its content type says (routes that read
+    raw bodies parse those too). Text bodies (a C2SP add-checkpoint request)
+    are left to their route."""
+    if body.lstrip()[:1] in (b"{", b"["):
+        return True
     for k, v in scope.get("headers", []):
         if k == b"content-type":
             media = v.split(b";")[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")
-    return body.lstrip()[:1] in (b"{", b"[")
+    return False
 
 
 class InputGuard:
