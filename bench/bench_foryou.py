@@ -22,14 +22,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cleanroom import datasets
-from cleanroom.config import Config, DataDir
 from cleanroom.foryou import Engine, RankingConfig
 from cleanroom.foryou.evaluate import bundled, run, table
 from cleanroom.gate import Principal
 from cleanroom.ledger.note import generate_signer
-from cleanroom.room import CleanRoom
-from cleanroom.servers import ServerProcess
+from cleanroom.ledger.serving import ServerProcess
+from cleanroom.room import CleanRoom, datasets
+from cleanroom.room.config import Config, DataDir
 from common import machine, pct
 from loadgen import open_loop
 

@@ -22,11 +22,11 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).parent))
 from cleanroom.api import create_app
 from cleanroom.api.guard import InputGuard, check_ijson
-from cleanroom.config import Config, DataDir
 from cleanroom.gate import Principal, analysis
 from cleanroom.gate.policy import shipped
 from cleanroom.ledger.note import generate_signer
 from cleanroom.room import issue_token
+from cleanroom.room.config import Config, DataDir
 from common import machine
 
 BATCH = 5_000

@@ -26,16 +26,16 @@ from rich.progress import Progress
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cleanroom.config import Config, DataDir
 from cleanroom.ledger import MemoryTree, proofs
 from cleanroom.ledger.checkpoint import parse_checkpoint
 from cleanroom.ledger.entries import encode_entry
 from cleanroom.ledger.hashing import leaf_hash
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.note import generate_signer, parse_note
+from cleanroom.ledger.serving import ServerProcess
 from cleanroom.ledger.store import LedgerStore
 from cleanroom.room import issue_token
-from cleanroom.servers import ServerProcess
+from cleanroom.room.config import Config, DataDir
 from cleanroom.storage import Database
 from common import database, entry, machine, median, pct, pg_available
 

@@ -30,12 +30,14 @@ from rich.console import Console
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cleanroom import datasets, demo
+from cleanroom.api.serving import InProcessServer
 from cleanroom.gate import Principal
+from cleanroom.ledger.serving import ServerProcess
 from cleanroom.oversight import Watcher
 from cleanroom.oversight.replay import replay_audit
-from cleanroom.room import CleanRoom
-from cleanroom.servers import ServerProcess
+from cleanroom.room import CleanRoom, datasets
+from cleanroom.room.datasets import load_through_api
+from cleanroom.room.setup import init_data_dir, register_principals
 from common import machine
 
 console = Console()
@@ -43,9 +45,9 @@ ORIGIN = "bench.example/log"
 
 
 def _load(dd, tokens: dict[str, str]) -> None:
-    with demo.InProcessServer(dd.path) as live:
+    with InProcessServer(dd.path) as live:
         users, videos, events = datasets.load("kuairec-small")
-        asyncio.run(demo.load_through_api(live.url, tokens["platform-app"], users, videos, events))
+        asyncio.run(load_through_api(live.url, tokens["platform-app"], users, videos, events))
 
 
 def _wait_trained(url: str, token: str, timeout: float = 600) -> None:
@@ -120,8 +122,8 @@ def main() -> None:
     args = ap.parse_args()
     console.print(f"machine: {machine()}, {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as tmp:
-        dd, signer = demo.init_data_dir(Path(tmp) / "room", ORIGIN)
-        tokens = {n: t for n, (t, _) in demo.register_principals(dd).items()}
+        dd, signer = init_data_dir(Path(tmp) / "room", ORIGIN)
+        tokens = {n: t for n, (t, _) in register_principals(dd).items()}
         _load(dd, tokens)
         viewers = []
         with CleanRoom.open(dd, start=False) as room:

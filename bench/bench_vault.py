@@ -21,12 +21,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cleanroom import datasets
-from cleanroom.config import Config, DataDir
 from cleanroom.gate import Principal
 from cleanroom.ledger.note import generate_signer
-from cleanroom.room import CleanRoom, issue_token
-from cleanroom.servers import ServerProcess
+from cleanroom.ledger.serving import ServerProcess
+from cleanroom.room import CleanRoom, datasets, issue_token
+from cleanroom.room.config import Config, DataDir
 from cleanroom.vault import Event
 from common import database, machine, median, pct, pg_available
 

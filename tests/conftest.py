@@ -82,7 +82,7 @@ def witness_signer() -> Signer:
 @pytest.fixture
 def data_dir(tmp_path: Path, db_url: str, log_signer: Signer):
     """A fresh data directory on this test's database, with the log key."""
-    from cleanroom.config import Config, DataDir
+    from cleanroom.room.config import Config, DataDir
 
     dd = DataDir(tmp_path / "dd")
     dd.save(Config(origin=ORIGIN, database_url=db_url))

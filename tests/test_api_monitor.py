@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from cleanroom.api import create_app
-from cleanroom.config import DataDir
 from cleanroom.ledger import MemoryTree, sign_note
 from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.client import Monitor, TamperError
@@ -19,6 +18,7 @@ from cleanroom.ledger.errors import InconsistencyError, SignatureError
 from cleanroom.ledger.note import generate_signer, parse_note
 from cleanroom.ledger.tlogproof import verify_tlog_proof
 from cleanroom.room import issue_token
+from cleanroom.room.config import DataDir
 
 from .conftest import ORIGIN
 

@@ -11,11 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cleanroom.audit.accounts import provision
 from cleanroom.audit.puppets import Accounts
 from cleanroom.audit.report import AuditTarget, run_audit, write_report
 from cleanroom.audit.topics import TAGGED
 from cleanroom.oversight import Watcher
+from cleanroom.room.accounts import provision
 
 from .test_feed_api import _retrain, api  # noqa: F401 (the trained clean room fixture)
 from .test_gate_api import Api
@@ -35,11 +35,12 @@ def test_audit_with_puppets_replay_and_report(api: Api, tmp_path: Path, log_sign
     path.write_text(json.dumps(acc))
     accounts = Accounts.read(path)
     api.room.log.integrate()
-    Watcher(URL, log_signer.verifier, tmp_path / "mon", client=api.client).run_once()
+    watcher = Watcher(URL, log_signer.verifier, tmp_path / "mon", client=api.client)
+    verified = watcher.verified("http://testserver", api.tokens["olga"], client=api.client)
 
     target = AuditTarget("http://testserver", api.tokens["olga"], api.client)
     doc = run_audit(
-        target, accounts=accounts, monitor_state=tmp_path / "mon", n_personas=4, pages=4,
+        target, accounts=accounts, verified=verified, n_personas=4, pages=4,
         page_size=5, flagged={"t3"},
     )  # fmt: skip
     assert doc["topics"]["source"] == TAGGED and doc["topics"]["count"] == 4

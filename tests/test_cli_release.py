@@ -115,7 +115,7 @@ def test_release_workflow(tmp_path: Path) -> None:
     # the code the server runs, submitted as a source release, has the digest the
     # builder writes into every model's provenance
     import cleanroom
-    from cleanroom.deployment import running_source
+    from cleanroom.room.provenance import running_source
 
     src = Path(cleanroom.__file__).parent
     sdigest = ok(["release", "submit", "source", str(src), "--by", "rita"], dd).split()[-1]

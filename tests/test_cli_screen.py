@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.config import DataDir
 from cleanroom.room import CleanRoom
+from cleanroom.room.config import DataDir
 
 from .test_cli import run
 

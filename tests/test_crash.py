@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cleanroom.config import Config, DataDir
 from cleanroom.ledger import proofs
 from cleanroom.ledger.checkpoint import parse_checkpoint
 from cleanroom.ledger.client import Monitor
 from cleanroom.ledger.hashing import unb64
 from cleanroom.ledger.note import open_note
+from cleanroom.ledger.serving import ServerProcess
 from cleanroom.room import issue_token
-from cleanroom.servers import ServerProcess
+from cleanroom.room.config import Config, DataDir
 
 from .conftest import ORIGIN
 

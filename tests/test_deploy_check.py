@@ -14,13 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from cleanroom.api import create_app
-from cleanroom.config import DataDir
-from cleanroom.deployment import bootstrap, load_model_config, load_policy, sign_review
 from cleanroom.foryou import RankingConfig
 from cleanroom.gate.policy import shipped
 from cleanroom.release import NotApproved
 from cleanroom.release.verify import ledger_entries, replay
 from cleanroom.room import CleanRoom
+from cleanroom.room.bootstrap import bootstrap, sign_review
+from cleanroom.room.config import DataDir
+from cleanroom.room.live import load_model_config, load_policy
 
 from .conftest import ORIGIN
 
@@ -135,10 +136,10 @@ def test_deploy_check_needs_a_deployment(dd: DataDir) -> None:
 
 
 def test_models_trained_on_foreign_records_are_refused(dd: DataDir) -> None:
-    from cleanroom.deployment import attest_model, builder_key, running_source
     from cleanroom.foryou import Item, TrainingSet
-    from cleanroom.recommender import Recommender
     from cleanroom.release import PROVENANCE_TYPE, dsse, parse_statement
+    from cleanroom.room.provenance import attest_model, builder_key, running_source
+    from cleanroom.room.recommender import Recommender
 
     rows = [
         (f"u{u}", f"v{v}", "view", 1_000 + v, 30_000) for u in range(6) for v in range(u, u + 5)

@@ -172,8 +172,8 @@ def test_the_registry_answers_which_model_served_when(api: Api) -> None:
     """From the ledger alone (and the builder's public key): the model versions
     in the order they went live, their approved configuration and lineage,
     which one was live at a time T, and which one served a given feed."""
-    from cleanroom.deployment import builder_key
     from cleanroom.release.models import live_at, served_feed, timeline
+    from cleanroom.room.provenance import builder_key
 
     _retrain(api)
     feed = api.call("GET", "/v1/feed?limit=5", "ulla").json()

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cleanroom import datasets
 from cleanroom.foryou import (
     Boost,
     CursorExpired,
@@ -29,6 +28,7 @@ from cleanroom.foryou import (
 )
 from cleanroom.foryou.model import BASELINE, FEATURES, F
 from cleanroom.foryou.ranker import contributions, score
+from cleanroom.room import datasets
 
 NOW = 1_793_600_000_000
 USERS = 250

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from cleanroom.api.app import create_app
-from cleanroom.config import Config, DataDir, ResidencyConfig, SiteConfig
-from cleanroom.deployment import add_oversight_principal
 from cleanroom.gate import Principal
 from cleanroom.gate.principals import tokens_t
 from cleanroom.ledger.entries import decode_entry
 from cleanroom.room import CleanRoom
+from cleanroom.room.bootstrap import add_oversight_principal
+from cleanroom.room.config import Config, DataDir, ResidencyConfig, SiteConfig
 from cleanroom.vault import ResidencyError
 from cleanroom.vault.model import EVENT_KINDS
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cleanroom.ledger.serving import ServerProcess
 from cleanroom.oversight import Watcher
-from cleanroom.servers import ServerProcess
 
 from .test_feed_api import NOW, _events
 from .test_gate_api import USER, running_api

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.deployment import sign_review
 from cleanroom.foryou import RankingConfig
 from cleanroom.ledger.note import generate_signer
+from cleanroom.room.bootstrap import sign_review
 
 from .test_gate_api import Api, running_api
 

@@ -14,15 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cleanroom.api.app import create_app
-from cleanroom.config import DataDir
-from cleanroom.deployment import (
-    InfraRefused,
-    infra_manifest,
-    reviewer_key,
-    sign_review,
-)
 from cleanroom.ledger.entries import decode_entry
 from cleanroom.room import CleanRoom
+from cleanroom.room.bootstrap import reviewer_key, sign_review
+from cleanroom.room.config import DataDir
+from cleanroom.room.infra import InfraRefused, infra_manifest
 from cleanroom.screen.errors import ManifestError
 from cleanroom.screen.index import bundled_index
 from cleanroom.screen.infra import check, parse_manifest

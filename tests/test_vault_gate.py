@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, update
 
-from cleanroom.config import Config, DataDir
 from cleanroom.gate import RESOURCE_CLASSES, Principal
 from cleanroom.gate import OrderError as OrderErrorType
 from cleanroom.gate.gate import ACTIONS, PURPOSES
 from cleanroom.gate.policy import PolicyError, load_files, shipped
-from cleanroom.room import CleanRoom, keyring
+from cleanroom.room import CleanRoom
+from cleanroom.room.assembly import keyring
+from cleanroom.room.config import Config, DataDir
 from cleanroom.vault import (
     AccessDenied,
     DecryptionError,

@@ -8,12 +8,12 @@ import httpx
 from fastapi.testclient import TestClient
 
 from cleanroom.api import create_app
-from cleanroom.config import Config, DataDir
 from cleanroom.ledger import MemoryTree, sign_note
 from cleanroom.ledger.checkpoint import Checkpoint
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.note import open_note
 from cleanroom.ledger.witness import AddCheckpointRequest, Witness, WitnessEndpoint, origin_hash
+from cleanroom.room.config import Config, DataDir
 from cleanroom.storage import Database
 
 from .conftest import ORIGIN

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.deployment import sign_review
 from cleanroom.gate import Principal
 from cleanroom.ledger.authority import sign_root_statement
 from cleanroom.ledger.entries import RESERVED_NAMESPACES
 from cleanroom.ledger.note import generate_signer
 from cleanroom.oversight import Watcher
+from cleanroom.room.bootstrap import sign_review
 
 from ..test_gate_api import Api, running_api
 
@@ -224,7 +224,7 @@ def test_an_oversight_principal_leaves_only_by_the_root(
 ) -> None:
     """The operator cannot silence the oversight body either: removing one of
     its principals needs the root's statement, and is on the record."""
-    from cleanroom.deployment import dev_oversight_root
+    from cleanroom.room.bootstrap import dev_oversight_root
 
     w = watch(api, tmp_path, log_signer)
     with pytest.raises(Exception, match="removed only by a statement"):

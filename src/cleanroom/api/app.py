@@ -9,31 +9,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from cleanroom import __version__
-from cleanroom.api import (
-    boost_routes,
-    foryou_routes,
-    log_routes,
-    platform_routes,
-    problems,
-    release_routes,
-    screen_routes,
-)
 from cleanroom.api import models as answers
+from cleanroom.api import problems, routes
 from cleanroom.api.guard import InputGuard
 from cleanroom.api.peers import Peers
-from cleanroom.config import DataDir
-from cleanroom.deployment import (
-    bootstrap,
-    check_infrastructure,
-    load_model_config,
-    load_policy,
-)
 from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger import witness_http
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import Witness
-from cleanroom.recommender import Recommender
-from cleanroom.room import CleanRoom, checked_site
+from cleanroom.room import CleanRoom
+from cleanroom.room.assembly import checked_site
+from cleanroom.room.bootstrap import bootstrap
+from cleanroom.room.config import DataDir
+from cleanroom.room.infra import check_infrastructure
+from cleanroom.room.live import load_model_config, load_policy
+from cleanroom.room.recommender import Recommender
 
 
 def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool = True) -> FastAPI:
@@ -125,12 +115,12 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         return out
 
     if log:
-        app.include_router(log_routes.router())
-        app.include_router(platform_routes.router())
-        app.include_router(foryou_routes.router())
-        app.include_router(release_routes.router())
-        app.include_router(screen_routes.router())
-        app.include_router(boost_routes.router())
+        app.include_router(routes.log.router)
+        app.include_router(routes.platform.router)
+        app.include_router(routes.foryou.router)
+        app.include_router(routes.release.router)
+        app.include_router(routes.screen.router)
+        app.include_router(routes.boost.router)
     if serve_witness:
         app.include_router(witness_http.router())
     return app

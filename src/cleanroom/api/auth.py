@@ -9,8 +9,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cleanroom.gate import Principal
-from cleanroom.recommender import Recommender
 from cleanroom.room import CleanRoom
+from cleanroom.room.recommender import Recommender
 from cleanroom.vault import AccessDenied
 
 bearer = HTTPBearer(

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from cleanroom.audit.client import api_call
 from cleanroom.audit.metrics import (
     Shown,
     entropy,
@@ -40,7 +41,6 @@ from cleanroom.audit.metrics import (
     topic_share_curve,
 )
 from cleanroom.audit.topics import ISOLATED, TopicMap
-from cleanroom.client import api_call
 from cleanroom.storage.errors import CleanroomError
 
 AUDIT_SEED = "audit"

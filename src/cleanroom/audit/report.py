@@ -17,7 +17,6 @@ import html
 import io
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from cleanroom.audit.client import ApiError, api_call
 from cleanroom.audit.exposure import exposure_report
 from cleanroom.audit.puppets import (
     Accounts,
@@ -33,7 +33,6 @@ from cleanroom.audit.puppets import (
     summarise,
 )
 from cleanroom.audit.topics import TopicMap
-from cleanroom.client import ApiError, api_call
 
 METHOD = {
     "exposure": "Impressions per model version, ranking configuration, hour and video, "
@@ -89,16 +88,18 @@ def run_audit(
     target: AuditTarget,
     *,
     accounts: Accounts | None = None,
-    monitor_state: Path | None = None,
+    verified: dict[str, Any] | None = None,
     n_personas: int = 6,
     pages: int = 10,
     page_size: int = 10,
     flagged: set[str] | None = None,
     since_ms: int = 0,
-    replay_sample: int = 500,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Everything the report shows, as one JSON-able document."""
+    """Everything the report shows, as one JSON-able document. ``verified``
+    is what the oversight monitor vouches for (``Watcher.verified``: the
+    checkpoint, the replay audit, the alerts); without it the checkpoint is
+    shown as served, unverified."""
     started = int(time.time() * 1000)
     t = _topics(target)
     topics = TopicMap(t["topics"], t["source"])
@@ -116,34 +117,11 @@ def run_audit(
         "live": {"model_version": model.get("version"), "ranking_config": config.get("digest")},
     }
     approved: str | None = None
-    if monitor_state is not None:
-        from cleanroom.oversight import Watcher
-
-        watcher = Watcher.for_state(monitor_state, client=target.client)
-        watcher.run_once()
-        if progress:
-            progress("replay", 0, 1)
-        report, _ = watcher.replay(
-            target.api_url, target.token, sample=replay_sample, client=target.client
-        )
-        approved = report.approved_config
-        state = watcher.monitor.load_state()
-        doc["checkpoint"] = {
-            "size": state.size if state else 0,
-            "root": base64.b64encode(state.root).decode() if state else "",
-            "origin": state.origin if state else "",
-            "verified_by_monitor": True,
-        }
-        doc["replay"] = report.as_json()
-        alerts = watcher.alerts.all()
-        doc["alerts"] = {
-            "total": len(alerts),
-            "by_kind": dict(Counter(a["kind"] for a in alerts)),
-            "latest": [
-                {"kind": a["kind"], "index": a["index"], "message": a["message"]}
-                for a in alerts[-10:]
-            ],
-        }
+    if verified is not None:  # what the oversight monitor vouches for
+        approved = verified["approved_config"]
+        doc["checkpoint"] = verified["checkpoint"]
+        doc["replay"] = verified["replay"]
+        doc["alerts"] = verified["alerts"]
     else:
         doc["checkpoint"] = _unverified_checkpoint(target)
     rows = target.get_all("/v1/oversight/exposure", since_ms=since_ms)

@@ -29,6 +29,7 @@ import cedarpy
 from cleanroom.gate.gate import ACTIONS, PURPOSES, RESOURCE_CLASSES
 from cleanroom.gate.policy import PolicyBundle
 from cleanroom.gate.principals import KINDS, ORGS
+from cleanroom.ledger.access import principal_entity, request_of, resource_entity
 
 HOME, ABROAD = "US", "ZZ"
 ROLES = (*tuple(p for p in PURPOSES if p), "recommender", "deletion", "other")
@@ -192,40 +193,23 @@ def _pid(r: Request) -> str:
     return f"{r.kind}|{r.org}|{r.role}|{r.jurisdiction}|{r.clearance}"
 
 
+def _fields(r: Request) -> dict[str, Any]:
+    """The request as the fields of an access entry (``ledger.access``)."""
+    return {
+        "kind": r.kind, "org": r.org, "role": r.role, "principal_jurisdiction": r.jurisdiction,
+        "clearance": r.clearance, "action": r.action, "resource": r.resource,
+        "purpose": r.purpose, "self_access": r.self_access,
+    }  # fmt: skip
+
+
 def _entities(reqs: list[Request]) -> list[dict[str, Any]]:
-    principals = {
-        _pid(r): {
-            "uid": {"type": "Principal", "id": _pid(r)},
-            "attrs": {
-                "kind": r.kind,
-                "org": r.org,
-                "role": r.role,
-                "jurisdiction": r.jurisdiction,
-                "clearance": r.clearance,
-            },
-            "parents": [],
-        }
-        for r in reqs
-    }
-    resources = [
-        {
-            "uid": {"type": name, "id": "request"},
-            "attrs": {"data_class": cls, "jurisdiction": HOME},
-            "parents": [],
-        }
-        for name, cls in RESOURCE_CLASSES.items()
-    ]
+    principals = {_pid(r): principal_entity(_pid(r), _fields(r)) for r in reqs}
+    resources = [resource_entity(name, cls, HOME) for name, cls in RESOURCE_CLASSES.items()]
     return [*principals.values(), *resources]
 
 
 def _cedar(i: int, r: Request) -> dict[str, Any]:
-    return {
-        "principal": {"type": "Principal", "id": _pid(r)},
-        "action": {"type": "Action", "id": r.action},
-        "resource": {"type": r.resource, "id": "request"},
-        "context": {"purpose": r.purpose, "self_access": r.self_access},
-        "correlation_id": str(i),
-    }
+    return {**request_of(_pid(r), _fields(r)), "correlation_id": str(i)}
 
 
 def summary(findings: list[Finding]) -> list[str]:

@@ -21,6 +21,7 @@ import cedarpy
 
 from cleanroom.gate.policy import PolicyBundle, shipped
 from cleanroom.gate.principals import Principal
+from cleanroom.ledger.access import cedar_request, request_fields
 from cleanroom.ledger.entries import commitment
 from cleanroom.ledger.log import Log
 from cleanroom.storage.errors import CleanroomError
@@ -264,18 +265,15 @@ class Gate:
             "type": "access",
             "v": 1,
             "time_ms": int(time.time() * 1000),
-            "principal": principal.name,
-            "kind": principal.kind,
-            "org": principal.org,
-            "role": principal.role,
-            "principal_jurisdiction": principal.jurisdiction,
-            "clearance": principal.clearance,
-            "self_access": self_access,
-            "action": action,
-            "resource": resource,
-            "data_class": RESOURCE_CLASSES[resource],
-            "jurisdiction": juris,
-            "purpose": purpose,
+            **request_fields(
+                principal,
+                action,
+                resource,
+                RESOURCE_CLASSES[resource],
+                juris,
+                purpose,
+                self_access,
+            ),
             "policy_version": self._policy.version,
             "decision": "allow" if verdict.allowed else "deny",
             "rules": list(verdict.rules),
@@ -375,31 +373,10 @@ def _cedar_request(
     purpose: str,
     self_access: bool,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    entities = [
-        {
-            "uid": {"type": "Principal", "id": principal.name},
-            "attrs": {
-                "kind": principal.kind,
-                "org": principal.org,
-                "role": principal.role,
-                "jurisdiction": principal.jurisdiction,
-                "clearance": principal.clearance,
-            },
-            "parents": [],
-        },
-        {
-            "uid": {"type": resource, "id": "request"},
-            "attrs": {"data_class": RESOURCE_CLASSES[resource], "jurisdiction": jurisdiction},
-            "parents": [],
-        },
-    ]
-    request = {
-        "principal": {"type": "Principal", "id": principal.name},
-        "action": {"type": "Action", "id": action},
-        "resource": {"type": resource, "id": "request"},
-        "context": {"purpose": purpose, "self_access": self_access},
-    }
-    return request, entities
+    fields = request_fields(
+        principal, action, resource, RESOURCE_CLASSES[resource], jurisdiction, purpose, self_access
+    )
+    return cedar_request(fields)
 
 
 def _verdict(policy: PolicyBundle, result: Any) -> Verdict:

@@ -12,6 +12,7 @@ from typing import Any
 import cedarpy
 import httpx
 
+from cleanroom.ledger.access import REQUEST_FIELDS, cedar_request
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.ledger.hashing import text_files_digest
 
@@ -39,42 +40,17 @@ class PolicySource:
         return self._sets[digest]
 
 
-REQUIRED = ("kind", "principal_jurisdiction", "clearance", "self_access")
-
-
 def redecide(entry: dict[str, Any], policies: str, schema: str) -> bool | None:
     """Whether the policy allows what the entry records (None: the entry lacks
     the attributes, or the clean room decided it outside the policy — several
-    jurisdictions in one request are refused before Cedar is asked)."""
-    if any(k not in entry for k in REQUIRED) or entry.get("rules") == [
+    jurisdictions in one request are refused before Cedar is asked). The
+    request is rebuilt from the entry by the ledger's one definition of it
+    (``cleanroom.ledger.access``), the one the gate decided with."""
+    if any(k not in entry for k in REQUEST_FIELDS) or entry.get("rules") == [
         "one-jurisdiction-per-request"
     ]:
         return None
-    name, resource = entry["principal"], entry["resource"]
-    entities = [
-        {
-            "uid": {"type": "Principal", "id": name},
-            "attrs": {
-                "kind": entry["kind"],
-                "org": entry["org"],
-                "role": entry["role"],
-                "jurisdiction": entry["principal_jurisdiction"],
-                "clearance": entry["clearance"],
-            },
-            "parents": [],
-        },
-        {
-            "uid": {"type": resource, "id": "request"},
-            "attrs": {"data_class": entry["data_class"], "jurisdiction": entry["jurisdiction"]},
-            "parents": [],
-        },
-    ]
-    request = {
-        "principal": {"type": "Principal", "id": name},
-        "action": {"type": "Action", "id": entry["action"]},
-        "resource": {"type": resource, "id": "request"},
-        "context": {"purpose": entry["purpose"], "self_access": entry["self_access"]},
-    }
+    request, entities = cedar_request(entry)
     result = cedarpy.is_authorized(request, policies, entities, schema)
     if result.diagnostics.errors:
         return False  # fail closed, as the gate does

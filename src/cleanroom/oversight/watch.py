@@ -217,6 +217,43 @@ class Watcher:
             self._attach_evidence(found, state.size, {})
         return report, self.alerts.add(found)
 
+    def verified(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        sample: int = 500,
+        client: httpx.Client | None = None,
+    ) -> dict[str, Any]:
+        """What the monitor vouches for, as one JSON document (the audit report
+        shows it): the log verified up to its newest checkpoint, the replay
+        audit of the served feeds, and the alerts so far."""
+        self.run_once()
+        report, _ = self.replay(api_url, token, sample=sample, client=client)
+        state = self.monitor.load_state()
+        alerts = self.alerts.all()
+        by_kind: dict[str, int] = {}
+        for a in alerts:
+            by_kind[a["kind"]] = by_kind.get(a["kind"], 0) + 1
+        return {
+            "approved_config": report.approved_config,
+            "checkpoint": {
+                "size": state.size if state else 0,
+                "root": b64(state.root) if state else "",
+                "origin": state.origin if state else "",
+                "verified_by_monitor": True,
+            },
+            "replay": report.as_json(),
+            "alerts": {
+                "total": len(alerts),
+                "by_kind": by_kind,
+                "latest": [
+                    {"kind": a["kind"], "index": a["index"], "message": a["message"]}
+                    for a in alerts[-10:]
+                ],
+            },
+        }
+
     def _attach_evidence(self, alerts: list[Alert], size: int, bodies: dict[int, bytes]) -> None:
         """Each alert's entries with their inclusion proofs in the verified tree."""
         if not alerts:

@@ -5,14 +5,12 @@ the ledger."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cleanroom.config import DataDir
+from cleanroom.cli.common import open_room, read_text
 from cleanroom.release.registry import KINDS
 from cleanroom.storage.errors import CleanroomError
 
@@ -23,32 +21,12 @@ reviewer_app = typer.Typer(help="Reviewers and their public keys.", no_args_is_h
 release_app.add_typer(reviewer_app, name="reviewer")
 
 
-def _dd() -> DataDir:
-    from cleanroom.cli import _dd as dd
-
-    return dd()
-
-
-@contextmanager
-def _room() -> Iterator[Any]:
-    """The clean room with its log sequencing (appends are durable, and
-    published before the command returns)."""
-    from cleanroom.room import CleanRoom
-
-    room = CleanRoom.open(_dd(), background=False)
-    try:
-        yield room
-        room.log.integrate()
-    finally:
-        room.close()
-
-
 def _content(kind: str, path: Path) -> tuple[str, dict[str, Any]]:
     """(digest, manifest) of what PATH holds, checked for its kind."""
-    from cleanroom.deployment import model_digest, model_manifest, policy_manifest
     from cleanroom.foryou import RankingConfig
     from cleanroom.gate.policy import load_dir
     from cleanroom.release.digests import file_hashes, hashes_digest, tree_files
+    from cleanroom.room.manifests import model_digest, model_manifest, policy_manifest
 
     if kind == "policy":
         bundle = load_dir(path)  # parses and validates against the schema
@@ -61,7 +39,7 @@ def _content(kind: str, path: Path) -> tuple[str, dict[str, Any]]:
         manifest = model_manifest(RankingConfig.parse(doc))
         return model_digest(manifest), manifest
     if kind == "infra":
-        from cleanroom.deployment import infra_manifest
+        from cleanroom.room.infra import infra_manifest
 
         return infra_manifest(path)
     hashes = file_hashes(tree_files(path))
@@ -81,7 +59,7 @@ def submit(
     if kind not in KINDS:
         raise CleanroomError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     digest, manifest = _content(kind, path)
-    with _room() as room:
+    with open_room() as room:
         who = room.principals.get(by)
         art = room.releases.submit(
             kind, name or path.name, digest, manifest, submitted_by=who.name, org=who.org
@@ -98,9 +76,9 @@ def diff(
 ) -> None:
     """Show what an artifact changes against the live release of its kind (for
     a policy set, also whether the policy invariants hold)."""
-    from cleanroom.deployment import diff_lines
+    from cleanroom.room.review import diff_lines
 
-    with _room() as room:
+    with open_room() as room:
         lines = diff_lines(room, digest, against)
     typer.echo(json.dumps(lines, indent=2) if as_json else "\n".join(lines))
 
@@ -113,14 +91,14 @@ def review_cmd(
     comment: Annotated[str, typer.Option(help="why")] = "",
 ) -> None:
     """Sign a review of an artifact with your own key and record it."""
-    from cleanroom.deployment import sign_review
     from cleanroom.ledger.note import parse_signer
+    from cleanroom.room.bootstrap import sign_review
 
     try:
         signer = parse_signer(key.read_text().strip())
     except OSError as e:
         raise CleanroomError(f"cannot read the key {key}: {e.strerror}") from None
-    with _room() as room:
+    with open_room() as room:
         art = room.releases.get(digest)
         known = room.releases.reviewer(signer.name)
         if known is None:
@@ -143,7 +121,7 @@ def approve(
 @release_app.command("deploy")
 def deploy(digest: str, by: Annotated[str, typer.Option(help="the deploying principal")]) -> None:
     """Make an approved artifact live (refused, on the record, if not approved)."""
-    with _room() as room:
+    with open_room() as room:
         d = room.releases.deploy(digest, by=by)
     typer.echo(f"deployed {d.kind} {d.artifact} (ledger index {d.ledger_index})")
 
@@ -151,7 +129,7 @@ def deploy(digest: str, by: Annotated[str, typer.Option(help="the deploying prin
 @release_app.command("rollback")
 def rollback(kind: str, by: Annotated[str, typer.Option(help="the deploying principal")]) -> None:
     """Deploy again the approved release that was live before the current one."""
-    with _room() as room:
+    with open_room() as room:
         d = room.releases.rollback(kind, by=by)
     typer.echo(f"rolled back {d.kind} to {d.artifact} (ledger index {d.ledger_index})")
 
@@ -165,7 +143,7 @@ def verify(
     it finds a problem."""
     from cleanroom.release.verify import ledger_entries, replay
 
-    with _room() as room:
+    with open_room() as room:
         entries = ledger_entries(room.log.store)
     view = replay(entries, None)
     live = {k: view.live(k) for k in KINDS}
@@ -194,7 +172,7 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Artifacts with their verdict and whether they are live."""
-    with _room() as room:
+    with open_room() as room:
         reg = room.releases
         rows = []
         for art in reg.artifacts(kind):
@@ -228,10 +206,8 @@ def reviewer_add(
     """Register the public key of principal NAME as a reviewer (their private
     key stays with them). A reviewer of the oversight body needs the oversight
     root's statement (`cleanroom oversight grant reviewer`)."""
-    from cleanroom.cli import _read_text
-
-    doc = None if statement is None else _read_text(statement, "statement")
-    with _room() as room:
+    doc = None if statement is None else read_text(statement, "statement")
+    with open_room() as room:
         who = room.principals.get(name)
         if who.org != org:
             raise CleanroomError(f"{name} is a principal of {who.org!r}, not of {org!r}")
@@ -251,10 +227,8 @@ def reviewer_remove(
     ] = None,
 ) -> None:
     """Take reviewer NAME's key off the register (their earlier reviews stand)."""
-    from cleanroom.cli import _read_text
-
-    doc = None if statement is None else _read_text(statement, "statement")
-    with _room() as room:
+    doc = None if statement is None else read_text(statement, "statement")
+    with open_room() as room:
         index = room.releases.remove_reviewer(name, by=room.principals.get(by).name, statement=doc)
     typer.echo(f"reviewer {name} removed at ledger index {index}")
 
@@ -286,11 +260,11 @@ def models_cmd(
     live, their approved configuration and verified lineage."""
     from datetime import datetime
 
-    from cleanroom.deployment import builder_verifier
     from cleanroom.release.models import live_at, served_feed, timeline
     from cleanroom.release.verify import ledger_entries
+    from cleanroom.room.provenance import builder_verifier
 
-    with _room() as room:
+    with open_room() as room:
         entries = ledger_entries(room.log.store)
         builder = builder_verifier(room)
     models = timeline(entries, builder=builder)
@@ -331,11 +305,11 @@ def evaluate_cmd(
     """A model configuration's metrics on the fixed evaluation set (bundled
     kuairec-small, SIGformer protocol) beside the live one's; recorded on the
     ledger (release.evaluated)."""
-    from cleanroom.deployment import evaluate_model_release
+    from cleanroom.room.review import evaluate_model_release
 
     if split not in ("valid", "test"):
         raise CleanroomError(f"--split is valid or test, got {split!r}")
-    with _room() as room:
+    with open_room() as room:
         who = room.principals.get(by).name
         live = room.releases.live("model")
         rows = {"candidate": evaluate_model_release(room, digest, split=split, by=who)}

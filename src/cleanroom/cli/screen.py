@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cleanroom.cli.common import open_room, table_console
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.storage.errors import CleanroomError
 
@@ -32,9 +33,7 @@ DEFAULT_BY = "screening-service"
 
 @contextmanager
 def _room() -> Iterator[Any]:
-    from cleanroom.cli_release import _room as release_room
-
-    with release_room() as room:
+    with open_room() as room:
         room.screening.ensure_bundled(by="init")  # a clean room made before screening existed
         yield room
 
@@ -84,7 +83,6 @@ def screen_name(
             f"{h.score:.2f}", h.entry.list_id, h.entry.party.name, h.entry.text,
             ", ".join(h.entry.party.programs), why,
         )  # fmt: skip
-    from cleanroom.cli import table_console
 
     table_console().print(t)
     for r in s.ownership:
@@ -162,7 +160,7 @@ def screen_infra(
 ) -> None:
     """The Clean Network check: flag covered providers with the list and reason.
     Exit code 1 when the server would refuse to start on this manifest."""
-    from cleanroom.deployment import InfraRefused, check_infrastructure
+    from cleanroom.room.infra import InfraRefused, check_infrastructure
 
     refused: InfraRefused | None = None
     with _room() as room:

@@ -10,10 +10,15 @@ order (documented in ``describe``). The jurisdiction is the site's.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
 
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault.model import Event, User, Video
@@ -108,3 +113,50 @@ def load(name: str, jurisdiction: str = "US") -> tuple[list[User], list[Video], 
             )
         )
     return list(users.values()), list(videos.values()), events
+
+
+EVENT_BATCH = 5000
+
+
+async def load_through_api(
+    url: str, token: str, users, videos, events, console: Console | None = None
+) -> None:
+    """Load users, videos and events the way the platform does: over the API,
+    many requests at once, with a progress bar."""
+    headers = {"Authorization": f"Bearer {token}"}
+    sem = asyncio.Semaphore(16)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c:
+        with Progress(console=console, transient=True) as bar:
+            t_users = bar.add_task(f"PUT /v1/users ({len(users)})", total=len(users))
+
+            async def put(u) -> None:
+                async with sem:
+                    body = {
+                        "jurisdiction": u.jurisdiction,
+                        "profile": u.profile,
+                        "public": u.public,
+                        "synthetic": True,
+                    }
+                    r = await c.put(f"/v1/users/{u.id}", json=body)
+                    r.raise_for_status()
+                    bar.advance(t_users)
+
+            await asyncio.gather(*(put(u) for u in users))
+            for i in range(0, len(videos), 1000):
+                part = [
+                    {"id": v.id, "creator": v.creator, "created_ms": v.created_ms}
+                    for v in videos[i : i + 1000]
+                ]
+                (await c.post("/v1/videos", json={"videos": part})).raise_for_status()
+            t_events = bar.add_task(f"POST /v1/events ({len(events):,})", total=len(events))
+            sem2 = asyncio.Semaphore(2)
+
+            async def send(part) -> None:
+                async with sem2:
+                    r = await c.post("/v1/events", json={"events": [e.to_dict() for e in part]})
+                    r.raise_for_status()
+                    bar.advance(t_events, len(part))
+
+            await asyncio.gather(
+                *(send(events[i : i + EVENT_BATCH]) for i in range(0, len(events), EVENT_BATCH))
+            )

@@ -11,8 +11,11 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from cleanroom.gate import Principal
+from cleanroom.storage.errors import CleanroomError
+
 if TYPE_CHECKING:
-    from cleanroom.room import CleanRoom
+    from cleanroom.room.assembly import CleanRoom
 
 INGEST = "audit-ingest"
 MAX_ACCOUNTS = 1000
@@ -23,9 +26,6 @@ def provision(
 ) -> dict[str, Any]:
     """``count`` puppet accounts and the ingest service, with fresh tokens:
     the document ``Accounts.read`` takes."""
-    from cleanroom.gate import Principal
-    from cleanroom.storage.errors import CleanroomError
-
     if not 1 <= count <= MAX_ACCOUNTS:
         raise CleanroomError(f"between 1 and {MAX_ACCOUNTS} audit accounts, not {count}")
     if days <= 0:

@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
-from cleanroom.deployment import attest_model, check_lineage
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
 from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.foryou.pool import Boost
+from cleanroom.room.provenance import attest_model, check_lineage
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import Event
 

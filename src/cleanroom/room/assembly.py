@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.config import Config, DataDir
 from cleanroom.errors import ConfigError
 from cleanroom.gate import Deletions, Gate, Principal, Principals
 from cleanroom.gate.boosts import BoostRegistry
@@ -22,6 +21,7 @@ from cleanroom.ledger.dsse import as_document
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import WitnessEndpoint
 from cleanroom.release.registry import Registry
+from cleanroom.room.config import Config, DataDir
 from cleanroom.storage import Database
 from cleanroom.vault import KeyStore, LocalKeyring, ResidencyPolicy, Site, Vault
 

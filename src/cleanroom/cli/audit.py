@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cleanroom.cli_oversight import Token, TokenFile
+from cleanroom.cli.common import open_room
+from cleanroom.oversight.cli import Token, TokenFile
 from cleanroom.storage.secrets import api_token
 
 audit_app = typer.Typer(
@@ -51,6 +52,7 @@ def run(
     if report.suffix.lower() not in (".html", ".htm"):
         raise typer.BadParameter(f"--report names an .html file, got {report}")
     acc = Accounts.read(accounts) if accounts is not None else None
+    the_token = api_token(token, token_file, required="audit run") or ""
     if monitor_state is not None and not (monitor_state / "watch.json").exists():
         raise typer.BadParameter(
             f"{monitor_state} is no monitor state directory (run `cleanroom oversight watch`)"
@@ -63,16 +65,23 @@ def run(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done)
 
+        verified = None
+        if monitor_state is not None:
+            from cleanroom.oversight import Watcher
+
+            progress("replay", 0, 1)
+            verified = Watcher.for_state(monitor_state).verified(
+                api, the_token, sample=replay_sample
+            )
         doc = run_audit(
-            AuditTarget(api, api_token(token, token_file, required="audit run") or ""),
+            AuditTarget(api, the_token),
             accounts=acc,
-            monitor_state=monitor_state,
+            verified=verified,
             n_personas=personas,
             pages=pages,
             page_size=page_size,
             flagged=set(flagged or []),
             since_ms=since_ms,
-            replay_sample=replay_sample,
             progress=progress,
         )
     json_path = write_report(doc, report)
@@ -109,13 +118,12 @@ def accounts_cmd(
 ) -> None:
     """(Operator) Provision sock-puppet accounts for the oversight body, on the
     record; writes their tokens to OUT for `audit run --accounts`."""
-    from cleanroom.audit.accounts import provision
-    from cleanroom.cli_release import _room
+    from cleanroom.room.accounts import provision
     from cleanroom.storage.secrets import write_secret
 
     if out.exists():
         raise typer.BadParameter(f"{out} exists; refusing to overwrite tokens")
-    with _room() as room:
+    with open_room() as room:
         doc = provision(room, count, days=days)
     write_secret(out, json.dumps(doc, indent=1) + "\n")
     typer.echo(f"{count} audit accounts (ledger entry {doc['ledger_index']}); tokens in {out}")

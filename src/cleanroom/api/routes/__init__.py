@@ -1,0 +1,7 @@
+"""The API's routes, one module-level router per area: the log and ledger,
+the platform's data and people, the For You feed, releases, screening,
+boosts."""
+
+from cleanroom.api.routes import boost, foryou, log, platform, release, screen
+
+__all__ = ["boost", "foryou", "log", "platform", "release", "screen"]
