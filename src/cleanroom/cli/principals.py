@@ -157,7 +157,7 @@ def deletion_list(
     from cleanroom.room import CleanRoom
 
     with CleanRoom.open(data_directory(), start=False) as room:
-        orders = [public_order(o) for o in room.vault.orders()]
+        orders = [public_order(o) for o in room.deletions.orders.list()]
     if as_json:
         typer.echo(json.dumps(orders, indent=2, default=str))
         return

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from cleanroom.foryou.data import Item
 from cleanroom.foryou.model import BASELINE, FEATURES, F, Model, affinity
 from cleanroom.foryou.online import WORLD, UserState
 from cleanroom.foryou.pool import Catalog, Pool
@@ -159,6 +160,21 @@ def _gumbel(seed: str, n: int) -> np.ndarray:
     return np.random.default_rng(key).gumbel(size=n)
 
 
+@dataclass(slots=True)
+class Retrieved:
+    """What retrieval found for one user: each source's candidates (in the
+    order sources are listed on an item) and the signals the features reuse."""
+
+    sim_p: np.ndarray  # similarity of every model video to the user's likes
+    sim_n: np.ndarray  # ... and to their skips
+    q: np.ndarray  # the user's taste vector
+    found: list[tuple[str, list[str]]]
+    co_score: dict[str, float]
+    pop_region: dict[str, float]
+    rising: dict[str, float]
+    boosts: dict[str, Any]  # video -> the active boost on it
+
+
 def compute(
     model: Model,
     cfg: RankingConfig,
@@ -172,20 +188,54 @@ def compute(
 ) -> Ranked:
     """The ranked and re-ranked feed of ``depth`` items at most (with the
     features of each item, from which :meth:`Ranked.page` explains the items
-    actually served)."""
+    actually served): retrieve, keep the eligible candidates, compute their
+    features, score, re-rank."""
     if mode == "popular":
         return _popular(cfg, state.region, pool, catalog, depth)
-    at = pool.catalog_seq
+    got = retrieve(model, cfg, state, pool, catalog)
+    cands, meta = eligible(got, state, catalog, pool.catalog_seq)
+    if not cands:
+        return Ranked(mode, state.region, [], [], np.zeros(0), np.zeros(0, np.int32))
+    x, mi = features(model, got, state, cands, meta, pool.bucket_ms)
+    s = scores(model, cfg, x, got, cands, meta, seed)
+    # best first; ties by video id (the candidates are sorted by id)
+    order = np.lexsort((np.arange(len(cands)), -s)).tolist()
+    chosen = rerank(order, cands, meta, cfg, depth)
+    sel = np.array(chosen, np.int64)
+    videos = [cands[n] for n in chosen]
+    by_source = [(name, set(found)) for name, found in got.found if found]
+    boosts = got.boosts
+    return Ranked(
+        mode,
+        state.region,
+        videos,
+        [meta[v].creator for v in videos],
+        s[sel],
+        _masks(videos, by_source),
+        x[sel],
+        mi[sel] >= 0,
+        mi[sel],
+        boosts={
+            n: {"id": boosts[v].id, "label": boosts[v].label or cfg.boost_label}
+            if v in boosts
+            else {"id": f"creator:{meta[v].creator}", "label": cfg.boost_label}
+            for n, v in enumerate(videos)
+            if v in boosts or meta[v].creator in cfg.creator_boosts
+        },
+    )
+
+
+def retrieve(
+    model: Model, cfg: RankingConfig, state: UserState, pool: Pool, catalog: Catalog
+) -> Retrieved:
+    """Stage 1: what each source proposes for the user."""
     region = state.region
-    now = pool.bucket_ms
     liked, skipped = state.liked_and_skipped()
     idx = model.index_of
     p_idx = np.array([idx[v] for v in liked if v in idx], np.int64)
     n_idx = np.array([idx[v] for v in skipped if v in idx], np.int64)
     sim_p, sim_n, q = model.user_vectors(p_idx, n_idx)
     r = cfg.retrieval
-
-    # what each source proposes, in the order sources are listed on an item
     found: list[tuple[str, list[str]]] = []
     if len(p_idx):
         k = min(r.get("embedding", 200), len(model.items))
@@ -210,30 +260,43 @@ def compute(
     per = max(1, r.get("followed", 50) // max(1, len(state.follows)))
     followed: list[str] = []
     for c in sorted(state.follows):
-        followed.extend(catalog.newest_of(c, per, at))
+        followed.extend(catalog.newest_of(c, per, pool.catalog_seq))
     found.append(("followed", followed))
-    boosts = {b.video: b for b in pool.boosts if b.active(now, region)}
+    boosts = {b.video: b for b in pool.boosts if b.active(pool.bucket_ms, region)}
     found.append(("boosted", sorted(boosts)))  # a boost also makes its video a candidate
+    return Retrieved(sim_p, sim_n, q, found, co_score, pop_region, rising, boosts)
 
-    # exclusions: seen, not interested, not (yet) in the catalog
+
+def eligible(
+    got: Retrieved, state: UserState, catalog: Catalog, at: int
+) -> tuple[list[str], dict[str, Item]]:
+    """Stage 2: the candidates left after the exclusions (seen, not
+    interested, not (yet) in the catalog), sorted by id, with their metadata."""
     proposed: set[str] = set()
-    for _, videos in found:
+    for _, videos in got.found:
         proposed.update(videos)
     proposed.difference_update(state.seen)
     proposed.difference_update(state.not_interested)
     present = catalog.present(sorted(proposed), at)
-    cands = [v for v, _ in present]
-    meta = dict(present)
-    if not cands:
-        return Ranked(mode, region, [], [], np.zeros(0), np.zeros(0, np.int32))
-    by_source = [(name, set(videos)) for name, videos in found if videos]
+    return [v for v, _ in present], dict(present)
 
+
+def features(
+    model: Model,
+    got: Retrieved,
+    state: UserState,
+    cands: list[str],
+    meta: dict[str, Item],
+    now: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 3: the feature matrix of the candidates, and each candidate's row
+    in the model (-1 for a video the model has not seen)."""
     x = np.zeros((len(cands), len(FEATURES)))
-    mi = np.fromiter(map(idx.get, cands, repeat(-1)), np.int64, len(cands))
+    mi = np.fromiter(map(model.index_of.get, cands, repeat(-1)), np.int64, len(cands))
     known = mi >= 0
-    x[known, F["similar_liked"]] = sim_p[mi[known]]
-    x[known, F["similar_skipped"]] = sim_n[mi[known]]
-    x[known, F["taste"]] = model.V[mi[known]] @ q
+    x[known, F["similar_liked"]] = got.sim_p[mi[known]]
+    x[known, F["similar_skipped"]] = got.sim_n[mi[known]]
+    x[known, F["taste"]] = model.V[mi[known]] @ got.q
     x[:, F["affinity"]] = affinity(x[:, F["similar_liked"]], x[:, F["similar_skipped"]])
     # a video the model has not seen yet (a fresh upload) is neither close to nor
     # far from the user's history: it gets the typical affinity of the others
@@ -243,51 +306,43 @@ def compute(
     x[known, F["exposure"]] = np.log1p(model.pos[mi[known]] + model.neg[mi[known]])
     items = [meta[v] for v in cands]
     x[:, F["region_popular"]] = np.log1p(
-        np.fromiter(map(pop_region.get, cands, repeat(0.0)), np.float64, len(cands))
+        np.fromiter(map(got.pop_region.get, cands, repeat(0.0)), np.float64, len(cands))
     )
-    if rising:
-        x[:, F["rising"]] = [rising.get(v, 0.0) for v in cands]
+    if got.rising:
+        x[:, F["rising"]] = [got.rising.get(v, 0.0) for v in cands]
     if state.follows:
         x[:, F["followed_creator"]] = [it.creator in state.follows for it in items]
     created = np.array([it.created_ms for it in items], np.float64)
     x[:, F["fresh"]] = np.where(
         created > 0, np.exp(-np.maximum(0.0, now - created) / FRESH_DAY_MS), 0.0
     )
-    if co_score:
-        x[:, F["co_engaged"]] = np.log1p([co_score.get(v, 0.0) for v in cands])
+    if got.co_score:
+        x[:, F["co_engaged"]] = np.log1p([got.co_score.get(v, 0.0) for v in cands])
+    return x, mi
+
+
+def scores(
+    model: Model,
+    cfg: RankingConfig,
+    x: np.ndarray,
+    got: Retrieved,
+    cands: list[str],
+    meta: dict[str, Item],
+    seed: str,
+) -> np.ndarray:
+    """Stage 4: the published weights on the features, the seeded exploration
+    noise, the approved boosts and the configuration's creator boosts."""
     s = score(model, x, cfg.weights)
     if cfg.exploration:
         s = s + cfg.exploration * _gumbel(seed, len(cands))
-    if boosts:
+    if got.boosts:
         for n, v in enumerate(cands):
-            if v in boosts:
-                s[n] += boosts[v].factor
+            if v in got.boosts:
+                s[n] += got.boosts[v].factor
     if cfg.creator_boosts:
         for n, v in enumerate(cands):
             s[n] += cfg.creator_boosts.get(meta[v].creator, 0.0)
-    # best first; ties by video id (the candidates are sorted by id)
-    order = np.lexsort((np.arange(len(cands)), -s)).tolist()
-    chosen = rerank(order, cands, meta, cfg, depth)
-    sel = np.array(chosen, np.int64)
-    videos = [cands[n] for n in chosen]
-    return Ranked(
-        mode,
-        region,
-        videos,
-        [meta[v].creator for v in videos],
-        s[sel],
-        _masks(videos, by_source),
-        x[sel],
-        known[sel],
-        mi[sel],
-        boosts={
-            n: {"id": boosts[v].id, "label": boosts[v].label or cfg.boost_label}
-            if v in boosts
-            else {"id": f"creator:{meta[v].creator}", "label": cfg.boost_label}
-            for n, v in enumerate(videos)
-            if v in boosts or meta[v].creator in cfg.creator_boosts
-        },
-    )
+    return s
 
 
 def _best(model: Model, scores: np.ndarray, k: int) -> list[str]:

@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from cleanroom.gate.gate import Gate
 from cleanroom.gate.principals import Principal
 from cleanroom.ledger.entries import commitment
+from cleanroom.storage import Database
 from cleanroom.storage.errors import CleanroomError
+from cleanroom.vault import schema as t
 from cleanroom.vault.model import check_id, check_jurisdiction
 from cleanroom.vault.store import Erasure, UnknownRecord
 
@@ -53,11 +57,41 @@ def _tally(order: dict[str, Any], items: list[dict[str, Any]]) -> None:
     order["deleted_events"] += sum(i["events"] for i in items)
 
 
+class OrderBook:
+    """The deletion orders and their progress (the gate issues and runs them;
+    they are kept beside the vault's records, in its database)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def save(self, order: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            self.db.upsert(conn, t.deletion_orders, ["id"], [order])
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(t.deletion_orders).where(t.deletion_orders.c.id == order_id)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.deletion_orders).order_by(t.deletion_orders.c.created_at)
+        if status is not None:
+            q = q.where(t.deletion_orders.c.status == status)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+
 class Deletions:
+    """Deleting users through the gate, one at a time or by order, each with
+    its receipt on the ledger."""
+
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self.vault = gate.vault
         self.log = gate.log
+        self.orders = OrderBook(gate.vault.db)
 
     def delete_user(
         self,
@@ -146,7 +180,7 @@ class Deletions:
                 "deadline_ms": order["deadline_ms"],
             }
         )
-        self.vault.save_order(order)
+        self.orders.save(order)
         return {**public_order(order), "entry": entry}
 
     def run(
@@ -157,13 +191,13 @@ class Deletions:
     ) -> dict[str, Any]:
         """Execute an order in batches (one receipt per batch); safe to re-run
         after an interruption: it continues with the users still stored."""
-        order = self.vault.order(order_id)
+        order = self.orders.get(order_id)
         if order is None:
             raise UnknownRecord(f"no deletion order {order_id!r}")
         if order["status"] == "done":
             return public_order(order)
         order["status"] = "running"
-        self.vault.save_order(order)
+        self.orders.save(order)
         if order["scope"] == "user":
             try:
                 r = self.delete_user(
@@ -181,7 +215,7 @@ class Deletions:
                 items = [_item(uid, self.vault.delete_user(grant, uid)) for uid in batch]
                 self._receipt(grant.decision, order_id, items)
                 _tally(order, items)
-                self.vault.save_order(order)
+                self.orders.save(order)
                 if progress:
                     progress(order["deleted_users"], total)
         order["status"] = "done"
@@ -200,7 +234,7 @@ class Deletions:
         )
         if order["scope"] == "user":
             order["target"] = "(deleted user)"
-        self.vault.save_order(order)
+        self.orders.save(order)
         return public_order(order)
 
 
@@ -225,7 +259,7 @@ class OrderRunner:
         self.last_error: str | None = None
 
     def start(self) -> OrderRunner:
-        for o in self.deletions.vault.orders():
+        for o in self.deletions.orders.list():
             if o["status"] in ("pending", "running"):
                 self._queue.put(o["id"])
         self._thread.start()

@@ -163,6 +163,68 @@ def _phonetic(word: str) -> str:
     return metaphone(word)
 
 
+@dataclass(slots=True)
+class Alignment:
+    """Two names' tokens paired: token i of the first with (token j of the
+    second, their similarity), and the weight of every token of each."""
+
+    wa: list[float]
+    wb: list[float]
+    pairs: dict[int, tuple[int, float]]
+    used_b: set[int]
+
+    def coverage(self) -> tuple[float, float]:
+        """The share of each name's weight its paired tokens carry."""
+        got_a = sum(self.wa[i] * s for i, (_, s) in self.pairs.items())
+        got_b = sum(self.wb[j] * s for _, (j, s) in self.pairs.items())
+        return (
+            got_a / sum(self.wa) if self.wa else 0.0,
+            got_b / sum(self.wb) if self.wb else 0.0,
+        )
+
+
+def _weakest_pair(a: Name, b: Name, al: Alignment) -> tuple[float, int, bool]:
+    """The weakest word-to-word pair (its similarity, the edits between its
+    words) and whether some pair of words is as good as the same word."""
+    weakest = 1.0
+    edits = 0
+    shared = False
+    for i, (j, s) in al.pairs.items():
+        ka, kb = a.tokens[i].kind, b.tokens[j].kind
+        if (ka in (WORD, NUMBER) or kb in (WORD, NUMBER)) and PLACE not in (ka, kb):
+            if s < weakest:
+                edits = Levenshtein.distance(a.tokens[i].text, b.tokens[j].text)
+            weakest = min(weakest, s)
+            if s >= SHARED_WORD and ka == WORD and kb == WORD:
+                shared = True
+    return weakest, edits, shared
+
+
+def _unpaired(a: Name, b: Name, al: Alignment) -> tuple[int, int]:
+    """Tokens of either name that found no partner: (weighty words, generic words)."""
+    left = [(t, al.wa[i]) for i, t in enumerate(a.tokens) if i not in al.pairs] + [
+        (t, al.wb[j]) for j, t in enumerate(b.tokens) if j not in al.used_b
+    ]
+    extra = sum(1 for t, w in left if t.kind == WORD and w >= 0.5)
+    minor = sum(1 for t, _ in left if t.kind == GENERIC)
+    return extra, minor
+
+
+def _word_order(a: Name, b: Name, al: Alignment) -> float:
+    """1 when the paired words come in the same order in both names, less with
+    each inversion (over word-to-word pairs: the feature is symmetric)."""
+    order = sorted(
+        (i, j)
+        for i, (j, _) in al.pairs.items()
+        if a.tokens[i].kind == WORD and b.tokens[j].kind == WORD
+    )
+    inversions = sum(
+        1 for x in range(len(order)) for y in range(x + 1, len(order)) if order[x][1] > order[y][1]
+    )
+    npairs = len(order) * (len(order) - 1) / 2
+    return 1.0 - inversions / npairs if npairs else 1.0
+
+
 def _acronym(a: Name, b: Name) -> bool:
     """One name is the initials of the other ("PLA", "People's Liberation Army";
     "BYD", 比亚迪 by its pinyin syllables)."""
@@ -251,7 +313,9 @@ class Matcher:
     def threshold(self) -> float:
         return self.scoring.threshold
 
-    def features(self, a: Name, b: Name) -> tuple[dict[str, float], tuple, bool]:
+    def align(self, a: Name, b: Name) -> Alignment:
+        """Pair the tokens of two names, best pairs first (similarity times the
+        weights of both tokens), each token at most once."""
         person = not (a.org or b.org)
         wa = [self.weights.weight(t.text, t.kind) for t in a.tokens]
         wb = [self.weights.weight(t.text, t.kind) for t in b.tokens]
@@ -264,45 +328,23 @@ class Matcher:
                 if s >= ALIGN:
                     cand.append((s * (wa[i] + wb[j]), s, i, j))
         cand.sort(reverse=True)
-        used_a: dict[int, tuple[int, float]] = {}
+        pairs: dict[int, tuple[int, float]] = {}
         used_b: set[int] = set()
         for _, s, i, j in cand:
-            if i not in used_a and j not in used_b:
-                used_a[i] = (j, s)
+            if i not in pairs and j not in used_b:
+                pairs[i] = (j, s)
                 used_b.add(j)
-        got_a = sum(wa[i] * s for i, (_, s) in used_a.items())
-        got_b = sum(wb[j] * s for _, (j, s) in used_a.items())
-        cov_a = got_a / sum(wa) if wa else 0.0
-        cov_b = got_b / sum(wb) if wb else 0.0
-        weakest = 1.0
-        edits = 0  # edits between the two words of the weakest pair
-        shared = False
-        for i, (j, s) in used_a.items():
-            ka, kb = a.tokens[i].kind, b.tokens[j].kind
-            if (ka in (WORD, NUMBER) or kb in (WORD, NUMBER)) and PLACE not in (ka, kb):
-                if s < weakest:
-                    edits = Levenshtein.distance(a.tokens[i].text, b.tokens[j].text)
-                weakest = min(weakest, s)
-                if s >= SHARED_WORD and ka == WORD and kb == WORD:
-                    shared = True
-        left = [(t, wa[i]) for i, t in enumerate(a.tokens) if i not in used_a] + [
-            (t, wb[j]) for j, t in enumerate(b.tokens) if j not in used_b
-        ]  # tokens of either name that found no partner
-        extra = sum(1 for t, w in left if t.kind == WORD and w >= 0.5)
-        minor = sum(1 for t, _ in left if t.kind == GENERIC)
-        # word order over word-to-word pairs (both sides: the feature is symmetric)
-        order = sorted(
-            (i, j)
-            for i, (j, s) in used_a.items()
-            if a.tokens[i].kind == WORD and b.tokens[j].kind == WORD
-        )
-        inversions = sum(
-            1
-            for x in range(len(order))
-            for y in range(x + 1, len(order))
-            if order[x][1] > order[y][1]
-        )
-        npairs = len(order) * (len(order) - 1) / 2
+        return Alignment(wa, wb, pairs, used_b)
+
+    def features(self, a: Name, b: Name) -> tuple[dict[str, float], tuple, bool]:
+        """The features of a pair of names (align, then measure the alignment,
+        then the names as whole strings), the aligned token pairs, and whether
+        the names share a word at all."""
+        al = self.align(a, b)
+        cov_a, cov_b = al.coverage()
+        weakest, edits, shared = _weakest_pair(a, b, al)
+        extra, minor = _unpaired(a, b, al)
+        order = _word_order(a, b, al)
         ka = a.distinctive or a.texts  # the names as one string, distinctive words only
         kb = b.distinctive or b.texts
         joined = max(
@@ -322,12 +364,12 @@ class Matcher:
             # "PLA" and "People's Liberation Army", "BYD" and 比亚迪: the one word of
             # one name stands for all of the other, as if aligned word for word
             shared = True
-            cov_a = cov_b = weakest = joined = 1.0
-            extra = edits = inversions = 0
+            cov_a = cov_b = weakest = joined = order = 1.0
+            extra = edits = 0
         na = {t.text for t in a.tokens if t.kind == NUMBER}
         nb = {t.text for t in b.tokens if t.kind == NUMBER}
         pairs = tuple(
-            (a.tokens[i].text, b.tokens[j].text, s) for i, (j, s) in sorted(used_a.items())
+            (a.tokens[i].text, b.tokens[j].text, s) for i, (j, s) in sorted(al.pairs.items())
         )
         feats = {
             "coverage_min": min(cov_a, cov_b),
@@ -337,7 +379,7 @@ class Matcher:
             "extra_minor": float(min(minor, 3)),
             "joined": joined,
             "number_mismatch": 1.0 if na and nb and na != nb else 0.0,
-            "order": 1.0 - inversions / npairs if npairs else 1.0,
+            "order": order,
             "native_difference": _native_difference(a.raw, b.raw),
             "weakest_edits": float(min(edits, 3)),
         }

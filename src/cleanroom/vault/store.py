@@ -556,26 +556,6 @@ class Vault:
             hook(user_id)
         return Erasure(key.salt if key else None, kid, n_events, n_profile, destroyed)
 
-    # -- deletion orders (progress of jurisdiction-wide work) ------------------
-
-    def save_order(self, order: dict[str, Any]) -> None:
-        with self.db.write() as conn:
-            self.db.upsert(conn, t.deletion_orders, ["id"], [order])
-
-    def order(self, order_id: str) -> dict[str, Any] | None:
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(t.deletion_orders).where(t.deletion_orders.c.id == order_id)
-            ).first()
-        return None if row is None else dict(row._mapping)
-
-    def orders(self, status: str | None = None) -> list[dict[str, Any]]:
-        q = select(t.deletion_orders).order_by(t.deletion_orders.c.created_at)
-        if status is not None:
-            q = q.where(t.deletion_orders.c.status == status)
-        with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
-
     # -- internals -------------------------------------------------------------
 
     def _user_keys(self, user_ids: list[str]) -> dict[str, tuple[str, str]]:

@@ -253,7 +253,7 @@ def list_orders(
     """Deletion orders and their progress (metadata; no user ids), a page."""
     room = room_of(request)
     grant = room.gate.require(who, "read", "DeletionOrders", purpose=purpose)
-    orders = [public_order(o) for o in room.vault.orders()]
+    orders = [public_order(o) for o in room.deletions.orders.list()]
     return JSONResponse(page(orders, cursor, limit, key=lambda o: o["id"], decision=grant.decision))
 
 
