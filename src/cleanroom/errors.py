@@ -11,6 +11,9 @@ from __future__ import annotations
 
 
 class CleanroomError(Exception):
+    """An error the user can act on: a one-line message, an optional hint, and the HTTP status
+    and title its problem+json carries."""
+
     status = 400
     title = "Bad request"
 

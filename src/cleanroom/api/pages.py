@@ -29,11 +29,15 @@ DEFAULT_LIMIT = 1000
 
 
 class BadCursor(CleanroomError):
+    """A cursor that is not one this list handed out."""
+
     status = 400
     title = "Bad cursor"
 
 
 class ListChanged(CleanroomError):
+    """The list changed under the cursor: start again from the first page."""
+
     status = 409
     title = "The list changed"
 

@@ -36,6 +36,9 @@ def _alive(pid: int) -> bool:
 
 
 class Peers:
+    """The workers of one server finding each other (a private listener each, announced in the
+    data directory) so one request can reach them all."""
+
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / "run" / "peers"
         self.pid = os.getpid()

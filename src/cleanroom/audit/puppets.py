@@ -52,6 +52,9 @@ class PuppetError(CleanroomError):
 
 @dataclass(frozen=True)
 class Persona:
+    """A sock puppet's character: the topics it watches to the end, and how long it lingers on
+    the rest."""
+
     name: str
     interests: frozenset[str]
     watch_interest_ms: int = 25_000
@@ -67,6 +70,8 @@ class Persona:
 
 @dataclass(frozen=True)
 class Account:
+    """An audit account the operator provisioned: a user and its token."""
+
     user: str
     token: str
 
@@ -101,6 +106,8 @@ def personas(topics: TopicMap, n: int) -> list[Persona]:
 
 @dataclass
 class Session:
+    """What one puppet was shown, page by page, and the non-personalised feed at the end."""
+
     persona: Persona
     user: str
     shown: list[Shown] = field(default_factory=list)
@@ -112,6 +119,9 @@ class Session:
 
 
 class PuppetRun:
+    """Sock puppets browsing the clean room's API like users: each watches its topics, skips
+    the rest, and the feeds it gets are recorded."""
+
     def __init__(
         self,
         api_url: str,

@@ -59,6 +59,8 @@ PERSONA_COLUMNS = [
 
 @dataclass
 class AuditTarget:
+    """The clean room's API as the audit reaches it: a URL, an oversight token, an HTTP client."""
+
     api_url: str
     token: str  # an oversight principal's
     client: httpx.Client | None = None

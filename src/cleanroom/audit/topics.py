@@ -27,6 +27,9 @@ ISOLATED = "t:isolated"
 
 @dataclass(frozen=True)
 class TopicMap:
+    """The topic of every video (from the catalogue's tags or derived from co-engagement), and
+    where it came from."""
+
     topics: dict[str, str]  # video -> topic
     source: str
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 class State:
+    """The options given before the verb (the data directory)."""
+
     data_dir: str | None = None
 
 

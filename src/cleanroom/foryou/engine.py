@@ -36,6 +36,8 @@ _SEED = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class FeedError(CleanroomError):
+    """A feed request the engine cannot serve as asked."""
+
     status = 400
     title = "Bad feed request"
 
@@ -48,11 +50,15 @@ class RetrainRunning(CleanroomError):
 
 
 class CursorExpired(CleanroomError):
+    """A feed cursor older than the feeds kept for paging."""
+
     status = 410
     title = "Feed cursor expired"
 
 
 class ReplayError(CleanroomError):
+    """A served feed that cannot be recomputed (unknown, or its inputs are gone)."""
+
     status = 409
     title = "Cannot replay feed"
 
@@ -97,6 +103,8 @@ class FeedRecord:
 
 @dataclass
 class ServedFeed:
+    """One page of a served feed: the record committed to the ledger and the explained items."""
+
     record: FeedRecord
     offset: int
     items: list[FeedItem]
@@ -141,6 +149,9 @@ class ServedFeed:
 
 
 class Engine:
+    """The For You engine: trains on the events handed to it, learns online, serves explained
+    feeds and replays them bit for bit."""
+
     def __init__(
         self,
         config: RankingConfig | None = None,

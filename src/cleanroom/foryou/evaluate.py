@@ -27,6 +27,8 @@ KS = (10, 20)
 
 
 class EvalError(CleanroomError):
+    """A dataset or split the offline evaluation cannot read."""
+
     status = 422
     title = "Bad evaluation input"
 

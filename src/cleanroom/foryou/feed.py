@@ -57,6 +57,8 @@ SOURCES = {
 
 @dataclass(slots=True)
 class FeedItem:
+    """A served item: the video, its score and sources, and the reasons shown to the user."""
+
     video: str
     creator: str
     score: float

@@ -58,6 +58,8 @@ F = {f: n for n, f in enumerate(FEATURES)}
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The item model's hyper-parameters (regularisation, negatives, factors)."""
+
     l2: float = 500.0
     dropout: float = 0.0  # EDLAE (Steck 2020): extra L2 of p/(1-p)·diag(XᵀX) per item
     negative_weight: float = 0.3
@@ -159,6 +161,9 @@ def _stable_seed(user: str) -> int:
 
 @dataclass
 class Model:
+    """A trained item model: item-item weights, embeddings and the index over them, with the
+    engagement counts behind them."""
+
     config: ModelConfig
     priors: dict[str, dict[str, float]]
     items: list[str]

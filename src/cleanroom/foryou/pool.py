@@ -147,6 +147,9 @@ class Boost:
 
 @dataclass(frozen=True)
 class Pool:
+    """The candidates shared by every user in one time bucket: popular, rising and fresh
+    videos, co-engagement and active boosts."""
+
     bucket_ms: int
     catalog_seq: int
     popular: dict[str, list[tuple[str, float]]]

@@ -22,12 +22,17 @@ from cleanroom.storage.errors import CleanroomError
 
 
 class ConfigError(CleanroomError):
+    """A ranking configuration that does not parse or is out of range."""
+
     status = 422
     title = "Invalid ranking configuration"
 
 
 @dataclass(frozen=True)
 class RankingConfig:
+    """The published ranking: feature weights, priors, exploration, re-ranking rules and
+    boosts (its digest is what releases approve)."""
+
     weights: dict[str, float]
     priors: dict[str, dict[str, float]]
     exploration: float

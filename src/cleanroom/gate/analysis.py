@@ -46,6 +46,8 @@ APPLIES = {
 
 @dataclass(frozen=True)
 class Request:
+    """One request of the domain the analysis enumerates."""
+
     kind: str
     org: str
     role: str
@@ -62,6 +64,9 @@ class Request:
 
 @dataclass(frozen=True)
 class Invariant:
+    """A property every policy set must keep: the requests it is about and what must hold of
+    each one allowed."""
+
     id: str
     text: str
     # the requests it is about, and what must hold of each when it is allowed
@@ -146,6 +151,8 @@ INVARIANTS = (
 
 @dataclass
 class Finding:
+    """Whether an invariant holds, over how many requests, and counter-examples if not."""
+
     id: str
     text: str
     holds: bool

@@ -66,22 +66,30 @@ MIGRATIONS = [Migration("boosts", 1, "declared boosts and their approval", _crea
 
 
 class BoostError(CleanroomError):
+    """A boost that cannot be declared as given."""
+
     status = 400
     title = "Bad boost"
 
 
 class BoostConflict(CleanroomError):
+    """A boost in a state that does not allow the step asked for."""
+
     status = 409
     title = "Boost in another state"
 
 
 class UnknownBoost(CleanroomError):
+    """No boost with that id."""
+
     status = 404
     title = "No such boost"
 
 
 @dataclass(frozen=True)
 class BoostRequest:
+    """A boost as declared: video, factor, reason, window and regions."""
+
     video: str
     factor: float
     reason: str
@@ -113,6 +121,9 @@ def _checked(req: BoostRequest, now_ms: int) -> BoostRequest:
 
 
 class BoostRegistry:
+    """Declared boosts and their reviews: declared through the gate, approved by the oversight
+    body, on the ledger."""
+
     def __init__(
         self,
         gate: Gate,

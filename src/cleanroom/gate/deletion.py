@@ -32,12 +32,16 @@ DAY_MS = 86_400_000
 
 
 class OrderError(CleanroomError):
+    """A deletion order that cannot be issued as given."""
+
     status = 422
     title = "Invalid deletion order"
 
 
 @dataclass(frozen=True)
 class Receipt:
+    """A deletion's receipt: its ledger index and body."""
+
     entry: int  # ledger index of the receipt
     body: dict[str, Any]
 

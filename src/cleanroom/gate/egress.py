@@ -87,6 +87,8 @@ MIGRATIONS = [Migration("egress", 1, "export flows (index of egress.flow entries
 
 @dataclass(frozen=True)
 class ExportRequest:
+    """An export asked for: to whom, to which country, of what, why."""
+
     recipient: str
     country: str
     kind: str
@@ -98,6 +100,8 @@ class ExportRequest:
 
 @dataclass
 class ExportResult:
+    """The egress decision: allowed or not, why, and its ledger entries."""
+
     allowed: bool
     reasons: list[str]
     entry: int
@@ -125,6 +129,9 @@ class ExportResult:
 
 
 class Egress:
+    """Every flow out of the clean room: screened, decided by the gate, aggregated with a
+    minimum group size and differential privacy, on the ledger."""
+
     def __init__(
         self,
         gate: Gate,

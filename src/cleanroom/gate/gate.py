@@ -72,11 +72,15 @@ CACHE_LIMIT = 100_000
 
 
 class BadRequest(CleanroomError):
+    """A request the gate cannot decide as given."""
+
     status = 400
     title = "Bad request"
 
 
 class RateLimited(CleanroomError):
+    """A principal refused too often in a short time: its requests wait."""
+
     status = 429
     title = "Too many refused requests"
 
@@ -122,6 +126,9 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Decision:
+    """A decision of the gate: who, what, on which records, allowed or not, and its ledger
+    index."""
+
     allowed: bool
     principal: str
     action: str

@@ -32,6 +32,9 @@ class PolicyError(CleanroomError):
 
 @dataclass(frozen=True)
 class PolicyBundle:
+    """A Cedar policy set with its schema, its version (digest) and the rule ids and
+    obligations of its policies."""
+
     version: str
     files: dict[str, str]  # name -> text (the schema included)
     policies: cedarpy.PolicySet = field(repr=False)

@@ -98,11 +98,15 @@ MIGRATIONS = [
 
 
 class PrincipalError(CleanroomError):
+    """A principal that cannot be registered or changed as given."""
+
     status = 422
     title = "Invalid principal"
 
 
 class UnknownPrincipal(CleanroomError):
+    """No principal of that name (or a disabled one)."""
+
     status = 404
     title = "Unknown principal"
 
@@ -116,6 +120,9 @@ class Unauthenticated(CleanroomError):
 
 @dataclass(frozen=True)
 class Principal:
+    """Who asks: name, kind, organisation, role, jurisdiction, clearance (and the data subject
+    a user is)."""
+
     name: str
     kind: str
     org: str
@@ -135,6 +142,8 @@ class Principal:
 
 @dataclass(frozen=True)
 class TokenInfo:
+    """An API token as listed: whose, when made, when it expires, whether revoked."""
+
     id: str
     principal: str
     created_at: datetime

@@ -64,17 +64,23 @@ MIGRATIONS = [
 
 
 class BudgetExhausted(CleanroomError):
+    """The privacy budget of the period is spent: no more aggregates until it renews."""
+
     status = 429
     title = "Privacy budget exhausted"
 
 
 class PrivacyInputError(CleanroomError):
+    """Parameters of a private release out of range."""
+
     status = 422
     title = "Invalid privacy parameters"
 
 
 @dataclass(frozen=True)
 class Release:
+    """Counts released with noise: the noise scale, epsilon spent, and the groups withheld."""
+
     counts: dict[str, int]
     epsilon: float
     scale: float

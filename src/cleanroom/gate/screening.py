@@ -95,6 +95,8 @@ MIGRATIONS = [Migration("screen", 1, "list snapshots, dismissals, ownership", _c
 
 @dataclass(frozen=True)
 class LoadResult:
+    """A restricted-party list loaded: its version and what changed."""
+
     list_id: str
     version: str
     previous: str | None

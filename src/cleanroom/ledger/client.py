@@ -126,6 +126,8 @@ class CompactRange:
 
 @dataclass
 class MonitorState:
+    """What a monitor verified last: the tree size, root and compact range."""
+
     origin: str
     size: int
     root: bytes
@@ -161,6 +163,8 @@ class MonitorState:
 
 @dataclass
 class MonitorReport:
+    """One verification step of a monitor: from which size to which, and the new root."""
+
     origin: str
     old_size: int
     size: int

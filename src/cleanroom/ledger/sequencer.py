@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 
 class SequencerClosed(LedgerError):
+    """An append arriving while the log shuts down."""
+
     status = 503
     title = "Ledger is shutting down"
 

@@ -38,6 +38,8 @@ from cleanroom.storage import Database, migrate
 
 @dataclass(frozen=True)
 class SignedCheckpoint:
+    """A checkpoint and its signed note."""
+
     checkpoint: Checkpoint
     note: str
 

@@ -16,6 +16,9 @@ HEADER = "c2sp.org/tlog-proof@v1"
 
 @dataclass(frozen=True)
 class TlogProof:
+    """A C2SP tlog-proof: an entry's index, its inclusion proof and the checkpoint note it is
+    proven in."""
+
     index: int
     proof: list[bytes]
     note: str

@@ -62,6 +62,8 @@ class WitnessError(LedgerError):
 
 @dataclass(frozen=True)
 class AddCheckpointRequest:
+    """A C2SP tlog-witness add-checkpoint request: old size, consistency proof, note."""
+
     old_size: int
     proof: list[bytes]
     note: str

@@ -49,6 +49,9 @@ SIGNATURE_HEADER = "X-Cleanroom-Signature"
 
 @dataclass
 class Alert:
+    """Something the monitor found: its kind, the entry it is about, a message and the
+    evidence."""
+
     kind: str
     index: int | None  # the ledger entry the alert is about
     message: str

@@ -30,6 +30,9 @@ def list_digest(videos: list[str]) -> str:
 
 @dataclass
 class ReplayReport:
+    """The replay audit's outcome: feeds sampled, recomputed, unavailable and different from
+    the approved algorithm."""
+
     sampled: int
     replayed: int
     unavailable: int

@@ -91,6 +91,9 @@ KEEP_SCREENINGS = 10_000
 
 
 class RuleEngine:
+    """The clean room's rules, checked entry by entry in log order, with the state they need
+    carried between runs."""
+
     def __init__(
         self,
         state: dict[str, Any] | None = None,

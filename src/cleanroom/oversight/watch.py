@@ -32,6 +32,8 @@ from cleanroom.oversight.witness import MonitorWitness, has_key
 
 @dataclass
 class WatchReport:
+    """One run of the watcher: how far it verified, what it checked and the new alerts."""
+
     size: int
     entries_checked: int
     new_alerts: list[Alert] = field(default_factory=list)
@@ -39,6 +41,9 @@ class WatchReport:
 
 
 class Watcher:
+    """The oversight body's monitor: verifies the log over HTTP, checks every entry against
+    the rules, cosigns as a witness, replays feeds and keeps the alerts."""
+
     def __init__(
         self,
         url: str,

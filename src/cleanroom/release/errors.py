@@ -7,6 +7,8 @@ from cleanroom.storage.errors import CleanroomError
 
 
 class ReleaseError(CleanroomError):
+    """A release request that cannot be done as given."""
+
     status = 400
     title = "Bad release request"
 
@@ -18,6 +20,8 @@ class AttestationError(ReleaseError):
 
 
 class UnknownArtifact(ReleaseError):
+    """No artifact with that digest."""
+
     status = 404
     title = "Unknown artifact"
 

@@ -28,6 +28,8 @@ OVERSIGHT_REQUIRED = {"model": 1, "policy": 1, "source": 1}
 
 @dataclass(frozen=True)
 class Review:
+    """A reviewer's decision on an artifact, as recorded."""
+
     reviewer: str  # principal name
     org: str
     decision: str  # approve | reject
@@ -36,6 +38,9 @@ class Review:
 
 @dataclass(frozen=True)
 class Verdict:
+    """Whether an artifact is approved: the approvals that count, vetoes and what was ignored
+    and why."""
+
     approved: bool
     counted: tuple[str, ...]  # reviewers whose approval counts
     vetoed_by: tuple[str, ...]
@@ -54,6 +59,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class ReleasePolicy:
+    """How many approvals a release needs, from which organisations."""
+
     k: int = 2
     operator_required: int = 1
     reviewer_orgs: tuple[str, ...] = field(default=REVIEWER_ORGS)

@@ -129,11 +129,15 @@ MIGRATIONS = [
 
 
 class Ledger(Protocol):
+    """What the registry needs of a ledger: appending an entry."""
+
     def append(self, entry: dict[str, Any]) -> int: ...
 
 
 @dataclass(frozen=True)
 class Artifact:
+    """A submitted artifact: digest, kind, name, manifest and who submitted it."""
+
     digest: str
     kind: str
     name: str
@@ -157,6 +161,8 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Deployment:
+    """A deployment (or rollback) of an artifact, as recorded."""
+
     kind: str
     artifact: str
     by: str
@@ -187,6 +193,9 @@ def check_review(
 
 
 class Registry:
+    """Artifacts, reviewers, reviews and deployments, each step on the ledger; the release
+    policy decides what may be deployed."""
+
     def __init__(
         self,
         db: Database,

@@ -24,6 +24,8 @@ from cleanroom.release.registry import check_review
 
 @dataclass
 class ReleaseView:
+    """The release history rebuilt from ledger entries alone (what an outside verifier checks)."""
+
     policy: ReleasePolicy
     reviewers: dict[str, tuple[str, Verifier]] = field(default_factory=dict)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)

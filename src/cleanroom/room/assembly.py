@@ -67,6 +67,9 @@ def keyring(dd: DataDir) -> LocalKeyring:
 
 @dataclass
 class CleanRoom:
+    """One clean room: its database, log, keys, vault, principals, gate and the services built
+    on them."""
+
     config: Config
     db: Database
     keystore_db: Database

@@ -33,6 +33,8 @@ DEFAULT_OPERATOR = "trusted-operator"
 
 @dataclass
 class SiteConfig:
+    """This site: its name, jurisdiction and operator."""
+
     name: str = "site-1"
     jurisdiction: str = DEFAULT_JURISDICTION
     operator: str = DEFAULT_OPERATOR
@@ -40,12 +42,16 @@ class SiteConfig:
 
 @dataclass
 class ResidencyConfig:
+    """Where the data may live: the jurisdictions and operators allowed."""
+
     jurisdictions: list[str] = field(default_factory=lambda: [DEFAULT_JURISDICTION])
     operators: list[str] = field(default_factory=lambda: [DEFAULT_OPERATOR])
 
 
 @dataclass
 class WitnessRef:
+    """A witness the log asks to cosign: its verifier key and URL."""
+
     vkey: str
     url: str
 
@@ -55,6 +61,9 @@ class ScreeningConfig:
     # The BIS Affiliates Rule applies from this day (ISO date; None: never).
     # Published 29 Sep 2025 and suspended for a year from 10 Nov 2025; the
     # operator sets the date in force.
+    """Screening settings: the affiliates rule's start, the smallest exported group, the
+    infrastructure manifest."""
+
     affiliates_rule_from: str | None = "2026-11-10"
     # Smallest group an exported aggregate may report.
     min_group_size: int = 10
@@ -64,6 +73,8 @@ class ScreeningConfig:
 
 @dataclass
 class Config:
+    """A data directory's configuration (config.json)."""
+
     origin: str = DEFAULT_ORIGIN
     database_url: str | None = None
     witnesses: list[WitnessRef] = field(default_factory=list)

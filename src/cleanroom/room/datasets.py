@@ -31,12 +31,16 @@ CREATORS = 400
 
 
 class DatasetError(CleanroomError):
+    """A bundled dataset that does not exist."""
+
     status = 404
     title = "Unknown dataset"
 
 
 @dataclass(frozen=True)
 class Interaction:
+    """One line of a bundled dataset: split, user, item, whether it was a positive."""
+
     split: str
     line: int
     user: str

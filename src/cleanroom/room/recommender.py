@@ -47,11 +47,16 @@ def _freeze_heap() -> None:
 
 
 class NotReady(CleanroomError):
+    """No model is trained yet: the feed is not available."""
+
     status = 503
     title = "Recommender not ready"
 
 
 class Recommender:
+    """The For You engine inside the clean room: trains on events read through the gate,
+    records every served feed and retraining on the ledger."""
+
     def __init__(self, room: CleanRoom, config: RankingConfig | None = None) -> None:
         self.room = room
         self.engine = Engine(config)

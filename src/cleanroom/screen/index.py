@@ -47,6 +47,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Hit:
+    """A list entry a name matched, with the comparison behind it."""
+
     entry: Entry
     comparison: Comparison
 

@@ -54,6 +54,8 @@ MAX_PROVIDERS = 10_000
 
 @dataclass(frozen=True)
 class Provider:
+    """A provider of the deployment: its kind, name, country and category."""
+
     kind: str
     name: str
     country: str = ""
@@ -63,6 +65,8 @@ class Provider:
 
 @dataclass
 class Manifest:
+    """The deployment's infrastructure manifest: its providers and approved exceptions."""
+
     deployment: str
     jurisdiction: str
     providers: list[Provider]
@@ -71,6 +75,8 @@ class Manifest:
 
 @dataclass
 class Finding:
+    """One provider screened: flagged or not, why, by which lists."""
+
     provider: Provider
     flagged: bool
     reasons: list[str]
@@ -97,6 +103,8 @@ class Finding:
 
 @dataclass
 class InfraReport:
+    """The manifest screened: every provider's finding and the list versions used."""
+
     manifest: Manifest
     findings: list[Finding]
     list_versions: dict[str, str]

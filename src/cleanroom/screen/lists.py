@@ -113,6 +113,8 @@ class ListSnapshot:
 
 @dataclass(frozen=True)
 class Delta:
+    """What a new version of a list added, changed and removed."""
+
     added: tuple[str, ...]
     changed: tuple[str, ...]
     removed: tuple[str, ...]

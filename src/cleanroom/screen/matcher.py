@@ -75,6 +75,8 @@ class Model:
 
 @dataclass(frozen=True)
 class Scoring:
+    """The fitted scoring models (person and organisation) and their threshold."""
+
     person: Model
     org: Model
     threshold: float

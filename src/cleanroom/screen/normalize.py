@@ -92,6 +92,8 @@ _SPLIT = re.compile(r"[^a-z0-9]+")
 
 @dataclass(frozen=True)
 class Token:
+    """A token of a normalised name and its kind (word, generic, number, place)."""
+
     text: str
     kind: str
 
@@ -124,6 +126,8 @@ class Name:
 
 @dataclass(frozen=True)
 class _Terms:
+    """The term tables normalisation uses (Chinese and Latin forms, by kind)."""
+
     han: dict[str, tuple[str, str]]  # Chinese form -> (kind, canonical)
     latin: dict[tuple[str, ...], tuple[str, str]]  # token sequence -> (kind, canonical)
     longest_han: int

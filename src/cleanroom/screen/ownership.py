@@ -40,6 +40,8 @@ MAX_EDGES = 1_000_000
 
 @dataclass(frozen=True)
 class Stake:
+    """One ownership stake: who owns how much of whom."""
+
     owner: str
     owned: str
     percent: float

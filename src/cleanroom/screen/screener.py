@@ -29,6 +29,8 @@ def query_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class Dismissal:
+    """A match dismissed as a false positive for one list version."""
+
     query_key: str
     list_id: str
     party_id: str
@@ -37,6 +39,8 @@ class Dismissal:
 
 @dataclass
 class Screening:
+    """A name screened: the matches, the list versions and the threshold."""
+
     query: str
     schema: str
     threshold: float

@@ -42,6 +42,8 @@ _LOCK_KEY = 0x636C65616E  # "clean"
 
 @dataclass(frozen=True)
 class Migration:
+    """One schema migration of a component, applied once, in order."""
+
     component: str
     version: int
     description: str

@@ -47,6 +47,8 @@ class AccessDenied(CleanroomError):
 
 @dataclass(frozen=True)
 class Grant:
+    """The gate's permission for one access: who, what, which records, why."""
+
     principal: str
     action: str
     resource: str
@@ -88,6 +90,8 @@ class GrantAuthority:
 
 
 class GrantChecker:
+    """Checks that a grant was issued by this process's gate (and not forged)."""
+
     def __init__(self) -> None:
         self._key = secrets.token_bytes(32)
         self._handed_out = False

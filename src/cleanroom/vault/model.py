@@ -114,6 +114,8 @@ def _text(value: Any, what: str, limit: int = MAX_TEXT) -> str:
 
 @dataclass(frozen=True)
 class User:
+    """A user's record: protected profile, public profile, jurisdiction."""
+
     id: str
     jurisdiction: str
     profile: dict[str, Any] = field(default_factory=dict)  # protected fields
@@ -173,6 +175,8 @@ class User:
 
 @dataclass(frozen=True)
 class Video:
+    """A video of the catalogue: creator, topics, language, upload time."""
+
     id: str
     creator: str
     topics: tuple[str, ...] = ()
@@ -211,6 +215,8 @@ class Video:
 
 @dataclass(frozen=True)
 class Event:
+    """One engagement of a user with a video."""
+
     id: str
     user: str
     video: str

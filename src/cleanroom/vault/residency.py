@@ -23,6 +23,8 @@ class ResidencyError(CleanroomError):
 
 @dataclass(frozen=True)
 class Site:
+    """Where this clean room runs: name, jurisdiction, operator."""
+
     name: str
     jurisdiction: str
     operator: str
@@ -35,6 +37,8 @@ class Site:
 
 @dataclass(frozen=True)
 class ResidencyPolicy:
+    """The jurisdictions and operators the data may live with."""
+
     jurisdictions: tuple[str, ...] = field(default=("US",))
     operators: tuple[str, ...] = field(default=("trusted-operator",))
 

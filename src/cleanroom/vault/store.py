@@ -41,11 +41,15 @@ MAX_BATCH = 10_000
 
 
 class UnknownRecord(CleanroomError):
+    """No record with that id."""
+
     status = 404
     title = "Not found"
 
 
 class Conflict(CleanroomError):
+    """A record that conflicts with one already stored."""
+
     status = 409
     title = "Conflict"
 

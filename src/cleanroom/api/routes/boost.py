@@ -17,6 +17,8 @@ from cleanroom.gate.boosts import MAX_FACTOR, BoostRequest
 
 
 class BoostBody(BaseModel):
+    """A boost to declare: which video, by how much, why and when."""
+
     model_config = ConfigDict(extra="forbid")
 
     video: Annotated[str, Field(min_length=1, max_length=128)]
@@ -29,6 +31,8 @@ class BoostBody(BaseModel):
 
 
 class ReviewBody(BaseModel):
+    """The oversight body's review of a boost (with its signed review)."""
+
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
@@ -43,6 +47,8 @@ class ReviewBody(BaseModel):
 
 
 class RevokeBody(BaseModel):
+    """Why a boost is revoked."""
+
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, Field(min_length=1, max_length=2000)]

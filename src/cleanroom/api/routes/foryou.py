@@ -23,6 +23,8 @@ from cleanroom.vault.store import UnknownRecord
 
 
 class FeedSettings(BaseModel):
+    """The feed setting a user chooses."""
+
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["personalized", "popular"]
@@ -38,6 +40,8 @@ def _feed_limiter(request: Request) -> anyio.CapacityLimiter:
 
 
 class ReplayBatch(BaseModel):
+    """The served feeds to recompute."""
+
     model_config = ConfigDict(extra="forbid")
 
     feeds: Annotated[

@@ -29,6 +29,8 @@ from cleanroom.vault.store import MAX_BATCH
 
 
 class PayloadTooLarge(CleanroomError):
+    """A batch larger than the route takes."""
+
     status = 413
     title = "Payload too large"
 
@@ -69,6 +71,8 @@ def _parse_all(items: list[Any], parse: Any, what: str) -> list[Any]:
 
 
 class DeletionOrderIn(BaseModel):
+    """A deletion order: one user, or every user of a jurisdiction."""
+
     model_config = ConfigDict(extra="forbid")
 
     scope: Literal["user", "jurisdiction"]

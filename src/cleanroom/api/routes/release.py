@@ -30,6 +30,8 @@ Kind = Literal["source", "model", "policy", "infra"]
 
 
 class Submission(BaseModel):
+    """An artifact submitted for review."""
+
     model_config = ConfigDict(extra="forbid")
 
     kind: Kind
@@ -41,6 +43,8 @@ class Submission(BaseModel):
 
 
 class Rollback(BaseModel):
+    """Roll a kind back to its previous deployment."""
+
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["model", "policy"]

@@ -27,6 +27,8 @@ Schema = Literal["any", "Person", "Company", "Organization", "LegalEntity", "Ves
 
 
 class ScreenRequest(BaseModel):
+    """One name or a batch of names to screen."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
@@ -36,6 +38,8 @@ class ScreenRequest(BaseModel):
 
 
 class DismissRequest(BaseModel):
+    """A match dismissed as a false positive, for one list version."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
@@ -45,6 +49,8 @@ class DismissRequest(BaseModel):
 
 
 class ExportBody(BaseModel):
+    """An export to screen and, if allowed, release."""
+
     model_config = ConfigDict(extra="forbid")
 
     recipient: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
