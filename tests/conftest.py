@@ -1,4 +1,8 @@
-"""Shared fixtures: a real SQLite file and a real PostgreSQL server (own schema per test)."""
+"""Shared fixtures: a real SQLite file and a real PostgreSQL server (own
+schema per test), the log and witness keys, a data directory, and two clean
+rooms served through the ASGI app — ``api`` (seeded with a few users, videos
+and events) and ``trained_api`` (enough events for the recommender to train
+on). Helpers that are not fixtures are in ``tests/support.py``."""
 
 from __future__ import annotations
 
@@ -12,11 +16,11 @@ from sqlalchemy import create_engine, text
 
 from cleanroom.ledger.note import ALG_COSIGNATURE_V1, Signer, generate_signer
 from cleanroom.storage import Database, StorageError
+from tests.support import NOW, ORIGIN, USER, Api, feed_events, running_api, seed
 
 PG_URL = os.environ.get(
     "CLEANROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-ORIGIN = "test.example/log"
 
 
 def _pg_available() -> str | None:
@@ -90,8 +94,34 @@ def data_dir(tmp_path: Path, db_url: str, log_signer: Signer):
     return dd
 
 
-def _free_port_url() -> str:
-    """The URL of a local port nothing listens on."""
-    from cleanroom.ledger.serving import free_port
+@pytest.fixture
+def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
+    """A clean room on this test's database, seeded with two users, three
+    videos and ten events, served through a TestClient."""
+    with running_api(tmp_path, db_url, log_signer) as a:
+        seed(a)
+        yield a
 
-    return f"http://127.0.0.1:{free_port('127.0.0.1')}/witness"
+
+@pytest.fixture
+def trained_api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
+    """A clean room with 30 users, 60 videos and 600 events, its recommender
+    ready (retrain it to train on them)."""
+    with running_api(tmp_path, db_url, log_signer) as a:
+        rec = a.app.state.recommender
+        assert rec.ready.wait(30), rec.error
+        for u in range(30):
+            assert a.call("PUT", f"/v1/users/u{u}", "app", json=USER).status_code in (200, 201)
+        videos = [
+            {
+                "id": f"v{i}",
+                "creator": f"c{i % 9}",
+                "topics": [f"t{i % 4}"],
+                "created_ms": NOW - 86_400_000 * (1 + i % 5),
+            }
+            for i in range(60)
+        ]
+        assert a.call("POST", "/v1/videos", "app", json={"videos": videos}).status_code == 200
+        r = a.call("POST", "/v1/events", "app", json={"events": feed_events(30, 60, 20)})
+        assert r.status_code == 200, r.text
+        yield a

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..test_gate_api import Api, running_api, seed
+from tests.support import Api, running_api, seed
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom.gate.privacy import BUDGET, CONTRIBUTION, clamp, measurement
-
-from ..test_gate_api import Api, running_api, seed
+from tests.support import Api, running_api, seed
 
 URL = "/v1/aggregates/events?purpose=research&by=kind&min_group=10"
 

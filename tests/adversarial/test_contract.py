@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..test_cli import run
-from ..test_gate_api import Api
+from tests.support import Api, run_cli, run_process
 
 
 def test_a_403_names_its_rules_and_ledger_index(shared_api: Api) -> None:
@@ -64,14 +63,14 @@ def test_cli_version_and_token_from_env_or_file(tmp_path: Path) -> None:
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0 and r.stdout.startswith("cleanroom ")
     dd = tmp_path / "dd"
-    assert run(["init"], dd).returncode == 0
+    assert run_cli(["init"], dd).returncode == 0
     # no token at all: one line naming the three ways
-    r = run(["feed", "--url", "http://127.0.0.1:9"], dd)
+    r = run_cli(["feed", "--url", "http://127.0.0.1:9"], dd)
     assert r.returncode == 2 and "CLEANROOM_TOKEN or --token-file" in r.stderr
     loose = tmp_path / "token"
     loose.write_text("crt_x\n")
     os.chmod(loose, 0o644)
-    r = run(["feed", "--url", "http://127.0.0.1:9", "--token-file", str(loose)], dd)
+    r = run_cli(["feed", "--url", "http://127.0.0.1:9", "--token-file", str(loose)], dd)
     assert r.returncode == 2 and "chmod 600" in r.stderr
 
 
@@ -79,17 +78,17 @@ def test_cli_tables_are_not_cut_and_data_comes_as_json(tmp_path: Path) -> None:
     import json
 
     dd = tmp_path / "dd"
-    assert run(["init"], dd).returncode == 0
+    assert run_cli(["init"], dd).returncode == 0
     long_role = "support-for-the-whole-of-the-north-american-region"
     name = "a-rather-long-principal-name-for-a-wide-table"
     add = ["principal", "add", name, "--org", "operator", "--role", long_role]
-    assert run([*add, "--jurisdiction", "US"], dd).returncode == 0
-    listed = run(["principal", "list"], dd).stdout  # piped: not a terminal
+    assert run_cli([*add, "--jurisdiction", "US"], dd).returncode == 0
+    listed = run_cli(["principal", "list"], dd).stdout  # piped: not a terminal
     assert long_role in listed and name in listed
-    made = run(["init", "--json"], tmp_path / "other")
+    made = run_cli(["init", "--json"], tmp_path / "other")
     assert made.returncode == 0 and json.loads(made.stdout)["live"] == ["policy", "model"]
     for args in (["deletion", "list"], ["policy", "show"], ["principal", "list"]):
-        r = run([*args, "--json"], dd)
+        r = run_cli([*args, "--json"], dd)
         assert r.returncode == 0, (args, r.stderr)
         json.loads(r.stdout)
 
@@ -138,21 +137,24 @@ def test_every_route_documents_what_it_answers(shared_api: Api) -> None:
 
 
 def test_one_exit_code_scheme(tmp_path: Path) -> None:
-    """0 done, 1 found a problem, 2 bad input — the same for every command."""
+    """0 done, 1 found a problem, 2 bad input — the same for every command, as
+    the exit status of a real process."""
     dd = tmp_path / "dd"
-    assert run(["init"], dd).returncode == 0
-    index = run(["ledger", "append"], dd, '{"type":"ops.note","v":1,"n":1}\n').stdout.split()[-1]
-    (tmp_path / "p").write_text(run(["ledger", "proof", index], dd).stdout)
+    assert run_process(["init"], dd).returncode == 0
+    index = run_process(
+        ["ledger", "append"], dd, '{"type":"ops.note","v":1,"n":1}\n'
+    ).stdout.split()[-1]
+    (tmp_path / "p").write_text(run_process(["ledger", "proof", index], dd).stdout)
     (tmp_path / "e").write_text('{"n":2,"type":"ops.note","v":1}\n')  # not the entry proven
-    r = run(["ledger", "verify", "--proof", str(tmp_path / "p"), "--entry",
+    r = run_process(["ledger", "verify", "--proof", str(tmp_path / "p"), "--entry",
              str(tmp_path / "e")], dd)  # fmt: skip
     assert r.returncode == 1 and r.stderr.startswith("problem:"), r.stderr
-    assert run(["release", "verify"], dd).returncode == 0
+    assert run_process(["release", "verify"], dd).returncode == 0
     from cleanroom.room import CleanRoom
 
     with CleanRoom.open(dd, background=False) as room:  # a deployment written around it all
         room.log.append({"type": "release.deployed", "v": 1, "artifact": "sha256:" + "ab" * 32,
                          "kind": "model", "by": "x", "rollback": False, "at_ms": 1})  # fmt: skip
         room.log.integrate()
-    assert run(["release", "verify"], dd).returncode == 1
-    assert run(["release", "verify", "--kind"], dd).returncode == 2
+    assert run_process(["release", "verify"], dd).returncode == 1
+    assert run_process(["release", "verify", "--kind"], dd).returncode == 2

@@ -18,8 +18,7 @@ from cleanroom.ledger.entries import RESERVED_NAMESPACES
 from cleanroom.ledger.note import generate_signer
 from cleanroom.oversight import Watcher
 from cleanroom.room.bootstrap import sign_review
-
-from ..test_gate_api import Api, running_api
+from tests.support import Api, running_api
 
 URL = "http://testserver/log/"
 ART = "sha256:" + "cd" * 32

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..test_gate_api import Api
+from tests.support import Api
 
 EVENT = '{"events": [{"id": "e-x", "user": "u1", "video": "v1", "kind": "view", "ts_ms": 5, '
 BAD_BODIES = {

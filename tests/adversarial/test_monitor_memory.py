@@ -13,8 +13,7 @@ from sqlalchemy import delete, update
 
 from cleanroom.ledger import schema
 from cleanroom.oversight import Watcher
-
-from ..test_gate_api import Api, running_api, seed
+from tests.support import Api, running_api, seed
 
 URL = "http://testserver/log/"
 

@@ -18,8 +18,7 @@ from schemathesis import GenerationMode
 from cleanroom.api import create_app
 from cleanroom.ledger.serving import serve_in_thread
 from cleanroom.room import CleanRoom
-
-from ..test_gate_api import Api, make_dir, seed
+from tests.support import Api, make_dir, seed
 
 # as each kind of caller: platform service, operator staff, foreign parent,
 # oversight body, researcher, user, and nobody

@@ -30,10 +30,7 @@ from cleanroom.ledger.witness import WitnessEndpoint
 from cleanroom.oversight import alerts as alerts_mod
 from cleanroom.oversight.alerts import Alert, AlertStore
 from cleanroom.storage import Database
-
-from ..conftest import ORIGIN
-from ..test_cli import run
-from ..test_gate_api import Api, running_api
+from tests.support import ORIGIN, Api, run_cli, running_api
 
 
 @pytest.fixture
@@ -88,27 +85,27 @@ def test_a_principal_disabled_elsewhere_stops_within_a_second(tmp_path: Path) ->
 
 def test_a_csv_with_an_open_quote_is_an_error(tmp_path: Path) -> None:
     dd = tmp_path / "dd"
-    assert run(["init"], dd).returncode == 0
+    assert run_cli(["init"], dd).returncode == 0
     bad = tmp_path / "names.csv"
     bad.write_text('name\n"Acme, Inc\nBeta Corp\nGamma Ltd\n')
-    r = run(["screen", "batch", str(bad)], dd)
+    r = run_cli(["screen", "batch", str(bad)], dd)
     assert r.returncode == 2 and "not valid CSV" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     formula = tmp_path / "formula.csv"
     formula.write_text('name\n"=HYPERLINK(""http://x"",""y"")"\n+cmd\n')
-    r = run(["screen", "batch", str(formula)], dd)
+    r = run_cli(["screen", "batch", str(formula)], dd)
     assert r.returncode == 0, r.stderr
     cells = [line.split("\t")[3] for line in r.stdout.splitlines()]
     assert cells == ['\'=HYPERLINK("http://x","y")', "'+cmd"]
 
 
 def test_oversight_alerts_on_a_wrong_state_dir_or_kind_is_an_error(tmp_path: Path) -> None:
-    r = run(["oversight", "alerts", "--state-dir", str(tmp_path / "nowhere")], tmp_path / "dd")
+    r = run_cli(["oversight", "alerts", "--state-dir", str(tmp_path / "nowhere")], tmp_path / "dd")
     assert r.returncode == 2 and "no monitor has run" in r.stderr
     state = tmp_path / "state"
     state.mkdir()
     (state / "watch.json").write_text("{}")
-    r = run(["oversight", "alerts", "--state-dir", str(state), "--kind", "nonsense"], tmp_path)
+    r = run_cli(["oversight", "alerts", "--state-dir", str(state), "--kind", "nonsense"], tmp_path)
     assert r.returncode == 2 and "--kind is one of" in r.stderr
 
 
@@ -139,10 +136,10 @@ def test_the_alert_webhook_is_retried_and_signed(tmp_path: Path, monkeypatch) ->
 
 
 def test_a_dead_witness_is_asked_again_with_backoff(tmp_path: Path, log_signer, caplog) -> None:
-    from ..conftest import _free_port_url
+    from tests.support import free_port_url
 
     dead = WitnessEndpoint.parse(
-        generate_signer("dead.example/w", ALG_COSIGNATURE_V1).verifier.vkey, _free_port_url()
+        generate_signer("dead.example/w", ALG_COSIGNATURE_V1).verifier.vkey, free_port_url()
     )
     db = Database(f"sqlite:///{tmp_path / 'l.db'}")
     caplog.set_level(logging.WARNING, logger="cleanroom.ledger.log")

@@ -13,8 +13,7 @@ from sqlalchemy import select
 
 from cleanroom.gate import Principal
 from cleanroom.gate.principals import principals_t
-
-from ..test_gate_api import Api, running_api, seed
+from tests.support import Api, running_api, seed
 
 OVERSIGHT_READS = ["/v1/oversight/exposure", "/v1/oversight/topics"]
 
