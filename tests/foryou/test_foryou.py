@@ -57,17 +57,34 @@ def quiet() -> RankingConfig:
 
 
 @pytest.fixture(scope="module")
-def engine(kuairec) -> Engine:
+def trained(kuairec) -> tuple[TrainingSet, Model]:
+    """The slice as a training set and the model trained on it, once per
+    module: the tests below that never change the model share it."""
     rows, items = kuairec
-    e = Engine(quiet(), clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+    data = TrainingSet.from_rows(rows, items)
+    return data, Model.train(data, quiet().model, quiet().priors)
+
+
+def engine_on(trained: tuple[TrainingSet, Model], cfg: RankingConfig | None = None) -> Engine:
+    """A fresh engine (its own users, catalogue and counters, from the
+    training set) serving the module's model, which must not change."""
+    data, model = trained
+    e = Engine(cfg or quiet(), clock=lambda: NOW / 1000)
+    e.bootstrap(data, train=False)
+    e.swap(model)
+    return e
+
+
+@pytest.fixture(scope="module")
+def engine(trained) -> Engine:
+    e = engine_on(trained)
     return e
 
 
 # ----------------------------------------------------------------------------- deletion
 
 
-def test_forgetting_a_user_equals_retraining_without_them(kuairec) -> None:
+def test_forgetting_a_user_equals_retraining_without_them(kuairec, trained) -> None:
     rows, items = kuairec
     cfg = quiet()
     model = Model.train(TrainingSet.from_rows(rows, items), cfg.model, cfg.priors)
@@ -93,7 +110,7 @@ def test_forgetting_a_user_equals_retraining_without_them(kuairec) -> None:
         np.testing.assert_allclose(model.heads[h].coef, retrained.heads[h].coef, atol=1e-6)
         assert math.isclose(model.heads[h].intercept, retrained.heads[h].intercept, abs_tol=1e-6)
     # and it differs from the model that still knows them
-    full = Model.train(TrainingSet.from_rows(rows, items), cfg.model, cfg.priors)
+    _, full = trained  # trained on everything, as the model was before forgetting
     assert np.abs(full.B - retrained.B).max() > 1e-4
 
 
@@ -135,11 +152,9 @@ def test_replay_detects_a_changed_input(engine: Engine) -> None:
     assert engine.replay(other_seed) == f.record.videos  # no exploration: the seed does not matter
 
 
-def test_exploration_is_seeded(kuairec) -> None:
-    rows, items = kuairec
+def test_exploration_is_seeded(trained) -> None:
     cfg = dataclasses.replace(RankingConfig.shipped(), exploration=0.5)
-    e = Engine(cfg, clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+    e = engine_on(trained, cfg)
     a = e.feed("u14", limit=20, seed="a", now_ms=NOW)
     assert e.replay(a.record) == a.record.videos
     b = e.feed("u14", limit=20, seed="b", now_ms=NOW)
@@ -161,10 +176,8 @@ def test_non_personalised_feed_ignores_history(engine: Engine) -> None:
     assert p.record.videos != q.record.videos
 
 
-def test_mode_setting_is_the_default(kuairec) -> None:
-    rows, items = kuairec
-    e = Engine(quiet(), clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+def test_mode_setting_is_the_default(trained) -> None:
+    e = engine_on(trained)
     e.set_mode("u14", "popular")
     f = e.feed("u14", limit=10, now_ms=NOW)
     assert f.record.mode == "popular"
@@ -189,12 +202,10 @@ def test_contributions_are_the_score_lost_without_the_feature(engine: Engine) ->
         np.testing.assert_allclose(score(m, x, w) - score(m, y, w), c[:, j], atol=1e-12)
 
 
-def test_explanations_name_real_sources(kuairec) -> None:
+def test_explanations_name_real_sources(trained) -> None:
     """Follow a creator: their video's explanation names the follow, and the
     item's score without the follow is lower by the contribution named."""
-    rows, items = kuairec
-    e = Engine(quiet(), clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+    e = engine_on(trained)
     base = e.feed("u20", limit=100, seed="s", now_ms=NOW)
     target = base.items[5]
     e.observe([Observed("u20", target.video, "follow", NOW - 10, 0)])
@@ -299,10 +310,8 @@ def test_rules_on_real_feeds(engine: Engine) -> None:
         check_rules(engine, u, f.record.videos)
 
 
-def test_declared_boost_is_labelled(kuairec) -> None:
-    rows, items = kuairec
-    e = Engine(quiet(), clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+def test_declared_boost_is_labelled(trained) -> None:
+    e = engine_on(trained)
     plain = e.feed("u30", limit=50, seed="b", now_ms=NOW)
     video = plain.record.videos[-1]
     e.declare_boost(
@@ -319,10 +328,8 @@ def test_declared_boost_is_labelled(kuairec) -> None:
     assert e.replay(boosted.record) == boosted.record.videos
 
 
-def test_a_creator_boost_in_the_configuration_is_labelled_and_changes_the_digest(kuairec) -> None:
-    rows, items = kuairec
-    e = Engine(quiet(), clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+def test_a_creator_boost_in_the_configuration_is_labelled_and_changes_the_digest(trained) -> None:
+    e = engine_on(trained)
     plain = e.feed("u30", limit=50, seed="c", now_ms=NOW)
     creator = plain.items[-1].creator
     raw = {
@@ -344,10 +351,8 @@ def test_a_creator_boost_in_the_configuration_is_labelled_and_changes_the_digest
 # ----------------------------------------------------------------------------- online learning
 
 
-def test_an_event_changes_the_next_feed(kuairec) -> None:
-    rows, items = kuairec
-    e = Engine(quiet(), clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+def test_an_event_changes_the_next_feed(trained) -> None:
+    e = engine_on(trained)
     first = e.feed("u40", limit=10, seed="o", now_ms=NOW)
     top = first.items[0].video
     e.observe([Observed("u40", top, "not_interested", NOW, 0)])
@@ -360,10 +365,8 @@ def test_an_event_changes_the_next_feed(kuairec) -> None:
     assert third.record.videos != second.record.videos
 
 
-def test_new_video_is_shown_before_retraining(kuairec) -> None:
-    rows, items = kuairec
-    e = Engine(quiet(), clock=lambda: NOW / 1000)
-    e.bootstrap(TrainingSet.from_rows(rows, items))
+def test_new_video_is_shown_before_retraining(trained) -> None:
+    e = engine_on(trained)
     e.add_videos([Item("v-brand-new", "creator-new", (), None, NOW - 60_000)])
     f = e.feed("u50", limit=100, seed="n", now_ms=NOW + 5_000)
     assert "v-brand-new" in f.record.videos

@@ -144,3 +144,28 @@ def test_missing_file_and_alt_file(tmp_path):
     snap = load_ofac(prim, alt=alt)
     assert snap.parties[0].aliases == ("ACME TRADERS",)
     assert json.loads(json.dumps(snap.parties[0].as_json()))["aliases"] == ["ACME TRADERS"]
+
+
+def test_a_party_digest_is_its_rfc8785_encoding() -> None:
+    """The standard-library encoding the digests use is byte for byte the
+    ``rfc8785`` package's, on every bundled party and on any strings."""
+    import rfc8785
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from cleanroom.screen.lists import canonical_party_json
+
+    for snap in bundled_snapshots():
+        for party in snap.parties:
+            doc = party.as_json()
+            assert canonical_party_json(doc) == rfc8785.dumps(doc), party.id
+
+    text = st.text(st.characters(blacklist_categories=["Cs"]))  # no lone surrogates
+
+    @settings(max_examples=300, deadline=None)
+    @given(text, text, st.lists(text, max_size=4))
+    def same(pid: str, name: str, aliases: list[str]) -> None:
+        doc = Party(pid, name, aliases=tuple(aliases)).as_json()
+        assert canonical_party_json(doc) == rfc8785.dumps(doc)
+
+    same()

@@ -16,6 +16,8 @@ import json
 import threading
 import time
 import zlib
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +38,7 @@ from sqlalchemy.engine import Connection
 from cleanroom.ledger.entries import encode_entry
 from cleanroom.ledger.log import Log
 from cleanroom.screen.errors import ScreeningInputError
-from cleanroom.screen.index import check_batch
+from cleanroom.screen.index import ListIndex, check_batch
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, delta
 from cleanroom.screen.ownership import OwnershipGraph, parse_stakes
 from cleanroom.screen.screener import Dismissal, Screener, Screening, query_key
@@ -121,6 +123,34 @@ class LoadResult:
 
 def _unpack(blob: bytes) -> Any:
     return json.loads(zlib.decompress(blob))
+
+
+# The name index of a set of list versions, built once per process: building
+# it normalises every listed name (seconds for the bundled lists), and every
+# clean room a process opens on the same lists shares it. Keyed by the lists'
+# stored content itself (a digest of each stored version), not by a claim
+# about it.
+_INDEXES: OrderedDict[tuple[tuple[str, ...], ...], ListIndex] = OrderedDict()
+_INDEXES_KEPT = 4
+_INDEXES_LOCK = threading.Lock()
+
+
+def _index_of(rows: list[Any], snapshot: Callable[[Any], ListSnapshot]) -> ListIndex:
+    key = tuple(
+        (r.list_id, r.title, r.authority, r.source, r.published,
+         hashlib.sha256(r.parties).hexdigest())
+        for r in rows
+    )  # fmt: skip
+    with _INDEXES_LOCK:
+        if key in _INDEXES:
+            _INDEXES.move_to_end(key)
+            return _INDEXES[key]
+    index = ListIndex([snapshot(r) for r in rows])
+    with _INDEXES_LOCK:
+        _INDEXES[key] = index
+        while len(_INDEXES) > _INDEXES_KEPT:
+            _INDEXES.popitem(last=False)
+    return index
 
 
 class ScreeningDesk:
@@ -314,14 +344,13 @@ class ScreeningDesk:
             ids = select(func.max(lists_t.c.id)).group_by(lists_t.c.list_id)
             rows = conn.execute(select(lists_t).where(lists_t.c.id.in_(ids))).all()
             own = conn.execute(select(ownership_t).order_by(ownership_t.c.id.desc())).first()
-        snapshots = [self._snapshot(r) for r in sorted(rows, key=lambda r: r.list_id)]
-        if not snapshots:
+        if not rows:
             raise ScreeningInputError(
                 "no lists are loaded", hint="cleanroom screen lists load FORMAT FILE"
             )
         graph = parse_stakes(zlib.decompress(own.stakes).decode()) if own else OwnershipGraph()
         return Screener(
-            snapshots,
+            _index_of(sorted(rows, key=lambda r: r.list_id), self._snapshot),
             ownership=graph,
             ownership_version=own.version if own else None,
             dismissals=dismissals,

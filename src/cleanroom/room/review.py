@@ -87,7 +87,16 @@ def policy_invariant_lines(files: dict[str, str]) -> list[str]:
 
 def policy_decision_lines(before: dict[str, str], after: dict[str, str]) -> list[str]:
     """Which decisions of the fixed request set change (grouped over purposes)."""
-    changes = decision_changes(load_files(before), load_files(after))
+    return list(_decision_lines(tuple(sorted(before.items())), tuple(sorted(after.items()))))
+
+
+@functools.lru_cache(maxsize=8)
+def _decision_lines(
+    before: tuple[tuple[str, str], ...], after: tuple[tuple[str, str], ...]
+) -> tuple[str, ...]:
+    # the same files decide the same: nothing can change (and nothing to evaluate)
+    changes = [] if before == after else decision_changes(load_files(dict(before)),
+                                                          load_files(dict(after)))  # fmt: skip
     groups: dict[tuple[str, ...], list[str]] = {}
     for c in changes:
         key = (c["before"], c["after"], c["principal"], c["action"], c["resource"])
@@ -95,7 +104,7 @@ def policy_decision_lines(before: dict[str, str], after: dict[str, str]) -> list
     out = [f"decisions that change on the fixed request set: {len(changes)}"]
     for (b, a, who, action, resource), purposes in sorted(groups.items()):
         out.append(f"  {b} -> {a}: {who} {action} {resource} (purposes: {', '.join(purposes)})")
-    return out
+    return tuple(out)
 
 
 EVAL_DATASET = "kuairec-small"

@@ -28,14 +28,13 @@ non-blocking listings: only the listed entity itself).
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
 import re
 import zlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
@@ -44,6 +43,23 @@ from typing import Any
 import rfc8785
 
 from cleanroom.screen.errors import ListFormatError
+
+
+def canonical_party_json(doc: dict[str, Any]) -> bytes:
+    """RFC 8785 (JCS) bytes of a party's JSON, computed with the standard
+    library: a party holds only ASCII keys, strings and lists of strings, for
+    which JCS is exactly sorted keys, no spaces, and JSON's own escapes with
+    every other character as itself (JCS's number and key-order rules never
+    come into play). ``tests/screen/test_lists.py`` checks it against the
+    ``rfc8785`` package on every bundled party; anything else is encoded by
+    that package."""
+    if not all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+        for v in doc.values()
+    ):
+        return rfc8785.dumps(doc)
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
 
 RULES = ("ofac-50", "bis-affiliates", "none")
 KINDS = ("entity", "individual", "vessel", "aircraft", "category")
@@ -69,16 +85,23 @@ class Party:
     remarks: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return {
+            f: list(v) if isinstance(v, tuple) else v
+            for f in PARTY_FIELDS
+            for v in (getattr(self, f),)
+        }
 
     @cached_property
     def digest(self) -> str:
-        return hashlib.sha256(rfc8785.dumps(self.as_json())).hexdigest()
+        """SHA-256 of the party's RFC 8785 (JCS) encoding."""
+        return hashlib.sha256(canonical_party_json(self.as_json())).hexdigest()
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Party:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+PARTY_FIELDS = tuple(f.name for f in fields(Party))
 
 
 @dataclass(frozen=True)
@@ -513,7 +536,6 @@ def _bundled(name: str) -> Path:
 
 
 @cache
-@functools.lru_cache(maxsize=1)
 def bundled_snapshots() -> tuple[ListSnapshot, ...]:
     """The lists shipped with the package (see cleanroom/data/screening/README.md);
     read once per process (snapshots are immutable, their versions computed once)."""

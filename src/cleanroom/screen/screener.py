@@ -115,14 +115,14 @@ class Screener:
 
     def __init__(
         self,
-        snapshots: Iterable[ListSnapshot],
+        snapshots: Iterable[ListSnapshot] | ListIndex,
         *,
         ownership: OwnershipGraph | None = None,
         ownership_version: str | None = None,
         dismissals: Iterable[Dismissal] = (),
         affiliates_from: dt.date | None = None,
     ) -> None:
-        self.index = ListIndex(snapshots)
+        self.index = snapshots if isinstance(snapshots, ListIndex) else ListIndex(snapshots)
         self.ownership = ownership or OwnershipGraph()
         self.ownership_version = ownership_version
         self.dismissals = set(dismissals)
