@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from cleanroom.ledger import proofs
-from cleanroom.ledger.checkpoint import parse_checkpoint
+from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.client import Monitor
 from cleanroom.ledger.hashing import unb64
 from cleanroom.ledger.note import open_note
@@ -26,14 +26,10 @@ from tests.support import ORIGIN
 pytestmark = pytest.mark.slow
 
 
-def test_kill_9_during_a_burst_loses_nothing_acknowledged(
-    tmp_path: Path, db_url: str, log_signer
-) -> None:
-    dd = DataDir(tmp_path / "dd")
-    dd.save(Config(origin=ORIGIN, database_url=db_url))
-    dd.write_key("log", log_signer)
-    auth = {"Authorization": "Bearer " + issue_token(dd, "ledger-writer")}
-    server = ServerProcess(dd.path).wait_ready()
+def burst_then_kill(server: ServerProcess, auth: dict[str, str]) -> tuple[dict, list[str]]:
+    """Eight writers append as fast as they can while a reader collects the
+    signed checkpoints; after two seconds the server is SIGKILLed. Returns
+    the acknowledged entries by index and the checkpoint notes seen."""
     acked: dict[int, dict] = {}
     seen_notes: list[str] = []
     stop = threading.Event()
@@ -71,6 +67,29 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(
     stop.set()
     for t in threads:
         t.join()
+    return acked, seen_notes
+
+
+def latest_checkpoint(c: httpx.Client, log_signer, at_least: int) -> Checkpoint:
+    """The restarted log's checkpoint once it covers ``at_least`` entries."""
+    deadline = time.monotonic() + 20
+    while True:
+        latest = parse_checkpoint(
+            open_note(c.get("/log/checkpoint").text, [log_signer.verifier]).text
+        )
+        if latest.size >= at_least or time.monotonic() > deadline:
+            return latest
+        time.sleep(0.1)
+
+
+def test_kill_9_during_a_burst_loses_nothing_acknowledged(
+    tmp_path: Path, db_url: str, log_signer
+) -> None:
+    dd = DataDir(tmp_path / "dd")
+    dd.save(Config(origin=ORIGIN, database_url=db_url))
+    dd.write_key("log", log_signer)
+    auth = {"Authorization": "Bearer " + issue_token(dd, "ledger-writer")}
+    acked, seen_notes = burst_then_kill(ServerProcess(dd.path).wait_ready(), auth)
     assert len(acked) > 100, "the burst was too small to mean anything"
 
     restarted = ServerProcess(dd.path).wait_ready()
@@ -80,14 +99,7 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(
                 r = c.get(f"/v1/ledger/entries/{index}")
                 assert r.status_code == 200, f"acknowledged entry {index} is missing"
                 assert r.json()["entry"] == entry
-            deadline = time.monotonic() + 20
-            while True:
-                latest = parse_checkpoint(
-                    open_note(c.get("/log/checkpoint").text, [log_signer.verifier]).text
-                )
-                if latest.size >= max(acked) + 1 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
+            latest = latest_checkpoint(c, log_signer, max(acked) + 1)
             assert latest.size >= max(acked) + 1
             signed = [
                 parse_checkpoint(open_note(n, [log_signer.verifier]).text)
@@ -95,10 +107,9 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(
                 if n.startswith(ORIGIN)
             ]
             assert signed, "no checkpoint was observed before the crash"
-            for cp in {(s.size, s.root) for s in signed if s.size > 0}:
-                size, root = cp
-                r = c.get("/v1/ledger/proofs/consistency", params={"old": size})
-                body = r.json()
+            # the tree after the crash is consistent with every checkpoint signed before
+            for size, root in {(s.size, s.root) for s in signed if s.size > 0}:
+                body = c.get("/v1/ledger/proofs/consistency", params={"old": size}).json()
                 proofs.verify_consistency(
                     size,
                     body["new"],

@@ -156,6 +156,7 @@ def test_a_policy_diff_lists_the_decisions_that_change(api: Api) -> None:
     )
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # engine work, not storage
 def test_model_releases_are_evaluated_on_the_fixed_set_on_record(api: Api) -> None:
     from cleanroom.release.verify import replay
 

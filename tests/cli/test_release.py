@@ -31,7 +31,10 @@ def fails(args: list[str], dd: Path, message: str) -> str:
     return r.stderr
 
 
-def test_release_workflow(tmp_path: Path) -> None:
+def register_reviewers(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    """A clean room with engineers of the parent (pete) and the operator
+    (rita), and reviewers rita (operator) and otto (oversight, by the root
+    key's statements); the parent's pia is refused as a reviewer."""
     dd = tmp_path / "dd"
     ok(["init"], dd)
     for who, org in (("pete", "parent"), ("rita", "operator")):
@@ -65,6 +68,27 @@ def test_release_workflow(tmp_path: Path) -> None:
             ok(add, dd)
         else:
             fails(add, dd, "no principal")
+    return dd, keys
+
+
+def test_oversight_reviewers_come_from_the_root_key_and_the_parent_reviews_nothing(
+    tmp_path: Path,
+) -> None:
+    dd, _ = register_reviewers(tmp_path)
+    report = json.loads(ok(["release", "verify", "--json"], dd))
+    assert report["problems"] == []
+    assert report["reviewers"] == {
+        "operator-reviewer": "operator",
+        "oversight-reviewer": "oversight",
+        "rita": "operator",
+        "otto": "oversight",
+    }
+
+
+def test_a_parent_model_change_waits_for_the_oversight_body_and_rolls_back(
+    tmp_path: Path,
+) -> None:
+    dd, keys = register_reviewers(tmp_path)
     # the parent quietly raises the share weight and exploration
     cfg = RankingConfig.shipped().raw
     boosted = {**cfg, "weights": {**cfg["weights"], "share": 40}, "exploration": 0.3}
@@ -92,34 +116,32 @@ def test_release_workflow(tmp_path: Path) -> None:
     assert [r["live"] for r in listed] == [False, True]
     report = json.loads(ok(["release", "verify", "--json"], dd))
     assert report["live"]["model"] == digest and report["problems"] == []
-    assert report["reviewers"] == {
-        "operator-reviewer": "operator",
-        "oversight-reviewer": "oversight",
-        "rita": "operator",
-        "otto": "oversight",
-    }
     assert "rolled back model" in ok(["release", "rollback", "model", "--by", "rita"], dd)
     report = json.loads(ok(["release", "verify", "--json"], dd))
     assert report["live"]["model"] == RankingConfig.shipped().digest()
+
+
+def test_policy_and_source_releases_show_what_changed(tmp_path: Path) -> None:
+    import cleanroom
+    from cleanroom.gate.policy import shipped
+    from cleanroom.room.provenance import running_source
+
+    dd = tmp_path / "dd"
+    ok(["init"], dd)
     # a policy change shows as a diff of the Cedar files
     pol = tmp_path / "policies"
     pol.mkdir()
-    from cleanroom.gate.policy import shipped
-
     for name, body in shipped().files.items():
         (pol / name).write_text(
             body.replace("@id(", "// reviewed\n@id(", 1) if name.endswith(".cedar") else body
         )
-    pdigest = ok(["release", "submit", "policy", str(pol), "--by", "rita"], dd).split()[-1]
+    pdigest = ok(["release", "submit", "policy", str(pol), "--by", "operator-reviewer"], dd)
+    assert "+// reviewed" in ok(["release", "diff", pdigest.split()[-1]], dd)
     # the code the server runs, submitted as a source release, has the digest the
     # builder writes into every model's provenance
-    import cleanroom
-    from cleanroom.room.provenance import running_source
-
     src = Path(cleanroom.__file__).parent
-    sdigest = ok(["release", "submit", "source", str(src), "--by", "rita"], dd).split()[-1]
-    assert sdigest == running_source()
-    assert "+// reviewed" in ok(["release", "diff", pdigest], dd)
+    sdigest = ok(["release", "submit", "source", str(src), "--by", "operator-reviewer"], dd)
+    assert sdigest.split()[-1] == running_source()
 
 
 def test_release_bad_input_is_one_line(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def _coldest(a: Api) -> str:
     return next(f"v{i}" for i in range(59, -1, -1) if f"v{i}" not in shown | seen)
 
 
-def test_a_boost_applies_only_once_approved(trained_api: Api, tmp_path: Path, log_signer) -> None:
+def test_a_bad_boost_is_refused_and_records_nothing(trained_api: Api) -> None:
     retrain(trained_api)
     _ops(trained_api)
     video = _coldest(trained_api)
@@ -75,6 +75,11 @@ def test_a_boost_applies_only_once_approved(trained_api: Api, tmp_path: Path, lo
         trained_api.call("POST", "/v1/boosts", "pete", json=_body(video)).status_code == 403
     )  # parent
 
+
+def test_a_boost_applies_only_once_approved(trained_api: Api, tmp_path: Path, log_signer) -> None:
+    retrain(trained_api)
+    _ops(trained_api)
+    video = _coldest(trained_api)
     r = trained_api.call("POST", "/v1/boosts", "ops", json=_body(video))
     assert r.status_code == 201, r.text
     boost = r.json()

@@ -6,6 +6,7 @@ jurisdiction-wide deletion."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sqlite3
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from sqlalchemy import select, update
 from cleanroom.gate import RESOURCE_CLASSES, Principal
 from cleanroom.gate import OrderError as OrderErrorType
 from cleanroom.gate.gate import ACTIONS, PURPOSES
-from cleanroom.gate.policy import PolicyError, load_files, shipped
+from cleanroom.gate.policy import PolicyBundle, PolicyError, load_files, shipped
 from cleanroom.room import CleanRoom
 from cleanroom.room.assembly import keyring
 from cleanroom.room.config import Config, DataDir
@@ -278,6 +279,14 @@ def test_parent_is_denied_every_action_and_purpose(room: CleanRoom) -> None:
                             assert not v.allowed, (p, action, resource, purpose)
 
 
+@functools.cache
+def permit_all() -> PolicyBundle:
+    """The shipped policy set with an extra ``permit`` for everything."""
+    files = dict(shipped().files)
+    files["zz-permit-all.cedar"] = '@id("permit-all")\npermit (principal, action, resource);'
+    return load_files(files)
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -291,16 +300,14 @@ def test_parent_is_denied_every_action_and_purpose(room: CleanRoom) -> None:
     purpose=st.sampled_from(PURPOSES),
     self_access=st.booleans(),
 )
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # decided by Cedar, not stored
 def test_parent_never_gets_protected_data_even_with_a_permit_all_policy(
     room: CleanRoom, kind, role, clearance, action, resource, purpose, self_access
 ) -> None:
     """Forbid wins: even a policy set with an extra ``permit`` for everything
     keeps the parent out of protected data."""
-    files = dict(shipped().files)
-    files["zz-permit-all.cedar"] = '@id("permit-all")\npermit (principal, action, resource);'
-    permissive = load_files(files)
     p = Principal("pete-h", kind, "parent", role, "US", clearance)
-    for policy in (shipped(), permissive):
+    for policy in (shipped(), permit_all()):
         room.gate.set_policy(policy)
         v, _ = room.gate.evaluate(p, action, resource, purpose=purpose, self_access=self_access)
         assert not v.allowed

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from cleanroom.screen.index import bundled_index
 from cleanroom.screen.infra import check, parse_manifest
 from cleanroom.screen.lists import bundled_snapshots
 from cleanroom.screen.screener import Screener
+from tests.support import run_cli
 
 CLEAN = """
 deployment: us-east
@@ -157,22 +157,7 @@ def test_cli_infra_exit_codes(data_dir: DataDir, tmp_path: Path) -> None:
     broken.write_text("providers: 3\n")
 
     def run(path: Path) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cleanroom.cli",
-                "--data-dir",
-                str(data_dir.path),
-                "screen",
-                "infra",
-                str(path),
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(["screen", "infra", str(path), "--json"], data_dir.path)
 
     ok = run(clean)
     assert ok.returncode == 0, ok.stderr
