@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,8 @@ def require_pg() -> None:
         pytest.skip(f"PostgreSQL unavailable: {_PG_PROBLEM}")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
+@contextmanager
+def pg_schema() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
     require_pg()
     schema = "t_" + uuid.uuid4().hex[:12]
@@ -53,17 +54,41 @@ def pg_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with pg_schema() as url:
+        yield url
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cleanroom.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database on each backend shared by a module's tests that change
+    nothing stored (each asserts that it did not)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('shared') / 'cleanroom.db'}"
+        return
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture
@@ -99,6 +124,17 @@ def api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
     """A clean room on this test's database, seeded with two users, three
     videos and ten events, served through a TestClient."""
     with running_api(tmp_path, db_url, log_signer) as a:
+        seed(a)
+        yield a
+
+
+@pytest.fixture(scope="module")
+def shared_api(
+    module_db_url: str, tmp_path_factory: pytest.TempPathFactory, log_signer
+) -> Iterator[Api]:
+    """The seeded clean room of ``api``, one per backend and module, for the
+    requests that must change nothing (each test asserts that it did not)."""
+    with running_api(tmp_path_factory.mktemp("shared"), module_db_url, log_signer) as a:
         seed(a)
         yield a
 

@@ -233,7 +233,8 @@ BAD_EVENTS = [
 
 
 @pytest.mark.parametrize(("body", "status"), BAD_EVENTS)
-def test_bad_event_batches_write_nothing(api: Api, body: dict, status: int) -> None:
+def test_bad_event_batches_write_nothing(shared_api: Api, body: dict, status: int) -> None:
+    api = shared_api
     before = api.room.vault.counts()
     good = {"id": "ok-1", "user": "u2", "video": "v1", "kind": "like", "ts_ms": 5}
     if isinstance(body["events"], list) and body["events"] and status != 413:
