@@ -378,3 +378,36 @@ def test_keystore_lives_apart_from_the_records(room: CleanRoom) -> None:
     assert "vault_subject_keys" not in sa_inspect(room.db.engine).get_table_names()
     assert "vault_users" in sa_inspect(room.db.engine).get_table_names()
     assert room.vault.keys.count() == 2
+
+
+def test_orders_of_a_clean_room_made_before_they_moved_to_the_gate_are_kept(
+    tmp_path: Path, db_url: str, log_signer
+) -> None:
+    """A data directory whose deletion orders are still in the vault's old
+    table: opening it carries every order over to the gate's table."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData
+
+    from cleanroom.gate.deletion import LEGACY_TABLE, orders_t
+    from cleanroom.storage import Database
+
+    db = Database(db_url)
+    legacy = orders_t.to_metadata(MetaData(), name=LEGACY_TABLE)
+    order = {"id": "do-old", "scope": "jurisdiction", "target": "US", "issued_by": "olga",
+             "reason": "exit order", "deadline_ms": 1, "status": "running", "deleted_users": 3,
+             "deleted_events": 9, "created_at": datetime.now(UTC), "finished_at": None}  # fmt: skip
+    with db.write() as conn:
+        legacy.create(conn)
+        conn.execute(legacy.insert(), [order])
+    db.dispose()
+    dd = DataDir(tmp_path / "dd")
+    dd.save(Config(origin=ORIGIN, database_url=db_url))
+    dd.write_key("log", log_signer)
+    with CleanRoom.open(dd, background=False) as room:
+        [kept] = room.deletions.orders.list()
+        assert {k: kept[k] for k in ("id", "status", "deleted_users", "reason")} == {
+            "id": "do-old", "status": "running", "deleted_users": 3, "reason": "exit order"
+        }  # fmt: skip
+        with room.db.read() as conn:
+            assert not sa_inspect(conn).has_table(LEGACY_TABLE)

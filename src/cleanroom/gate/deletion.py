@@ -15,14 +15,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Connection
 
 from cleanroom.gate.gate import Gate
 from cleanroom.gate.principals import Principal
 from cleanroom.ledger.entries import commitment
-from cleanroom.storage import Database
+from cleanroom.storage import Database, Migration, migrate
 from cleanroom.storage.errors import CleanroomError
-from cleanroom.vault import schema as t
 from cleanroom.vault.model import check_id, check_jurisdiction
 from cleanroom.vault.store import Erasure, UnknownRecord
 
@@ -61,28 +71,62 @@ def _tally(order: dict[str, Any], items: list[dict[str, Any]]) -> None:
     order["deleted_events"] += sum(i["events"] for i in items)
 
 
+# Deletion orders and their progress, so a jurisdiction-wide order resumes where
+# it stopped. The gate issues and runs them; the table is the gate's (it was the
+# vault's, ``vault_deletion_orders``, until the orders moved here: migration 1
+# carries its rows over).
+_meta = MetaData()
+orders_t = Table(
+    "gate_deletion_orders",
+    _meta,
+    Column("id", String(64), primary_key=True),
+    Column("scope", String(16), nullable=False),  # "user" or "jurisdiction"
+    Column("target", Text, nullable=False),  # a commitment or a jurisdiction code
+    Column("issued_by", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("deadline_ms", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, running, done
+    Column("deleted_users", BigInteger, nullable=False),
+    Column("deleted_events", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+LEGACY_TABLE = "vault_deletion_orders"
+
+
+def _create(conn: Connection) -> None:
+    _meta.create_all(conn)
+    if inspect(conn).has_table(LEGACY_TABLE):  # a clean room made before the move
+        legacy = Table(LEGACY_TABLE, MetaData(), autoload_with=conn)
+        rows = [dict(r._mapping) for r in conn.execute(select(legacy))]
+        if rows:
+            conn.execute(orders_t.insert(), rows)
+        legacy.drop(conn)
+
+
+MIGRATIONS = [Migration("deletion", 1, "deletion orders, the gate's own table", _create)]
+
+
 class OrderBook:
-    """The deletion orders and their progress (the gate issues and runs them;
-    they are kept beside the vault's records, in its database)."""
+    """The deletion orders and their progress."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        migrate(db, MIGRATIONS)
 
     def save(self, order: dict[str, Any]) -> None:
         with self.db.write() as conn:
-            self.db.upsert(conn, t.deletion_orders, ["id"], [order])
+            self.db.upsert(conn, orders_t, ["id"], [order])
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         with self.db.read() as conn:
-            row = conn.execute(
-                select(t.deletion_orders).where(t.deletion_orders.c.id == order_id)
-            ).first()
+            row = conn.execute(select(orders_t).where(orders_t.c.id == order_id)).first()
         return None if row is None else dict(row._mapping)
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
-        q = select(t.deletion_orders).order_by(t.deletion_orders.c.created_at)
+        q = select(orders_t).order_by(orders_t.c.created_at)
         if status is not None:
-            q = q.where(t.deletion_orders.c.status == status)
+            q = q.where(orders_t.c.status == status)
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -91,11 +135,11 @@ class Deletions:
     """Deleting users through the gate, one at a time or by order, each with
     its receipt on the ledger."""
 
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: Gate, db: Database) -> None:
         self.gate = gate
         self.vault = gate.vault
         self.log = gate.log
-        self.orders = OrderBook(gate.vault.db)
+        self.orders = OrderBook(db)
 
     def delete_user(
         self,

@@ -114,7 +114,7 @@ class CleanRoom:
             vault,
             Principals(db, oversight_root=root, origin=config.origin),
             gate,
-            Deletions(gate),
+            Deletions(gate, db),
             releases,
             desk,
             Egress(gate, desk, min_group=config.screening.min_group_size, privacy=privacy),

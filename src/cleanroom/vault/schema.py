@@ -61,29 +61,12 @@ events = Table(
     Index("vault_events_user_ts", "user_id", "ts_ms"),
 )
 
-# Deletion orders (from the oversight body or a user) and their progress, so a
-# jurisdiction-wide order resumes where it stopped.
-deletion_orders = Table(
-    "vault_deletion_orders",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("scope", String(16), nullable=False),  # "user" or "jurisdiction"
-    Column("target", Text, nullable=False),  # a commitment or a jurisdiction code
-    Column("issued_by", String(128), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("deadline_ms", BigInteger, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, running, done
-    Column("deleted_users", BigInteger, nullable=False),
-    Column("deleted_events", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True)),
-)
-
-_V1 = [users, videos, events, deletion_orders]
+_V1 = [users, videos, events]
 
 
 def _create(conn: Connection) -> None:
     metadata.create_all(conn, tables=_V1)
 
 
-MIGRATIONS = [Migration("vault", 1, "users, videos, events, deletion orders", _create)]
+# (deletion orders were created here too; they are the gate's now: gate/deletion.py)
+MIGRATIONS = [Migration("vault", 1, "users, videos, events", _create)]
