@@ -29,7 +29,7 @@ import cedarpy
 from cleanroom.gate.gate import ACTIONS, PURPOSES, RESOURCE_CLASSES
 from cleanroom.gate.policy import PolicyBundle
 from cleanroom.gate.principals import KINDS, ORGS
-from cleanroom.ledger.access import principal_entity, request_of, resource_entity
+from cleanroom.ledger.access import principal_entity, request_fields, request_of, resource_entity
 
 HOME, ABROAD = "US", "ZZ"
 ROLES = (*tuple(p for p in PURPOSES if p), "recommender", "deletion", "other")
@@ -60,6 +60,11 @@ class Request:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def name(self) -> str:
+        """The principal's id in the Cedar request: one per distinct principal."""
+        return f"{self.kind}|{self.org}|{self.role}|{self.jurisdiction}|{self.clearance}"
 
 
 @dataclass(frozen=True)
@@ -196,27 +201,20 @@ def analyse(
     return out
 
 
-def _pid(r: Request) -> str:
-    return f"{r.kind}|{r.org}|{r.role}|{r.jurisdiction}|{r.clearance}"
-
-
 def _fields(r: Request) -> dict[str, Any]:
     """The request as the fields of an access entry (``ledger.access``)."""
-    return {
-        "kind": r.kind, "org": r.org, "role": r.role, "principal_jurisdiction": r.jurisdiction,
-        "clearance": r.clearance, "action": r.action, "resource": r.resource,
-        "purpose": r.purpose, "self_access": r.self_access,
-    }  # fmt: skip
+    return request_fields(r, r.action, r.resource, RESOURCE_CLASSES[r.resource], HOME,
+                          r.purpose, r.self_access)  # fmt: skip
 
 
 def _entities(reqs: list[Request]) -> list[dict[str, Any]]:
-    principals = {_pid(r): principal_entity(_pid(r), _fields(r)) for r in reqs}
+    principals = {r.name: principal_entity(r.name, _fields(r)) for r in reqs}
     resources = [resource_entity(name, cls, HOME) for name, cls in RESOURCE_CLASSES.items()]
     return [*principals.values(), *resources]
 
 
 def _cedar(i: int, r: Request) -> dict[str, Any]:
-    return {**request_of(_pid(r), _fields(r)), "correlation_id": str(i)}
+    return {**request_of(r.name, _fields(r)), "correlation_id": str(i)}
 
 
 def summary(findings: list[Finding]) -> list[str]:
