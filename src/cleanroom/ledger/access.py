@@ -30,20 +30,10 @@ def request_fields(
 ) -> dict[str, Any]:
     """The request part of an access entry, for a principal (anything with
     ``name``, ``kind``, ``org``, ``role``, ``jurisdiction`` and ``clearance``)."""
-    return {
-        "principal": principal.name,
-        "kind": principal.kind,
-        "org": principal.org,
-        "role": principal.role,
-        "principal_jurisdiction": principal.jurisdiction,
-        "clearance": principal.clearance,
-        "self_access": self_access,
-        "action": action,
-        "resource": resource,
-        "data_class": data_class,
-        "jurisdiction": jurisdiction,
-        "purpose": purpose,
-    }
+    p = principal
+    values = (p.name, p.kind, p.org, p.role, p.jurisdiction, p.clearance,
+              action, resource, data_class, jurisdiction, purpose, self_access)  # fmt: skip
+    return dict(zip(REQUEST_FIELDS, values, strict=True))
 
 
 def principal_entity(uid: str, fields: Mapping[str, Any]) -> dict[str, Any]:
