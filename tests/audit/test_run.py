@@ -16,7 +16,7 @@ from cleanroom.audit.report import AuditTarget, run_audit, write_report
 from cleanroom.audit.topics import TAGGED
 from cleanroom.oversight import Watcher
 from cleanroom.room.accounts import provision
-from tests.support import Api, retrain, serve_feeds
+from tests.support import Api, retrain, run_cli, serve_feeds
 
 URL = "http://testserver/log/"
 
@@ -93,3 +93,17 @@ def test_audit_cli_errors(tmp_path: Path) -> None:
         assert r.returncode == 2, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_broken_monitor_state_is_one_line(tmp_path: Path) -> None:
+    """The audit reads the monitor's settings: a state directory whose
+    watch.json is not one is a clear error, not a traceback."""
+    state = tmp_path / "mon"
+    state.mkdir()
+    for broken in ("{}", "[1]", "not json", '{"url": "x", "vkey": "k", "witnesses": 3}'):
+        (state / "watch.json").write_text(broken)
+        r = run_cli(["audit", "run", "--api", "http://127.0.0.1:9", "--report",
+                     str(tmp_path / "r.html"), "--monitor-state", str(state), "--token", "t"],
+                    tmp_path)  # fmt: skip
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (broken, r.stderr)
+        assert "watch.json" in r.stderr or "verifier key" in r.stderr, r.stderr

@@ -104,17 +104,19 @@ class Watcher:
             raise LedgerError(
                 f"no monitor has run with {state_dir}", hint="run `cleanroom oversight watch`"
             )
-        c = json.loads(path.read_text())
-        return cls(
-            c["url"],
-            parse_verifier(c["vkey"]),
-            Path(state_dir),
-            witnesses=[parse_verifier(w) for w in c["witnesses"]],
-            quorum=c["quorum"],
-            webhook=c.get("webhook"),
-            client=client,
-            oversight_vkey=c.get("oversight_vkey"),
-        )
+        try:
+            c = json.loads(path.read_text())
+            url, vkey = c["url"], parse_verifier(c["vkey"])
+            witnesses = [parse_verifier(w) for w in c["witnesses"]]
+            quorum = int(c["quorum"])
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise LedgerError(
+                f"{path} is not a monitor's settings ({type(e).__name__}: {e})",
+                hint="run `cleanroom oversight watch` with this state directory again",
+            ) from None
+        return cls(url, vkey, Path(state_dir), witnesses=witnesses, quorum=quorum,
+                   webhook=c.get("webhook"), client=client,
+                   oversight_vkey=c.get("oversight_vkey"))  # fmt: skip
 
     def _engine(self) -> RuleEngine:
         source = self.policies.get if self.policies is not None else None
