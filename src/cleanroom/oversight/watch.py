@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,9 +240,6 @@ class Watcher:
         report, _ = self.replay(api_url, token, sample=sample, client=client)
         state = self.monitor.load_state()
         alerts = self.alerts.all()
-        by_kind: dict[str, int] = {}
-        for a in alerts:
-            by_kind[a["kind"]] = by_kind.get(a["kind"], 0) + 1
         return {
             "approved_config": report.approved_config,
             "checkpoint": {
@@ -253,7 +251,7 @@ class Watcher:
             "replay": report.as_json(),
             "alerts": {
                 "total": len(alerts),
-                "by_kind": by_kind,
+                "by_kind": dict(Counter(a["kind"] for a in alerts)),
                 "latest": [
                     {"kind": a["kind"], "index": a["index"], "message": a["message"]}
                     for a in alerts[-10:]
