@@ -23,7 +23,7 @@ from cleanroom.vault.model import (
     Video,
 )
 from cleanroom.vault.residency import ResidencyError, ResidencyPolicy, Site
-from cleanroom.vault.store import Conflict, Erasure, Subject, UnknownRecord, Vault, mask
+from cleanroom.vault.store import Conflict, Erasure, Stored, Subject, UnknownRecord, Vault, mask
 
 __all__ = [
     "EVENT_KINDS",
@@ -43,6 +43,7 @@ __all__ = [
     "ResidencyError",
     "ResidencyPolicy",
     "Site",
+    "Stored",
     "Subject",
     "SubjectKey",
     "UnknownRecord",

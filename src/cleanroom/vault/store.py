@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cleanroom.storage import Database, migrate
@@ -61,6 +61,15 @@ class Subject:
     exists: bool
     jurisdiction: str | None
     salt: bytes  # the gate records commitment(salt, id), never the id
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What one batch of events stored: how many, and each user's first and
+    last sequence number in it."""
+
+    count: int
+    ranges: dict[str, tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -296,12 +305,18 @@ class Vault:
     # -- events --------------------------------------------------------------
 
     def add_events(self, grant: Grant, events: list[Event]) -> int:
-        """Store a batch of events atomically: all or nothing.
+        """Store a batch of events atomically: all or nothing; how many were
+        stored (see :meth:`store_events`)."""
+        return self.store_events(grant, events).count
+
+    def store_events(self, grant: Grant, events: list[Event]) -> Stored:
+        """Store a batch of events atomically: all or nothing. Each user's
+        events get the next sequence numbers of that user, in batch order.
 
         Refuses (writing nothing) a batch that is too large, repeats an id,
         names an unknown user or video, or reuses an id already stored for
         another event. A batch stored before exactly as sent (a client's retry
-        after a timeout) succeeds and stores nothing: returns 0."""
+        after a timeout) succeeds and stores nothing: ``count`` 0."""
         if len(events) > MAX_BATCH:
             raise InvalidRecord(f"at most {MAX_BATCH} events per batch, got {len(events)}")
         users = {e.user for e in events}
@@ -331,21 +346,75 @@ class Vault:
                     "payload": seal(key.aead, payload, aad("vault_events", e.id, e.user)),
                 }
             )
+        ranges: dict[str, tuple[int, int]] = {}
         try:
             with self.db.write() as conn:
                 if rows:
+                    ranges = self._sequence(conn, rows)
                     conn.execute(insert(t.events), rows)
         except IntegrityError:
             # The primary key refused a duplicate; the transaction rolled back.
             if self._stored_identically(events, keys, owners):
-                return 0  # the same batch again (a retry after a timeout): nothing new
+                return Stored(0, {})  # the same batch again (a retry after a timeout)
             with self.db.read() as conn:
                 taken = self._existing_events(conn, ids)
             raise Conflict(
                 f"{len(taken)} event id(s) are already stored, e.g. {sorted(taken or ids)[0]!r}",
                 hint="event ids are unique; nothing of this batch was stored",
             ) from None
-        return len(rows)
+        return Stored(len(rows), ranges)
+
+    def _sequence(self, conn: Any, rows: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+        """Number the rows per user after the user's last stored event (the
+        users' rows are locked until the transaction ends: two batches of one
+        user are numbered one after the other); each user's first and last."""
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["user_id"]] = counts.get(r["user_id"], 0) + 1
+        ids = sorted(counts)
+        last: dict[str, int] = {}
+        for i in range(0, len(ids), 900):
+            q = select(t.users.c.id, t.users.c.events).where(t.users.c.id.in_(ids[i : i + 900]))
+            if not self.db.is_sqlite:  # SQLite's write transaction locks everything already
+                q = q.order_by(t.users.c.id).with_for_update()
+            last.update(conn.execute(q).all())
+        if missing := counts.keys() - last.keys():
+            raise Conflict(f"user {sorted(missing)[0]!r} is being deleted")
+        ranges = {u: (last[u] + 1, last[u] + n) for u, n in counts.items()}
+        for r in rows:
+            last[r["user_id"]] += 1
+            r["seq"] = last[r["user_id"]]
+        conn.execute(
+            update(t.users).where(t.users.c.id == bindparam("uid")).values(events=bindparam("n")),
+            [{"uid": u, "n": ranges[u][1]} for u in ids],
+        )
+        return ranges
+
+    def events_after(
+        self, grant: Grant, user_id: str, after: int = 0
+    ) -> tuple[int, list[tuple[int, str, str, int, int]]]:
+        """A user's events after sequence number ``after``, in their order:
+        ``(seq, video, kind, ts_ms, watch_ms)``; and the user's last sequence
+        number (what a state folded from them is current through)."""
+        self._grants.check(grant, "read", "Events", [user_id])
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(t.users.c.key_id, t.users.c.events).where(t.users.c.id == user_id)
+            ).first()
+            if found is None:
+                raise UnknownRecord(f"no user {user_id!r}")
+            rows = conn.execute(
+                select(t.events.c.id, t.events.c.seq, t.events.c.ts_ms, t.events.c.payload)
+                .where(t.events.c.user_id == user_id, t.events.c.seq > after)
+                .order_by(t.events.c.seq)
+            ).all()
+        key = self.keys.require(found[0])
+        out = []
+        for eid, seq, ts, blob in rows:
+            plain = unseal(key.aead, blob, aad("vault_events", eid, user_id))
+            video, kind, watch, _ctx = plain[1:].split(SEP, 3)
+            out.append((seq, video.decode(), kind.decode(), ts, int(watch)))
+        return max(found[1], out[-1][0] if out else 0), out
 
     def user_events(
         self,
@@ -440,7 +509,7 @@ class Vault:
             raw = conn.connection.dbapi_connection
             cur = raw.cursor() if self.db.is_sqlite else raw.cursor(name="vault_bulk_read")  # type: ignore[union-attr]
             cur.execute(
-                "SELECT id, user_id, ts_ms, payload FROM vault_events ORDER BY user_id, ts_ms"
+                "SELECT id, user_id, ts_ms, payload FROM vault_events ORDER BY user_id, seq"
             )
             while part := cur.fetchmany(batch):
                 out = []
