@@ -70,6 +70,38 @@ def pg_url() -> Iterator[str]:
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
+REDIS_URL = os.environ.get("CLEANROOM_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def _redis_available() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        return None
+    except redis.RedisError as exc:
+        return str(exc)
+
+
+_REDIS_PROBLEM = _redis_available()
+
+
+@pytest.fixture
+def redis_url(worker_id: str) -> Iterator[str]:
+    """A Redis database of this test worker's own (1, 2, ...); tests keep to
+    their own key prefix in it (``unique_prefix``) and leave it empty."""
+    if _REDIS_PROBLEM is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is mandatory under CI=true but unreachable: {_REDIS_PROBLEM}")
+        pytest.skip(f"Redis unavailable at {REDIS_URL}: {_REDIS_PROBLEM}")
+    n = 1 + int(worker_id[2:]) if worker_id.startswith("gw") else 1
+    yield f"{REDIS_URL}/{n}"
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}:"
+
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:

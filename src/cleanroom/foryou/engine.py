@@ -21,7 +21,15 @@ import numpy as np
 from cleanroom.foryou.data import ENGAGEMENTS, Item, TrainingSet
 from cleanroom.foryou.feed import MODES, FeedItem, Mode, Ranked, compute, items_digest
 from cleanroom.foryou.model import Model
-from cleanroom.foryou.online import WORLD, Counters, States, UserState
+from cleanroom.foryou.online import (
+    WORLD,
+    Counters,
+    History,
+    Observed,
+    States,
+    StateStore,
+    UserState,
+)
 from cleanroom.foryou.pool import Boost, Catalog, Pool, snapshot
 from cleanroom.foryou.ranker import RankingConfig
 from cleanroom.foryou.signals import engagement, signal
@@ -61,18 +69,6 @@ class ReplayError(CleanroomError):
 
     status = 409
     title = "Cannot replay feed"
-
-
-@dataclass(frozen=True)
-class Observed:
-    """One event as the engine sees it."""
-
-    user: str
-    video: str
-    kind: str
-    ts_ms: int
-    watch_ms: int = 0
-    region: str = WORLD
 
 
 @dataclass
@@ -159,7 +155,7 @@ class Engine:
         bucket_ms: int = 1000,
         pool_interval_ms: int = 1000,
         fresh_window_ms: int = 2 * 86_400_000,
-        states: States | None = None,
+        states: StateStore | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
         keep_records: int = 5_000,
@@ -169,7 +165,12 @@ class Engine:
         self.bucket_ms = bucket_ms
         self.pool_interval_ms = pool_interval_ms
         self.fresh_window_ms = fresh_window_ms
-        self.states = states or States()
+        self.states: StateStore = states if states is not None else States()
+        # where a user's stored events come from, in their order (the clean room
+        # reads them from the vault): with it, a state is the fold of the user's
+        # events, rebuilt whenever it is missing or behind; without it (a bare
+        # engine), states are what the engine was shown
+        self.history: Callable[[str, int], History] | None = None
         self.counters = counters or Counters()
         self.catalog = Catalog(fresh_window_ms)
         # impressions per (model version, ranking configuration, hour), per video:
@@ -188,6 +189,7 @@ class Engine:
         self._records: OrderedDict[str, FeedRecord] = OrderedDict()
         self._keep_records = keep_records
         self._lock = threading.RLock()
+        self._user_locks = [threading.Lock() for _ in range(64)]
         self._forgotten_during_training: set[str] = set()
         self._training = False
         self.feeds_served = 0
@@ -263,7 +265,8 @@ class Engine:
 
     def bootstrap(self, data: TrainingSet, *, train: bool = True) -> None:
         """Start from a training snapshot: catalog, user states from their latest
-        events, popularity and co-engagement counters; then train on it."""
+        events (unless the engine has a :attr:`history` to fold them from),
+        popularity and co-engagement counters; then train on it."""
         self.add_videos(data.catalog.values())
         order = np.lexsort((data.i, data.ts, data.u))
         events = (
@@ -279,40 +282,119 @@ class Engine:
         )
         # without timestamps the order of a user's events means nothing: no
         # co-engagement pairs are learned from it
-        self.observe(events, engagements=True, pairs=data.timed)
+        self.observe(events, engagements=True, pairs=data.timed, states=self.history is None)
         if train:
             self.train(data)
 
     def observe(
-        self, events: Iterable[Observed], *, engagements: bool = False, pairs: bool = True
+        self,
+        events: Iterable[Observed],
+        *,
+        engagements: bool = False,
+        pairs: bool = True,
+        states: bool = True,
     ) -> int:
-        """Learn from events at once: the user's state and the counters change,
-        so the user's next feed reflects them."""
+        """Learn from events at once: the user's state (unless ``states`` is
+        false) and the counters change, so the user's next feed reflects them.
+        (An engine with a :attr:`history` learns users' events through
+        :meth:`advance`, in their stored order.)"""
         n = 0
+        liked: dict[str, dict[str, None]] = {}  # users' recent likes, without states
         for e in events:
             eng = e.kind if engagements else engagement(e.kind, e.watch_ms)
             if eng not in ENGAGEMENTS:
                 continue
-            st = self.states.admit(e.user, e.region)
+            st = self.states.admit(e.user, e.region) if states else None  # type: ignore[attr-defined]
             item = self.catalog.get(e.video)
             previous: list[str] = []
             if st is not None:
                 if pairs and signal(eng) == "positive":
                     previous = list(st.liked)[-5:]
                 st.observe(e.video, eng, e.ts_ms, item.creator if item else None)
+            elif pairs and signal(eng) == "positive":
+                recent = liked.setdefault(e.user, {})
+                previous = list(recent)[-5:]
+                recent.pop(e.video, None)
+                recent[e.video] = None
+                if len(recent) > 5:
+                    del recent[next(iter(recent))]
             if signal(eng) == "positive":
                 self.counters.positive(e.video, e.region, e.ts_ms, previous)
             n += 1
         return n
 
+    def advance(self, user: str, events: list[tuple[int, Observed]], region: str = WORLD) -> int:
+        """Learn from a user's newly stored events, ``(sequence number, event)``
+        in their order: the user's state moves through the last of them (folded
+        again from :attr:`history` if it is missing or missed some of the
+        user's events) and the counters count them. Returns how many changed
+        the state (those it had already are not learnt twice)."""
+        if not events:
+            return 0
+        first, last = events[0][0], events[-1][0]
+        with self._user_lock(user):
+            st = self.states.get(user)
+            if st is not None and st.through >= last:
+                return 0
+            if st is None or st.through < first - 1:
+                st, folded = self._rebuild(user, region, count_from=first)
+            else:
+                folded = self._fold(st, [(n, e) for n, e in events if n > st.through], first)
+            self.states.put(st)
+        return folded
+
+    def _fold(self, st: UserState, events: list[tuple[int, Observed]], count_from: int) -> int:
+        """Fold events into ``st`` in order; those from ``count_from`` on are
+        also counted (popularity, co-engagement)."""
+        n = 0
+        for seq, e in events:
+            eng = engagement(e.kind, e.watch_ms)
+            if eng in ENGAGEMENTS:
+                item = self.catalog.get(e.video)
+                positive = signal(eng) == "positive"
+                previous = list(st.liked)[-5:] if positive else []
+                st.observe(e.video, eng, e.ts_ms, item.creator if item else None)
+                if positive and seq >= count_from:
+                    self.counters.positive(e.video, e.region, e.ts_ms, previous)
+                n += 1
+            st.through = seq
+        st.changed()
+        return n
+
+    def _rebuild(self, user: str, region: str, count_from: int) -> tuple[UserState, int]:
+        """The user's state folded from every event stored (their ``history``)."""
+        assert self.history is not None, "advance needs the engine's history"
+        h = self.history(user, 0)
+        st = UserState(user, region)
+        if h.mode is not None:
+            st.mode = h.mode
+        n = self._fold(st, h.events, count_from)
+        st.through = max(st.through, h.through)
+        return st, n
+
+    def state_of(self, user: str, region: str = WORLD) -> UserState | None:
+        """The user's current state: as stored, or (with a history) folded
+        from the user's events when the store has none."""
+        st = self.states.get(user)
+        if st is None and self.history is not None:
+            with self._user_lock(user):
+                st = self.states.get(user)
+                if st is None:
+                    st, _ = self._rebuild(user, region, count_from=1 << 62)
+                    self.states.put(st)
+        return st
+
+    def _user_lock(self, user: str) -> threading.Lock:
+        """One of a few locks, by user: one user's state changes one writer at a
+        time (in this process) while other users' go on."""
+        return self._user_locks[hash(user) % len(self._user_locks)]
+
     def set_mode(self, user: str, mode: str, region: str = WORLD) -> None:
         if mode not in MODES:
             raise FeedError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        with self._lock:
-            st = self.states.get(user) or UserState(user, region)
-            st.mode = mode
-            st.changed()
-            self.states.put(st)
+        self.state_of(user, region)  # (folded first, when it is not held)
+        with self._user_lock(user):
+            self.states.set_mode(user, mode, region)
 
     def declare_boost(self, boost: Boost) -> None:
         with self._lock:
@@ -401,8 +483,8 @@ class Engine:
         if model.stale:
             self.flush()
         pool = self.pool(now_ms)
-        st = self.states.get(user)
-        with self._lock:
+        st = self.state_of(user, region)
+        with self._user_lock(user):
             state, doc, digest = (st or UserState(user, region)).snapshot()
         chosen: Mode = mode or state.mode  # type: ignore[assignment]
         ranked = compute(
@@ -532,7 +614,7 @@ class Engine:
         and their rows from the model (exactly). With ``refresh=False`` the model
         is only downdated; its derived parts are recomputed by :meth:`flush`,
         which the next feed calls first (batch deletions)."""
-        with self._lock:
+        with self._user_lock(user), self._lock:
             st = self.states.get(user)
             dropped = self.states.drop(user)
             if st is not None:

@@ -2,7 +2,11 @@
 
 - ``UserState``: a user's recent history, what they have seen, what they
   marked not interested, whom they follow, their feed setting. Its digest is
-  one of the inputs a feed is a function of.
+  one of the inputs a feed is a function of. In a clean room it is the fold of
+  the user's stored events in their order, current ``through`` a sequence
+  number: rebuildable from the vault at any time (``History``).
+- ``StateStore``: where the states live — ``States`` in the process, or a
+  store every node shares (``cleanroom.cluster``).
 - ``States``: the table of user states, bounded (least recently active users
   evicted beyond ``capacity``), with expiry of stale users and a frequency
   filter: an id gets state only once it has been seen ``admit_after`` times
@@ -20,7 +24,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cleanroom.foryou.data import json_digest
 from cleanroom.foryou.signals import signal
@@ -42,6 +46,18 @@ def _bounded_put(d: dict[str, Any], key: str, value: Any, limit: int) -> None:
 _NONE: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Observed:
+    """One event as the engine sees it."""
+
+    user: str
+    video: str
+    kind: str
+    ts_ms: int
+    watch_ms: int = 0
+    region: str = WORLD
+
+
 @dataclass(slots=True)
 class UserState:
     """What the engine keeps of a user: the videos they liked and skipped most
@@ -60,6 +76,7 @@ class UserState:
     follows: frozenset[str] = _NONE
     mode: str = "personalized"
     last_ms: int = 0
+    through: int = 0  # the sequence number of the last of the user's events folded in
     version: int = field(default=0, compare=False)
     _snap: tuple[int, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -109,6 +126,7 @@ class UserState:
             "follows": sorted(self.follows),
             "mode": self.mode,
             "last_ms": self.last_ms,
+            "through": self.through,
         }
 
     @classmethod
@@ -121,14 +139,48 @@ class UserState:
         s.follows = frozenset(d["follows"]) or _NONE
         s.mode = d["mode"]
         s.last_ms = int(d["last_ms"])
+        s.through = int(d.get("through", 0))
         return s
 
     def digest(self) -> str:
         return json_digest(self.to_dict())
 
 
+@dataclass(frozen=True)
+class History:
+    """A user's stored events in their order, what a state is the fold of:
+    ``events`` are those after some sequence number, ``through`` the last one
+    stored; and the feed setting the user chose (None: the default)."""
+
+    through: int
+    events: list[tuple[int, Observed]]
+    mode: str | None = None
+
+
+class StateStore(Protocol):
+    """Where the users' online states live (one process, or shared by every node).
+
+    ``get`` returns a state the caller may change and ``put`` back; ``put``
+    keeps whichever state is current through the later event (two writers
+    folding the same events write the same state)."""
+
+    def get(self, user: str) -> UserState | None: ...
+
+    def put(self, state: UserState) -> bool: ...
+
+    def set_mode(self, user: str, mode: str, region: str) -> None: ...
+
+    def drop(self, user: str) -> bool: ...
+
+    def user_ids(self, limit: int | None = None) -> list[str]: ...
+
+    def expire(self, now_ms: int) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
 class States:
-    """User states, bounded and expiring, with a frequency filter for new ids."""
+    """User states in this process, bounded and expiring, with a frequency filter for new ids."""
 
     def __init__(
         self, *, capacity: int = 1_000_000, ttl_ms: int = 30 * 86_400_000, admit_after: int = 1
@@ -149,9 +201,9 @@ class States:
         with self._lock:
             return self._states.get(user)
 
-    def user_ids(self) -> list[str]:
+    def user_ids(self, limit: int | None = None) -> list[str]:
         with self._lock:
-            return list(self._states)
+            return list(self._states)[:limit]
 
     def admit(self, user: str, region: str) -> UserState | None:
         """The user's state, created once the user has been seen often enough."""
@@ -172,10 +224,21 @@ class States:
                 self.evicted += 1
             return s
 
-    def put(self, state: UserState) -> None:
+    def put(self, state: UserState) -> bool:
         with self._lock:
+            held = self._states.get(state.user)
+            if held is not None and held is not state and held.through > state.through:
+                return False
             self._states[state.user] = state
             self._states.move_to_end(state.user)
+            return True
+
+    def set_mode(self, user: str, mode: str, region: str) -> None:
+        with self._lock:
+            st = self._states.get(user) or UserState(user, region)
+            st.mode = mode
+            st.changed()
+            self.put(st)
 
     def drop(self, user: str) -> bool:
         with self._lock:

@@ -87,6 +87,11 @@ class Config:
     # The oversight body's root public key (signed-note vkey), pinned at init:
     # only statements it signs add or remove oversight reviewers and principals.
     oversight_vkey: str | None = None
+    # Shared by the nodes of a cluster (None: this process alone, the embedded
+    # default): the event bus (nats://HOST:PORT) and the users' online state
+    # (redis://HOST:PORT/N).
+    bus_url: str | None = None
+    state_url: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -104,6 +109,8 @@ class Config:
                 keystore_url=d.get("keystore_url"),
                 screening=ScreeningConfig(**d.get("screening", {})),
                 oversight_vkey=d.get("oversight_vkey"),
+                bus_url=d.get("bus_url"),
+                state_url=d.get("state_url"),
             )
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:
             raise ConfigError(f"config.json is not valid: {exc}") from None

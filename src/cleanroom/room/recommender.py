@@ -23,12 +23,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
+from cleanroom.cluster.settings import FeedSettings
+from cleanroom.cluster.state import state_store
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
 from cleanroom.foryou.data import POSITIVE_CODES
+from cleanroom.foryou.online import History
 from cleanroom.foryou.pool import Boost
 from cleanroom.room.provenance import attest_model, check_lineage
 from cleanroom.storage.errors import CleanroomError
-from cleanroom.vault import Event
+from cleanroom.vault import Event, Stored, UnknownRecord
 
 if TYPE_CHECKING:
     from cleanroom.room import CleanRoom
@@ -59,7 +62,11 @@ class Recommender:
 
     def __init__(self, room: CleanRoom, config: RankingConfig | None = None) -> None:
         self.room = room
-        self.engine = Engine(config)
+        self.settings = FeedSettings(room.db)
+        states = state_store(room.config.state_url, prefix=f"cleanroom:{room.config.origin}:")
+        self.engine = Engine(config, states=states)
+        # users' states are the fold of their stored events: read through the gate
+        self.engine.history = self._history
         self._boosts_read = 0.0
         self._retraining: threading.Thread | None = None
         self.topics: tuple[str, TopicMap] | None = None  # (model version, topics)
@@ -67,7 +74,7 @@ class Recommender:
         self.error: str | None = None
         self.trained: dict[str, Any] | None = None
         self._ingest = threading.Lock()
-        self._pending: list[Observed] = []
+        self._pending: list[tuple[str, list[tuple[int, Observed]]]] = []
         self._flush_timer: threading.Timer | None = None
         self._new_events = 0
         self._flush_from: str | None = None
@@ -134,7 +141,8 @@ class Recommender:
             self.refresh_boosts()
             with self._ingest:
                 pending, self._pending = self._pending, []
-                self.engine.observe(pending)
+                for user, events in pending:
+                    self.engine.advance(user, events, self.region)
                 self._record_trained(data, decision, time.perf_counter() - t)
             _freeze_heap()
             self.ready.set()
@@ -221,9 +229,23 @@ class Recommender:
         with self._ingest:
             yield
 
-    def observe(self, events: list[Event]) -> int:
-        """Learn from stored events (call inside :meth:`ingesting`): the gate
-        decides the recommender's read of them first."""
+    def _history(self, user: str, after: int) -> History:
+        """A user's stored events after a sequence number and their feed
+        setting, read through the gate (a user the vault does not hold has none)."""
+        grant = self.room.gate.require(
+            self.principal, "read", "Events", purpose="recommendation", subjects=[user]
+        )
+        try:
+            through, rows = self.room.vault.events_after(grant, user, after)
+        except UnknownRecord:
+            return History(0, [])
+        events = [(n, Observed(user, v, k, ts, w, self.region)) for n, v, k, ts, w in rows]
+        return History(through, events, self.settings.get(user))
+
+    def observe(self, events: list[Event], stored: Stored) -> int:
+        """Learn from stored events (call inside :meth:`ingesting`), each user's
+        in the order the vault numbered them: the gate decides the
+        recommender's read of them first."""
         if not events:
             return 0
         self.room.gate.require(
@@ -233,11 +255,15 @@ class Recommender:
             purpose="recommendation",
             subjects=sorted({e.user for e in events}),
         )
-        obs = [Observed(e.user, e.video, e.kind, e.ts_ms, e.watch_ms, self.region) for e in events]
+        by_user: dict[str, list[tuple[int, Observed]]] = {}
+        for e in events:
+            mine = by_user.setdefault(e.user, [])
+            seq = stored.ranges[e.user][0] + len(mine)
+            mine.append((seq, Observed(e.user, e.video, e.kind, e.ts_ms, e.watch_ms, self.region)))
         if not self.ready.is_set():
-            self._pending.extend(obs)
-            return len(obs)
-        n = self.engine.observe(obs)
+            self._pending.extend(by_user.items())
+            return len(events)
+        n = sum(self.engine.advance(u, evs, self.region) for u, evs in by_user.items())
         self._new_events += n
         last = self.trained["records"] if self.trained else 0
         if self._new_events >= max(self.retrain_after, last) and not self.engine.training:
@@ -285,7 +311,13 @@ class Recommender:
 
     # -- deletion --------------------------------------------------------------------
 
+    def set_mode(self, user: str, mode: str) -> None:
+        """The user's feed setting: kept in the database, applied at once."""
+        self.engine.set_mode(user, mode, self.region)  # (checks the mode)
+        self.settings.set(user, mode)
+
     def _forget(self, user: str) -> None:
+        self.settings.drop(user)
         before = self.engine.live_version
         out = self.engine.forget(user, refresh=False)
         if out["model_updated"]:
@@ -327,6 +359,9 @@ class Recommender:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer.function()  # type: ignore[attr-defined]
+        closing = getattr(self.engine.states, "close", None)
+        if closing is not None:  # a shared store's connections
+            closing()
 
 
 def topic_map(data: TrainingSet) -> TopicMap:

@@ -91,7 +91,7 @@ def put_settings(request: Request, who: Who, body: FeedSettings) -> JSONResponse
     profiling (EU DSA Art. 38)."""
     user = subject_of(who)
     rec = recommender_of(request)
-    rec.engine.set_mode(user, body.mode, rec.region)
+    rec.set_mode(user, body.mode)
     return JSONResponse({"user": user, "mode": body.mode})
 
 

@@ -99,9 +99,10 @@ async def post_events(request: Request, who: Who, purpose: Purpose = "") -> JSON
         )
         rec = recommender_of(request)
         with rec.ingesting():
-            n = room.vault.add_events(grant, events)
+            stored = room.vault.store_events(grant, events)
+            n = stored.count
             if n:  # 0: the same batch again, stored before (and learnt from then)
-                rec.observe(events)
+                rec.observe(events, stored)
         out = {"stored": n, "decision": grant.decision}
         if events and not n:
             out["already_stored"] = len(events)
