@@ -4,6 +4,7 @@ principal, feeds served and retrained, and the CLI run as a child process."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -79,6 +80,12 @@ class Api:
         for p in PRINCIPALS:
             add_principal(room, p)
             self.tokens[p.name] = room.principals.issue_token(p.name)
+
+    def through(self, client: TestClient) -> Api:
+        """The same principals and tokens, through another server of the clean room."""
+        other = copy.copy(self)
+        other.client, other.room, other.app = client, client.app.state.room, client.app
+        return other
 
     def h(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -63,7 +64,7 @@ class Recommender:
     def __init__(self, room: CleanRoom, config: RankingConfig | None = None) -> None:
         self.room = room
         self.settings = FeedSettings(room.db)
-        states = state_store(room.config.state_url, prefix=f"cleanroom:{room.config.origin}:")
+        states = state_store(room.config.state_url, prefix=shared_prefix(room))
         self.engine = Engine(config, states=states)
         # users' states are the fold of their stored events: read through the gate
         self.engine.history = self._history
@@ -362,6 +363,13 @@ class Recommender:
         closing = getattr(self.engine.states, "close", None)
         if closing is not None:  # a shared store's connections
             closing()
+
+
+def shared_prefix(room: CleanRoom) -> str:
+    """The key prefix of this clean room in a shared store: its nodes share
+    the database, so they share it; two clean rooms on one Redis do not."""
+    digest = hashlib.sha256(room.db.url.encode()).hexdigest()[:16]
+    return f"cleanroom:{digest}:"
 
 
 def topic_map(data: TrainingSet) -> TopicMap:
