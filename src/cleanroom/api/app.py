@@ -13,6 +13,7 @@ from cleanroom.api import models as answers
 from cleanroom.api import problems, routes
 from cleanroom.api.guard import InputGuard
 from cleanroom.api.peers import Peers
+from cleanroom.cluster.nodes import Heartbeat, Nodes, check_node_name, default_node_name
 from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger import witness_http
 from cleanroom.ledger.log import Log
@@ -31,6 +32,9 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
     (ledger, vault, gate, platform API); the witness is an optional part."""
     dd = DataDir(data_dir)
     config = dd.load()
+    node = check_node_name(os.environ.get("CLEANROOM_NODE") or default_node_name())
+    if os.environ.get("CLEANROOM_NODE") and os.environ.get("CLEANROOM_PEERS"):
+        node = f"{node}.{os.getpid()}"  # one of several worker processes: a node each
     serve_witness = witness and dd.has_key("witness")
     if log:  # refuse to build on a site the residency policy does not allow
         checked_site(config)
@@ -41,6 +45,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         runner: OrderRunner | None = None
         recommender: Recommender | None = None
         peers: Peers | None = None
+        heartbeat: Heartbeat | None = None
         own_db = None
         if log:
             room = CleanRoom.open(dd)
@@ -64,6 +69,8 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
             app.state.order_runner = runner
             recommender = Recommender(room, ranking).start(background=True)
             app.state.recommender = recommender
+            url = os.environ.get("CLEANROOM_NODE_URL", "")
+            heartbeat = Heartbeat(Nodes(room.db), node, url, recommender.report).start()
             if os.environ.get("CLEANROOM_PEERS"):  # one of several worker processes
                 peers = app.state.peers = Peers(dd.path).start(app)
         if serve_witness:
@@ -72,6 +79,8 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
         try:
             yield
         finally:
+            if heartbeat is not None:
+                heartbeat.stop()
             if peers is not None:
                 peers.stop()
             if runner is not None:
@@ -96,7 +105,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
     @app.get("/healthz", tags=["meta"], response_model=answers.Health)
     def healthz(request: Request) -> dict[str, object]:
         """Liveness and the log's current size."""
-        out: dict[str, object] = {"status": "ok", "version": __version__}
+        out: dict[str, object] = {"status": "ok", "version": __version__, "node": node}
         running: Log | None = getattr(request.app.state, "log", None)
         if running is not None:
             cp = running.store.latest()
@@ -108,6 +117,8 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
             rec = getattr(request.app.state, "recommender", None)
             if rec is not None:
                 out["recommender"] = {"ready": rec.ready.is_set(), "error": rec.error}
+                out["model"] = rec.engine.live_version
+                out["bus"] = rec.bus_status()
             if running.last_error:
                 out["status"] = "degraded"
                 out["last_error"] = running.last_error

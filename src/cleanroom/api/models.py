@@ -37,6 +37,9 @@ class Health(Open):
 
     status: str = Field(description="ok, or degraded (with last_error)")
     version: str
+    node: str | None = Field(None, description="this node's name (cleanroom serve --node)")
+    model: str | None = Field(None, description="the live model's digest")
+    bus: dict[str, Any] | None = Field(None, description="the event bus and this node's lag")
     log: dict[str, Any] | None = None
     recommender: dict[str, Any] | None = None
     witness: bool = False

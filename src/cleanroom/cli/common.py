@@ -78,11 +78,17 @@ def open_room() -> Iterator[Any]:
         room.close()
 
 
-def run_server(dd: DataDir, factory: str, host: str, port: int, workers: int = 1) -> None:
-    """uvicorn on an app factory that finds the data directory in the environment."""
+def run_server(
+    dd: DataDir, factory: str, host: str, port: int, workers: int = 1, node: str | None = None
+) -> None:
+    """uvicorn on an app factory that finds the data directory (and the node's
+    name and address) in the environment."""
     import uvicorn
 
     os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
+    os.environ["CLEANROOM_NODE_URL"] = f"http://{host}:{port}"
+    if node is not None:
+        os.environ["CLEANROOM_NODE"] = node
     if workers > 1:  # the workers find each other (the replay audit reaches every one)
         os.environ["CLEANROOM_PEERS"] = "1"
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="warning")

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer
     NoArgsIsHelpError = ClickException  # type: ignore[misc,assignment]
 
 from cleanroom.cli.audit import audit_app
+from cleanroom.cli.cluster import cluster_app
 from cleanroom.cli.common import data_directory, fail, run_server, state, table_console
 from cleanroom.cli.ledger import ledger_app, witness_app
 from cleanroom.cli.principals import deletion_app, policy_app, principal_app
@@ -50,6 +51,7 @@ app.add_typer(release_app, name="release")
 app.add_typer(screen_app, name="screen")
 app.add_typer(oversight_app, name="oversight")
 app.add_typer(audit_app, name="audit")
+app.add_typer(cluster_app, name="cluster")
 
 
 def _version(value: bool) -> None:
@@ -101,19 +103,37 @@ def init(
             "without it a development root key is made in the data directory"
         ),
     ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option("--bus", help="the event bus the nodes share: nats://HOST:PORT"),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="the users' online state the nodes share: redis://HOST:PORT/N"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="what was made, as JSON")] = False,
 ) -> None:
     """Create the data directory, the log signing key, the keyring and the system
     principals; pin the oversight body's root key; print the log's verifier key."""
+    from cleanroom.cluster.nodes import check_bus_url, check_state_url
     from cleanroom.ledger.note import check_key_name, generate_signer
     from cleanroom.ledger.store import LedgerStore
 
     check_key_name(origin)
+    for url, check in ((bus, check_bus_url), (state, check_state_url)):
+        if url is not None:
+            check(url)  # a malformed URL is refused before anything is written
     dd = data_directory()
     if dd.exists():
         config = dd.load()
         if config.origin != origin and origin != DEFAULT_ORIGIN:
             fail(f"{dd.path} already holds the log {config.origin!r}")
+        if database_url is not None and database_url != config.database_url:
+            fail(f"{dd.path} already holds its records at another database URL")
+        if bus is not None or state is not None:  # joining (or leaving) a cluster
+            config.bus_url = bus if bus is not None else config.bus_url
+            config.state_url = state if state is not None else config.state_url
+            dd.save(config)
     else:
         from cleanroom.vault.model import check_jurisdiction
 
@@ -128,6 +148,8 @@ def init(
             site=SiteConfig(site, jurisdiction, operator),
             residency=ResidencyConfig([jurisdiction], [operator]),
             oversight_vkey=oversight_vkey,
+            bus_url=bus,
+            state_url=state,
         )
         dd.save(config)
     if not dd.has_key("log"):
@@ -155,7 +177,7 @@ def init(
             "jurisdiction": config.site.jurisdiction, "operator": config.site.operator,
             "origin": config.origin, "tree_size": cp.size, "log_vkey": signer.verifier.vkey,
             "oversight_vkey": oversight_vkey, "bootstrapped": bootstrapped,
-            "live": live,
+            "live": live, "bus": config.bus_url, "state": config.state_url,
         }, indent=2))  # fmt: skip
         return
     typer.echo(f"data directory: {dd.path}")
@@ -185,11 +207,19 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8080,
     workers: Annotated[int, typer.Option(help="server processes")] = 1,
+    node: Annotated[
+        str | None,
+        typer.Option(help="this node's name in the cluster (default: host and process id)"),
+    ] = None,
 ) -> None:
     """Serve the log at http://HOST:PORT/log/, the ledger API, the witness and /healthz."""
+    from cleanroom.cluster.nodes import check_node_name
+
     dd = data_directory()
     dd.load()
-    run_server(dd, "cleanroom.api.app:app_from_env", host, port, workers)
+    if node is not None:
+        check_node_name(node)
+    run_server(dd, "cleanroom.api.app:app_from_env", host, port, workers, node=node)
 
 
 @app.command()

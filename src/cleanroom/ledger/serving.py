@@ -77,11 +77,14 @@ class ServerProcess:
         witness_only: bool = False,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        node: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         verb = ["witness", "serve"] if witness_only else ["serve", "--workers", str(workers)]
+        if node is not None:
+            verb += ["--node", node]
         cmd = [
             sys.executable,
             "-m",

@@ -352,6 +352,23 @@ class Recommender:
             self._flush_timer.daemon = True
             self._flush_timer.start()
 
+    def bus_status(self) -> dict[str, Any]:
+        """The event bus this node follows and how far behind it is (none yet
+        in the embedded default: every event is learnt in this process)."""
+        return {"url": self.room.config.bus_url, "lag": 0}
+
+    def report(self) -> dict[str, Any]:
+        """What this node's heartbeat says of the recommender."""
+        states = self.engine.states
+        return {
+            "model": self.engine.live_version,
+            "ready": self.ready.is_set(),
+            "error": self.error,
+            "bus": self.bus_status(),
+            "state_store": "redis" if hasattr(states, "health") else "process",
+            "feeds_served": self.engine.feeds_served,
+        }
+
     def close(self) -> None:
         # a retraining under way finishes first: a model that went live has its
         # lineage on the ledger before the ledger closes
