@@ -85,3 +85,4 @@ def test_two_servers_on_one_redis_see_one_state(
                 assert rec_a.engine.state_of("u1", rec_a.region).mode == "popular"
             finally:
                 rec_a.engine.states.clear()
+

@@ -32,6 +32,7 @@ from cleanroom.foryou.online import (
 )
 from cleanroom.foryou.pool import Boost, Catalog, Pool, snapshot
 from cleanroom.foryou.ranker import RankingConfig
+from cleanroom.foryou.records import FeedRecords, MemoryRecords
 from cleanroom.foryou.signals import engagement, signal
 from cleanroom.storage.errors import CleanroomError
 
@@ -86,15 +87,52 @@ class FeedRecord:
     state: dict[str, Any]
     state_digest: str
     pool: Pool
-    ranked: Ranked = field(repr=False)
+    # the computed ranking (None in a record read back: recomputed to page)
+    ranked: Ranked | None = field(repr=False)
+    videos: list[str] = field(default_factory=list, repr=False)  # the ranked list served
 
-    @property
-    def videos(self) -> list[str]:
-        return self.ranked.videos
+    def __post_init__(self) -> None:
+        if not self.videos and self.ranked is not None:
+            self.videos = self.ranked.videos
 
     @property
     def list_digest(self) -> str:
         return items_digest(self.videos)
+
+    def to_doc(self) -> dict[str, Any]:
+        """The record as a document (the pool by version: stored apart)."""
+        return {
+            "feed": self.feed,
+            "user": self.user,
+            "mode": self.mode,
+            "seed": self.seed,
+            "bucket_ms": self.bucket_ms,
+            "depth": self.depth,
+            "model_version": self.model_version,
+            "config_digest": self.config_digest,
+            "state": self.state,
+            "state_digest": self.state_digest,
+            "pool_version": self.pool.version,
+            "videos": self.videos,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], pool: Pool) -> FeedRecord:
+        return cls(
+            doc["feed"],
+            doc["user"],
+            doc["mode"],
+            doc["seed"],
+            doc["bucket_ms"],
+            doc["depth"],
+            doc["model_version"],
+            doc["config_digest"],
+            doc["state"],
+            doc["state_digest"],
+            pool,
+            None,
+            list(doc["videos"]),
+        )
 
 
 @dataclass
@@ -156,6 +194,7 @@ class Engine:
         pool_interval_ms: int = 1000,
         fresh_window_ms: int = 2 * 86_400_000,
         states: StateStore | None = None,
+        records: FeedRecords | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
         keep_records: int = 5_000,
@@ -186,8 +225,7 @@ class Engine:
         self._pool: Pool | None = None
         self._pool_counter_version = -1
         self._pool_building = False
-        self._records: OrderedDict[str, FeedRecord] = OrderedDict()
-        self._keep_records = keep_records
+        self.records: FeedRecords = records if records is not None else MemoryRecords(keep_records)
         self._lock = threading.RLock()
         self._user_locks = [threading.Lock() for _ in range(64)]
         self._forgotten_during_training: set[str] = set()
@@ -504,15 +542,41 @@ class Engine:
             pool,
             ranked,
         )
+        self.records.put(record)
         with self._lock:
-            self._records[record.feed] = record
-            while len(self._records) > self._keep_records:
-                self._records.popitem(last=False)
             self.feeds_served += 1
         return self._serve(record, 0, limit)
 
+    def _ranked(self, record: FeedRecord) -> Ranked:
+        """A record's ranking: as computed, or recomputed from its inputs (a
+        record another node wrote), which must give the list it served."""
+        if record.ranked is not None:
+            return record.ranked
+        model = self._models.get(record.model_version)
+        if model is None or self.config.digest() != record.config_digest:
+            raise CursorExpired(
+                "this cursor's feed was ranked by a model or configuration this node no "
+                "longer has; ask for a new feed"
+            )
+        ranked = compute(
+            model,
+            self.config,
+            UserState.from_dict(record.state),
+            record.pool,
+            self.catalog,
+            seed=record.seed,
+            mode=record.mode,
+            depth=record.depth,
+        )
+        if ranked.videos != record.videos:
+            raise CursorExpired(
+                "this cursor's feed cannot be recomputed as served; ask for a new feed"
+            )
+        record.ranked = ranked
+        return ranked
+
     def _serve(self, record: FeedRecord, offset: int, limit: int) -> ServedFeed:
-        ranked = record.ranked
+        ranked = self._ranked(record)
         page = ranked.page(
             offset,
             offset + limit,
@@ -564,18 +628,16 @@ class Engine:
         m = _CURSOR.match(cursor) if isinstance(cursor, str) else None
         if m is None:
             raise FeedError("malformed cursor", hint="pass next_cursor of a previous page as is")
-        with self._lock:
-            record = self._records.get(m.group(1))
+        record = self.records.get(m.group(1))
         if record is None or record.user != user:
             raise CursorExpired("this cursor's feed is no longer available; ask for a new feed")
         offset = int(m.group(2))
-        if offset > len(record.ranked):
+        if offset > len(record.videos):
             raise FeedError("cursor offset beyond the end of its feed")
         return self._serve(record, offset, limit)
 
     def record(self, feed: str) -> FeedRecord | None:
-        with self._lock:
-            return self._records.get(feed)
+        return self.records.get(feed)
 
     # -- replay ----------------------------------------------------------------------
 
@@ -620,9 +682,7 @@ class Engine:
             if st is not None:
                 for video, ts in st.liked.items():
                     self.counters.forget_positive(video, st.region, ts)
-            gone = [f for f, r in self._records.items() if r.user == user]
-            for f in gone:
-                del self._records[f]
+            gone = self.records.drop_user(user)
             if self._training:
                 self._forgotten_during_training.add(user)
             model = self._model
@@ -634,7 +694,7 @@ class Engine:
             "state_dropped": dropped,
             "model_updated": forgot,
             "model_version": model.version if model is not None and not model.stale else None,
-            "feed_records_dropped": len(gone),
+            "feed_records_dropped": gone,
             "seconds": round(time.perf_counter() - t, 3),
         }
 

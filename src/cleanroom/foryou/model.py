@@ -21,6 +21,7 @@ exact and cheap.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -430,6 +431,61 @@ class Model:
             heads[h] = fit_head(xh, yh, self.priors.get(h, {}))
         return heads
 
+    # -- the serving artifact ----------------------------------------------------
+
+    def artifact(self) -> bytes:
+        """What a node needs to serve with this model, as bytes (numpy's npz,
+        no pickles): the item model, embeddings, counts, heads and the model
+        card. No user and no engagement row: a node that loads it serves
+        feeds but cannot forget users (the trainer downdates and publishes)."""
+        meta = {
+            "version": self.version,
+            "config": self.config.__dict__,
+            "priors": self.priors,
+            "items": self.items,
+            "heads": {h: [float(self.heads[h].intercept), self.heads[h].examples,
+                          self.heads[h].positives] for h in HEADS},
+            "card": self.describe(),
+            "jurisdictions": self.data.records_by_region(),
+        }  # fmt: skip
+        arrays = {"B": self.B, "V": self.V, "pos": self.pos, "neg": self.neg}
+        arrays |= {f"coef_{h}": self.heads[h].coef for h in HEADS}
+        buf = io.BytesIO()
+        meta_bytes = np.frombuffer(json.dumps(meta, default=list).encode(), np.uint8)
+        np.savez(buf, meta=meta_bytes, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_artifact(cls, blob: bytes) -> Model:
+        """A serving model from :meth:`artifact`; its content must hash to the
+        version it names (ValueError otherwise: altered where it was kept)."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+            arrays = {k: z[k] for k in z.files if k != "meta"}
+        config = ModelConfig.from_dict(meta["config"])
+        items = list(meta["items"])
+        none = (np.zeros(0, t) for t in (np.int32, np.int32, np.int8, np.int64))
+        empty = TrainingSet([], items, *none)
+        m = cls(config, meta["priors"], items, empty)
+        m.B, m.V = arrays["B"], np.ascontiguousarray(arrays["V"])
+        m.pos, m.neg = arrays["pos"], arrays["neg"]
+        m.heads = {
+            h: Head(arrays[f"coef_{h}"], float(meta["heads"][h][0]), *meta["heads"][h][1:])
+            for h in HEADS
+        }
+        m.head_matrix = (
+            np.stack([m.heads[h].coef for h in HEADS], 1),
+            np.array([m.heads[h].intercept for h in HEADS]),
+        )
+        m.index = faiss.IndexFlatIP(m.V.shape[1])
+        m.index.add(m.V)
+        m.version = m._digest()
+        if m.version != meta["version"]:
+            raise ValueError(f"the model artifact does not hash to its version {meta['version']}")
+        m.card = meta["card"]
+        m.jurisdictions = meta["jurisdictions"]
+        return m
+
     # -- identity -----------------------------------------------------------------
 
     def _digest(self) -> str:
@@ -447,6 +503,9 @@ class Model:
 
     def describe(self) -> dict[str, Any]:
         """The model card: configuration, size, heads (published with releases)."""
+        card = getattr(self, "card", None)
+        if card is not None:  # a serving model, loaded: the card it was published with
+            return card
         return {
             "version": self.version,
             "config": self.config.__dict__,

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
+from cleanroom.cluster.records import DatabaseRecords
 from cleanroom.cluster.settings import FeedSettings
 from cleanroom.cluster.state import state_store
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
@@ -32,7 +33,7 @@ from cleanroom.foryou.online import History
 from cleanroom.foryou.pool import Boost
 from cleanroom.room.provenance import attest_model, check_lineage
 from cleanroom.storage.errors import CleanroomError
-from cleanroom.vault import Event, Stored, UnknownRecord
+from cleanroom.vault import DecryptionError, Event, Stored, UnknownRecord
 
 if TYPE_CHECKING:
     from cleanroom.room import CleanRoom
@@ -65,7 +66,11 @@ class Recommender:
         self.room = room
         self.settings = FeedSettings(room.db)
         states = state_store(room.config.state_url, prefix=shared_prefix(room))
-        self.engine = Engine(config, states=states)
+        # the nodes of a cluster keep served feeds' records in the database,
+        # where any node finds any feed (one process alone keeps its latest)
+        clustered = bool(room.config.state_url or room.config.bus_url)
+        records = DatabaseRecords(room.db, self._seal, self._open) if clustered else None
+        self.engine = Engine(config, states=states, records=records)
         # users' states are the fold of their stored events: read through the gate
         self.engine.history = self._history
         self._boosts_read = 0.0
@@ -229,6 +234,15 @@ class Recommender:
         """Hold while storing events that :meth:`observe` will be given."""
         with self._ingest:
             yield
+
+    def _seal(self, user: str, table: str, row: str, data: bytes) -> bytes:
+        return self.room.vault.seal_kept(user, table, row, data)
+
+    def _open(self, user: str, table: str, row: str, blob: bytes) -> bytes:
+        try:
+            return self.room.vault.open_kept(user, table, row, blob)
+        except (UnknownRecord, DecryptionError) as exc:  # the user is gone
+            raise KeyError(user) from exc
 
     def _history(self, user: str, after: int) -> History:
         """A user's stored events after a sequence number and their feed

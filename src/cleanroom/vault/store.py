@@ -629,6 +629,25 @@ class Vault:
             hook(user_id)
         return Erasure(key.salt if key else None, kid, n_events, n_profile, destroyed)
 
+    # -- records other parts keep about a user ---------------------------------
+
+    def seal_kept(self, user_id: str, table: str, row: str, data: bytes) -> bytes:
+        """Encrypt a record another part keeps about a user (a served feed's
+        inputs) under the user's data key, bound to its table and row: when
+        the user is deleted, every copy of it becomes unreadable with their key."""
+        return seal(self._subject_key(user_id).aead, data, aad(table, row, user_id))
+
+    def open_kept(self, user_id: str, table: str, row: str, blob: bytes) -> bytes:
+        """Decrypt what :meth:`seal_kept` made (UnknownRecord once the user is gone)."""
+        return unseal(self._subject_key(user_id).aead, blob, aad(table, row, user_id))
+
+    def _subject_key(self, user_id: str) -> SubjectKey:
+        found = self._user_keys([user_id]).get(user_id)
+        key = self.keys.get([found[1]]).get(found[1]) if found is not None else None
+        if key is None:
+            raise UnknownRecord(f"no user {user_id!r}")
+        return key
+
     # -- internals -------------------------------------------------------------
 
     def _user_keys(self, user_ids: list[str]) -> dict[str, tuple[str, str]]:
