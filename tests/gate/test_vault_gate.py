@@ -88,6 +88,10 @@ ARGS = {
     "user_id": "u0",
     "videos": [Video("v9", "c9")],
     "events": [Event("z1", "u0", "v1", "view", 1)],
+    "table": "kept",
+    "row": "r1",
+    "data": b"kept about u0",
+    "blob": b"\x00" * 40,
 }
 
 

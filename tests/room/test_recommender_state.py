@@ -10,7 +10,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from cleanroom.api.app import create_app
-from tests.support import Api, make_dir, running_api, seed
+from cleanroom.foryou.feed import items_digest
+from tests.support import NOW, Api, make_dir, running_api, seed
 
 
 def _events(user: str, start: int, n: int, kind: str = "view") -> list[dict]:
@@ -20,7 +21,7 @@ def _events(user: str, start: int, n: int, kind: str = "view") -> list[dict]:
             "user": user,
             "video": f"v{(start + k) % 3}",
             "kind": kind,
-            "ts_ms": 50_000 - 10 * (start + k),  # sent newest first: order is the vault's
+            "ts_ms": NOW - 10 * (start + k),  # sent newest first: order is the vault's
             "watch_ms": 20_000 if k % 2 else 1_000,
         }
         for k in range(n)
@@ -86,3 +87,47 @@ def test_two_servers_on_one_redis_see_one_state(
             finally:
                 rec_a.engine.states.clear()
 
+
+
+def test_any_server_pages_and_replays_a_feed_another_served(
+    tmp_path: Path, db_url: str, log_signer, redis_url: str
+) -> None:
+    dd = make_dir(tmp_path, db_url, log_signer, state_url=redis_url)
+    with TestClient(create_app(str(dd.path))) as one:
+        a = Api(one, one.app.state.room)
+        seed(a)
+        # (registered before the second server starts: its catalogue is read at start)
+        videos = [{"id": f"w{i}", "creator": f"c{i % 4}"} for i in range(12)]
+        assert a.call("POST", "/v1/videos", "app", json={"videos": videos}).is_success
+        liked = [
+            {**e, "video": f"w{k}", "user": "u2"}
+            for k, e in enumerate(_events("u2", 400, 12, "like"))
+        ]
+        assert a.call("POST", "/v1/events", "app", json={"events": liked}).status_code == 200
+        with TestClient(create_app(str(dd.path))) as two:
+            b = a.through(two)
+            rec_a, rec_b = one.app.state.recommender, two.app.state.recommender
+            assert rec_a.ready.wait(30) and rec_b.ready.wait(30)
+            try:
+                assert rec_a.engine.live_version == rec_b.engine.live_version
+                first = a.call("GET", "/v1/feed?limit=1", "ulla").json()
+                assert first["next_cursor"], first
+                feed = first["feed"]
+                second = b.call("GET", f"/v1/feed?limit=5&cursor={first['next_cursor']}", "ulla")
+                assert second.status_code == 200, second.text
+                served = rec_a.engine.record(feed).videos
+                shown = [i["video"] for i in first["items"] + second.json()["items"]]
+                assert shown == served[: len(shown)] and len(shown) == 6
+                # the same page, explanations and all, as the server that served it
+                same = a.call("GET", f"/v1/feed?limit=5&cursor={first['next_cursor']}", "ulla")
+                assert same.json()["items"] == second.json()["items"]
+                assert all(i["sources"] for i in second.json()["items"])
+                r = b.call("POST", f"/v1/oversight/feeds/{feed}/replay", "olga")
+                assert r.status_code == 200 and r.json()["match"], r.text
+                r = b.call("POST", "/v1/oversight/feeds/replay", "olga", json={"feeds": [feed]})
+                assert r.json()["feeds"][0]["replayed_digest"] == items_digest(served)
+                # another user's cursor is not theirs to page
+                other = b.call("GET", f"/v1/feed?cursor={first['next_cursor']}", "app")
+                assert other.status_code in (403, 410), other.text
+            finally:
+                rec_a.engine.states.clear()

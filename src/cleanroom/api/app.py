@@ -27,12 +27,18 @@ from cleanroom.room.live import load_model_config, load_policy
 from cleanroom.room.recommender import Recommender
 
 
-def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool = True) -> FastAPI:
+def create_app(
+    data_dir: str | None = None,
+    *,
+    log: bool = True,
+    witness: bool = True,
+    node: str | None = None,
+) -> FastAPI:
     """Build the app for one data directory. With ``log`` it is the clean room
     (ledger, vault, gate, platform API); the witness is an optional part."""
     dd = DataDir(data_dir)
     config = dd.load()
-    node = check_node_name(os.environ.get("CLEANROOM_NODE") or default_node_name())
+    node = check_node_name(node or os.environ.get("CLEANROOM_NODE") or default_node_name())
     if os.environ.get("CLEANROOM_NODE") and os.environ.get("CLEANROOM_PEERS"):
         node = f"{node}.{os.getpid()}"  # one of several worker processes: a node each
     serve_witness = witness and dd.has_key("witness")
@@ -67,7 +73,7 @@ def create_app(data_dir: str | None = None, *, log: bool = True, witness: bool =
             app.state.log = room.log
             runner = OrderRunner(room.deletions, room.system("deletion-service")).start()
             app.state.order_runner = runner
-            recommender = Recommender(room, ranking).start(background=True)
+            recommender = Recommender(room, ranking, node=node).start(background=True)
             app.state.recommender = recommender
             url = os.environ.get("CLEANROOM_NODE_URL", "")
             heartbeat = Heartbeat(Nodes(room.db), node, url, recommender.report).start()

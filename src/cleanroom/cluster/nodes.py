@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -43,7 +44,9 @@ MIGRATIONS = [Migration("cluster", 1, "the nodes and their heartbeats", _create)
 
 
 def default_node_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """This host and process, and a few random letters (two clean rooms in one
+    process are two nodes)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 def check_node_name(name: str) -> str:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
+from cleanroom.cluster.nodes import default_node_name
 from cleanroom.cluster.records import DatabaseRecords
 from cleanroom.cluster.settings import FeedSettings
 from cleanroom.cluster.state import state_store
@@ -32,6 +33,7 @@ from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.foryou.online import History
 from cleanroom.foryou.pool import Boost
 from cleanroom.room.provenance import attest_model, check_lineage
+from cleanroom.room.trainer import ClusterRole
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import DecryptionError, Event, Stored, UnknownRecord
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from cleanroom.room import CleanRoom
 
 BOOST_REFRESH_S = 5.0  # how often a worker rereads the approved boosts
+RECORDS_GRANT_S = 300.0  # how long the grant to keep feed records is used before asking again
 RETRAIN_CLOSE_WAIT_S = 300.0  # how long closing waits for a retraining to finish
 TOPIC_MAX_ITEMS = 200_000  # above this, co-engagement communities are not derived
 
@@ -62,7 +65,9 @@ class Recommender:
     """The For You engine inside the clean room: trains on events read through the gate,
     records every served feed and retraining on the ledger."""
 
-    def __init__(self, room: CleanRoom, config: RankingConfig | None = None) -> None:
+    def __init__(
+        self, room: CleanRoom, config: RankingConfig | None = None, *, node: str | None = None
+    ) -> None:
         self.room = room
         self.settings = FeedSettings(room.db)
         states = state_store(room.config.state_url, prefix=shared_prefix(room))
@@ -74,6 +79,7 @@ class Recommender:
         # users' states are the fold of their stored events: read through the gate
         self.engine.history = self._history
         self._boosts_read = 0.0
+        self._grant: tuple[float, Any] | None = None
         self._retraining: threading.Thread | None = None
         self.topics: tuple[str, TopicMap] | None = None  # (model version, topics)
         self.ready = threading.Event()
@@ -90,12 +96,15 @@ class Recommender:
         self.retrain_after = 50_000
         room.vault.on_delete(self._forget)
         self.engine.accept = self._accept
+        # in a cluster: one trainer, every node serving the live model by digest
+        self.cluster = ClusterRole(self, node or default_node_name()) if clustered else None
 
     def _accept(self, model: Any) -> None:
         """The deploy check for trained models: its training records are all of
         this site's jurisdiction (the gate's jurisdiction-wide read guarantees
         it; a model trained otherwise is refused, on the record)."""
-        check_lineage(self.room, model.data.records_by_region(), model.version)
+        lineage = getattr(model, "jurisdictions", None)  # a loaded artifact's
+        check_lineage(self.room, lineage or model.data.records_by_region(), model.version)
 
     @property
     def principal(self) -> Any:
@@ -143,13 +152,21 @@ class Recommender:
             t = time.perf_counter()
             with self._ingest:  # no event is both in the snapshot and pending
                 data, decision = self.training_set()
-            self.engine.bootstrap(data)
+            trainer = self.cluster is None or self.cluster.take_role()
+            self.engine.bootstrap(data, train=trainer)
+            if self.cluster is not None and not trainer:  # the trainer's model, by digest
+                trainer = self.cluster.wait_for_live()
+                if trainer:  # (or this node's, if the trainer went away first)
+                    self.engine.train(data)
             self.refresh_boosts()
             with self._ingest:
                 pending, self._pending = self._pending, []
                 for user, events in pending:
                     self.engine.advance(user, events, self.region)
-                self._record_trained(data, decision, time.perf_counter() - t)
+                if trainer:
+                    self._record_trained(data, decision, time.perf_counter() - t)
+            if self.cluster is not None:
+                self.cluster.start()
             _freeze_heap()
             self.ready.set()
         except Exception as exc:  # surfaced by /v1/feed and healthz
@@ -164,8 +181,11 @@ class Recommender:
         if self.ready.is_set() and not self.engine.training:
             self.retrain()
 
-    def retrain(self) -> threading.Thread:
-        """Full retraining in the background; swapped in atomically when done."""
+    def retrain(self) -> threading.Thread | None:
+        """Full retraining in the background; swapped in atomically when done
+        (in a cluster, by the trainer: a follower asks it, and returns None)."""
+        if self.cluster is not None and self.cluster.ask_to_retrain():
+            return None
         holder: dict[str, Any] = {}
 
         def load() -> TrainingSet:
@@ -185,6 +205,8 @@ class Recommender:
 
     def _record_trained(self, data: TrainingSet, decision: int | None, seconds: float) -> None:
         model = self.engine.model
+        if self.cluster is not None:  # every node serves it
+            self.cluster.published(model)
         if decision is None:  # nothing was read: an empty model, nothing to record
             self.trained = {"model_version": model.version, "records": 0}
             return
@@ -235,12 +257,24 @@ class Recommender:
         with self._ingest:
             yield
 
+    def _records_grant(self) -> Any:
+        """The recommender's jurisdiction-wide read of events (decided by the
+        gate and recorded, again every few minutes), under which it keeps the
+        records of the feeds it served."""
+        now = time.monotonic()
+        if self._grant is None or now - self._grant[0] > RECORDS_GRANT_S:
+            grant = self.room.gate.require(
+                self.principal, "read", "Events", purpose="recommendation", all_subjects=True
+            )
+            self._grant = (now, grant)
+        return self._grant[1]
+
     def _seal(self, user: str, table: str, row: str, data: bytes) -> bytes:
-        return self.room.vault.seal_kept(user, table, row, data)
+        return self.room.vault.seal_kept(self._records_grant(), user, table, row, data)
 
     def _open(self, user: str, table: str, row: str, blob: bytes) -> bytes:
         try:
-            return self.room.vault.open_kept(user, table, row, blob)
+            return self.room.vault.open_kept(self._records_grant(), user, table, row, blob)
         except (UnknownRecord, DecryptionError) as exc:  # the user is gone
             raise KeyError(user) from exc
 
@@ -333,6 +367,13 @@ class Recommender:
 
     def _forget(self, user: str) -> None:
         self.settings.drop(user)
+        self.forget_in_model(user)
+        if self.cluster is not None:
+            self.cluster.forgotten_here(user)
+
+    def forget_in_model(self, user: str) -> None:
+        """Forget a user: their state, records, and (where this node holds the
+        training rows) their rows in the model, recorded when flushed."""
         before = self.engine.live_version
         out = self.engine.forget(user, refresh=False)
         if out["model_updated"]:
@@ -360,6 +401,8 @@ class Recommender:
                         "at_ms": int(time.time() * 1000),
                     }
                 )
+                if self.cluster is not None:
+                    self.cluster.published(self.engine.model)
                 self._flush_timer = None
 
             self._flush_timer = threading.Timer(0.2, run)
@@ -391,6 +434,8 @@ class Recommender:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer.function()  # type: ignore[attr-defined]
+        if self.cluster is not None:
+            self.cluster.close()
         closing = getattr(self.engine.states, "close", None)
         if closing is not None:  # a shared store's connections
             closing()

@@ -631,14 +631,17 @@ class Vault:
 
     # -- records other parts keep about a user ---------------------------------
 
-    def seal_kept(self, user_id: str, table: str, row: str, data: bytes) -> bytes:
+    def seal_kept(self, grant: Grant, user_id: str, table: str, row: str, data: bytes) -> bytes:
         """Encrypt a record another part keeps about a user (a served feed's
-        inputs) under the user's data key, bound to its table and row: when
-        the user is deleted, every copy of it becomes unreadable with their key."""
+        inputs, derived from their events) under the user's data key, bound to
+        its table and row: when the user is deleted, every copy of it becomes
+        unreadable. Needs a grant to read the user's events."""
+        self._grants.check(grant, "read", "Events", [user_id])
         return seal(self._subject_key(user_id).aead, data, aad(table, row, user_id))
 
-    def open_kept(self, user_id: str, table: str, row: str, blob: bytes) -> bytes:
+    def open_kept(self, grant: Grant, user_id: str, table: str, row: str, blob: bytes) -> bytes:
         """Decrypt what :meth:`seal_kept` made (UnknownRecord once the user is gone)."""
+        self._grants.check(grant, "read", "Events", [user_id])
         return unseal(self._subject_key(user_id).aead, blob, aad(table, row, user_id))
 
     def _subject_key(self, user_id: str) -> SubjectKey:
