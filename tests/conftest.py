@@ -193,3 +193,26 @@ def trained_api(tmp_path: Path, db_url: str, log_signer) -> Iterator[Api]:
         r = a.call("POST", "/v1/events", "app", json={"events": feed_events(30, 60, 20)})
         assert r.status_code == 200, r.text
         yield a
+
+
+NATS_URL = os.environ.get("CLEANROOM_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def _nats_available() -> str | None:
+    from cleanroom.cluster.bus import bus_health
+
+    got = bus_health(NATS_URL)
+    return None if got["ok"] else got["error"]
+
+
+_NATS_PROBLEM = _nats_available()
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """The NATS JetStream server; each test names its own stream (``unique_prefix``)."""
+    if _NATS_PROBLEM is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"NATS is mandatory under CI=true but unreachable: {_NATS_PROBLEM}")
+        pytest.skip(f"NATS unavailable at {NATS_URL}: {_NATS_PROBLEM}")
+    return NATS_URL

@@ -185,6 +185,8 @@ class NatsBus:
             except (TimeoutError, nats.errors.TimeoutError):
                 msgs = []
             except NatsError as exc:  # the server restarts: try again shortly
+                if self._closing:
+                    return
                 log.warning("bus: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
@@ -198,7 +200,7 @@ class NatsBus:
                 await m.ack()
             try:
                 info = await sub.consumer_info()
-                self._lag = info.num_pending + info.num_ack_pending
+                self._lag = info.num_pending  # not yet delivered to this node
             except NatsError:
                 self._lag = None
 

@@ -361,25 +361,42 @@ class Engine:
             n += 1
         return n
 
-    def advance(self, user: str, events: list[tuple[int, Observed]], region: str = WORLD) -> int:
+    def advance(
+        self,
+        user: str,
+        events: list[tuple[int, Observed]],
+        region: str = WORLD,
+        *,
+        count: bool = True,
+    ) -> int:
         """Learn from a user's newly stored events, ``(sequence number, event)``
         in their order: the user's state moves through the last of them (folded
         again from :attr:`history` if it is missing or missed some of the
-        user's events) and the counters count them. Returns how many changed
-        the state (those it had already are not learnt twice)."""
+        user's events) and, with ``count``, the counters count them. Returns
+        how many changed the state (those it had already are not learnt twice)."""
         if not events:
             return 0
         first, last = events[0][0], events[-1][0]
+        count_from = first if count else 1 << 62
         with self._user_lock(user):
             st = self.states.get(user)
             if st is not None and st.through >= last:
                 return 0
             if st is None or st.through < first - 1:
-                st, folded = self._rebuild(user, region, count_from=first)
+                st, folded = self._rebuild(user, region, count_from=count_from)
             else:
-                folded = self._fold(st, [(n, e) for n, e in events if n > st.through], first)
+                later = [(n, e) for n, e in events if n > st.through]
+                folded = self._fold(st, later, count_from)
             self.states.put(st)
         return folded
+
+    def count(self, before: list[tuple[int, Observed]], events: list[tuple[int, Observed]]) -> int:
+        """Count a user's events another node stored (popularity, and
+        co-engagement with the likes among ``before``, the user's events just
+        before them): every node's counters follow every node's events."""
+        st = UserState(events[0][1].user if events else "", WORLD)
+        self._fold(st, before, count_from=1 << 62)
+        return self._fold(st, events, count_from=0)
 
     def _fold(self, st: UserState, events: list[tuple[int, Observed]], count_from: int) -> int:
         """Fold events into ``st`` in order; those from ``count_from`` on are

@@ -19,8 +19,6 @@ import gc
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
@@ -33,6 +31,7 @@ from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.foryou.online import History
 from cleanroom.foryou.pool import Boost
 from cleanroom.room.provenance import attest_model, check_lineage
+from cleanroom.room.sync import NodeSync
 from cleanroom.room.trainer import ClusterRole
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import DecryptionError, Event, Stored, UnknownRecord
@@ -96,8 +95,11 @@ class Recommender:
         self.retrain_after = 50_000
         room.vault.on_delete(self._forget)
         self.engine.accept = self._accept
-        # in a cluster: one trainer, every node serving the live model by digest
-        self.cluster = ClusterRole(self, node or default_node_name()) if clustered else None
+        # in a cluster: one trainer, every node serving the live model by digest,
+        # and (with a bus) every node following what the others changed
+        node = node or default_node_name()
+        self.cluster = ClusterRole(self, node) if clustered else None
+        self.sync = NodeSync(self, node) if room.config.bus_url else None
 
     def _accept(self, model: Any) -> None:
         """The deploy check for trained models: its training records are all of
@@ -167,6 +169,8 @@ class Recommender:
                     self._record_trained(data, decision, time.perf_counter() - t)
             if self.cluster is not None:
                 self.cluster.start()
+            if self.sync is not None:
+                self.sync.start()
             _freeze_heap()
             self.ready.set()
         except Exception as exc:  # surfaced by /v1/feed and healthz
@@ -251,12 +255,6 @@ class Recommender:
 
     # -- online learning -----------------------------------------------------------
 
-    @contextmanager
-    def ingesting(self) -> Iterator[None]:
-        """Hold while storing events that :meth:`observe` will be given."""
-        with self._ingest:
-            yield
-
     def _records_grant(self) -> Any:
         """The recommender's jurisdiction-wide read of events (decided by the
         gate and recorded, again every few minutes), under which it keeps the
@@ -291,8 +289,20 @@ class Recommender:
         events = [(n, Observed(user, v, k, ts, w, self.region)) for n, v, k, ts, w in rows]
         return History(through, events, self.settings.get(user))
 
+    def store(self, grant: Any, events: list[Event]) -> Stored:
+        """Store a batch of events in the vault and learn from it at once; in a
+        cluster its announcement commits with it and goes to the other nodes."""
+        also, sent = self.sync.events_hook() if self.sync is not None else (None, {})
+        with self._ingest:
+            stored = self.room.vault.store_events(grant, events, also=also)
+            if stored.count:  # 0: the same batch again, stored before (and learnt from then)
+                self.observe(events, stored)
+        if "id" in sent and self.sync is not None:
+            self.sync.publish(sent["id"])
+        return stored
+
     def observe(self, events: list[Event], stored: Stored) -> int:
-        """Learn from stored events (call inside :meth:`ingesting`), each user's
+        """Learn from stored events (called by :meth:`store`), each user's
         in the order the vault numbered them: the gate decides the
         recommender's read of them first."""
         if not events:
@@ -326,6 +336,8 @@ class Recommender:
 
     def add_videos(self, videos: list[Any]) -> None:
         self.engine.add_videos(Item.of(v) for v in videos)
+        if self.sync is not None and videos:
+            self.sync.announce("videos", {"ids": [v.id for v in videos]})
 
     # -- serving -------------------------------------------------------------------
 
@@ -370,6 +382,8 @@ class Recommender:
         self.forget_in_model(user)
         if self.cluster is not None:
             self.cluster.forgotten_here(user)
+        if self.sync is not None:
+            self.sync.announce("deleted", {"user": user})
 
     def forget_in_model(self, user: str) -> None:
         """Forget a user: their state, records, and (where this node holds the
@@ -412,7 +426,8 @@ class Recommender:
     def bus_status(self) -> dict[str, Any]:
         """The event bus this node follows and how far behind it is (none yet
         in the embedded default: every event is learnt in this process)."""
-        return {"url": self.room.config.bus_url, "lag": 0}
+        lag = self.sync.lag() if self.sync is not None else 0
+        return {"url": self.room.config.bus_url, "lag": lag}
 
     def report(self) -> dict[str, Any]:
         """What this node's heartbeat says of the recommender."""
@@ -434,6 +449,8 @@ class Recommender:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer.function()  # type: ignore[attr-defined]
+        if self.sync is not None:
+            self.sync.close()
         if self.cluster is not None:
             self.cluster.close()
         closing = getattr(self.engine.states, "close", None)

@@ -57,6 +57,8 @@ class ClusterRole:
         """Store the model's artifact and make it the live version of every node."""
         self.models.put(model.version, model.artifact())
         self.models.publish(model.version)
+        if self.rec.sync is not None:
+            self.rec.sync.announce("model", {"version": model.version})
 
     def _train_on_requests(self) -> None:
         asked = self.models.retrain_requested()

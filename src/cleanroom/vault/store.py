@@ -284,11 +284,18 @@ class Vault:
             self.db.upsert(conn, t.videos, ["id"], rows)
         return len(rows)
 
-    def videos(self, grant: Grant) -> list[Video]:
-        """The catalogue (a grant to read it, or the egress gate's to export it)."""
+    def videos(self, grant: Grant, ids: list[str] | None = None) -> list[Video]:
+        """The catalogue, or the videos of ``ids`` in it (a grant to read it,
+        or the egress gate's to export it)."""
         self._grants.check(grant, ("read", "export"), "Videos")
+        q = select(t.videos).order_by(t.videos.c.id)
         with self.db.read() as conn:
-            rows = conn.execute(select(t.videos).order_by(t.videos.c.id)).all()
+            if ids is None:
+                rows = conn.execute(q).all()
+            else:
+                rows = []
+                for i in range(0, len(ids), 900):
+                    rows += conn.execute(q.where(t.videos.c.id.in_(ids[i : i + 900]))).all()
         return [
             Video(
                 r.id,
@@ -309,9 +316,17 @@ class Vault:
         stored (see :meth:`store_events`)."""
         return self.store_events(grant, events).count
 
-    def store_events(self, grant: Grant, events: list[Event]) -> Stored:
+    def store_events(
+        self,
+        grant: Grant,
+        events: list[Event],
+        *,
+        also: Callable[[Any, dict[str, tuple[int, int]]], None] | None = None,
+    ) -> Stored:
         """Store a batch of events atomically: all or nothing. Each user's
         events get the next sequence numbers of that user, in batch order.
+        ``also(connection, ranges)`` runs in the same transaction (an outbox
+        row that announces the batch commits with it, or neither does).
 
         Refuses (writing nothing) a batch that is too large, repeats an id,
         names an unknown user or video, or reuses an id already stored for
@@ -352,6 +367,8 @@ class Vault:
                 if rows:
                     ranges = self._sequence(conn, rows)
                     conn.execute(insert(t.events), rows)
+                    if also is not None:
+                        also(conn, ranges)
         except IntegrityError:
             # The primary key refused a duplicate; the transaction rolled back.
             if self._stored_identically(events, keys, owners):

@@ -97,12 +97,7 @@ async def post_events(request: Request, who: Who, purpose: Purpose = "") -> JSON
         grant = room.gate.require(
             who, "write", "Events", purpose=purpose, subjects=[e.user for e in events]
         )
-        rec = recommender_of(request)
-        with rec.ingesting():
-            stored = room.vault.store_events(grant, events)
-            n = stored.count
-            if n:  # 0: the same batch again, stored before (and learnt from then)
-                rec.observe(events, stored)
+        n = recommender_of(request).store(grant, events).count
         out = {"stored": n, "decision": grant.decision}
         if events and not n:
             out["already_stored"] = len(events)
