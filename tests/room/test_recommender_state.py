@@ -5,6 +5,7 @@ a restart, and two servers on one database and one Redis see one state."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -126,6 +127,17 @@ def test_any_server_pages_and_replays_a_feed_another_served(
                 assert r.status_code == 200 and r.json()["match"], r.text
                 r = b.call("POST", "/v1/oversight/feeds/replay", "olga", json={"feeds": [feed]})
                 assert r.json()["feeds"][0]["replayed_digest"] == items_digest(served)
+                # the exposure report, from either server, counts both servers' pages
+                # (each writes its counts every few seconds, and when asked)
+                for c in (a, b):
+                    deadline = time.monotonic() + 15
+                    while time.monotonic() < deadline:
+                        rows = c.call("GET", "/v1/oversight/exposure?limit=500", "olga").json()
+                        total = sum(r["impressions"] for r in rows["items"])
+                        if total == 1 + 5 + 5:
+                            break
+                        time.sleep(0.2)
+                    assert total == 11
                 # another user's cursor is not theirs to page
                 other = b.call("GET", f"/v1/feed?cursor={first['next_cursor']}", "app")
                 assert other.status_code in (403, 410), other.text

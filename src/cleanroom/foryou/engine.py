@@ -618,27 +618,40 @@ class Engine:
         """Impressions per (model version, ranking configuration, hour, video)
         since ``since_ms``, with each video's creator, region and topics:
         aggregates, no user."""
+        return self.describe_videos(self.exposure_counts(since_ms))
+
+    def exposure_counts(self, since_ms: int = 0) -> list[dict[str, Any]]:
+        """This engine's impressions per (model version, ranking configuration, hour, video)."""
         with self._lock:
             snapshot = [
                 (k, dict(c), dict(b)) for k, (c, b) in self.exposure.items() if k[2] >= since_ms
             ]
+        return [
+            {
+                "model_version": model,
+                "ranking_config": config,
+                "hour_ms": hour,
+                "video": video,
+                "impressions": n,
+                "boosted_impressions": boosted.get(video, 0),
+            }
+            for (model, config, hour), counts, boosted in snapshot
+            for video, n in counts.items()
+        ]
+
+    def describe_videos(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Exposure rows with each video's creator, region and topics."""
         out = []
-        for (model, config, hour), counts, boosted in snapshot:
-            for video, n in counts.items():
-                item = self.catalog.get(video)
-                out.append(
-                    {
-                        "model_version": model,
-                        "ranking_config": config,
-                        "hour_ms": hour,
-                        "video": video,
-                        "creator": item.creator if item else "",
-                        "region": item.region if item else "",
-                        "topics": list(item.topics) if item else [],
-                        "impressions": n,
-                        "boosted_impressions": boosted.get(video, 0),
-                    }
-                )
+        for r in rows:
+            item = self.catalog.get(r["video"])
+            out.append(
+                {
+                    **r,
+                    "creator": item.creator if item else "",
+                    "region": item.region if item else "",
+                    "topics": list(item.topics) if item else [],
+                }
+            )
         return out
 
     def _page(self, user: str, cursor: str, limit: int) -> ServedFeed:
