@@ -1,7 +1,8 @@
-"""The replay audit against a server with two worker processes: each keeps
-the feeds it served; the worker a replay request reaches forwards the feeds
-it does not keep to its peer (while it replays its own), so one request
-answers for every feed, and the whole sample is audited by both workers."""
+"""The replay audit against a server with two worker processes, each a node
+of the clean room (a shared Redis and NATS JetStream): the feeds either
+served are kept in the database, so one replay request, whichever worker it
+reaches, answers for every feed, and the whole sample is audited. Without a
+state store and a bus, ``--workers 2`` is refused in one line."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import pytest
 
 from cleanroom.ledger.serving import ServerProcess
 from cleanroom.oversight import Watcher
-from tests.support import NOW, USER, feed_events, running_api
+from cleanroom.room.config import DataDir
+from tests.support import NOW, USER, drop_cluster_traces, feed_events, run_cli, running_api
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_two_worker_server_is_audited_in_full(tmp_path: Path, db_url: str, log_signer) -> None:
+def test_a_two_worker_server_is_audited_in_full(
+    tmp_path: Path, db_url: str, log_signer, redis_url: str, nats_url: str
+) -> None:
     with running_api(tmp_path, db_url, log_signer) as a:
         for u in range(30):
             assert a.call("PUT", f"/v1/users/u{u}", "app", json=USER).status_code in (200, 201)
@@ -27,7 +31,11 @@ def test_a_two_worker_server_is_audited_in_full(tmp_path: Path, db_url: str, log
         assert a.call("POST", "/v1/videos", "app", json={"videos": videos}).status_code == 200
         assert a.call("POST", "/v1/events", "app", json={"events": feed_events(30, 60, 20)})
         ulla, olga = a.tokens["ulla"], a.tokens["olga"]
-    server = ServerProcess(tmp_path / "dd", workers=2).wait_ready(60)
+    dd = DataDir(tmp_path / "dd")
+    r = run_cli(["serve", "--workers", "2"], dd.path)
+    assert r.returncode == 2 and "nodes share a state store and a bus" in r.stderr
+    assert run_cli(["init", "--state", redis_url, "--bus", nats_url], dd.path).returncode == 0
+    server = ServerProcess(dd.path, workers=2, node="w").wait_ready(60)
     try:
         served: list[dict] = []
         deadline = time.monotonic() + 120
@@ -52,9 +60,11 @@ def test_a_two_worker_server_is_audited_in_full(tmp_path: Path, db_url: str, log
                          json={"feeds": [f["feed"] for f in served]},
                          headers={"Authorization": f"Bearer {olga}"}).json()["feeds"]  # fmt: skip
         report, alerts = w.replay(server.url, olga, sample=100)
+        nodes = httpx.get(server.url + "/healthz").json()["node"]
     finally:
         server.stop()
+        drop_cluster_traces(dd.database_url(), redis_url, nats_url)
+    assert nodes.startswith("w.")  # one of the two nodes, named after its process
     assert all(r["available"] for r in one), [r for r in one if not r["available"]]
-    assert not list((tmp_path / "dd" / "run" / "peers").glob("*"))  # both left the registry
     assert (report.replayed, report.unavailable, report.mismatched) == (30, 0, 0), report
     assert alerts == []

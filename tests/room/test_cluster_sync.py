@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cleanroom.api.app import create_app
-from tests.support import NOW, USER, Api, make_dir, seed
+from tests.support import NOW, USER, Api, drop_cluster_traces, make_dir, seed
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -85,3 +85,4 @@ def test_two_servers_follow_each_other(
                 assert rec_a.engine.states.get("u1") is None
             finally:
                 rec_a.engine.states.clear()
+    drop_cluster_traces(db_url, redis_url, bus_url if bus_url.startswith("nats") else None)

@@ -46,9 +46,7 @@ def test_a_users_state_is_the_fold_of_their_stored_events(
         assert again is not None and again.to_dict() == online.to_dict()
 
 
-def test_the_feed_setting_is_kept_across_a_restart(
-    tmp_path: Path, db_url: str, log_signer
-) -> None:
+def test_the_feed_setting_is_kept_across_a_restart(tmp_path: Path, db_url: str, log_signer) -> None:
     dd = make_dir(tmp_path, db_url, log_signer)
     with TestClient(create_app(str(dd.path))) as client:
         a = Api(client, client.app.state.room)
@@ -87,7 +85,6 @@ def test_two_servers_on_one_redis_see_one_state(
                 assert rec_a.engine.state_of("u1", rec_a.region).mode == "popular"
             finally:
                 rec_a.engine.states.clear()
-
 
 
 def test_any_server_pages_and_replays_a_feed_another_served(

@@ -12,7 +12,6 @@ from cleanroom import __version__
 from cleanroom.api import models as answers
 from cleanroom.api import problems, routes
 from cleanroom.api.guard import InputGuard
-from cleanroom.api.peers import Peers
 from cleanroom.cluster.nodes import Heartbeat, Nodes, check_node_name, default_node_name
 from cleanroom.gate.deletion import OrderRunner
 from cleanroom.ledger import witness_http
@@ -39,7 +38,7 @@ def create_app(
     dd = DataDir(data_dir)
     config = dd.load()
     node = check_node_name(node or os.environ.get("CLEANROOM_NODE") or default_node_name())
-    if os.environ.get("CLEANROOM_NODE") and os.environ.get("CLEANROOM_PEERS"):
+    if os.environ.get("CLEANROOM_NODE") and os.environ.get("CLEANROOM_WORKERS"):
         node = f"{node}.{os.getpid()}"  # one of several worker processes: a node each
     serve_witness = witness and dd.has_key("witness")
     if log:  # refuse to build on a site the residency policy does not allow
@@ -50,7 +49,6 @@ def create_app(
         room: CleanRoom | None = None
         runner: OrderRunner | None = None
         recommender: Recommender | None = None
-        peers: Peers | None = None
         heartbeat: Heartbeat | None = None
         own_db = None
         if log:
@@ -77,8 +75,6 @@ def create_app(
             app.state.recommender = recommender
             url = os.environ.get("CLEANROOM_NODE_URL", "")
             heartbeat = Heartbeat(Nodes(room.db), node, url, recommender.report).start()
-            if os.environ.get("CLEANROOM_PEERS"):  # one of several worker processes
-                peers = app.state.peers = Peers(dd.path).start(app)
         if serve_witness:
             db = room.db if room is not None else (own_db := dd.database(config))
             app.state.witness = Witness(db, dd.read_key("witness"))
@@ -87,8 +83,6 @@ def create_app(
         finally:
             if heartbeat is not None:
                 heartbeat.stop()
-            if peers is not None:
-                peers.stop()
             if runner is not None:
                 runner.close()
             if recommender is not None:

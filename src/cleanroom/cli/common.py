@@ -85,10 +85,16 @@ def run_server(
     name and address) in the environment."""
     import uvicorn
 
+    config = dd.load()
+    if workers > 1 and not (config.state_url and config.bus_url):
+        fail(
+            f"--workers {workers} starts {workers} nodes, and nodes share a state store and a "
+            "bus: cleanroom init --state redis://HOST:PORT/N --bus nats://HOST:PORT"
+        )
     os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
     os.environ["CLEANROOM_NODE_URL"] = f"http://{host}:{port}"
     if node is not None:
         os.environ["CLEANROOM_NODE"] = node
-    if workers > 1:  # the workers find each other (the replay audit reaches every one)
-        os.environ["CLEANROOM_PEERS"] = "1"
+    if workers > 1:  # each worker process is a node of its own
+        os.environ["CLEANROOM_WORKERS"] = str(workers)
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="warning")

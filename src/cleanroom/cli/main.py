@@ -109,7 +109,9 @@ def init(
     ] = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", help="the users' online state the nodes share: redis://HOST:PORT/N"),
+        typer.Option(
+            "--state", help="the users' online state the nodes share: redis://HOST:PORT/N"
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="what was made, as JSON")] = False,
 ) -> None:

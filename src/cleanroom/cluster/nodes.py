@@ -51,9 +51,7 @@ def default_node_name() -> str:
 
 def check_node_name(name: str) -> str:
     if not name or len(name) > 128 or not all(c.isalnum() or c in "-_." for c in name):
-        raise ConfigError(
-            f"node name must be 1-128 letters, digits, '-', '_' or '.', got {name!r}"
-        )
+        raise ConfigError(f"node name must be 1-128 letters, digits, '-', '_' or '.', got {name!r}")
     return name
 
 

@@ -120,9 +120,7 @@ class DatabaseRecords:
             if version in self._pools:
                 return self._pools[version]
         with self.db.read() as conn:
-            body = conn.execute(
-                select(pools_t.c.body).where(pools_t.c.version == version)
-            ).scalar()
+            body = conn.execute(select(pools_t.c.body).where(pools_t.c.version == version)).scalar()
         if body is None:
             return None
         pool = pool_from_canonical(_unpack(body))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.foryou.online import History
 from cleanroom.foryou.pool import Boost
 from cleanroom.room.provenance import attest_model, check_lineage
-from cleanroom.room.sync import NodeSync
+from cleanroom.room.sync import NodeSync, shared_name
 from cleanroom.room.trainer import ClusterRole
 from cleanroom.storage.errors import CleanroomError
 from cleanroom.vault import DecryptionError, Event, Stored, UnknownRecord
@@ -461,8 +460,7 @@ class Recommender:
 def shared_prefix(room: CleanRoom) -> str:
     """The key prefix of this clean room in a shared store: its nodes share
     the database, so they share it; two clean rooms on one Redis do not."""
-    digest = hashlib.sha256(room.db.url.encode()).hexdigest()[:16]
-    return f"cleanroom:{digest}:"
+    return f"cleanroom:{shared_name(room.db.url)}:"
 
 
 def topic_map(data: TrainingSet) -> TopicMap:

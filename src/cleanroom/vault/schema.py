@@ -106,8 +106,7 @@ def _add_sequences(conn: Connection) -> None:
         )
     conn.execute(
         text(
-            "CREATE UNIQUE INDEX IF NOT EXISTS vault_events_user_seq"
-            " ON vault_events (user_id, seq)"
+            "CREATE UNIQUE INDEX IF NOT EXISTS vault_events_user_seq ON vault_events (user_id, seq)"
         )
     )
 

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, recommender_of, subject_of
 from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
-from cleanroom.api.peers import PEER_HEADER
 from cleanroom.api.routes.platform import Purpose
 from cleanroom.foryou.engine import MAX_LIMIT, ReplayError
 from cleanroom.foryou.feed import items_digest
@@ -177,17 +176,8 @@ def replay_batch(
     rec = recommender_of(request)
     rec.room.gate.require(who, "read", "Feeds", purpose=purpose)
     approved = request.app.state.approved_ranking
+    # (in a cluster, records are in the database: any node replays any feed)
     records = {f: rec.engine.record(f) for f in body.feeds}
-    # feeds another worker process served: asked of it, while these replay here
-    elsewhere = [f for f, r in records.items() if r is None]
-    peers = getattr(request.app.state, "peers", None)
-    asking = None
-    if peers is not None and elsewhere and PEER_HEADER not in request.headers:
-        asking = peers.ask_in_background(
-            request.url.path + f"?purpose={purpose}",
-            {"feeds": elsewhere},
-            {"Authorization": request.headers.get("authorization", "")},
-        )
     out = []
     for feed in body.feeds:
         record = records[feed]
@@ -211,10 +201,6 @@ def replay_batch(
         if videos != record.videos:  # the lists (video ids), to measure the difference
             row |= {"served": record.videos, "replayed": videos}
         out.append(row)
-    if asking is not None:
-        answered = {r["feed"]: r for doc in asking.result() for r in doc["feeds"]
-                    if r.get("available")}  # fmt: skip
-        out = [answered.get(r["feed"], r) if not r["available"] else r for r in out]
     return JSONResponse({"feeds": out, "approved_config": approved.digest()})
 
 
