@@ -80,3 +80,11 @@ def test_nodes_name_themselves_and_the_status_lists_them(
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_a_check_without_a_shared_state_store_is_refused(tmp_path: Path) -> None:
+    dd = tmp_path / "dd"
+    assert run_cli(["init"], dd).returncode == 0
+    r = run_cli(["cluster", "check"], dd)
+    assert r.returncode == 2 and "no shared state store" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

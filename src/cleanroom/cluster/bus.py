@@ -157,6 +157,8 @@ class NatsBus:
             await self.js.add_stream(config)
 
     def publish(self, kind: str, payload: dict[str, Any], msg_id: str) -> None:
+        if not self.nc.is_connected:  # (nats-py would hold it until it reconnects)
+            raise BusError(f"the event bus at {self.url} is not connected")
         body = json.dumps({"kind": kind, "node": self.node, "id": msg_id, **payload}).encode()
         headers = {"Nats-Msg-Id": msg_id}
         self._call(self.js.publish(f"{self.subject}.{kind}", body, headers=headers))

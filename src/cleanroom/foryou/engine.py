@@ -210,6 +210,9 @@ class Engine:
         # events, rebuilt whenever it is missing or behind; without it (a bare
         # engine), states are what the engine was shown
         self.history: Callable[[str, int], History] | None = None
+        # where a model no longer held here is found by its version (a cluster's
+        # model store), for cursors and replays of feeds it ranked
+        self.fetch_model: Callable[[str], Model | None] | None = None
         self.counters = counters or Counters()
         self.catalog = Catalog(fresh_window_ms)
         # impressions per (model version, ranking configuration, hour), per video:
@@ -256,6 +259,25 @@ class Engine:
             self._models[model.version] = model
             while len(self._models) > self._keep_models:
                 self._models.popitem(last=False)
+
+    def model_of(self, version: str) -> Model | None:
+        """The model of ``version``: one held here (the live one and a few
+        before it) or, with :attr:`fetch_model`, one fetched by its version
+        (verified against it) and held from then on."""
+        with self._lock:
+            live = self._model
+            model = live if live is not None and live.version == version else None
+            model = model or self._models.get(version)
+        if model is not None or self.fetch_model is None:
+            return model
+        model = self.fetch_model(version)
+        if model is None or model.version != version:
+            return None
+        with self._lock:
+            model = self._models.setdefault(version, model)
+            while len(self._models) > self._keep_models:
+                self._models.popitem(last=False)
+            return model
 
     def train(self, data: TrainingSet) -> Model:
         model = Model.train(data, self.config.model, self.config.priors)
@@ -427,6 +449,11 @@ class Engine:
         st.through = max(st.through, h.through)
         return st, n
 
+    def rebuilt(self, user: str, region: str = WORLD) -> UserState:
+        """The user's state folded again from every stored event (not stored,
+        nothing counted): what the stored state must equal."""
+        return self._rebuild(user, region, count_from=1 << 62)[0]
+
     def state_of(self, user: str, region: str = WORLD) -> UserState | None:
         """The user's current state: as stored, or (with a history) folded
         from the user's events when the store has none."""
@@ -569,7 +596,7 @@ class Engine:
         record another node wrote), which must give the list it served."""
         if record.ranked is not None:
             return record.ranked
-        model = self._models.get(record.model_version)
+        model = self.model_of(record.model_version)
         if model is None or self.config.digest() != record.config_digest:
             raise CursorExpired(
                 "this cursor's feed was ranked by a model or configuration this node no "
@@ -597,7 +624,7 @@ class Engine:
         page = ranked.page(
             offset,
             offset + limit,
-            model=self._models.get(record.model_version),
+            model=self.model_of(record.model_version),
             cfg=self.config,
             liked=[v for v, _ in record.state["liked"]],
         )
@@ -679,7 +706,7 @@ class Engine:
         approved ranking configuration) the feed is recomputed as that
         configuration ranks it, whatever configuration served it: what the
         approved algorithm would have shown."""
-        model = model or self._models.get(record.model_version)
+        model = model or self.model_of(record.model_version)
         if model is None or model.version != record.model_version:
             raise ReplayError(f"model {record.model_version} is not available for replay")
         if config is None and self.config.digest() != record.config_digest:

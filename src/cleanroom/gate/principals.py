@@ -357,6 +357,12 @@ class Principals:
         self._verified.clear()
         return len(names)
 
+    def forget_verified(self) -> None:
+        """Forget every remembered token now (another node revoked some: the
+        next request with any token is verified against the database)."""
+        self._verified.clear()
+        self._revocations_at = float("-inf")
+
     def _check_revocations(self) -> None:
         """Forget every remembered token if any token was revoked, or a principal
         added, removed or disabled, since the last look (two small aggregates,

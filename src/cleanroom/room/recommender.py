@@ -99,6 +99,8 @@ class Recommender:
         node = node or default_node_name()
         self.cluster = ClusterRole(self, node) if clustered else None
         self.sync = NodeSync(self, node) if room.config.bus_url else None
+        if self.cluster is not None:  # cursors and replays of feeds of earlier models
+            self.engine.fetch_model = self.cluster.fetch
 
     def _accept(self, model: Any) -> None:
         """The deploy check for trained models: its training records are all of
@@ -281,12 +283,7 @@ class Recommender:
         grant = self.room.gate.require(
             self.principal, "read", "Events", purpose="recommendation", subjects=[user]
         )
-        try:
-            through, rows = self.room.vault.events_after(grant, user, after)
-        except UnknownRecord:
-            return History(0, [])
-        events = [(n, Observed(user, v, k, ts, w, self.region)) for n, v, k, ts, w in rows]
-        return History(through, events, self.settings.get(user))
+        return user_history(self.room, grant, self.settings, user, after)
 
     def store(self, grant: Any, events: list[Event]) -> Stored:
         """Store a batch of events in the vault and learn from it at once; in a
@@ -425,8 +422,14 @@ class Recommender:
     def bus_status(self) -> dict[str, Any]:
         """The event bus this node follows and how far behind it is (none yet
         in the embedded default: every event is learnt in this process)."""
-        lag = self.sync.lag() if self.sync is not None else 0
-        return {"url": self.room.config.bus_url, "lag": lag}
+        if self.sync is None:
+            return {"url": None, "lag": 0}
+        return {
+            "url": self.room.config.bus_url,
+            "lag": self.sync.lag(),  # messages not yet delivered to this node
+            "handled": self.sync.handled,  # other nodes' messages applied here
+            "last_handled_ms": self.sync.last_handled_ms,
+        }
 
     def report(self) -> dict[str, Any]:
         """What this node's heartbeat says of the recommender."""
@@ -455,6 +458,20 @@ class Recommender:
         closing = getattr(self.engine.states, "close", None)
         if closing is not None:  # a shared store's connections
             closing()
+
+
+def user_history(
+    room: CleanRoom, grant: Any, settings: FeedSettings, user: str, after: int
+) -> History:
+    """A user's stored events after a sequence number, read under ``grant``,
+    and their feed setting (a user the vault does not hold has none)."""
+    try:
+        through, rows = room.vault.events_after(grant, user, after)
+    except UnknownRecord:
+        return History(0, [])
+    region = room.config.site.jurisdiction
+    events = [(n, Observed(user, v, k, ts, w, region)) for n, v, k, ts, w in rows]
+    return History(through, events, settings.get(user))
 
 
 def shared_prefix(room: CleanRoom) -> str:

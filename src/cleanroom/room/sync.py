@@ -48,7 +48,8 @@ class NodeSync:
         name = shared_name(rec.room.db.url)
         self.bus = bus or open_bus(rec.room.config.bus_url, node, name=name)
         self.started_ms = int(time.time() * 1000)
-        self.handled = 0
+        self.handled = 0  # messages of other nodes applied here
+        self.last_handled_ms: int | None = None
         self._stop = threading.Event()
         self._relay = threading.Thread(target=self._relay_loop, name="outbox-relay", daemon=True)
 
@@ -65,13 +66,17 @@ class NodeSync:
         sent: dict[str, str] = {}
 
         def also(conn: Any, ranges: dict[str, tuple[int, int]]) -> None:
-            payload = {"users": {u: list(r) for u, r in ranges.items()}, "at_ms": _now()}
+            payload = {
+                "users": {u: list(r) for u, r in ranges.items()},
+                "origin": self.node,
+                "at_ms": _now(),
+            }
             sent["id"] = self.outbox.add(conn, "events", payload)
 
         return also, sent
 
     def announce(self, kind: str, payload: dict[str, Any]) -> None:
-        self.publish(self.outbox.write(kind, {**payload, "at_ms": _now()}))
+        self.publish(self.outbox.write(kind, {**payload, "origin": self.node, "at_ms": _now()}))
 
     def publish(self, msg_id: str) -> None:
         """Send an outbox row now (if the bus is away, the relay sends it later)."""
@@ -89,8 +94,9 @@ class NodeSync:
         n = 0
         while not self._stop.wait(RELAY_S):
             try:
-                if self.rec.cluster is not None and not self.rec.cluster.trainer:
-                    continue  # one relay: the trainer's node
+                # every node relays (the stream stores a message id once: two
+                # nodes sending the same row publish it once), so what a node
+                # that died left behind goes out within seconds
                 for msg_id, kind, payload in self.outbox.pending(RELAY_AFTER_MS):
                     self.bus.publish(kind, payload, msg_id)
                     self.outbox.published([msg_id])
@@ -103,18 +109,22 @@ class NodeSync:
     # -- following -----------------------------------------------------------------
 
     def _handle(self, msg: dict[str, Any]) -> None:
-        if msg.get("node") == self.node:
-            return  # this node applied it when it made it
+        # the node that made the change applied it then (a message the relay
+        # sends for a node that died names that node as its origin, not the relay)
+        if msg.get("origin", msg.get("node")) == self.node:
+            return
         kind = msg.get("kind")
         if kind == "events":
             self._events(msg)
         elif kind == "videos":
             self._videos(msg)
         elif kind == "deleted":
+            self.room.principals.forget_verified()  # their tokens: refused from now on
             self.rec.forget_in_model(msg["user"])
         elif kind == "model" and self.rec.cluster is not None:
             self.rec.cluster.follow()
         self.handled += 1
+        self.last_handled_ms = _now()
 
     def _events(self, msg: dict[str, Any]) -> None:
         rec = self.rec

@@ -83,11 +83,17 @@ class ClusterRole:
         live = self.models.live()
         if live is None or live == self.rec.engine.live_version:
             return False
-        blob = self.models.get(live)
-        if blob is None:  # published and already replaced: the next look finds the newer
+        model = self.fetch(live)
+        if model is None:  # published and already replaced: the next look finds the newer
             return False
-        self.rec.engine.swap(Model.from_artifact(blob))  # verified, then the deploy check
+        self.rec.engine.swap(model)  # verified, then the deploy check
         return True
+
+    def fetch(self, version: str) -> Model | None:
+        """A model kept in the store (a few before the live one), verified
+        against its version: for cursors and replays of the feeds it ranked."""
+        blob = self.models.get(version)
+        return None if blob is None else Model.from_artifact(blob)
 
     def wait_for_live(self) -> bool:
         """Until the trainer has published a model (a follower's start); True

@@ -628,6 +628,20 @@ class Vault:
                 ).scalars()
             )
 
+    def users_with_events(self, grant: Grant) -> list[str]:
+        """Every user of the grant's jurisdiction who has stored events (a
+        jurisdiction-wide read of events: what a check of the users' online
+        states walks)."""
+        self._grants.check(grant, "read", "Events", jurisdiction=self.site.jurisdiction)
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(t.users.c.id)
+                    .where(t.users.c.jurisdiction == grant.jurisdiction, t.users.c.events > 0)
+                    .order_by(t.users.c.id)
+                ).scalars()
+            )
+
     def delete_user(self, grant: Grant, user_id: str) -> Erasure:
         """Crypto-shred a user: destroy their data key and salt first (every copy
         of their ciphertexts becomes unreadable), then delete their rows, then
