@@ -405,7 +405,9 @@ class Engine:
             if st is not None and st.through >= last:
                 return 0
             if st is None or st.through < first - 1:
-                st, folded = self._rebuild(user, region, count_from=count_from)
+                st, folded, exists = self._rebuild(user, region, count_from=count_from)
+                if not exists:  # deleted since: nothing is kept of them
+                    return 0
             else:
                 later = [(n, e) for n, e in events if n > st.through]
                 folded = self._fold(st, later, count_from)
@@ -438,8 +440,9 @@ class Engine:
         st.changed()
         return n
 
-    def _rebuild(self, user: str, region: str, count_from: int) -> tuple[UserState, int]:
-        """The user's state folded from every event stored (their ``history``)."""
+    def _rebuild(self, user: str, region: str, count_from: int) -> tuple[UserState, int, bool]:
+        """The user's state folded from every event stored (their ``history``),
+        how many events changed it, and whether the user is held at all."""
         assert self.history is not None, "advance needs the engine's history"
         h = self.history(user, 0)
         st = UserState(user, region)
@@ -447,7 +450,7 @@ class Engine:
             st.mode = h.mode
         n = self._fold(st, h.events, count_from)
         st.through = max(st.through, h.through)
-        return st, n
+        return st, n, h.exists
 
     def rebuilt(self, user: str, region: str = WORLD) -> UserState:
         """The user's state folded again from every stored event (not stored,
@@ -462,8 +465,9 @@ class Engine:
             with self._user_lock(user):
                 st = self.states.get(user)
                 if st is None:
-                    st, _ = self._rebuild(user, region, count_from=1 << 62)
-                    self.states.put(st)
+                    st, _, exists = self._rebuild(user, region, count_from=1 << 62)
+                    if exists:  # (a user deleted a moment ago gets no state back)
+                        self.states.put(st)
         return st
 
     def _user_lock(self, user: str) -> threading.Lock:

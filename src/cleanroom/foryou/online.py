@@ -155,6 +155,7 @@ class History:
     through: int
     events: list[tuple[int, Observed]]
     mode: str | None = None
+    exists: bool = True  # False: the store does not hold the user (deleted): keep no state
 
 
 class StateStore(Protocol):

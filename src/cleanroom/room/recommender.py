@@ -468,7 +468,7 @@ def user_history(
     try:
         through, rows = room.vault.events_after(grant, user, after)
     except UnknownRecord:
-        return History(0, [])
+        return History(0, [], exists=False)
     region = room.config.site.jurisdiction
     events = [(n, Observed(user, v, k, ts, w, region)) for n, v, k, ts, w in rows]
     return History(through, events, settings.get(user))
