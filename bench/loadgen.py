@@ -65,18 +65,18 @@ class _Conn:
         return status
 
 
-async def _run(url: str, requests: list[bytes], rate: float, seconds: float) -> Result:
-    u = urlsplit(url)
-    host, port = u.hostname or "127.0.0.1", u.port or 80
-    free: list[_Conn] = []
+async def _run(targets: list[tuple[str, int, list[bytes]]], rate: float, seconds: float) -> Result:
+    """Request k goes to target k mod len(targets) (host, port, its requests)."""
+    free: list[list[_Conn]] = [[] for _ in targets]
     lat: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
     late = 0
 
-    async def one(raw: bytes, t0: float) -> None:
+    async def one(t: int, raw: bytes, t0: float) -> None:
         nonlocal errors
-        conn = free.pop() if free else _Conn(*await asyncio.open_connection(host, port))
+        host, port, _ = targets[t]
+        conn = free[t].pop() if free[t] else _Conn(*await asyncio.open_connection(host, port))
         try:
             status = await conn.roundtrip(raw)
         except (OSError, asyncio.IncompleteReadError, ValueError):
@@ -88,7 +88,7 @@ async def _run(url: str, requests: list[bytes], rate: float, seconds: float) -> 
         statuses[status] = statuses.get(status, 0) + 1
         if status != 200:
             errors += 1
-        free.append(conn)
+        free[t].append(conn)
 
     n = int(rate * seconds)
     tasks = []
@@ -100,11 +100,14 @@ async def _run(url: str, requests: list[bytes], rate: float, seconds: float) -> 
             await asyncio.sleep(delay)
         elif delay < -0.001:
             late += 1
-        tasks.append(asyncio.create_task(one(requests[k % len(requests)], due)))
+        t = k % len(targets)
+        raws = targets[t][2]
+        tasks.append(asyncio.create_task(one(t, raws[(k // len(targets)) % len(raws)], due)))
     await asyncio.gather(*tasks)
     took = time.perf_counter() - start
-    for c in free:
-        c.writer.close()
+    for pool in free:
+        for c in pool:
+            c.writer.close()
     return Result(n, took, lat, errors, statuses, late)
 
 
@@ -112,6 +115,17 @@ def open_loop(url: str, paths: list[tuple[str, str | None]], rate: float, second
     """GET ``paths`` (path, bearer token) round-robin at ``rate`` per second for
     ``seconds``; latency is measured from when each request was due to start
     (so a generator falling behind cannot hide queueing)."""
-    host = urlsplit(url).netloc
-    raws = [request_bytes(host, p, t) for p, t in paths]
-    return asyncio.run(_run(url, raws, rate, seconds))
+    return open_loop_many([url], paths, rate, seconds)
+
+
+def open_loop_many(
+    urls: list[str], paths: list[tuple[str, str | None]], rate: float, seconds: float
+) -> Result:
+    """:func:`open_loop` spread over several servers in turn (nodes of one
+    service behind a round-robin balancer): ``rate`` is the total."""
+    targets = []
+    for url in urls:
+        u = urlsplit(url)
+        raws = [request_bytes(u.netloc, p, t) for p, t in paths]
+        targets.append((u.hostname or "127.0.0.1", u.port or 80, raws))
+    return asyncio.run(_run(targets, rate, seconds))

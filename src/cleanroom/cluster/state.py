@@ -13,10 +13,10 @@ stored (a script, atomic in Redis); it expires after the engine's TTL."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import redis
 
 from cleanroom.errors import ConfigError
@@ -34,6 +34,8 @@ return 1
 class RedisStates:
     """User states in Redis, shared by every node (a :class:`StateStore`)."""
 
+    shared = True  # every node's: the engine folds copies and relies on ordered writes
+
     def __init__(self, url: str, *, prefix: str = "cleanroom:", ttl_ms: int = 30 * 86_400_000):
         self.url = url
         self.prefix = prefix
@@ -47,17 +49,29 @@ class RedisStates:
         return f"{self.prefix}st:{user}"
 
     def get(self, user: str) -> UserState | None:
-        doc, mode = self.client.hmget(self._key(user), "doc", "mode")
-        if doc is None:
-            return None
-        st = UserState.from_dict(json.loads(doc))
-        if mode is not None:
-            st.mode = mode.decode()
-        return st
+        return _state(*self.client.hmget(self._key(user), "doc", "mode"))
 
     def put(self, state: UserState) -> bool:
-        doc = json.dumps(state.to_dict(), separators=(",", ":"))
+        doc = orjson.dumps(state.to_dict())
         return bool(self._put(keys=[self._key(state.user)], args=[doc, state.through, self.ttl_ms]))
+
+    def get_many(self, users: list[str]) -> dict[str, UserState]:
+        """Several users' states in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for user in users:
+            pipe.hmget(self._key(user), "doc", "mode")
+        found = zip(users, pipe.execute(), strict=True)
+        return {user: st for user, row in found if (st := _state(*row)) is not None}
+
+    def put_many(self, states: list[UserState]) -> None:
+        """Several states in one round trip (each kept only if current through a later event)."""
+        if not states:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for st in states:
+            doc = orjson.dumps(st.to_dict())
+            self._put(keys=[self._key(st.user)], args=[doc, st.through, self.ttl_ms], client=pipe)
+        pipe.execute()
 
     def set_mode(self, user: str, mode: str, region: str) -> None:
         key = self._key(user)
@@ -98,6 +112,16 @@ class RedisStates:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _state(doc: bytes | None, mode: bytes | None) -> UserState | None:
+    """A state as stored (its feed setting, written on its own, over it)."""
+    if doc is None:
+        return None
+    st = UserState.from_dict(orjson.loads(doc))
+    if mode is not None:
+        st.mode = mode.decode()
+    return st
 
 
 def _safe(url: str) -> str:

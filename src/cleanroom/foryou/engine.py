@@ -37,6 +37,8 @@ from cleanroom.foryou.signals import engagement, signal
 from cleanroom.storage.errors import CleanroomError
 
 MAX_LIMIT = 100
+# an engagement counted: (video, region, time, the user's likes just before it)
+Counted = tuple[str, str, int, list[str]]
 EXPOSURE_BUCKET_MS = 3_600_000
 EXPOSURE_BUCKETS = 24 * 30 * 4  # hours kept (30 days of up to 4 model versions)
 DEPTH = 100
@@ -390,29 +392,80 @@ class Engine:
         region: str = WORLD,
         *,
         count: bool = True,
+        counted: list[Counted] | None = None,
     ) -> int:
         """Learn from a user's newly stored events, ``(sequence number, event)``
         in their order: the user's state moves through the last of them (folded
         again from :attr:`history` if it is missing or missed some of the
-        user's events) and, with ``count``, the counters count them. Returns
-        how many changed the state (those it had already are not learnt twice)."""
+        user's events) and, with ``count``, the counters count them (each count
+        also appended to ``counted``, for other nodes' counters). Returns how
+        many changed the state (those it had already are not learnt twice)."""
+        return self.advance_many({user: events}, region, count=count, counted=counted)
+
+    def advance_many(
+        self,
+        batch: dict[str, list[tuple[int, Observed]]],
+        region: str = WORLD,
+        *,
+        count: bool = True,
+        counted: list[Counted] | None = None,
+    ) -> int:
+        """:meth:`advance` for several users at once. A shared state store is
+        read and written once for the whole batch (its writes keep the state
+        current through the later event, so no lock is needed: two writers
+        folding the same events write the same state); states in this
+        process are changed in place, one user at a time under their lock."""
+        if not getattr(self.states, "shared", False):
+            n = 0
+            for user, events in batch.items():
+                with self._user_lock(user):
+                    st, folded = self._advanced(
+                        user, self.states.get(user), events, region, count, counted
+                    )
+                    if st is not None:
+                        self.states.put(st)
+                        n += folded
+            return n
+        users = [u for u, evs in batch.items() if evs]
+        held = self.states.get_many(users)  # type: ignore[attr-defined]
+        out: list[UserState] = []
+        n = 0
+        for user in users:
+            st, folded = self._advanced(user, held.get(user), batch[user], region, count, counted)
+            if st is not None:
+                out.append(st)
+                n += folded
+        self.states.put_many(out)  # type: ignore[attr-defined]
+        return n
+
+    def _advanced(
+        self,
+        user: str,
+        st: UserState | None,
+        events: list[tuple[int, Observed]],
+        region: str,
+        count: bool,
+        counted: list[Counted] | None,
+    ) -> tuple[UserState | None, int]:
+        """``st`` moved through ``events`` (None: nothing to store) and how
+        many of them changed it."""
         if not events:
-            return 0
+            return None, 0
         first, last = events[0][0], events[-1][0]
         count_from = first if count else 1 << 62
-        with self._user_lock(user):
-            st = self.states.get(user)
-            if st is not None and st.through >= last:
-                return 0
-            if st is None or st.through < first - 1:
-                st, folded, exists = self._rebuild(user, region, count_from=count_from)
-                if not exists:  # deleted since: nothing is kept of them
-                    return 0
-            else:
-                later = [(n, e) for n, e in events if n > st.through]
-                folded = self._fold(st, later, count_from)
-            self.states.put(st)
-        return folded
+        if st is not None and st.through >= last:
+            return None, 0
+        if st is None or st.through < first - 1:
+            st, folded, exists = self._rebuild(user, region, count_from, counted)
+            return (st if exists else None), folded  # (deleted since: nothing is kept)
+        later = [(n, e) for n, e in events if n > st.through]
+        return st, self._fold(st, later, count_from, counted)
+
+    def apply_counts(self, counted: list[Counted]) -> None:
+        """Count engagements another node counted (its ``counted``): every
+        node's popularity and co-engagement counters follow every node's events."""
+        for video, region, ts_ms, previous in counted:
+            self.counters.positive(video, region, ts_ms, list(previous))
 
     def count(self, before: list[tuple[int, Observed]], events: list[tuple[int, Observed]]) -> int:
         """Count a user's events another node stored (popularity, and
@@ -422,9 +475,15 @@ class Engine:
         self._fold(st, before, count_from=1 << 62)
         return self._fold(st, events, count_from=0)
 
-    def _fold(self, st: UserState, events: list[tuple[int, Observed]], count_from: int) -> int:
+    def _fold(
+        self,
+        st: UserState,
+        events: list[tuple[int, Observed]],
+        count_from: int,
+        counted: list[Counted] | None = None,
+    ) -> int:
         """Fold events into ``st`` in order; those from ``count_from`` on are
-        also counted (popularity, co-engagement)."""
+        also counted (popularity, co-engagement), and listed in ``counted``."""
         n = 0
         for seq, e in events:
             eng = engagement(e.kind, e.watch_ms)
@@ -435,12 +494,16 @@ class Engine:
                 st.observe(e.video, eng, e.ts_ms, item.creator if item else None)
                 if positive and seq >= count_from:
                     self.counters.positive(e.video, e.region, e.ts_ms, previous)
+                    if counted is not None:
+                        counted.append((e.video, e.region, e.ts_ms, previous))
                 n += 1
             st.through = seq
         st.changed()
         return n
 
-    def _rebuild(self, user: str, region: str, count_from: int) -> tuple[UserState, int, bool]:
+    def _rebuild(
+        self, user: str, region: str, count_from: int, counted: list[Counted] | None = None
+    ) -> tuple[UserState, int, bool]:
         """The user's state folded from every event stored (their ``history``),
         how many events changed it, and whether the user is held at all."""
         assert self.history is not None, "advance needs the engine's history"
@@ -448,7 +511,7 @@ class Engine:
         st = UserState(user, region)
         if h.mode is not None:
             st.mode = h.mode
-        n = self._fold(st, h.events, count_from)
+        n = self._fold(st, h.events, count_from, counted)
         st.through = max(st.through, h.through)
         return st, n, h.exists
 

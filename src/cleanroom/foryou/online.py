@@ -169,6 +169,10 @@ class StateStore(Protocol):
 
     def put(self, state: UserState) -> bool: ...
 
+    def get_many(self, users: list[str]) -> dict[str, UserState]: ...
+
+    def put_many(self, states: list[UserState]) -> None: ...
+
     def set_mode(self, user: str, mode: str, region: str) -> None: ...
 
     def drop(self, user: str) -> bool: ...
@@ -205,6 +209,14 @@ class States:
     def user_ids(self, limit: int | None = None) -> list[str]:
         with self._lock:
             return list(self._states)[:limit]
+
+    def get_many(self, users: list[str]) -> dict[str, UserState]:
+        with self._lock:
+            return {u: s for u in users if (s := self._states.get(u)) is not None}
+
+    def put_many(self, states: list[UserState]) -> None:
+        for st in states:
+            self.put(st)
 
     def admit(self, user: str, region: str) -> UserState | None:
         """The user's state, created once the user has been seen often enough."""

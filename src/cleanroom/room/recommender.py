@@ -27,6 +27,7 @@ from cleanroom.cluster.settings import FeedSettings
 from cleanroom.cluster.state import state_store
 from cleanroom.foryou import Engine, Item, Observed, RankingConfig, ServedFeed, TrainingSet
 from cleanroom.foryou.data import POSITIVE_CODES
+from cleanroom.foryou.engine import Counted
 from cleanroom.foryou.online import History
 from cleanroom.foryou.pool import Boost
 from cleanroom.room.provenance import attest_model, check_lineage
@@ -258,8 +259,8 @@ class Recommender:
 
     def _records_grant(self) -> Any:
         """The recommender's jurisdiction-wide read of events (decided by the
-        gate and recorded, again every few minutes), under which it keeps the
-        records of the feeds it served."""
+        gate and recorded, again every few minutes), under which it folds
+        users' states and keeps the records of the feeds it served."""
         now = time.monotonic()
         if self._grant is None or now - self._grant[0] > RECORDS_GRANT_S:
             grant = self.room.gate.require(
@@ -280,27 +281,31 @@ class Recommender:
     def _history(self, user: str, after: int) -> History:
         """A user's stored events after a sequence number and their feed
         setting, read through the gate (a user the vault does not hold has none)."""
-        grant = self.room.gate.require(
-            self.principal, "read", "Events", purpose="recommendation", subjects=[user]
-        )
-        return user_history(self.room, grant, self.settings, user, after)
+        # under the recorded jurisdiction-wide read (a decision per fold would
+        # put one ledger entry on every first feed of a user after a restart)
+        return user_history(self.room, self._records_grant(), self.settings, user, after)
 
     def store(self, grant: Any, events: list[Event]) -> Stored:
         """Store a batch of events in the vault and learn from it at once; in a
         cluster its announcement commits with it and goes to the other nodes."""
         also, sent = self.sync.events_hook() if self.sync is not None else (None, {})
+        counted: list[Counted] = []
         with self._ingest:
             stored = self.room.vault.store_events(grant, events, also=also)
             if stored.count:  # 0: the same batch again, stored before (and learnt from then)
-                self.observe(events, stored)
+                self.observe(events, stored, counted)
         if "id" in sent and self.sync is not None:
-            self.sync.publish(sent["id"])
+            # the other nodes count what this node counted (no read of the vault)
+            self.sync.publish(sent["id"], {"counts": counted}, ("events", sent["payload"]))
         return stored
 
-    def observe(self, events: list[Event], stored: Stored) -> int:
+    def observe(
+        self, events: list[Event], stored: Stored, counted: list[Counted] | None = None
+    ) -> int:
         """Learn from stored events (called by :meth:`store`), each user's
         in the order the vault numbered them: the gate decides the
-        recommender's read of them first."""
+        recommender's read of them first. The engagements counted are
+        appended to ``counted``."""
         if not events:
             return 0
         self.room.gate.require(
@@ -318,7 +323,7 @@ class Recommender:
         if not self.ready.is_set():
             self._pending.extend(by_user.items())
             return len(events)
-        n = sum(self.engine.advance(u, evs, self.region) for u, evs in by_user.items())
+        n = self.engine.advance_many(by_user, self.region, counted=counted)
         self._new_events += n
         last = self.trained["records"] if self.trained else 0
         if self._new_events >= max(self.retrain_after, last) and not self.engine.training:

@@ -1,10 +1,13 @@
 """A node's messages to the other nodes of its clean room, and its handling
 of theirs (``cleanroom.cluster.bus``, through the outbox).
 
-- ``events``: a batch stored (each user's first and last sequence number):
-  another node brings the user's shared state through it if it is behind
-  (the node that stored it died before it could) and counts the events in
-  its popularity and co-engagement counters, read from the vault.
+- ``events``: a batch stored (each user's first and last sequence number)
+  and the engagements the storing node counted (video, region, time, the
+  user's likes just before: no user id): another node counts them in its
+  popularity and co-engagement counters. Sent by the relay instead (the
+  storing node died, or the bus was away), it has no counts: another node
+  reads the events from the vault, brings each user's shared state through
+  them if it is behind and counts them.
 - ``videos``: videos registered or changed: read into the catalogue.
 - ``deleted``: a user deleted: whatever this node holds of them goes; the
   trainer forgets them from the model.
@@ -72,19 +75,27 @@ class NodeSync:
                 "at_ms": _now(),
             }
             sent["id"] = self.outbox.add(conn, "events", payload)
+            sent["payload"] = payload
 
         return also, sent
 
     def announce(self, kind: str, payload: dict[str, Any]) -> None:
         self.publish(self.outbox.write(kind, {**payload, "origin": self.node, "at_ms": _now()}))
 
-    def publish(self, msg_id: str) -> None:
-        """Send an outbox row now (if the bus is away, the relay sends it later)."""
-        found = self.outbox.get(msg_id)
+    def publish(
+        self,
+        msg_id: str,
+        extra: dict[str, Any] | None = None,
+        row: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Send an outbox row (``row``: its kind and payload, if at hand) now;
+        if the bus is away, the relay sends it later, without ``extra``: what
+        the other nodes can work out again."""
+        found = row or self.outbox.get(msg_id)
         if found is None:
             return
         try:
-            self.bus.publish(found[0], found[1], msg_id)
+            self.bus.publish(found[0], {**found[1], **(extra or {})}, msg_id)
         except BusError as exc:
             log.warning("%s; the outbox relay will send it", exc.message)
             return
@@ -128,9 +139,15 @@ class NodeSync:
 
     def _events(self, msg: dict[str, Any]) -> None:
         rec = self.rec
+        counting = msg.get("at_ms", 0) >= self.started_ms  # older ones: in the start snapshot
+        if "counts" in msg:  # the node that stored them moved the states and counted
+            if counting:
+                rec.engine.apply_counts(msg["counts"])
+            return
+        # sent by the relay: the node that stored them may have died before it
+        # moved the users' states; read the events from the vault
         grant = rec._records_grant()
         region = rec.region
-        counting = msg.get("at_ms", 0) >= self.started_ms  # older ones: in the start snapshot
         for user, (first, last) in msg["users"].items():
             try:
                 _, rows = self.room.vault.events_after(grant, user, max(0, first - 1 - LOOKBACK))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from cleanroom.vault.model import (
 from cleanroom.vault.residency import ResidencyPolicy, Site
 
 MAX_BATCH = 10_000
+KEPT_KEYS = 100_000  # users whose key id is remembered for the records kept about them
 
 
 class UnknownRecord(CleanroomError):
@@ -140,6 +142,10 @@ class Vault:
         self._grants = GrantChecker()
         self._pending: OrderedDict[str, SubjectKey] = OrderedDict()
         self._lock = threading.Lock()
+        # user -> (until, key id) for records kept about users (every feed served
+        # seals one): as long as the key store keeps an unwrapped key, and
+        # dropped here when this process deletes the user
+        self._kept_keys: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self.deletion_hooks: list[Callable[[str], None]] = []
         migrate(db, t.MIGRATIONS)
 
@@ -652,6 +658,8 @@ class Vault:
             raise UnknownRecord(f"no user {user_id!r}")
         kid = found[1]
         key = self.keys.get([kid]).get(kid)
+        with self._lock:
+            self._kept_keys.pop(user_id, None)
         destroyed = self.keys.destroy([kid]) == 1
         with self.db.write() as conn:
             n_events = conn.execute(delete(t.events).where(t.events.c.user_id == user_id)).rowcount
@@ -676,10 +684,22 @@ class Vault:
         return unseal(self._subject_key(user_id).aead, blob, aad(table, row, user_id))
 
     def _subject_key(self, user_id: str) -> SubjectKey:
-        found = self._user_keys([user_id]).get(user_id)
-        key = self.keys.get([found[1]]).get(found[1]) if found is not None else None
+        now = time.monotonic()
+        with self._lock:
+            hit = self._kept_keys.get(user_id)
+        kid = hit[1] if hit is not None and hit[0] > now else None
+        if kid is None:
+            found = self._user_keys([user_id]).get(user_id)
+            kid = found[1] if found is not None else None
+        key = self.keys.get([kid]).get(kid) if kid is not None else None
         if key is None:
             raise UnknownRecord(f"no user {user_id!r}")
+        if hit is None or hit[0] <= now:
+            with self._lock:
+                self._kept_keys[user_id] = (now + self.keys.ttl, kid)
+                self._kept_keys.move_to_end(user_id)
+                while len(self._kept_keys) > KEPT_KEYS:
+                    self._kept_keys.popitem(last=False)
         return key
 
     # -- internals -------------------------------------------------------------
