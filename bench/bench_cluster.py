@@ -61,7 +61,7 @@ console = Console()
 ORIGIN = "bench.example/log"
 REDIS = os.environ.get("CLEANROOM_BENCH_REDIS", "redis://127.0.0.1:6379/15")
 NATS = os.environ.get("CLEANROOM_BENCH_NATS", "nats://127.0.0.1:4222")
-VIEWERS, LEAVERS = 300, 60
+VIEWERS, LEAVERS, LEAVERS_PER_RUN = 300, 60, 30
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -282,11 +282,12 @@ def deletion(s: Setup, nodes: list[str]) -> dict:
     """A user deletes themselves through the first node: until their token is
     refused by every other node and their state is gone from Redis."""
     a, others = nodes[0], nodes[1:]
+    leavers, s.leavers = s.leavers[:LEAVERS_PER_RUN], s.leavers[LEAVERS_PER_RUN:]
     prefix = f"cleanroom:{shared_name(s.dd.database_url())}:st:"
     client = redis.Redis.from_url(REDIS)
     out = []
     with httpx.Client(timeout=30) as c:
-        for user, token in s.leavers:
+        for user, token in leavers:
             h = {"Authorization": f"Bearer {token}"}
             for url in nodes:  # the token verified (and remembered) by every node
                 c.get(url + "/v1/feed", params={"limit": 1}, headers=h).raise_for_status()
@@ -393,7 +394,7 @@ def run(s: Setup, label: str, n: int, clustered: bool, args: argparse.Namespace)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="per sweep step")
-    ap.add_argument("--rate", type=float, default=100.0, help="feeds/s of the fixed load")
+    ap.add_argument("--rate", type=float, default=40.0, help="feeds/s of the fixed load")
     ap.add_argument("--trials", type=int, default=100, help="freshness trials")
     ap.add_argument("--feeds", type=int, default=4000, help="feeds served for the replay")
     ap.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])

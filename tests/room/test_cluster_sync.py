@@ -75,8 +75,11 @@ def test_two_servers_follow_each_other(
                 assert "u3" in rec_a.engine.model.data.users
                 assert b.call("GET", "/v1/feed", "ulla").status_code == 200
                 version = rec_a.engine.live_version
+                assert a.call("GET", "/v1/feed", "ulla").status_code == 200  # (token remembered)
                 r = b.call("DELETE", "/v1/me", "ulla")
                 assert r.status_code == 200, r.text
+                # the other server refuses the user's token as soon as it hears of it
+                wait_for(lambda: a.call("GET", "/v1/feed", "ulla").status_code == 401, 5)
                 wait_for(lambda: "u1" in rec_a.engine.model.gone)
                 wait_for(lambda: rec_a.engine.live_version != version)
                 wait_for(lambda: rec_b.engine.live_version == rec_a.engine.live_version)

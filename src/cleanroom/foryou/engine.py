@@ -39,6 +39,7 @@ from cleanroom.storage.errors import CleanroomError
 MAX_LIMIT = 100
 # an engagement counted: (video, region, time, the user's likes just before it)
 Counted = tuple[str, str, int, list[str]]
+NOTHING, EVERYTHING = (1, 0), (0, 1 << 62)  # ranges of sequence numbers to count
 EXPOSURE_BUCKET_MS = 3_600_000
 EXPOSURE_BUCKETS = 24 * 30 * 4  # hours kept (30 days of up to 4 model versions)
 DEPTH = 100
@@ -452,14 +453,26 @@ class Engine:
         if not events:
             return None, 0
         first, last = events[0][0], events[-1][0]
-        count_from = first if count else 1 << 62
+        counting = (first, last) if count else NOTHING  # (others count the rest)
         if st is not None and st.through >= last:
             return None, 0
-        if st is None or st.through < first - 1:
-            st, folded, exists = self._rebuild(user, region, count_from, counted)
+        if st is None:
+            st, folded, exists = self._rebuild(user, region, counting, counted)
             return (st if exists else None), folded  # (deleted since: nothing is kept)
+        if st.through < first - 1:
+            # another batch of the user's (stored on another node, or here by a
+            # request running beside this one) is not folded in yet: read what is
+            # missing, this batch's events and any stored since, in their order
+            assert self.history is not None, "advance needs the engine's history"
+            h = self.history(user, st.through)
+            if not h.exists:
+                return None, 0
+            folded = self._fold(st, [(n, e) for n, e in h.events if n > st.through], counting,
+                                counted)  # fmt: skip
+            st.through = max(st.through, h.through)
+            return st, folded
         later = [(n, e) for n, e in events if n > st.through]
-        return st, self._fold(st, later, count_from, counted)
+        return st, self._fold(st, later, counting, counted)
 
     def apply_counts(self, counted: list[Counted]) -> None:
         """Count engagements another node counted (its ``counted``): every
@@ -472,18 +485,20 @@ class Engine:
         co-engagement with the likes among ``before``, the user's events just
         before them): every node's counters follow every node's events."""
         st = UserState(events[0][1].user if events else "", WORLD)
-        self._fold(st, before, count_from=1 << 62)
-        return self._fold(st, events, count_from=0)
+        self._fold(st, before, NOTHING)
+        return self._fold(st, events, EVERYTHING)
 
     def _fold(
         self,
         st: UserState,
         events: list[tuple[int, Observed]],
-        count_from: int,
+        counting: tuple[int, int],
         counted: list[Counted] | None = None,
     ) -> int:
-        """Fold events into ``st`` in order; those from ``count_from`` on are
-        also counted (popularity, co-engagement), and listed in ``counted``."""
+        """Fold events into ``st`` in order; those whose sequence number is in
+        the range ``counting`` are also counted (popularity, co-engagement),
+        and listed in ``counted``."""
+        lo, hi = counting
         n = 0
         for seq, e in events:
             eng = engagement(e.kind, e.watch_ms)
@@ -492,7 +507,7 @@ class Engine:
                 positive = signal(eng) == "positive"
                 previous = list(st.liked)[-5:] if positive else []
                 st.observe(e.video, eng, e.ts_ms, item.creator if item else None)
-                if positive and seq >= count_from:
+                if positive and lo <= seq <= hi:
                     self.counters.positive(e.video, e.region, e.ts_ms, previous)
                     if counted is not None:
                         counted.append((e.video, e.region, e.ts_ms, previous))
@@ -502,7 +517,11 @@ class Engine:
         return n
 
     def _rebuild(
-        self, user: str, region: str, count_from: int, counted: list[Counted] | None = None
+        self,
+        user: str,
+        region: str,
+        counting: tuple[int, int] = (1, 0),
+        counted: list[Counted] | None = None,
     ) -> tuple[UserState, int, bool]:
         """The user's state folded from every event stored (their ``history``),
         how many events changed it, and whether the user is held at all."""
@@ -511,14 +530,14 @@ class Engine:
         st = UserState(user, region)
         if h.mode is not None:
             st.mode = h.mode
-        n = self._fold(st, h.events, count_from, counted)
+        n = self._fold(st, h.events, counting, counted)
         st.through = max(st.through, h.through)
         return st, n, h.exists
 
     def rebuilt(self, user: str, region: str = WORLD) -> UserState:
         """The user's state folded again from every stored event (not stored,
         nothing counted): what the stored state must equal."""
-        return self._rebuild(user, region, count_from=1 << 62)[0]
+        return self._rebuild(user, region)[0]
 
     def state_of(self, user: str, region: str = WORLD) -> UserState | None:
         """The user's current state: as stored, or (with a history) folded
@@ -528,7 +547,7 @@ class Engine:
             with self._user_lock(user):
                 st = self.states.get(user)
                 if st is None:
-                    st, _, exists = self._rebuild(user, region, count_from=1 << 62)
+                    st, _, exists = self._rebuild(user, region)
                     if exists:  # (a user deleted a moment ago gets no state back)
                         self.states.put(st)
         return st

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 BOOST_REFRESH_S = 5.0  # how often a worker rereads the approved boosts
 RECORDS_GRANT_S = 300.0  # how long the grant to keep feed records is used before asking again
 RETRAIN_CLOSE_WAIT_S = 300.0  # how long closing waits for a retraining to finish
+FLUSH_QUIET_S = 0.2  # a model's update after deletions: when none followed for this long
+CLUSTER_FLUSH_QUIET_S = 1.0
+FLUSH_MAX_S = 5.0  # ... and never later than this after the first
 TOPIC_MAX_ITEMS = 200_000  # above this, co-engagement communities are not derived
 
 
@@ -89,6 +92,7 @@ class Recommender:
         self._flush_timer: threading.Timer | None = None
         self._new_events = 0
         self._flush_from: str | None = None
+        self._flush_first = 0.0
         # retrain in the background once this many events arrived since the last
         # training (and at least as many as that training read): models follow
         # the data without retraining on every batch
@@ -396,11 +400,20 @@ class Recommender:
 
     def _schedule_flush(self, before: str | None) -> None:
         """Recompute the model's derived parts shortly after the last deletion
-        (batch orders delete many users in a row) and record the new version."""
+        (batch orders delete many users in a row) and record the new version;
+        no later than a few seconds after the first one waiting (in a cluster,
+        each version is an artifact every node loads: deletions are batched
+        over a second, and at most ``FLUSH_MAX_S``)."""
+        quiet = FLUSH_QUIET_S if self.cluster is None else CLUSTER_FLUSH_QUIET_S
         with self._ingest:
+            now = time.monotonic()
             if self._flush_timer is not None:
+                if now - self._flush_first > FLUSH_MAX_S:
+                    return  # the flush waiting will take this deletion too
                 self._flush_timer.cancel()
                 before = self._flush_from
+            else:
+                self._flush_first = now
             self._flush_from = before
 
             def run() -> None:
@@ -420,7 +433,7 @@ class Recommender:
                     self.cluster.published(self.engine.model)
                 self._flush_timer = None
 
-            self._flush_timer = threading.Timer(0.2, run)
+            self._flush_timer = threading.Timer(quiet, run)
             self._flush_timer.daemon = True
             self._flush_timer.start()
 

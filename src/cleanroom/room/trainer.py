@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TICK_S = 0.5  # how often a node looks at the live model, the lease and the requests
+HOUR_MS = 3_600_000
 EXPOSURE_S = 5.0  # how often a node writes its exposure counts for the merged report
 
 
@@ -144,8 +145,10 @@ class ClusterRole:
 
     def write_exposure(self) -> None:
         """This node's exposure counts as they stand, for the merged report."""
+        # the first time every hour held, then the hours that can still change
+        since = 0 if not self._exposure_written else int(time.time() * 1000) - 2 * HOUR_MS
         self._exposure_written = time.monotonic()
-        self.exposure.write(self.node, self.rec.engine.exposure_counts())
+        self.exposure.write(self.node, self.rec.engine.exposure_counts(since))
 
     def exposure_rows(self, since_ms: int) -> list[dict]:
         """Every node's exposure counts summed (this node's written first)."""
