@@ -53,8 +53,8 @@ from cleanroom.oversight.replay import replay_audit
 from cleanroom.room import CleanRoom, datasets
 from cleanroom.room.config import Config, DataDir
 from cleanroom.room.setup import register_principals
-from cleanroom.room.sync import shared_name
-from common import database, machine, pct
+from cleanroom.room.sync import drop_shared, shared_name
+from common import database, load_into_vault, machine, pct
 from loadgen import open_loop_many
 
 console = Console()
@@ -84,16 +84,7 @@ class Setup:
         self.leavers: list[tuple[str, str]] = []  # users who delete themselves
         with CleanRoom.open(self.dd, background=False) as room:
             app = room.system("platform-app")
-            g, v = room.gate, room.vault
-            v.put_users(g.require(app, "write", "Profile", subjects=[u.id for u in users]), users)
-            v.put_videos(g.require(app, "write", "Videos"), videos)
-            with Progress(console=console, transient=True) as bar:
-                task = bar.add_task("loading kuairec-small into the vault", total=len(events))
-                for i in range(0, len(events), 10_000):
-                    part = events[i : i + 10_000]
-                    grant = g.require(app, "write", "Events", subjects=[e.user for e in part])
-                    v.add_events(grant, part)
-                    bar.advance(task, len(part))
+            load_into_vault(room, app, users, videos, events, console)
             for k, u in enumerate(users[: VIEWERS + LEAVERS]):
                 name = f"viewer-{u.id}"
                 room.principals.add(Principal(name, "user", "users", "user", "US", 0, u.id))
@@ -129,25 +120,17 @@ class Setup:
 
 def reset_shared(db_url: str) -> None:
     """A clean start in Redis and NATS for this clean room (its keys, its stream)."""
-    import nats
+    drop_shared(db_url, REDIS, NATS)
 
-    name = shared_name(db_url)
-    client = redis.Redis.from_url(REDIS)
-    keys = list(client.scan_iter(match=f"cleanroom:{name}:*", count=5000))
-    for i in range(0, len(keys), 5000):
-        client.delete(*keys[i : i + 5000])
-    client.close()
 
-    async def drop() -> None:
-        nc = await nats.connect(NATS)
-        try:
-            await nc.jetstream().delete_stream(f"CLEANROOM_{name}")
-        except nats.js.errors.NotFoundError:
-            pass
-        finally:
-            await nc.close()
+def vacuum(db_url: str) -> None:
+    """VACUUM ANALYZE after the load (else autovacuum runs during the first measurements)."""
+    from sqlalchemy import create_engine, text
 
-    asyncio.run(drop())
+    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
 
 
 def start_nodes(s: Setup, n: int, clustered: bool) -> list[ServerProcess]:
@@ -185,6 +168,20 @@ class ServerCpu:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = (busy_seconds() - self.t0) - (time.process_time() - self.own0)
+
+
+def quiet(limit: float = 0.15, window: float = 3.0, timeout: float = 120.0) -> float:
+    """Until the machine is idle (busy less than ``limit`` of its cores over
+    ``window`` seconds: a node's background work after its start, PostgreSQL's
+    autovacuum after the load); the seconds waited."""
+    t = time.monotonic()
+    cores = os.cpu_count() or 1
+    while time.monotonic() - t < timeout:
+        b = busy_seconds()
+        time.sleep(window)
+        if (busy_seconds() - b) / (window * cores) < limit:
+            break
+    return round(time.monotonic() - t, 1)
 
 
 def feed_paths(s: Setup) -> list[tuple[str, str]]:
@@ -366,13 +363,18 @@ def run(s: Setup, label: str, n: int, clustered: bool, args: argparse.Namespace)
     s.configure(clustered)
     nodes = start_nodes(s, n, clustered)
     urls = [x.url for x in nodes]
-    out: dict = {"config": label, "nodes": n}
+    out: dict = {"config": label, "nodes": n, "clustered": clustered}
     try:
         paths = feed_paths(s)
-        open_loop_many(urls, paths, 50, 3)  # warm-up: connections, caches, states
-        out["fixed_load"] = feeds_per_cpu(urls, paths, args.rate, args.seconds * 2)
+        out["waited_for_quiet_s"] = quiet()
+        open_loop_many(urls, paths, 50, len(paths) / 50)  # warm-up: every user's state
+        quiet()
+        out["fixed_load"] = feeds_per_cpu(urls, paths, args.rate, args.seconds * 4)
+        quiet()
         out["sweep"] = sweep(urls, paths, args.seconds)
+        quiet()
         out["ingest"] = ingest(s, urls, args.seconds * 2)
+        quiet()
         if n > 1:
             out["freshness_a_to_b"] = freshness(s, urls[0], urls[1], args.trials)
             out["deletion"] = deletion(s, urls)
@@ -407,9 +409,16 @@ def main() -> None:
         t = time.perf_counter()
         s = Setup(tmp, db_url)
         console.print(f"kuairec-small loaded into PostgreSQL in {time.perf_counter() - t:.0f} s")
+        vacuum(db_url)
         results = [run(s, "single process (baseline)", 1, False, args)]
         results += [run(s, f"{n} node{'s' * (n > 1)}", n, True, args) for n in args.nodes]
-    base = results[0]
+        # the baseline again (the machine's state drifts over a run): the better counts
+        again = run(s, "single process (again)", 1, False, args)
+        results.append(again)
+    base = max(
+        (r for r in results if not r["clustered"]), key=lambda r: r["fixed_load"]["feeds_per_cpu_s"]
+    )
+    base_ingest = max(r["ingest"]["events_per_cpu_s"] for r in results if not r["clustered"])
     table = Table(title="the clean room on nodes (PostgreSQL + Redis + NATS) vs one process")
     for col in ("config", "feeds/s p99≤25ms", "feeds per CPU-s", "vs 1 process",
                 "ingest ev/s", "events per CPU-s", "vs 1 process"):  # fmt: skip
@@ -423,7 +432,7 @@ def main() -> None:
             f"{f / base['fixed_load']['feeds_per_cpu_s']:.0%}",
             f"{r['ingest']['events_per_s']:,}",
             f"{i:,}",
-            f"{i / base['ingest']['events_per_cpu_s']:.0%}",
+            f"{i / base_ingest:.0%}",
         )
     console.print(table)
     if args.json:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cleanroom.foryou import Engine, RankingConfig
@@ -29,7 +28,7 @@ from cleanroom.ledger.note import generate_signer
 from cleanroom.ledger.serving import ServerProcess
 from cleanroom.room import CleanRoom, datasets
 from cleanroom.room.config import Config, DataDir
-from common import machine, pct
+from common import load_into_vault, machine, pct
 from loadgen import open_loop
 
 console = Console()
@@ -72,17 +71,7 @@ def _setup(tmp: Path) -> tuple[DataDir, dict[str, str]]:
     tokens = {}
     with CleanRoom.open(dd) as room:
         room.principals.add(APP)
-        g, v = room.gate, room.vault
-        v.put_users(g.require(APP, "write", "Profile", subjects=[u.id for u in users]), users)
-        v.put_videos(g.require(APP, "write", "Videos"), videos)
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("loading kuairec-small into the vault", total=len(events))
-            for i in range(0, len(events), 10_000):
-                part = events[i : i + 10_000]
-                v.add_events(
-                    g.require(APP, "write", "Events", subjects=[e.user for e in part]), part
-                )
-                bar.advance(task, len(part))
+        load_into_vault(room, APP, users, videos, events, console)
         for u in users[:USERS_WITH_TOKENS]:
             name = f"viewer-{u.id}"
             room.principals.add(Principal(name, "user", "users", "user", "US", 0, subject=u.id))

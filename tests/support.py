@@ -241,35 +241,13 @@ def run_process(
 
 def drop_cluster_traces(db_url: str, redis_url: str | None, nats_url: str | None) -> None:
     """Remove what a clean room on ``db_url`` left in Redis and NATS (its keys, its stream)."""
-    import asyncio
-
-    import nats
-    import redis
-
-    from cleanroom.room.sync import shared_name
+    from cleanroom.room.sync import drop_shared
     from cleanroom.storage import Database
 
     db = Database(db_url)
-    name = shared_name(db.url)
+    url = db.url
     db.dispose()
-    if redis_url:
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"cleanroom:{name}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
-    if nats_url:
-
-        async def drop() -> None:
-            nc = await nats.connect(nats_url)
-            try:
-                await nc.jetstream().delete_stream(f"CLEANROOM_{name}")
-            except nats.js.errors.NotFoundError:
-                pass
-            finally:
-                await nc.close()
-
-        asyncio.run(drop())
+    drop_shared(url, redis_url, nats_url)
 
 
 def free_port_url() -> str:

@@ -238,6 +238,21 @@ def open_bus(url: str | None, node: str, *, name: str) -> Bus:
     return NatsBus(url, node, name=name)
 
 
+def drop_stream(url: str, name: str) -> bool:
+    """Delete a clean room's stream (a clean room taken down); whether it existed."""
+
+    async def drop() -> bool:
+        nc = await nats.connect(url, allow_reconnect=False, error_cb=_quiet)
+        try:
+            return await nc.jetstream().delete_stream(f"CLEANROOM_{_token(name)}")
+        except nats.js.errors.NotFoundError:
+            return False
+        finally:
+            await nc.close()
+
+    return asyncio.run(drop())
+
+
 def bus_health(url: str, timeout: float = 2.0) -> dict[str, Any]:
     """Whether the bus answers, and its JetStream account's streams."""
 

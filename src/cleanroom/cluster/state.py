@@ -114,6 +114,16 @@ class RedisStates:
         self.client.close()
 
 
+def drop_prefix(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix`` (a clean room taken down); how many."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=5000))
+        return sum(client.delete(*keys[i : i + 5000]) for i in range(0, len(keys), 5000))
+    finally:
+        client.close()
+
+
 def _state(doc: bytes | None, mode: bytes | None) -> UserState | None:
     """A state as stored (its feed setting, written on its own, over it)."""
     if doc is None:

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cleanroom.cluster.bus import Bus, BusError, open_bus
+from cleanroom.cluster.bus import Bus, BusError, drop_stream, open_bus
 from cleanroom.cluster.outbox import Outbox
+from cleanroom.cluster.state import drop_prefix
 from cleanroom.foryou import Item, Observed
 from cleanroom.vault import UnknownRecord
 
@@ -40,6 +41,16 @@ RELAY_S = 1.0
 def shared_name(db_url: str) -> str:
     """The name a clean room's nodes share (their database's): its stream, its keys."""
     return hashlib.sha256(db_url.encode()).hexdigest()[:16]
+
+
+def drop_shared(db_url: str, state_url: str | None, bus_url: str | None) -> None:
+    """Remove what a clean room on ``db_url`` keeps in Redis and NATS (its
+    keys, its stream): all of it can be rebuilt from the database."""
+    name = shared_name(db_url)
+    if state_url:
+        drop_prefix(state_url, f"cleanroom:{name}:")
+    if bus_url and bus_url.startswith("nats:"):
+        drop_stream(bus_url, name)
 
 
 class NodeSync:
