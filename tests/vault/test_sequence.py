@@ -74,6 +74,11 @@ def test_each_users_events_are_numbered_in_batch_order(room: CleanRoom) -> None:
     ]
     assert _after(room, "a", 2) == (3, [(3, "v4", "like", 7_000, 0)])
     assert _after(room, "b", 1) == (1, [])
+    # several users in one read: the same as one by one (an unknown user left out)
+    me = room.system("recommender")
+    grant = room.gate.require(me, "read", "Events", purpose="recommendation", all_subjects=True)
+    many = room.vault.events_after_many(grant, {"a": 1, "b": 0, "nobody": 0})
+    assert many == {"a": _after(room, "a", 1), "b": _after(room, "b", 0)}
 
 
 def test_a_batch_that_stores_nothing_numbers_nothing(room: CleanRoom) -> None:

@@ -216,6 +216,9 @@ class Engine:
         # where a model no longer held here is found by its version (a cluster's
         # model store), for cursors and replays of feeds it ranked
         self.fetch_model: Callable[[str], Model | None] | None = None
+        # several users' histories after their sequence numbers in one read (a
+        # batch's users whose states missed another batch); else one by one
+        self.history_many: Callable[[dict[str, int]], dict[str, History]] | None = None
         self.counters = counters or Counters()
         self.catalog = Catalog(fresh_window_ms)
         # impressions per (model version, ranking configuration, hour), per video:
@@ -429,10 +432,18 @@ class Engine:
             return n
         users = [u for u, evs in batch.items() if evs]
         held = self.states.get_many(users)  # type: ignore[attr-defined]
+        behind = {
+            u: st.through
+            for u in users
+            if (st := held.get(u)) is not None and st.through < batch[u][0][0] - 1
+        }
+        missed = self.history_many(behind) if behind and self.history_many is not None else {}
         out: list[UserState] = []
         n = 0
         for user in users:
-            st, folded = self._advanced(user, held.get(user), batch[user], region, count, counted)
+            st, folded = self._advanced(
+                user, held.get(user), batch[user], region, count, counted, missed.get(user)
+            )
             if st is not None:
                 out.append(st)
                 n += folded
@@ -447,9 +458,11 @@ class Engine:
         region: str,
         count: bool,
         counted: list[Counted] | None,
+        missed: History | None = None,
     ) -> tuple[UserState | None, int]:
         """``st`` moved through ``events`` (None: nothing to store) and how
-        many of them changed it."""
+        many of them changed it (``missed``: the user's events after
+        ``st.through``, if already read)."""
         if not events:
             return None, 0
         first, last = events[0][0], events[-1][0]
@@ -463,8 +476,10 @@ class Engine:
             # another batch of the user's (stored on another node, or here by a
             # request running beside this one) is not folded in yet: read what is
             # missing, this batch's events and any stored since, in their order
-            assert self.history is not None, "advance needs the engine's history"
-            h = self.history(user, st.through)
+            if missed is None:
+                assert self.history is not None, "advance needs the engine's history"
+                missed = self.history(user, st.through)
+            h = missed
             if not h.exists:
                 return None, 0
             folded = self._fold(st, [(n, e) for n, e in h.events if n > st.through], counting,

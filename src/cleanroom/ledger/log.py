@@ -48,6 +48,10 @@ class Log:
         self.store = LedgerStore(db, origin, signer)
         self.witnesses = list(witnesses or [])
         self.interval = interval
+        # whether this process integrates in the background (of several
+        # processes on one database, one does: the others only sequence, and
+        # wait for its checkpoints; the compare-and-swap keeps a second one safe)
+        self.integrating = True
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._wake = threading.Event()
@@ -158,7 +162,8 @@ class Log:
             self._wake.clear()
             started = time.monotonic()
             try:
-                self.integrate()
+                if self.integrating:
+                    self.integrate()
                 self.last_error = None
             except Exception as exc:  # keep serving; report on /healthz
                 self.last_error = f"integration failed: {exc}"

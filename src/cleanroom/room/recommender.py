@@ -80,6 +80,7 @@ class Recommender:
         self.engine = Engine(config, states=states, records=records)
         # users' states are the fold of their stored events: read through the gate
         self.engine.history = self._history
+        self.engine.history_many = self._histories
         self._boosts_read = 0.0
         self._grant: tuple[float, Any] | None = None
         self._retraining: threading.Thread | None = None
@@ -289,6 +290,17 @@ class Recommender:
         # put one ledger entry on every first feed of a user after a restart)
         return user_history(self.room, self._records_grant(), self.settings, user, after)
 
+    def _histories(self, afters: dict[str, int]) -> dict[str, History]:
+        """Several users' events after their sequence numbers, in one read
+        (users the vault no longer holds: none)."""
+        found = self.room.vault.events_after_many(self._records_grant(), afters)
+        region = self.region
+        out = {u: History(0, [], exists=False) for u in afters}
+        for user, (through, rows) in found.items():
+            events = [(n, Observed(user, v, k, ts, w, region)) for n, v, k, ts, w in rows]
+            out[user] = History(through, events)
+        return out
+
     def store(self, grant: Any, events: list[Event]) -> Stored:
         """Store a batch of events in the vault and learn from it at once; in a
         cluster its announcement commits with it and goes to the other nodes."""
@@ -489,7 +501,8 @@ def user_history(
         return History(0, [], exists=False)
     region = room.config.site.jurisdiction
     events = [(n, Observed(user, v, k, ts, w, region)) for n, v, k, ts, w in rows]
-    return History(through, events, settings.get(user))
+    # the feed setting matters to a fold from the start (a later fold keeps the state's)
+    return History(through, events, settings.get(user) if after == 0 else None)
 
 
 def shared_prefix(room: CleanRoom) -> str:

@@ -49,9 +49,15 @@ class ClusterRole:
 
     def take_role(self) -> bool:
         """Whether this node is the trainer (it is, if the lease was free)."""
-        self.trainer = self.lease.acquire()
+        self._set_trainer(self.lease.acquire())
         self._retrain_seen = self.models.retrain_requested()
         return self.trainer
+
+    def _set_trainer(self, trainer: bool) -> None:
+        """The trainer's node is also the one that integrates the ledger in
+        the background (one integrator: the others would only redo its work)."""
+        self.trainer = trainer
+        self.rec.room.log.integrating = trainer
 
     def start(self) -> ClusterRole:
         self._thread.start()
@@ -128,11 +134,11 @@ class ClusterRole:
             if self.lease.acquire():
                 self._train_on_requests()
                 return
-            self.trainer = False  # lost it (paused past its expiry): follow from now on
+            self._set_trainer(False)  # lost it (paused past its expiry): follow from now on
             log.warning("node %s lost the trainer lease", self.node)
         self.follow()
         if self.lease.acquire():  # the trainer is gone: take over, and hold the rows
-            self.trainer = True
+            self._set_trainer(True)
             log.warning("node %s takes over as the trainer", self.node)
             self.rec.retrain()
 
