@@ -92,6 +92,7 @@ ARGS = {
     "row": "r1",
     "data": b"kept about u0",
     "blob": b"\x00" * 40,
+    "afters": {"u0": 0},
 }
 
 
