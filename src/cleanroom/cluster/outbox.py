@@ -76,13 +76,6 @@ class Outbox:
         with self.db.write() as conn:
             return self.add(conn, kind, payload)
 
-    def get(self, msg_id: str) -> tuple[str, dict[str, Any]] | None:
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(outbox_t.c.kind, outbox_t.c.payload).where(outbox_t.c.msg_id == msg_id)
-            ).first()
-        return None if row is None else (row.kind, json.loads(row.payload))
-
     def published(self, msg_ids: list[str]) -> None:
         with self.db.write() as conn:
             conn.execute(

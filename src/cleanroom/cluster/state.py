@@ -34,7 +34,7 @@ return 1
 class RedisStates:
     """User states in Redis, shared by every node (a :class:`StateStore`)."""
 
-    shared = True  # every node's: the engine folds copies and relies on ordered writes
+    shared = True
 
     def __init__(self, url: str, *, prefix: str = "cleanroom:", ttl_ms: int = 30 * 86_400_000):
         self.url = url

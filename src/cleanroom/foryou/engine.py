@@ -419,7 +419,7 @@ class Engine:
         current through the later event, so no lock is needed: two writers
         folding the same events write the same state); states in this
         process are changed in place, one user at a time under their lock."""
-        if not getattr(self.states, "shared", False):
+        if not self.states.shared:
             n = 0
             for user, events in batch.items():
                 with self._user_lock(user):
@@ -431,7 +431,7 @@ class Engine:
                         n += folded
             return n
         users = [u for u, evs in batch.items() if evs]
-        held = self.states.get_many(users)  # type: ignore[attr-defined]
+        held = self.states.get_many(users)
         behind = {
             u: st.through
             for u in users
@@ -447,7 +447,7 @@ class Engine:
             if st is not None:
                 out.append(st)
                 n += folded
-        self.states.put_many(out)  # type: ignore[attr-defined]
+        self.states.put_many(out)
         return n
 
     def _advanced(
@@ -535,7 +535,7 @@ class Engine:
         self,
         user: str,
         region: str,
-        counting: tuple[int, int] = (1, 0),
+        counting: tuple[int, int] = NOTHING,
         counted: list[Counted] | None = None,
     ) -> tuple[UserState, int, bool]:
         """The user's state folded from every event stored (their ``history``),

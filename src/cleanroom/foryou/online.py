@@ -165,6 +165,10 @@ class StateStore(Protocol):
     keeps whichever state is current through the later event (two writers
     folding the same events write the same state)."""
 
+    # True: every node's (the engine folds copies and relies on ordered writes);
+    # False: this process's, whose states are changed in place under a lock
+    shared: bool
+
     def get(self, user: str) -> UserState | None: ...
 
     def put(self, state: UserState) -> bool: ...
@@ -186,6 +190,8 @@ class StateStore(Protocol):
 
 class States:
     """User states in this process, bounded and expiring, with a frequency filter for new ids."""
+
+    shared = False
 
     def __init__(
         self, *, capacity: int = 1_000_000, ttl_ms: int = 30 * 86_400_000, admit_after: int = 1

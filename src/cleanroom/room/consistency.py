@@ -62,7 +62,7 @@ def check_states(
     """Compare every user's stored state (or ``sample`` users at random) with
     the fold of their stored events, read through the gate as the
     recommender (one recorded jurisdiction-wide read)."""
-    from cleanroom.room.recommender import user_history
+    from cleanroom.room.recommender import user_histories
 
     t = time.perf_counter()
     me, gate, vault = room.system("recommender"), room.gate, room.vault
@@ -74,7 +74,7 @@ def check_states(
         Item.of(v)
         for v in vault.videos(gate.require(me, "read", "Videos", purpose="recommendation"))
     )
-    engine.history = lambda user, after: user_history(room, grant, settings, user, after)
+    engine.history = lambda user, after: user_histories(room, grant, settings, {user: after})[user]
     users = vault.users_with_events(grant)
     others = sorted(set(store.user_ids()) - set(users))  # states without events
     held = vault.subjects(others)

@@ -262,7 +262,7 @@ class Recommender:
 
     # -- online learning -----------------------------------------------------------
 
-    def _records_grant(self) -> Any:
+    def read_grant(self) -> Any:
         """The recommender's jurisdiction-wide read of events (decided by the
         gate and recorded, again every few minutes), under which it folds
         users' states and keeps the records of the feeds it served."""
@@ -275,11 +275,11 @@ class Recommender:
         return self._grant[1]
 
     def _seal(self, user: str, table: str, row: str, data: bytes) -> bytes:
-        return self.room.vault.seal_kept(self._records_grant(), user, table, row, data)
+        return self.room.vault.seal_kept(self.read_grant(), user, table, row, data)
 
     def _open(self, user: str, table: str, row: str, blob: bytes) -> bytes:
         try:
-            return self.room.vault.open_kept(self._records_grant(), user, table, row, blob)
+            return self.room.vault.open_kept(self.read_grant(), user, table, row, blob)
         except (UnknownRecord, DecryptionError) as exc:  # the user is gone
             raise KeyError(user) from exc
 
@@ -288,18 +288,11 @@ class Recommender:
         setting, read through the gate (a user the vault does not hold has none)."""
         # under the recorded jurisdiction-wide read (a decision per fold would
         # put one ledger entry on every first feed of a user after a restart)
-        return user_history(self.room, self._records_grant(), self.settings, user, after)
+        return self._histories({user: after})[user]
 
     def _histories(self, afters: dict[str, int]) -> dict[str, History]:
-        """Several users' events after their sequence numbers, in one read
-        (users the vault no longer holds: none)."""
-        found = self.room.vault.events_after_many(self._records_grant(), afters)
-        region = self.region
-        out = {u: History(0, [], exists=False) for u in afters}
-        for user, (through, rows) in found.items():
-            events = [(n, Observed(user, v, k, ts, w, region)) for n, v, k, ts, w in rows]
-            out[user] = History(through, events)
-        return out
+        """Several users' events after their sequence numbers, in one read."""
+        return user_histories(self.room, self.read_grant(), self.settings, afters)
 
     def store(self, grant: Any, events: list[Event]) -> Stored:
         """Store a batch of events in the vault and learn from it at once; in a
@@ -312,7 +305,7 @@ class Recommender:
                 self.observe(events, stored, counted)
         if "id" in sent and self.sync is not None:
             # the other nodes count what this node counted (no read of the vault)
-            self.sync.publish(sent["id"], {"counts": counted}, ("events", sent["payload"]))
+            self.sync.publish(sent["id"], "events", sent["payload"], {"counts": counted})
         return stored
 
     def observe(
@@ -490,19 +483,24 @@ class Recommender:
             closing()
 
 
-def user_history(
-    room: CleanRoom, grant: Any, settings: FeedSettings, user: str, after: int
-) -> History:
-    """A user's stored events after a sequence number, read under ``grant``,
-    and their feed setting (a user the vault does not hold has none)."""
-    try:
-        through, rows = room.vault.events_after(grant, user, after)
-    except UnknownRecord:
-        return History(0, [], exists=False)
+def user_histories(
+    room: CleanRoom, grant: Any, settings: FeedSettings, afters: dict[str, int]
+) -> dict[str, History]:
+    """Users' stored events after their sequence numbers, in one read under
+    ``grant``, and (for a fold from the start) their feed setting; a user the
+    vault does not hold has none."""
+    found = room.vault.events_after_many(grant, afters)
     region = room.config.site.jurisdiction
-    events = [(n, Observed(user, v, k, ts, w, region)) for n, v, k, ts, w in rows]
-    # the feed setting matters to a fold from the start (a later fold keeps the state's)
-    return History(through, events, settings.get(user) if after == 0 else None)
+    out = {}
+    for user, after in afters.items():
+        if user not in found:
+            out[user] = History(0, [], exists=False)
+            continue
+        through, rows = found[user]
+        events = [(n, Observed(user, v, k, ts, w, region)) for n, v, k, ts, w in rows]
+        # the setting matters to a fold from the start (a later fold keeps the state's)
+        out[user] = History(through, events, settings.get(user) if after == 0 else None)
+    return out
 
 
 def shared_prefix(room: CleanRoom) -> str:

@@ -91,22 +91,16 @@ class NodeSync:
         return also, sent
 
     def announce(self, kind: str, payload: dict[str, Any]) -> None:
-        self.publish(self.outbox.write(kind, {**payload, "origin": self.node, "at_ms": _now()}))
+        payload = {**payload, "origin": self.node, "at_ms": _now()}
+        self.publish(self.outbox.write(kind, payload), kind, payload)
 
     def publish(
-        self,
-        msg_id: str,
-        extra: dict[str, Any] | None = None,
-        row: tuple[str, dict[str, Any]] | None = None,
+        self, msg_id: str, kind: str, payload: dict[str, Any], extra: dict[str, Any] | None = None
     ) -> None:
-        """Send an outbox row (``row``: its kind and payload, if at hand) now;
-        if the bus is away, the relay sends it later, without ``extra``: what
-        the other nodes can work out again."""
-        found = row or self.outbox.get(msg_id)
-        if found is None:
-            return
+        """Send an outbox row now; if the bus is away, the relay sends it
+        later, without ``extra``: what the other nodes can work out again."""
         try:
-            self.bus.publish(found[0], {**found[1], **(extra or {})}, msg_id)
+            self.bus.publish(kind, {**payload, **(extra or {})}, msg_id)
         except BusError as exc:
             log.warning("%s; the outbox relay will send it", exc.message)
             return
@@ -157,7 +151,7 @@ class NodeSync:
             return
         # sent by the relay: the node that stored them may have died before it
         # moved the users' states; read the events from the vault
-        grant = rec._records_grant()
+        grant = rec.read_grant()
         region = rec.region
         for user, (first, last) in msg["users"].items():
             try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -142,10 +141,10 @@ class Vault:
         self._grants = GrantChecker()
         self._pending: OrderedDict[str, SubjectKey] = OrderedDict()
         self._lock = threading.Lock()
-        # user -> (until, key id) for records kept about users (every feed served
-        # seals one): as long as the key store keeps an unwrapped key, and
-        # dropped here when this process deletes the user
-        self._kept_keys: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        # user -> key id, for records kept about users (every feed served seals
+        # one): a user's key id never changes, and a destroyed key is refused by
+        # the key store (once its own cache lets go, as for every other read)
+        self._kept_keys: OrderedDict[str, str] = OrderedDict()
         self.deletion_hooks: list[Callable[[str], None]] = []
         migrate(db, t.MIGRATIONS)
 
@@ -419,25 +418,10 @@ class Vault:
         """A user's events after sequence number ``after``, in their order:
         ``(seq, video, kind, ts_ms, watch_ms)``; and the user's last sequence
         number (what a state folded from them is current through)."""
-        self._grants.check(grant, "read", "Events", [user_id])
-        with self.db.read() as conn:
-            found = conn.execute(
-                select(t.users.c.key_id, t.users.c.events).where(t.users.c.id == user_id)
-            ).first()
-            if found is None:
-                raise UnknownRecord(f"no user {user_id!r}")
-            rows = conn.execute(
-                select(t.events.c.id, t.events.c.seq, t.events.c.ts_ms, t.events.c.payload)
-                .where(t.events.c.user_id == user_id, t.events.c.seq > after)
-                .order_by(t.events.c.seq)
-            ).all()
-        key = self.keys.require(found[0])
-        out = []
-        for eid, seq, ts, blob in rows:
-            plain = unseal(key.aead, blob, aad("vault_events", eid, user_id))
-            video, kind, watch, _ctx = plain[1:].split(SEP, 3)
-            out.append((seq, video.decode(), kind.decode(), ts, int(watch)))
-        return max(found[1], out[-1][0] if out else 0), out
+        found = self.events_after_many(grant, {user_id: after}).get(user_id)
+        if found is None:
+            raise UnknownRecord(f"no user {user_id!r}")
+        return found
 
     def events_after_many(
         self, grant: Grant, afters: dict[str, int]
@@ -472,7 +456,7 @@ class Vault:
             plain = unseal(keys[found[user][0]].aead, blob, aad("vault_events", eid, user))
             video, kind, watch, _ctx = plain[1:].split(SEP, 3)
             out[user][1].append((seq, video.decode(), kind.decode(), ts, int(watch)))
-        return {u: (max(n, rows[-1][0] if rows else 0), rows) for u, (n, rows) in out.items()}
+        return {u: (max(n, evs[-1][0] if evs else 0), evs) for u, (n, evs) in out.items()}
 
     def user_events(
         self,
@@ -719,22 +703,19 @@ class Vault:
         return unseal(self._subject_key(user_id).aead, blob, aad(table, row, user_id))
 
     def _subject_key(self, user_id: str) -> SubjectKey:
-        now = time.monotonic()
         with self._lock:
-            hit = self._kept_keys.get(user_id)
-        kid = hit[1] if hit is not None and hit[0] > now else None
+            kid = self._kept_keys.get(user_id)
         if kid is None:
             found = self._user_keys([user_id]).get(user_id)
             kid = found[1] if found is not None else None
         key = self.keys.get([kid]).get(kid) if kid is not None else None
         if key is None:
             raise UnknownRecord(f"no user {user_id!r}")
-        if hit is None or hit[0] <= now:
-            with self._lock:
-                self._kept_keys[user_id] = (now + self.keys.ttl, kid)
-                self._kept_keys.move_to_end(user_id)
-                while len(self._kept_keys) > KEPT_KEYS:
-                    self._kept_keys.popitem(last=False)
+        with self._lock:
+            self._kept_keys[user_id] = kid
+            self._kept_keys.move_to_end(user_id)
+            while len(self._kept_keys) > KEPT_KEYS:
+                self._kept_keys.popitem(last=False)
         return key
 
     # -- internals -------------------------------------------------------------
