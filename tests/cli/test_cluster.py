@@ -88,3 +88,18 @@ def test_a_check_without_a_shared_state_store_is_refused(tmp_path: Path) -> None
     r = run_cli(["cluster", "check"], dd)
     assert r.returncode == 2 and "no shared state store" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_node_without_its_state_store_or_bus_is_refused_in_one_line(
+    tmp_path: Path, redis_url: str
+) -> None:
+    dd = tmp_path / "dd"
+    assert run_cli(["init", "--state", "redis://127.0.0.1:1/0", "--bus", NATS], dd).returncode == 0
+    for args in (["cluster", "check"], ["serve", "--port", "1"]):
+        r = run_cli(args, dd)
+        assert r.returncode == 2 and "the state store at redis://127.0.0.1:1/0 does not" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    no_bus = "nats://127.0.0.1:1"
+    assert run_cli(["init", "--state", redis_url, "--bus", no_bus], dd).returncode == 0
+    r = run_cli(["serve", "--port", "1"], dd)
+    assert r.returncode == 2 and "the event bus at nats://127.0.0.1:1 does not answer" in r.stderr

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cleanroom.cli.common import data_directory, fail, open_room, table_console
+from cleanroom.cli.common import data_directory, fail, open_room, require_shared, table_console
 
 cluster_app = typer.Typer(help="The nodes of this clean room.", no_args_is_help=True)
 
@@ -95,6 +95,7 @@ def check(
             "no shared state store: each server process holds its own users' states "
             "(cleanroom init --state redis://HOST:PORT/N to share one)"
         )
+    require_shared(config)
     with open_room() as room:
         store = RedisStates(config.state_url, prefix=shared_prefix(room))
         try:

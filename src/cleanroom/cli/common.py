@@ -78,6 +78,26 @@ def open_room() -> Iterator[Any]:
         room.close()
 
 
+def require_shared(config: Any) -> None:
+    """The state store and the bus the configuration names answer, or one
+    line and exit code 2 (a node cannot serve without them)."""
+    from cleanroom.cluster.bus import bus_health
+    from cleanroom.cluster.state import RedisStates
+
+    if config.state_url:
+        store = RedisStates(config.state_url)
+        try:
+            health = store.health()
+        finally:
+            store.close()
+        if not health["ok"]:
+            fail(f"the state store at {health['url']} does not answer: {health['error']}")
+    if config.bus_url:
+        health = bus_health(config.bus_url)
+        if not health["ok"]:
+            fail(f"the event bus at {config.bus_url} does not answer: {health['error']}")
+
+
 def run_server(
     dd: DataDir, factory: str, host: str, port: int, workers: int = 1, node: str | None = None
 ) -> None:
@@ -91,6 +111,7 @@ def run_server(
             f"--workers {workers} starts {workers} nodes, and nodes share a state store and a "
             "bus: cleanroom init --state redis://HOST:PORT/N --bus nats://HOST:PORT"
         )
+    require_shared(config)
     os.environ["CLEANROOM_DATA_DIR"] = str(dd.path)
     os.environ["CLEANROOM_NODE_URL"] = f"http://{host}:{port}"
     if node is not None:
