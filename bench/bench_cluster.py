@@ -164,13 +164,12 @@ NODE_PIDS: list[int] = []  # the nodes running now
 
 
 def _process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of every thread of a process so far."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
+    """CPU seconds (user + system) of a process so far: all its threads, the
+    ones that have ended included (the thread group's counts in /proc/PID/stat;
+    summing /proc/PID/task/* would lose an ended thread's time)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def server_processes() -> list[int]:

@@ -142,3 +142,32 @@ def test_group_commit_log(db: Database, log_signer) -> None:
         cp = log.wait_for(159, timeout=10)
         assert cp.size == 160
         assert parse_note(cp.note).signatures[0].name == ORIGIN
+
+
+def test_a_write_committed_with_its_entry_both_or_neither(db: Database, log_signer) -> None:
+    """``also``: a write in the transaction that sequences the entry (a served
+    feed's record with the entry committing to it) — stored together, or, when
+    the write fails, neither (and the appender learns why)."""
+    from sqlalchemy import Column, Connection, MetaData, String, Table, select
+
+    table = Table("also_rows", MetaData(), Column("k", String(16), primary_key=True))
+    with db.write() as conn:
+        table.create(conn)
+
+    def row(k: str):
+        def write(conn: Connection) -> None:
+            conn.execute(table.insert(), {"k": k})
+
+        return write
+
+    with Log(db, ORIGIN, log_signer, interval=0.05).start() as log:
+        first = log.append({"type": "test.entry", "v": 1, "k": "a"}, also=row("a"))
+        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+            log.append({"type": "test.entry", "v": 1, "k": "dup"}, also=row("a"))
+        after = log.append({"type": "test.entry", "v": 1, "k": "b"}, also=row("b"))
+        assert after == first + 1  # the failed append took no index
+        assert log.store.sequenced_size() == 2
+    with db.read() as conn:
+        assert sorted(conn.execute(select(table.c.k)).scalars()) == ["a", "b"]
+    with db.write() as conn:
+        table.drop(conn)

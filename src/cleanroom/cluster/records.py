@@ -10,7 +10,6 @@ published number the oversight body's sampling respects) are pruned."""
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -62,6 +62,9 @@ pools_t = Table(
 )
 
 
+_INSERT = records_t.insert()
+
+
 def _create(conn: Connection) -> None:
     _meta.create_all(conn)
 
@@ -72,11 +75,11 @@ Seal = Callable[[str, str, str, bytes], bytes]  # (user, table, row, data) -> bl
 
 
 def _pack(doc: Any) -> bytes:
-    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+    return zlib.compress(orjson.dumps(doc), 1)
 
 
 def _unpack(blob: bytes) -> Any:
-    return json.loads(zlib.decompress(blob))
+    return orjson.loads(zlib.decompress(blob))
 
 
 class DatabaseRecords:
@@ -99,12 +102,7 @@ class DatabaseRecords:
 
     def put(self, record: FeedRecord) -> None:
         """Store a served feed's record; returns once it is committed."""
-        row = {
-            "feed": record.feed,
-            "user_id": record.user,
-            "created_ms": int(time.time() * 1000),
-            "body": self.seal(record.user, TABLE, record.feed, _pack(record.to_doc())),
-        }
+        row = self._row(record)
         done: Future[None] = Future()
         with self._lock:
             if self._writer is None:
@@ -114,6 +112,30 @@ class DatabaseRecords:
                 self._writer.start()
         self._queue.put((row, record.pool, done))
         done.result(60)
+
+    def writer(self, record: FeedRecord) -> Callable[[Connection], None]:
+        """The record's write in a transaction of the caller's (the ledger's: a
+        record is committed with the entry that commits to it, one transaction
+        for both); :meth:`committed` once that transaction is."""
+        row = self._row(record)
+
+        def write(conn: Connection) -> None:
+            if not self._known(record.pool.version):
+                self._store_pool(conn, record.pool, row["created_ms"])
+            conn.execute(_INSERT, row)
+
+        return write
+
+    def committed(self, record: FeedRecord) -> None:
+        self._remember(record.pool)
+
+    def _row(self, record: FeedRecord) -> dict[str, Any]:
+        return {
+            "feed": record.feed,
+            "user_id": record.user,
+            "created_ms": int(time.time() * 1000),
+            "body": self.seal(record.user, TABLE, record.feed, _pack(record.to_doc())),
+        }
 
     def _write(self) -> None:
         while True:
@@ -129,7 +151,7 @@ class DatabaseRecords:
                     for pool in {p.version: p for _, p, _ in batch}.values():
                         if not self._known(pool.version):
                             self._store_pool(conn, pool, now)
-                    conn.execute(records_t.insert(), [row for row, _, _ in batch])
+                    conn.execute(_INSERT, [row for row, _, _ in batch])
             except Exception as exc:  # each waiting feed fails with it (none is answered)
                 for _, _, done in batch:
                     done.set_exception(exc)

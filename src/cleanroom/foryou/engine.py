@@ -146,6 +146,9 @@ class ServedFeed:
     offset: int
     items: list[FeedItem]
     next_cursor: str | None
+    # its record was made for this page (a new feed, not a cursor's next page):
+    # stored by the engine, or by its caller where the engine does not
+    fresh: bool = False
 
     @property
     def entry(self) -> dict[str, Any]:
@@ -235,6 +238,9 @@ class Engine:
         self._pool_counter_version = -1
         self._pool_building = False
         self.records: FeedRecords = records if records is not None else MemoryRecords(keep_records)
+        # False where the caller stores each fresh record itself (the clean room
+        # does, in the transaction of the ledger entry that commits to the feed)
+        self.store_records = True
         self._lock = threading.RLock()
         self._user_locks = [threading.Lock() for _ in range(64)]
         self._forgotten_during_training: set[str] = set()
@@ -687,10 +693,13 @@ class Engine:
             pool,
             ranked,
         )
-        self.records.put(record)
+        if self.store_records:
+            self.records.put(record)
         with self._lock:
             self.feeds_served += 1
-        return self._serve(record, 0, limit)
+        served = self._serve(record, 0, limit)
+        served.fresh = True
+        return served
 
     def _ranked(self, record: FeedRecord) -> Ranked:
         """A record's ranking: as computed, or recomputed from its inputs (a

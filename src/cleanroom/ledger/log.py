@@ -20,7 +20,7 @@ from cleanroom.ledger.entries import encode_entry
 from cleanroom.ledger.errors import ConflictError, LedgerError
 from cleanroom.ledger.note import Signer
 from cleanroom.ledger.sequencer import Sequencer
-from cleanroom.ledger.store import LedgerStore, SignedCheckpoint
+from cleanroom.ledger.store import Also, LedgerStore, SignedCheckpoint
 from cleanroom.ledger.witness import WitnessEndpoint, request_cosignature
 from cleanroom.storage import Database
 
@@ -104,15 +104,16 @@ class Log:
             raise LedgerError("the log is not started")
         return self.sequencer
 
-    def append(self, entry: dict[str, Any]) -> int:
-        """Validate, canonicalise and durably append one entry; returns its index."""
-        return self._seq().append(encode_entry(entry))
+    def append(self, entry: dict[str, Any], also: Also | None = None) -> int:
+        """Validate, canonicalise and durably append one entry (and ``also``, a
+        write in the same transaction); returns its index."""
+        return self._seq().append(encode_entry(entry), also=also)
 
-    def append_body(self, body: bytes) -> int:
-        return self._seq().append(body)
+    def append_body(self, body: bytes, also: Also | None = None) -> int:
+        return self._seq().append(body, also=also)
 
-    async def append_body_async(self, body: bytes) -> int:
-        return await self._seq().append_async(body)
+    async def append_body_async(self, body: bytes, also: Also | None = None) -> int:
+        return await self._seq().append_async(body, also)
 
     def append_many(self, bodies: list[bytes], chunk: int = 20_000) -> list[int]:
         """Bulk append of canonical bodies, in large transactions; returns the indices."""

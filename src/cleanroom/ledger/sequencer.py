@@ -17,9 +17,12 @@ import time
 from concurrent.futures import Future
 
 from cleanroom.ledger.errors import LedgerError
-from cleanroom.ledger.store import LedgerStore
+from cleanroom.ledger.store import Also, LedgerStore
 
 log = logging.getLogger(__name__)
+
+
+Item = tuple[bytes, Future[int], Also | None]  # (entry body, its index, a write with it)
 
 
 class SequencerClosed(LedgerError):
@@ -42,26 +45,27 @@ class Sequencer:
         self.store = store
         self.max_batch = max_batch
         self.max_delay = max_delay
-        self._queue: queue.SimpleQueue[tuple[bytes, Future[int]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
         self.batches = 0
         self._thread.start()
 
-    def submit(self, body: bytes) -> Future[int]:
-        """Queue one canonical entry body; the future resolves to its index."""
+    def submit(self, body: bytes, also: Also | None = None) -> Future[int]:
+        """Queue one canonical entry body (and ``also``, a write committed in the
+        same transaction); the future resolves to its index."""
         fut: Future[int] = Future()
         if self._closed:
             fut.set_exception(SequencerClosed("the ledger is shutting down; retry later"))
             return fut
-        self._queue.put((body, fut))
+        self._queue.put((body, fut, also))
         return fut
 
-    def append(self, body: bytes, timeout: float | None = 60) -> int:
-        return self.submit(body).result(timeout)
+    def append(self, body: bytes, timeout: float | None = 60, also: Also | None = None) -> int:
+        return self.submit(body, also).result(timeout)
 
-    async def append_async(self, body: bytes) -> int:
-        return await asyncio.wrap_future(self.submit(body))
+    async def append_async(self, body: bytes, also: Also | None = None) -> int:
+        return await asyncio.wrap_future(self.submit(body, also))
 
     def close(self) -> None:
         """Commit what is queued, then stop."""
@@ -107,14 +111,14 @@ class Sequencer:
         if rest:
             self._commit(rest)
 
-    def _commit(self, batch: list[tuple[bytes, Future[int]]]) -> None:
+    def _commit(self, batch: list[Item]) -> None:
         try:
-            first = self.store.sequence([b for b, _ in batch])
+            first = self.store.sequence([b for b, _, _ in batch], [a for _, _, a in batch if a])
         except Exception as exc:  # every waiter learns why
             log.exception("ledger batch of %d failed", len(batch))
-            for _, fut in batch:
+            for _, fut, _ in batch:
                 fut.set_exception(exc)
             return
         self.batches += 1
-        for i, (_, fut) in enumerate(batch):
+        for i, (_, fut, _) in enumerate(batch):
             fut.set_result(first + i)

@@ -12,7 +12,7 @@ tree is always recomputed from the same append-only entries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +34,10 @@ from cleanroom.ledger.tiles import (
     tile_width_for,
 )
 from cleanroom.storage import Database, migrate
+
+# a write stored in the transaction that sequences an entry (what the entry
+# commits to: both are stored, or neither)
+Also = Callable[[Connection], None]
 
 
 @dataclass(frozen=True)
@@ -123,13 +127,18 @@ class LedgerStore:
 
     # ------------------------------------------------------------------ sequencing
 
-    def sequence(self, bodies: list[bytes]) -> int:
-        """Durably store ``bodies`` under consecutive indices; returns the first index."""
+    def sequence(self, bodies: list[bytes], also: Sequence[Also] = ()) -> int:
+        """Durably store ``bodies`` under consecutive indices, and run the writes
+        ``also`` in the same transaction (what an entry commits to, stored with
+        it: both or neither); returns the first index."""
         if not bodies:
             raise RangeError("nothing to append")
         rows = [(b, leaf_hash(b)) for b in bodies]
         with self.db.write() as conn:
-            return self._sequence(conn, rows)
+            first = self._sequence(conn, rows)
+            for write in also:
+                write(conn)
+            return first
 
     def _sequence(self, conn: Connection, rows: list[tuple[bytes, bytes]]) -> int:
         n = len(rows)

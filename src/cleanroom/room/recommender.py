@@ -30,6 +30,7 @@ from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.foryou.engine import Counted
 from cleanroom.foryou.online import History
 from cleanroom.foryou.pool import Boost
+from cleanroom.ledger.store import Also
 from cleanroom.room.provenance import attest_model, check_lineage
 from cleanroom.room.sync import NodeSync, shared_name
 from cleanroom.room.trainer import ClusterRole
@@ -78,6 +79,10 @@ class Recommender:
         clustered = bool(room.config.state_url or room.config.bus_url)
         records = DatabaseRecords(room.db, self._seal, self._open) if clustered else None
         self.engine = Engine(config, states=states, records=records)
+        # a record in the database is stored with the ledger entry committing to
+        # its feed (one transaction, see :meth:`commit`)
+        self._records = records
+        self.engine.store_records = records is None
         # users' states are the fold of their stored events: read through the gate
         self.engine.history = self._history
         self.engine.history_many = self._histories
@@ -378,7 +383,28 @@ class Recommender:
         """A feed page for ``user`` and the ledger index of its commitment
         (durable before the feed is returned)."""
         served = self.serve(user, **how)
-        return served, self.room.log.append(served.entry)
+        write = self._record_write(served)
+        index = self.room.log.append(served.entry, also=write)
+        self._committed(served, write)
+        return served, index
+
+    async def commit(self, served: ServedFeed, body: bytes) -> int:
+        """Commit a page served by :meth:`serve` (its entry's canonical ``body``)
+        to the ledger, and a fresh feed's record with it where records are in
+        the database; the entry's index, once durable."""
+        write = self._record_write(served)
+        index = await self.room.log.append_body_async(body, also=write)
+        self._committed(served, write)
+        return index
+
+    def _record_write(self, served: ServedFeed) -> Also | None:
+        if self._records is None or not served.fresh:
+            return None  # (kept by the engine)
+        return self._records.writer(served.record)
+
+    def _committed(self, served: ServedFeed, write: Also | None) -> None:
+        if self._records is not None and write is not None:
+            self._records.committed(served.record)
 
     # -- deletion --------------------------------------------------------------------
 

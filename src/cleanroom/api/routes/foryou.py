@@ -14,7 +14,7 @@ from cleanroom.api import models as answers
 from cleanroom.api.auth import Who, recommender_of, subject_of
 from cleanroom.api.pages import DEFAULT_LIMIT, Cursor, Limit, page
 from cleanroom.api.routes.platform import Purpose
-from cleanroom.foryou.engine import MAX_LIMIT, ReplayError
+from cleanroom.foryou.engine import MAX_LIMIT, ReplayError, ServedFeed
 from cleanroom.foryou.feed import items_digest
 from cleanroom.ledger.entries import encode_entry
 from cleanroom.room.recommender import NotReady
@@ -74,13 +74,14 @@ async def get_feed(
     user = subject_of(who)
     rec = recommender_of(request)
 
-    def work() -> tuple[dict[str, Any], bytes]:
+    def work() -> tuple[ServedFeed, dict[str, Any], bytes]:
         served = rec.serve(user, limit=limit, mode=mode, cursor=cursor, seed=seed)
-        return served.to_dict(), encode_entry(served.entry)
+        return served, served.to_dict(), encode_entry(served.entry)
 
-    doc, entry = await anyio.to_thread.run_sync(work, limiter=_feed_limiter(request))
-    # the commitment is durable before the feed leaves (awaited, not blocking a thread)
-    index = await rec.room.log.append_body_async(entry)
+    served, doc, entry = await anyio.to_thread.run_sync(work, limiter=_feed_limiter(request))
+    # the commitment (and a new feed's record) is durable before the feed
+    # leaves (awaited, not blocking a thread)
+    index = await rec.commit(served, entry)
     return JSONResponse({**doc, "ledger_index": index})
 
 
