@@ -162,7 +162,7 @@ def test_a_write_committed_with_its_entry_both_or_neither(db: Database, log_sign
 
     with Log(db, ORIGIN, log_signer, interval=0.05).start() as log:
         first = log.append({"type": "test.entry", "v": 1, "k": "a"}, also=row("a"))
-        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
             log.append({"type": "test.entry", "v": 1, "k": "dup"}, also=row("a"))
         after = log.append({"type": "test.entry", "v": 1, "k": "b"}, also=row("b"))
         assert after == first + 1  # the failed append took no index
