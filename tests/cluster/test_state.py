@@ -162,3 +162,38 @@ def test_a_state_store_url_that_is_not_redis_is_refused() -> None:
     with pytest.raises(ConfigError, match="redis://"):
         state_store("http://127.0.0.1:6379/0")
     assert isinstance(state_store(None), States)
+
+
+def test_a_node_reads_back_what_it_wrote_without_the_document(
+    redis_url: str, unique_prefix: str
+) -> None:
+    """The near cache: a state this node wrote comes back from Redis as its
+    sequence number only (no document decoded), as a copy the caller may
+    change; a state another node moved, deleted, or whose setting it changed
+    is read as Redis holds it."""
+    a = RedisStates(redis_url, prefix=unique_prefix)
+    b = RedisStates(redis_url, prefix=unique_prefix)
+    try:
+        st = UserState("u", "*", through=3)
+        st.liked = {"v1": 1, "v2": 2}
+        assert a.put(st)
+        got = a.get("u")
+        assert a.near_hits == 1 and got is not None and got.to_dict() == st.to_dict()
+        got.liked["v9"] = 9  # a copy: what is kept here does not change
+        assert "v9" not in a.get("u").liked and a.near_hits == 2
+        later = b.get("u")  # (b decodes it: it holds none)
+        assert b.near_hits == 0 and later is not None and later.to_dict() == st.to_dict()
+        later.liked["v3"] = 3
+        later.through = 4
+        assert b.put(later)
+        assert list(a.get("u").liked) == ["v1", "v2", "v3"] and a.near_hits == 2
+        b.set_mode("u", "popular", "*")
+        assert a.get("u").mode == "popular" and a.near_hits == 3
+        assert b.drop("u") and a.get("u") is None  # deleted on another node
+        assert a.put(UserState("w", "*", through=1))
+        a.client.hset(f"{unique_prefix}st:w", mapping={"doc": b'{"old": 1}', "through": 2})
+        assert a.get("w") is None  # a layout not this version's: folded again
+    finally:
+        a.clear()
+        a.close()
+        b.close()

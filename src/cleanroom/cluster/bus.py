@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import threading
@@ -26,6 +25,7 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import nats
+import orjson
 from nats.errors import Error as NatsError
 from nats.js import api
 
@@ -159,7 +159,7 @@ class NatsBus:
     def publish(self, kind: str, payload: dict[str, Any], msg_id: str) -> None:
         if not self.nc.is_connected:  # (nats-py would hold it until it reconnects)
             raise BusError(f"the event bus at {self.url} is not connected")
-        body = json.dumps({"kind": kind, "node": self.node, "id": msg_id, **payload}).encode()
+        body = orjson.dumps({"kind": kind, "node": self.node, "id": msg_id, **payload})
         headers = {"Nats-Msg-Id": msg_id}
         self._call(self.js.publish(f"{self.subject}.{kind}", body, headers=headers))
 
@@ -194,7 +194,7 @@ class NatsBus:
                 continue
             for m in msgs:
                 try:
-                    await loop.run_in_executor(None, handler, json.loads(m.data))
+                    await loop.run_in_executor(None, handler, orjson.loads(m.data))
                 except Exception:
                     log.exception("bus: handling a message failed; it will come again")
                     await m.nak(delay=1.0)

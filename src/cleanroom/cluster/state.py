@@ -5,14 +5,23 @@ user's stored events through a sequence number (``UserState.through``) and
 the engine folds it again from the vault whenever it is missing. So Redis'
 asynchronous replication, a failover or a flush cost time, never data.
 
-One hash per user (``<prefix>st:<user>``): ``doc`` (the state as JSON),
-``through`` (its sequence number) and ``mode`` (the feed setting, written on
-its own so that a change of setting and a fold of events never overwrite each
-other). A state is written only if no state current through a later event is
-stored (a script, atomic in Redis); it expires after the engine's TTL."""
+One hash per user (``<prefix>st:<user>``): ``doc`` (the state as compact
+JSON), ``through`` (its sequence number) and ``mode`` (the feed setting,
+written on its own so that a change of setting and a fold of events never
+overwrite each other). A state is written only if no state current through a
+later event is stored (a script, atomic in Redis); it expires after the
+engine's TTL.
+
+Each node keeps the states it wrote or read last (``near``, a bounded LRU) and
+asks Redis for a user's ``doc`` only when Redis holds a state through another
+event than the one kept (a script answers ``through`` and ``mode``, and the
+``doc`` only then): a node that wrote a state reads back a few bytes, not the
+state, and decodes nothing."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,48 +39,119 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
+# the state as stored, unless the caller holds it through the same event
+# (ARGV[1]: the through it holds, '' for none): {through, mode[, doc]} or nil
+_GET = """
+local t = redis.call('HGET', KEYS[1], 'through')
+if not t then return nil end
+local mode = redis.call('HGET', KEYS[1], 'mode') or ''
+if t == ARGV[1] then return {t, mode} end
+return {t, mode, redis.call('HGET', KEYS[1], 'doc')}
+"""
+NEAR = 20_000  # states a node keeps (and reads again without their documents)
+FORMAT = 2  # the stored document's layout (another: not this version's; folded again)
+
 
 class RedisStates:
     """User states in Redis, shared by every node (a :class:`StateStore`)."""
 
     shared = True
 
-    def __init__(self, url: str, *, prefix: str = "cleanroom:", ttl_ms: int = 30 * 86_400_000):
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "cleanroom:",
+        ttl_ms: int = 30 * 86_400_000,
+        near: int = NEAR,
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.ttl_ms = ttl_ms
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._put = self.client.register_script(_PUT)
+        self._get = self.client.register_script(_GET)
+        self._near: OrderedDict[str, UserState] = OrderedDict()
+        self._near_max = near
+        self._lock = threading.Lock()
         self.evicted = 0  # (Redis expires and evicts on its own)
         self.expired = 0
+        self.near_hits = 0
 
     def _key(self, user: str) -> str:
         return f"{self.prefix}st:{user}"
 
     def get(self, user: str) -> UserState | None:
-        return _state(*self.client.hmget(self._key(user), "doc", "mode"))
+        return self.get_many([user]).get(user)
 
     def put(self, state: UserState) -> bool:
-        doc = orjson.dumps(state.to_dict())
-        return bool(self._put(keys=[self._key(state.user)], args=[doc, state.through, self.ttl_ms]))
+        return self._write([state])[0]
 
     def get_many(self, users: list[str]) -> dict[str, UserState]:
-        """Several users' states in one round trip."""
+        """Several users' states in one round trip (a copy each, to change)."""
+        with self._lock:
+            held = {u: st for u in users if (st := self._near.get(u)) is not None}
         pipe = self.client.pipeline(transaction=False)
         for user in users:
-            pipe.hmget(self._key(user), "doc", "mode")
-        found = zip(users, pipe.execute(), strict=True)
-        return {user: st for user, row in found if (st := _state(*row)) is not None}
+            st = held.get(user)
+            self._get(keys=[self._key(user)], args=[st.through if st else ""], client=pipe)
+        out: dict[str, UserState] = {}
+        for user, row in zip(users, pipe.execute(), strict=True):
+            st = self._read(user, row, held.get(user))
+            if st is not None:
+                out[user] = st
+        return out
+
+    def _read(self, user: str, row: list[bytes] | None, held: UserState | None) -> UserState | None:
+        if row is None:  # none stored (deleted, expired, flushed)
+            self._forget(user)
+            return None
+        mode = row[1].decode() or None
+        if len(row) == 2 and held is not None:  # the state kept here is current
+            self.near_hits += 1
+            st = held.copy()
+        else:
+            st = decode(row[2]) if len(row) > 2 and row[2] else None
+            if st is None:
+                self._forget(user)
+                return None
+            self._keep(st.copy())
+        if mode is not None and mode != st.mode:
+            st.mode = mode
+            st.changed()
+        return st
 
     def put_many(self, states: list[UserState]) -> None:
-        """Several states in one round trip (each kept only if current through a later event)."""
+        """Several states in one round trip, each kept only if no state current
+        through a later event is stored."""
+        self._write(states)
+
+    def _write(self, states: list[UserState]) -> list[bool]:
         if not states:
-            return
+            return []
         pipe = self.client.pipeline(transaction=False)
         for st in states:
-            doc = orjson.dumps(st.to_dict())
-            self._put(keys=[self._key(st.user)], args=[doc, st.through, self.ttl_ms], client=pipe)
-        pipe.execute()
+            self._put(
+                keys=[self._key(st.user)], args=[encode(st), st.through, self.ttl_ms], client=pipe
+            )
+        written = [bool(x) for x in pipe.execute()]
+        for st, ok in zip(states, written, strict=True):
+            if ok:
+                self._keep(st.copy())
+            else:  # a later state is stored: read it next time
+                self._forget(st.user)
+        return written
+
+    def _keep(self, st: UserState) -> None:
+        with self._lock:
+            self._near[st.user] = st
+            self._near.move_to_end(st.user)
+            while len(self._near) > self._near_max:
+                self._near.popitem(last=False)
+
+    def _forget(self, user: str) -> None:
+        with self._lock:
+            self._near.pop(user, None)
 
     def set_mode(self, user: str, mode: str, region: str) -> None:
         key = self._key(user)
@@ -81,6 +161,7 @@ class RedisStates:
         pipe.execute()
 
     def drop(self, user: str) -> bool:
+        self._forget(user)
         return bool(self.client.delete(self._key(user)))
 
     def user_ids(self, limit: int | None = None) -> list[str]:
@@ -97,6 +178,8 @@ class RedisStates:
 
     def clear(self) -> int:
         """Drop every state under this prefix (what a flush of Redis does)."""
+        with self._lock:
+            self._near.clear()
         keys = list(self.client.scan_iter(match=f"{self.prefix}st:*", count=1000))
         return self.client.delete(*keys) if keys else 0
 
@@ -124,13 +207,34 @@ def drop_prefix(url: str, prefix: str) -> int:
         client.close()
 
 
-def _state(doc: bytes | None, mode: bytes | None) -> UserState | None:
-    """A state as stored (its feed setting, written on its own, over it)."""
-    if doc is None:
+def encode(st: UserState) -> bytes:
+    """A state as stored: compact JSON (maps as objects, in their order)."""
+    return orjson.dumps(
+        {
+            "f": FORMAT,
+            "u": st.user,
+            "r": st.region,
+            "l": st.liked,
+            "k": st.skipped,
+            "s": list(st.seen),
+            "n": list(st.not_interested),
+            "w": sorted(st.follows),
+            "m": st.mode,
+            "t": st.last_ms,
+            "h": st.through,
+        }
+    )
+
+
+def decode(doc: bytes) -> UserState | None:
+    """A state as stored (None: another layout than this version's)."""
+    d = orjson.loads(doc)
+    if not isinstance(d, dict) or d.get("f") != FORMAT:
         return None
-    st = UserState.from_dict(orjson.loads(doc))
-    if mode is not None:
-        st.mode = mode.decode()
+    st = UserState(d["u"], d["r"], d["l"], d["k"], dict.fromkeys(d["s"]), dict.fromkeys(d["n"]))
+    if d["w"]:  # (else the one shared empty set)
+        st.follows = frozenset(d["w"])
+    st.mode, st.last_ms, st.through = d["m"], d["t"], d["h"]
     return st
 
 

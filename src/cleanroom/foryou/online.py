@@ -111,6 +111,24 @@ class UserState:
         self.last_ms = max(self.last_ms, ts_ms)
         self.version += 1
 
+    def copy(self) -> UserState:
+        """A copy to change apart from this one (sharing this version's
+        snapshot, which is immutable, until either changes)."""
+        return UserState(
+            self.user,
+            self.region,
+            dict(self.liked),
+            dict(self.skipped),
+            dict(self.seen),
+            dict(self.not_interested),
+            self.follows,
+            self.mode,
+            self.last_ms,
+            self.through,
+            self.version,
+            self._snap,
+        )
+
     def liked_and_skipped(self) -> tuple[list[str], list[str]]:
         """Liked and skipped videos, oldest first."""
         return list(self.liked), list(self.skipped)
