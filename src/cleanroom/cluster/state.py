@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,7 +50,7 @@ if t == ARGV[1] then return {t, mode} end
 return {t, mode, redis.call('HGET', KEYS[1], 'doc')}
 """
 NEAR = 20_000  # states a node keeps (and reads again without their documents)
-FORMAT = 2  # the stored document's layout (another: not this version's; folded again)
+FORMAT = 3  # the stored document's layout (another: not this version's; folded again)
 
 
 class RedisStates:
@@ -69,8 +70,7 @@ class RedisStates:
         self.prefix = prefix
         self.ttl_ms = ttl_ms
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        self._put = self.client.register_script(_PUT)
-        self._get = self.client.register_script(_GET)
+        self._scripts: tuple[str, str] | None = None  # (put, get) digests, once loaded
         self._near: OrderedDict[str, UserState] = OrderedDict()
         self._near_max = near
         self._lock = threading.Lock()
@@ -91,12 +91,14 @@ class RedisStates:
         """Several users' states in one round trip (a copy each, to change)."""
         with self._lock:
             held = {u: st for u in users if (st := self._near.get(u)) is not None}
-        pipe = self.client.pipeline(transaction=False)
-        for user in users:
-            st = held.get(user)
-            self._get(keys=[self._key(user)], args=[st.through if st else ""], client=pipe)
+
+        def fill(pipe: Any, put: str, get: str) -> None:
+            for user in users:
+                st = held.get(user)
+                pipe.evalsha(get, 1, self._key(user), st.through if st else "")
+
         out: dict[str, UserState] = {}
-        for user, row in zip(users, pipe.execute(), strict=True):
+        for user, row in zip(users, self._pipeline(fill), strict=True):
             st = self._read(user, row, held.get(user))
             if st is not None:
                 out[user] = st
@@ -129,18 +131,36 @@ class RedisStates:
     def _write(self, states: list[UserState]) -> list[bool]:
         if not states:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for st in states:
-            self._put(
-                keys=[self._key(st.user)], args=[encode(st), st.through, self.ttl_ms], client=pipe
-            )
-        written = [bool(x) for x in pipe.execute()]
+        docs = [encode(st) for st in states]
+
+        def fill(pipe: Any, put: str, get: str) -> None:
+            for st, doc in zip(states, docs, strict=True):
+                pipe.evalsha(put, 1, self._key(st.user), doc, st.through, self.ttl_ms)
+
+        written = [bool(x) for x in self._pipeline(fill)]
         for st, ok in zip(states, written, strict=True):
-            if ok:
-                self._keep(st.copy())
+            if ok:  # (a state put is the store's: the caller changes it no more)
+                self._keep(st)
             else:  # a later state is stored: read it next time
                 self._forget(st.user)
         return written
+
+    def _pipeline(self, fill: Callable[[Any, str, str], None]) -> list[Any]:
+        """One round trip of script calls by digest (a pipeline of registered
+        scripts would ask Redis whether it has them first, each time), the
+        scripts loaded again if Redis lost them (a restart)."""
+        for attempt in range(2):
+            if self._scripts is None:
+                self._scripts = (self.client.script_load(_PUT), self.client.script_load(_GET))
+            pipe = self.client.pipeline(transaction=False)
+            fill(pipe, *self._scripts)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                self._scripts = None
+        raise AssertionError("unreachable")
 
     def _keep(self, st: UserState) -> None:
         with self._lock:
@@ -216,8 +236,8 @@ def encode(st: UserState) -> bytes:
             "r": st.region,
             "l": st.liked,
             "k": st.skipped,
-            "s": list(st.seen),
-            "n": list(st.not_interested),
+            "s": st.seen,  # ({video: null}: decoded as the dict it is)
+            "n": st.not_interested,
             "w": sorted(st.follows),
             "m": st.mode,
             "t": st.last_ms,
@@ -231,7 +251,7 @@ def decode(doc: bytes) -> UserState | None:
     d = orjson.loads(doc)
     if not isinstance(d, dict) or d.get("f") != FORMAT:
         return None
-    st = UserState(d["u"], d["r"], d["l"], d["k"], dict.fromkeys(d["s"]), dict.fromkeys(d["n"]))
+    st = UserState(d["u"], d["r"], d["l"], d["k"], d["s"], d["n"])
     if d["w"]:  # (else the one shared empty set)
         st.follows = frozenset(d["w"])
     st.mode, st.last_ms, st.through = d["m"], d["t"], d["h"]

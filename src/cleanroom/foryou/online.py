@@ -181,7 +181,8 @@ class StateStore(Protocol):
 
     ``get`` returns a state the caller may change and ``put`` back; ``put``
     keeps whichever state is current through the later event (two writers
-    folding the same events write the same state)."""
+    folding the same events write the same state). A state put is the
+    store's: the caller reads it, but changes it no more."""
 
     # True: every node's (the engine folds copies and relies on ordered writes);
     # False: this process's, whose states are changed in place under a lock
