@@ -30,7 +30,7 @@ from cleanroom.foryou.online import (
     StateStore,
     UserState,
 )
-from cleanroom.foryou.pool import Boost, Catalog, Pool, snapshot
+from cleanroom.foryou.pool import Boost, Catalog, Pool, horizon, snapshot
 from cleanroom.foryou.ranker import RankingConfig
 from cleanroom.foryou.records import FeedRecords, MemoryRecords
 from cleanroom.foryou.signals import engagement, signal
@@ -623,8 +623,10 @@ class Engine:
             version = self.counters.version
         try:
             # housekeeping rides on the snapshot: stale users and counts expire
-            self.states.expire(bucket)
-            self.counters.prune(bucket)
+            # (stale against the data's own time: see pool.horizon)
+            at = horizon(bucket, self.counters, self.catalog, self.fresh_window_ms)
+            self.states.expire(at)
+            self.counters.prune(at)
             r = self.config.retrieval
             fresh = snapshot(
                 self.counters,
@@ -635,6 +637,7 @@ class Engine:
                 rising_n=r.get("rising", 50),
                 fresh_n=r.get("fresh", 50),
                 fresh_window_ms=self.fresh_window_ms,
+                horizon_ms=at,
             )
         finally:
             with self._lock:

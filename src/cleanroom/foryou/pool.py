@@ -71,6 +71,12 @@ class Catalog:
                 horizon = merged[-1][0] - self.fresh_window_ms
                 self._fresh = merged[bisect.bisect_left(merged, (horizon, "")) :]
 
+    @property
+    def newest_upload_ms(self) -> int | None:
+        """When the newest video was uploaded (None: no video yet)."""
+        with self._lock:
+            return self._fresh[-1][0] if self._fresh else None
+
     def get(self, video: str, at: int | None = None) -> Item | None:
         vs = self._versions.get(video)
         if vs is None:
@@ -190,6 +196,20 @@ class Pool:
         )
 
 
+def horizon(now_ms: int, counters: Counters, catalog: Catalog, window_ms: int) -> int:
+    """The time the windows of popularity, trends, freshness and inactivity
+    end at: now while the data reaches into the last ``window_ms`` (a live
+    platform); else the latest event or upload — a platform that loaded last
+    year's history still has popular and fresh videos, and its users their
+    states, measured at the data's own time."""
+    latest = max(
+        (t for t in (counters.last_ms, catalog.newest_upload_ms) if t is not None), default=None
+    )
+    if latest is None or latest >= now_ms - window_ms:
+        return now_ms
+    return latest
+
+
 def snapshot(
     counters: Counters,
     catalog: Catalog,
@@ -200,10 +220,15 @@ def snapshot(
     rising_n: int,
     fresh_n: int,
     fresh_window_ms: int,
+    horizon_ms: int | None = None,
 ) -> Pool:
-    popular, rising, co = counters.snapshot(popular_n, rising_n, bucket_ms)
+    """The pool of one time bucket. Popularity, trends and freshness are
+    measured at ``horizon_ms`` (the data's own time: see :func:`horizon`),
+    the bucket's time by default."""
+    at = bucket_ms if horizon_ms is None else horizon_ms
+    popular, rising, co = counters.snapshot(popular_n, rising_n, at)
     popular.setdefault(WORLD, [])
     seq = catalog.seq
-    fresh = catalog.newest(fresh_n, bucket_ms - fresh_window_ms, seq)
+    fresh = catalog.newest(fresh_n, at - fresh_window_ms, seq)
     active = tuple(b for b in boosts if b.start_ms <= bucket_ms < b.end_ms)
     return Pool(bucket_ms, seq, popular, rising, fresh, co, active).sealed()
