@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from cleanroom.foryou.evaluate import GRIDS
 from cleanroom.ledger.note import parse_verifier
 from tests.support import run_cli
 
@@ -178,9 +179,11 @@ def test_eval_on_any_dataset_prints_json(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert set(doc["models"]) == {"foryou", "popularity", "als", "ease"}
+    assert set(doc["models"]) == {"foryou", "popularity", "ease", "als", "als_weak", "itemknn"}
     for m in doc["models"].values():
         assert 0.0 <= m["ndcg@20"] <= 1.0 and 0.0 <= m["recall@20"] <= 1.0
+    for name, grid in GRIDS.items():  # each baseline tuned on valid: a point of its grid
+        assert doc["models"][name]["params"] in grid
     assert doc["users"] > 50 and doc["split"] == "test"
     # bad input: one line on stderr, exit 2, nothing on stdout
     f["test"].write_text("1 2 not-a-number\n")

@@ -486,3 +486,27 @@ def test_last_years_history_still_gives_full_feeds() -> None:
     assert horizon(now, e.counters, e.catalog, 2 * day) == e.counters.last_ms
     e.observe([Observed("u1", "v1", "like", now - 60_000, 0)])
     assert horizon(now, e.counters, e.catalog, 2 * day) == now
+
+
+def test_the_baselines_score_as_they_say() -> None:
+    """item-kNN: a user's score of an item is the sum of its cosine
+    similarities to what they engaged with (k nearest kept); ALS with weak
+    positives learns from the exposures that ALS on engagements ignores."""
+    from cleanroom.foryou.evaluate import als, als_weak, itemknn, load_splits
+
+    train = ["a 1 1", "a 2 1", "b 1 1", "b 2 1", "c 2 1", "c 3 1", "d 3 0", "d 4 0", "e 4 1",
+             "f 3 1"]  # fmt: skip
+    sp = load_splits("tiny", {"train": train, "test": ["a 3 1", "e 3 1"]})
+    item = {v: n for n, v in enumerate(sp.item_ids)}
+    user = {u: n for n, u in enumerate(sp.user_ids)}
+    s = itemknn(sp, k=10, shrink=0.0)(np.array([user["c"]]))[0]
+    # item 1 is liked by a, b; item 2 by a, b, c; item 3 by c: cos(1,2) = 2/√6
+    assert math.isclose(s[item["1"]], 2 / math.sqrt(6), rel_tol=1e-5)
+    assert s[item["4"]] == 0.0  # no user engaged with both 4 and anything c engaged with
+    f = np.array([user["f"]])  # (who engaged with 3 only)
+    assert math.isclose(itemknn(sp, k=10, shrink=0.0)(f)[0][item["2"]], 1 / math.sqrt(6),
+                        rel_tol=1e-5)  # fmt: skip
+    assert itemknn(sp, k=1, shrink=0.0)(f)[0][item["2"]] == 0.0  # 2's one neighbour is 1
+    d = np.array([user["d"]])
+    plain, weak = als(sp, factors=2)(d)[0], als_weak(sp, factors=2, weak=0.5)(d)[0]
+    assert not np.allclose(plain, weak)  # d's exposures (label 0) count only as weak

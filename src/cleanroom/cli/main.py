@@ -320,8 +320,10 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
 ) -> None:
     """Offline evaluation (the SIGformer protocol): our engine against
-    popularity, implicit ALS and EASE in the same run, with a table, JSON or a
-    plot. Any dataset in the 'user item label' format: --train/--valid/--test."""
+    popularity, EASE, implicit ALS, ALS with exposures as weak positives and
+    item-kNN (each tuned on the validation split) in the same run, with a
+    table, JSON or a plot. Any dataset in the 'user item label' format:
+    --train/--valid/--test."""
     from cleanroom.foryou.evaluate import EvalError, run
 
     if split not in ("test", "valid"):
