@@ -34,6 +34,7 @@ from cleanroom.foryou.pool import Boost, Catalog, Pool, horizon, snapshot
 from cleanroom.foryou.ranker import RankingConfig
 from cleanroom.foryou.records import FeedRecords, MemoryRecords
 from cleanroom.foryou.signals import engagement, signal
+from cleanroom.foryou.tuning import train_tuned
 from cleanroom.storage.errors import CleanroomError
 
 MAX_LIMIT = 100
@@ -43,6 +44,9 @@ NOTHING, EVERYTHING = (1, 0), (0, 1 << 62)  # ranges of sequence numbers to coun
 EXPOSURE_BUCKET_MS = 3_600_000
 EXPOSURE_BUCKETS = 24 * 30 * 4  # hours kept (30 days of up to 4 model versions)
 DEPTH = 100
+# popular videos a pool lists per region (deeper than a feed takes: a user who
+# has seen the top of the list is proposed the next ones)
+POOL_POPULAR = 1000
 _CURSOR = re.compile(r"^([0-9a-f]{32})\.(\d{1,3})$")
 _SEED = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -292,7 +296,9 @@ class Engine:
             return model
 
     def train(self, data: TrainingSet) -> Model:
-        model = Model.train(data, self.config.model, self.config.priors)
+        """Train on ``data`` (what adapts to it chosen on held-out engagements:
+        see ``tuning``) and make the model live."""
+        model = train_tuned(self, data)
         self.swap(model)
         return model
 
@@ -304,7 +310,7 @@ class Engine:
 
         def run() -> None:
             try:
-                model = Model.train(load(), self.config.model, self.config.priors)
+                model = train_tuned(self, load())
                 self.swap(model)
             finally:
                 self._training = False
@@ -633,7 +639,7 @@ class Engine:
                 self.catalog,
                 self.boosts,
                 bucket,
-                popular_n=max(r.get("popular", 100), DEPTH),
+                popular_n=max(POOL_POPULAR, r.get("popular", 100), DEPTH),
                 rising_n=r.get("rising", 50),
                 fresh_n=r.get("fresh", 50),
                 fresh_window_ms=self.fresh_window_ms,

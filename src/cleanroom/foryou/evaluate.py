@@ -172,17 +172,34 @@ def evaluate(
 def evaluate_engine(
     splits: Splits, config: Any = None, split: str = "test", *, progress: Any = None
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Our engine as served: trained on ``train``, each test user's feed
-    (retrieval, ranking, re-ranking; what they interacted with in training is
-    seen and never shown), its first 20 items scored."""
+    """Our engine as served: trained on ``train`` (what adapts to the data
+    chosen on ``valid`` when there is one, else on engagements held out of
+    ``train``), each test user's feed (retrieval, ranking, re-ranking; what
+    they interacted with in training is seen and never shown), its first 20
+    items scored."""
     from cleanroom.foryou.engine import Engine
+    from cleanroom.foryou.model import Model
     from cleanroom.foryou.ranker import RankingConfig
+    from cleanroom.foryou.tuning import choose_blend
 
     cfg = config or RankingConfig.shipped()
     cfg = dataclasses.replace(cfg, exploration=0.0)
     t = time.perf_counter()
     engine = Engine(cfg, clock=lambda: 1.0)
-    engine.bootstrap(splits.training_set())
+    data = splits.training_set()
+    if "valid" in splits.parts and split != "valid":
+        engine.bootstrap(data, train=False)
+        model = Model.train(data, cfg.model, cfg.priors)
+        engine.swap(model)
+        valid = splits.matrix("valid", "pos")
+        truth = {
+            splits.user_ids[u]: {splits.item_ids[j] for j in valid[u].indices}
+            for u in np.nonzero(np.diff(valid.indptr))[0]
+        }
+        model.tuned(choose_blend(engine, truth, "the validation split"))
+        engine.swap(model)  # (under its new version)
+    else:
+        engine.bootstrap(data)
     train_s = time.perf_counter() - t
     users = test_users(splits, split)
     index = {v: n for n, v in enumerate(splits.item_ids)}

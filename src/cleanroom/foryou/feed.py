@@ -254,8 +254,11 @@ def retrieve(
     found.append(("co_engaged", co_top))
     pop_region = dict(pool.popular.get(region, []))
     pop_world = dict(pool.popular.get(WORLD, []))
-    found.append(("popular_region", list(pop_region)[: r.get("popular", 100)]))
-    found.append(("popular_world", list(pop_world)[: r.get("popular", 100)]))
+    # the most popular videos the user has not seen (a user who has seen the
+    # top of the list gets the next ones: the pool's lists are deeper)
+    n_pop = r.get("popular", 100)
+    found.append(("popular_region", _unseen(pop_region, state, n_pop)))
+    found.append(("popular_world", _unseen(pop_world, state, n_pop)))
     rising = dict(pool.rising.get(region, []))
     found.append(("rising", list(rising)[: r.get("rising", 50)]))
     found.append(("fresh", [v for v, _ in pool.fresh[: r.get("fresh", 50)]]))
@@ -267,6 +270,16 @@ def retrieve(
     boosts = {b.video: b for b in pool.boosts if b.active(pool.bucket_ms, region)}
     found.append(("boosted", sorted(boosts)))  # a boost also makes its video a candidate
     return Retrieved(sim_p, sim_n, q, found, co_score, pop_region, rising, boosts)
+
+
+def _unseen(ranked: dict[str, float], state: UserState, n: int) -> list[str]:
+    out: list[str] = []
+    for v in ranked:
+        if v not in state.seen and v not in state.not_interested:
+            out.append(v)
+            if len(out) >= n:
+                break
+    return out
 
 
 def eligible(

@@ -181,6 +181,10 @@ class Model:
     heads: dict[str, Head] = field(init=False, repr=False)
     version: str = field(init=False)
     stale: bool = field(init=False, default=False)
+    # chosen on held-out data (``tuning``): weights of features added to the
+    # heads' score, and the record of the choice (the model card's)
+    blend: dict[str, float] = field(default_factory=dict)
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     # -- training ---------------------------------------------------------------
 
@@ -446,6 +450,7 @@ class Model:
             "heads": {h: [float(self.heads[h].intercept), self.heads[h].examples,
                           self.heads[h].positives] for h in HEADS},
             "card": self.describe(),
+            "blend": self.blend,
             "jurisdictions": self.data.records_by_region(),
         }  # fmt: skip
         arrays = {"B": self.B, "V": self.V, "pos": self.pos, "neg": self.neg}
@@ -479,6 +484,7 @@ class Model:
         )
         m.index = faiss.IndexFlatIP(m.V.shape[1])
         m.index.add(m.V)
+        m.blend = {f: float(w) for f, w in meta.get("blend", {}).items()}
         m.version = m._digest()
         if m.version != meta["version"]:
             raise ValueError(f"the model artifact does not hash to its version {meta['version']}")
@@ -487,6 +493,22 @@ class Model:
         return m
 
     # -- identity -----------------------------------------------------------------
+
+    def tuned(self, record: dict[str, Any]) -> None:
+        """Set what was chosen on held-out data (``record["chosen"]``: feature ->
+        weight added to the score) and the record of the choice; a new version."""
+        if bad := set(record.get("chosen", {})) - set(FEATURES):
+            raise ValueError(f"a blend of unknown features {sorted(bad)}")
+        self.blend = {f: float(w) for f, w in record.get("chosen", {}).items()}
+        self.tuning = record
+        self.version = self._digest()
+
+    @property
+    def blend_vector(self) -> np.ndarray:
+        out = np.zeros(len(FEATURES))
+        for f, w in self.blend.items():
+            out[F[f]] = w
+        return out
 
     def _digest(self) -> str:
         h = hashlib.sha256()
@@ -499,6 +521,8 @@ class Model:
             hd = self.heads[name]
             h.update(hd.coef.tobytes())
             h.update(np.float64(hd.intercept).tobytes())
+        if self.blend:  # (a model without one keeps the version it had)
+            h.update(json.dumps(self.blend, sort_keys=True).encode())
         return "sha256:" + h.hexdigest()
 
     def describe(self) -> dict[str, Any]:
@@ -515,5 +539,7 @@ class Model:
             "training_data": self.data.digest(),
             "forgotten_users": len(self.gone),
             "heads": {h: self.heads[h].to_dict() for h in HEADS},
+            "blend": self.blend,
+            "tuning": self.tuning,
             "derived": list(self.data.derived),
         }

@@ -115,8 +115,11 @@ def head_probabilities(model: Model, x: np.ndarray) -> np.ndarray:
 
 
 def score(model: Model, x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+    """The published weights on the heads' probabilities, plus the model's
+    blend (features weighted as chosen on held-out data, see ``tuning``)."""
     w = np.array([weights[h] for h in HEADS])
-    return head_probabilities(model, x) @ w
+    s = head_probabilities(model, x) @ w
+    return s + x @ model.blend_vector if model.blend else s
 
 
 def contributions(model: Model, x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
