@@ -10,13 +10,11 @@ published number the oversight body's sampling respects) are pruned."""
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 import orjson
@@ -40,7 +38,6 @@ from cleanroom.foryou.records import pool_from_canonical
 from cleanroom.storage import Database, Migration, migrate
 
 RETAIN_MS = 30 * 86_400_000
-MAX_BATCH = 256  # records committed in one transaction at most
 TABLE = "foryou_feed_records"
 
 _meta = MetaData()
@@ -92,26 +89,13 @@ class DatabaseRecords:
         self._pools: OrderedDict[str, Pool] = OrderedDict()  # stored (or read) here
         self._cache = cache
         self._lock = threading.Lock()
-        # group commit: the records queued while a batch commits go in the next
-        # one (a transaction per batch, not per feed); each put returns once its
-        # record is committed
-        self._queue: queue.SimpleQueue[tuple[dict[str, Any], Pool, Future[None]]] = (
-            queue.SimpleQueue()
-        )
-        self._writer: threading.Thread | None = None
 
     def put(self, record: FeedRecord) -> None:
-        """Store a served feed's record; returns once it is committed."""
-        row = self._row(record)
-        done: Future[None] = Future()
-        with self._lock:
-            if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._write, name="feed-records", daemon=True
-                )
-                self._writer.start()
-        self._queue.put((row, record.pool, done))
-        done.result(60)
+        """Store a served feed's record now, in a transaction of its own (the
+        clean room writes it with its ledger entry instead: :meth:`writer`)."""
+        with self.db.write() as conn:
+            self.writer(record)(conn)
+        self.committed(record)
 
     def writer(self, record: FeedRecord) -> Callable[[Connection], None]:
         """The record's write in a transaction of the caller's (the ledger's: a
@@ -136,29 +120,6 @@ class DatabaseRecords:
             "created_ms": int(time.time() * 1000),
             "body": self.seal(record.user, TABLE, record.feed, _pack(record.to_doc())),
         }
-
-    def _write(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                now = int(time.time() * 1000)
-                with self.db.write() as conn:
-                    for pool in {p.version: p for _, p, _ in batch}.values():
-                        if not self._known(pool.version):
-                            self._store_pool(conn, pool, now)
-                    conn.execute(_INSERT, [row for row, _, _ in batch])
-            except Exception as exc:  # each waiting feed fails with it (none is answered)
-                for _, _, done in batch:
-                    done.set_exception(exc)
-                continue
-            for _, pool, done in batch:
-                self._remember(pool)
-                done.set_result(None)
 
     def get(self, feed: str) -> FeedRecord | None:
         with self.db.read() as conn:
