@@ -26,6 +26,7 @@ from cleanroom.foryou import (
     ReplayError,
     TrainingSet,
 )
+from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.foryou.model import BASELINE, FEATURES, F
 from cleanroom.foryou.pool import horizon
 from cleanroom.foryou.ranker import contributions, score
@@ -510,3 +511,27 @@ def test_the_baselines_score_as_they_say() -> None:
     d = np.array([user["d"]])
     plain, weak = als(sp, factors=2)(d)[0], als_weak(sp, factors=2, weak=0.5)(d)[0]
     assert not np.allclose(plain, weak)  # d's exposures (label 0) count only as weak
+
+
+def test_holdout_takes_whole_pairs_of_users_with_enough_positives(kuairec) -> None:
+    """Tuning's held-out data: for users with MIN_POSITIVES positives or more,
+    about a tenth of their positive videos, with every row of those (user,
+    video) pairs; every other row stays; the same data holds out the same rows."""
+    from cleanroom.foryou.tuning import HOLDOUT_SHARE, MIN_POSITIVES, holdout
+
+    rows, items = kuairec
+    data = TrainingSet.from_rows(rows, items)
+    part, truth = holdout(data)
+    assert truth and holdout(data)[1] == truth
+    pairs = {(data.users[u], data.items[i]) for u, i in zip(data.u, data.i, strict=True)}
+    kept = {(part.users[u], part.items[i]) for u, i in zip(part.u, part.i, strict=True)}
+    gone = {(u, v) for u, vs in truth.items() for v in vs}
+    assert kept == pairs - gone
+    assert len(part.u) == sum(
+        1 for u, i in zip(data.u, data.i, strict=True) if (data.users[u], data.items[i]) not in gone
+    )
+    positives = np.bincount(data.u[POSITIVE_CODES[data.code]], minlength=len(data.users))
+    for n, user in enumerate(data.users):
+        assert (user in truth) == (positives[n] >= MIN_POSITIVES)
+        if user in truth:
+            assert len(truth[user]) <= max(1, round(HOLDOUT_SHARE * positives[n]))

@@ -506,8 +506,9 @@ def rerank(
 def _popular(cfg: RankingConfig, region: str, pool: Pool, catalog: Catalog, depth: int) -> Ranked:
     """The non-personalised feed: popular in the region and worldwide, nothing
     about the user but their region."""
-    reg = dict(pool.popular.get(region, []))
-    world = dict(pool.popular.get(WORLD, []))
+    # the top ``depth`` of each list (deeper ones are for retrieval's unseen)
+    reg = dict(pool.popular.get(region, [])[:depth])
+    world = dict(pool.popular.get(WORLD, [])[:depth])
     top_r = max(reg.values(), default=0.0) or 1.0
     top_w = max(world.values(), default=0.0) or 1.0
     cands, meta, s = [], {}, []

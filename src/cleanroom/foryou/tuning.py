@@ -27,8 +27,7 @@ from cleanroom.foryou.data import POSITIVE_CODES, TrainingSet
 from cleanroom.foryou.feed import eligible, features, rerank, retrieve
 from cleanroom.foryou.model import F, Model
 from cleanroom.foryou.online import UserState
-from cleanroom.foryou.ranker import head_probabilities
-from cleanroom.foryou.signals import HEADS
+from cleanroom.foryou.ranker import score
 
 if TYPE_CHECKING:
     from cleanroom.foryou.engine import Engine
@@ -44,24 +43,23 @@ def holdout(data: TrainingSet) -> tuple[TrainingSet, dict[str, set[str]]]:
     """``data`` without a held-out share of its users' positive engagements,
     and those engagements (user -> videos)."""
     pos = POSITIVE_CODES[data.code]
-    keep = np.ones(len(data.u), bool)
     truth: dict[str, set[str]] = {}
     rows = np.nonzero(pos)[0]
     order = rows[np.argsort(data.u[rows], kind="stable")]
     bounds = np.searchsorted(data.u[order], np.arange(len(data.users) + 1))
+    held: list[np.ndarray] = []  # (user, item) pairs held out, as user * items + item
     for n, user in enumerate(data.users):
         mine = order[bounds[n] : bounds[n + 1]]
         if len(mine) < MIN_POSITIVES:
             continue
         rng = np.random.default_rng(_seed(user))
-        k = max(1, round(HOLDOUT_SHARE * len(mine)))
-        out = rng.choice(mine, k, replace=False)
-        videos = {data.items[j] for j in data.i[out]}
-        # every row of a held-out video goes (its views, likes, skips): what
-        # the user did with it is what the feed must find
-        held = (data.u == n) & np.isin(data.i, data.i[out])
-        keep &= ~held
-        truth[user] = videos
+        out = rng.choice(mine, max(1, round(HOLDOUT_SHARE * len(mine))), replace=False)
+        truth[user] = {data.items[j] for j in data.i[out]}
+        held.append(n * len(data.items) + data.i[out].astype(np.int64))
+    # every row of a held-out (user, video) goes (views, likes, skips): what the
+    # user did with it is what the feed must find
+    pairs = data.u.astype(np.int64) * len(data.items) + data.i
+    keep = ~np.isin(pairs, np.concatenate(held)) if held else np.ones(len(data.u), bool)
     part = TrainingSet(
         data.users,
         data.items,
@@ -85,7 +83,6 @@ def choose_blend(engine: Engine, truth: dict[str, set[str]], on: str) -> dict[st
     if len(users) > MAX_USERS:
         rng = np.random.default_rng(0)
         users = sorted(rng.choice(users, MAX_USERS, replace=False).tolist())
-    w = np.array([cfg.weights[h] for h in HEADS])
     disc = 1.0 / np.log2(np.arange(2, K + 2))
     gains = np.zeros(len(BLEND_GRID))
     ranked = 0
@@ -96,7 +93,7 @@ def choose_blend(engine: Engine, truth: dict[str, set[str]], on: str) -> dict[st
         if not cands:
             continue
         x, _ = features(model, got, st, cands, meta, pool.bucket_ms)
-        base = head_probabilities(model, x) @ w
+        base = score(model, x, cfg.weights)  # (the trial model has no blend yet)
         hit = np.array([v in truth[user] for v in cands])
         ideal = disc[: min(len(truth[user]), K)].sum()
         for g, beta in enumerate(BLEND_GRID):
