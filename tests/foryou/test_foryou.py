@@ -535,3 +535,34 @@ def test_holdout_takes_whole_pairs_of_users_with_enough_positives(kuairec) -> No
         assert (user in truth) == (positives[n] >= MIN_POSITIVES)
         if user in truth:
             assert len(truth[user]) <= max(1, round(HOLDOUT_SHARE * positives[n]))
+
+
+def test_a_tuned_blend_travels_with_the_artifact_and_is_covered_by_the_version(trained) -> None:
+    """The blend chosen on held-out data changes the version, scores as
+    published, comes back from the artifact a node loads, and an artifact
+    whose blend was altered is refused."""
+    data, base = trained
+    m = Model.train(data, base.config, base.priors)
+    assert m.version == base.version and not m.blend
+    m.tuned({"chosen": {"popular": 0.5}, "on": "a test"})
+    assert m.version != base.version and m.describe()["tuning"]["on"] == "a test"
+    x = np.random.default_rng(3).random((5, len(FEATURES)))
+    w = {h: 1.0 for h in m.heads}
+    assert np.allclose(score(m, x, w) - score(base, x, w), 0.5 * x[:, F["popular"]])
+    blob = m.artifact()
+    back = Model.from_artifact(blob)
+    assert back.version == m.version and back.blend == {"popular": 0.5}
+    with pytest.raises(ValueError, match="blend"):
+        m.tuned({"chosen": {"charisma": 1.0}})
+    import io
+    import json as _json
+
+    with np.load(io.BytesIO(blob)) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = _json.loads(arrays["meta"].tobytes())
+    meta["blend"] = {"popular": 5.0}
+    arrays["meta"] = np.frombuffer(_json.dumps(meta).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with pytest.raises(ValueError, match="does not hash"):
+        Model.from_artifact(buf.getvalue())
