@@ -171,3 +171,25 @@ def test_a_write_committed_with_its_entry_both_or_neither(db: Database, log_sign
         assert sorted(conn.execute(select(table.c.k)).scalars()) == ["a", "b"]
     with db.write() as conn:
         table.drop(conn)
+
+
+def test_a_failing_write_fails_only_its_own_append(db: Database, log_signer) -> None:
+    """Appends batched with one whose own write fails are stored (the batch is
+    tried again one by one); only that append learns the error."""
+    from cleanroom.ledger.sequencer import Sequencer
+
+    store = LedgerStore(db, ORIGIN, log_signer)
+    store.init()
+
+    def broken(conn) -> None:
+        raise RuntimeError("this record cannot be stored")
+
+    seq = Sequencer(store, max_delay=0.5)  # (the three land in one batch)
+    try:
+        futs = [seq.submit(b"a"), seq.submit(b"b", also=broken), seq.submit(b"c")]
+        assert futs[0].result(10) == 0 and futs[2].result(10) == 1
+        with pytest.raises(RuntimeError, match="cannot be stored"):
+            futs[1].result(10)
+        assert store.sequenced_size() == 2
+    finally:
+        seq.close()

@@ -115,6 +115,12 @@ class Sequencer:
         try:
             first = self.store.sequence([b for b, _, _ in batch], [a for _, _, a in batch if a])
         except Exception as exc:  # every waiter learns why
+            if len(batch) > 1 and any(a for _, _, a in batch):
+                # one append's own write may be what failed: each alone, so
+                # that it fails only its own append, not the others in the batch
+                for item in batch:
+                    self._commit([item])
+                return
             log.exception("ledger batch of %d failed", len(batch))
             for _, fut, _ in batch:
                 fut.set_exception(exc)
