@@ -8,6 +8,7 @@ the inputs, so the same inputs give the same feed, bit for bit (``replay``)."""
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -250,16 +251,17 @@ def retrieve(
     for v in liked[-RECENT_LIKES:]:
         for w, c in pool.co.get(v, {}).items():
             co_score[w] = co_score.get(w, 0.0) + c
-    co_top = sorted(co_score, key=lambda w: (-co_score[w], w))[: r.get("similar", 200)]
+    co_top = heapq.nsmallest(r.get("similar", 200), co_score, key=lambda w: (-co_score[w], w))
     found.append(("co_engaged", co_top))
-    pop_region = dict(pool.popular.get(region, []))
-    pop_world = dict(pool.popular.get(WORLD, []))
+    # (the pool's dicts, shared by every feed of the bucket: read, never changed)
+    pop_region = pool.scores("popular", region)
+    pop_world = pool.scores("popular", WORLD)
     # the most popular videos the user has not seen (a user who has seen the
     # top of the list gets the next ones: the pool's lists are deeper)
     n_pop = r.get("popular", 100)
     found.append(("popular_region", _unseen(pop_region, state, n_pop)))
     found.append(("popular_world", _unseen(pop_world, state, n_pop)))
-    rising = dict(pool.rising.get(region, []))
+    rising = pool.scores("rising", region)
     found.append(("rising", list(rising)[: r.get("rising", 50)]))
     found.append(("fresh", [v for v, _ in pool.fresh[: r.get("fresh", 50)]]))
     per = max(1, r.get("followed", 50) // max(1, len(state.follows)))
@@ -320,11 +322,9 @@ def features(
     x[known, F["popular"]] = np.log1p(model.pos[mi[known]])
     x[known, F["exposure"]] = np.log1p(model.pos[mi[known]] + model.neg[mi[known]])
     items = [meta[v] for v in cands]
-    x[:, F["region_popular"]] = np.log1p(
-        np.fromiter(map(got.pop_region.get, cands, repeat(0.0)), np.float64, len(cands))
-    )
+    x[:, F["region_popular"]] = np.log1p(_lookup(got.pop_region, cands))
     if got.rising:
-        x[:, F["rising"]] = [got.rising.get(v, 0.0) for v in cands]
+        x[:, F["rising"]] = _lookup(got.rising, cands)
     if state.follows:
         x[:, F["followed_creator"]] = [it.creator in state.follows for it in items]
     created = np.array([it.created_ms for it in items], np.float64)
@@ -332,8 +332,13 @@ def features(
         created > 0, np.exp(-np.maximum(0.0, now - created) / FRESH_DAY_MS), 0.0
     )
     if got.co_score:
-        x[:, F["co_engaged"]] = np.log1p([got.co_score.get(v, 0.0) for v in cands])
+        x[:, F["co_engaged"]] = np.log1p(_lookup(got.co_score, cands))
     return x, mi
+
+
+def _lookup(values: dict[str, float], keys: list[str]) -> np.ndarray:
+    """``values[k]`` for each key (0 where absent), as an array."""
+    return np.fromiter(map(values.get, keys, repeat(0.0)), np.float64, len(keys))
 
 
 def scores(

@@ -165,6 +165,19 @@ class Pool:
     boosts: tuple[Boost, ...] = ()
     version: str = field(default="", compare=False)
 
+    def scores(self, kind: str, scope: str) -> dict[str, float]:
+        """The ``popular`` or ``rising`` list of a scope as video -> score, in
+        the list's order; built once per pool (every feed of the bucket reads
+        it, none changes it)."""
+        maps = self.__dict__.get("_maps")
+        if maps is None:
+            maps = {}
+            object.__setattr__(self, "_maps", maps)
+        out = maps.get((kind, scope))
+        if out is None:
+            out = maps[kind, scope] = dict(getattr(self, kind).get(scope, []))
+        return out
+
     def canonical(self) -> dict[str, Any]:
         return {
             "bucket_ms": self.bucket_ms,
