@@ -43,7 +43,7 @@ class Log:
         witnesses: list[WitnessEndpoint] | None = None,
         interval: float = 0.1,
         max_batch: int = 2048,
-        max_delay: float = 0.002,
+        max_delay: float = 0.0,
     ) -> None:
         self.store = LedgerStore(db, origin, signer)
         self.witnesses = list(witnesses or [])

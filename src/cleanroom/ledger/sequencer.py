@@ -5,6 +5,12 @@ queued (up to ``max_batch`` entries, waiting at most ``max_delay`` seconds for
 a batch to fill), stores it in one transaction, and resolves every future with
 its index only after the commit returned — so an acknowledged append is on
 disk.
+
+By default it does not wait: a batch is what queued while the previous
+commit ran, so a lone append commits at once and a busy log still commits
+hundreds per transaction. (Waiting 2 ms for stragglers added 2 ms to every
+feed at low load and, on a process whose GIL the feeds keep busy, doubled the
+commit's wall time under load: docs/benchmarks.md, issue 18.)
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class Sequencer:
         store: LedgerStore,
         *,
         max_batch: int = 2048,
-        max_delay: float = 0.002,
+        max_delay: float = 0.0,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
