@@ -109,12 +109,16 @@ def _freshness(url: str, tokens: dict[str, str], trials: int = 100) -> dict:
                 if top not in [i["video"] for i in items]:
                     break
             out.append(time.perf_counter() - acked)
-    out.sort()
+    return {"trials": len(out), **_spread(out)}
+
+
+def _spread(seconds: list[float]) -> dict:
+    """p50, p99 and max of durations, in milliseconds."""
+    s = sorted(seconds)
     return {
-        "trials": len(out),
-        "p50_ms": round(1000 * pct(out, 50), 2),
-        "p99_ms": round(1000 * pct(out, 99), 2),
-        "max_ms": round(1000 * out[-1], 2),
+        "p50_ms": round(1000 * pct(s, 50), 2),
+        "p99_ms": round(1000 * pct(s, 99), 2),
+        "max_ms": round(1000 * s[-1], 2),
     }
 
 
@@ -127,13 +131,7 @@ def _first_feeds(url: str, tokens: list[str]) -> dict:
             start = time.perf_counter()
             c.get("/v1/feed", params={"limit": 20}, headers={"Authorization": f"Bearer {t}"})
             took.append(time.perf_counter() - start)
-    took.sort()
-    return {
-        "users": len(took),
-        "p50_ms": round(1000 * pct(took, 50), 2),
-        "p99_ms": round(1000 * pct(took, 99), 2),
-        "max_ms": round(1000 * took[-1], 2),
-    }
+    return {"users": len(took), **_spread(took)}
 
 
 def http(rate: float, seconds: float, tmp: Path) -> dict:
