@@ -48,7 +48,6 @@ FEATURES = (
     "fresh",  # exp(-age / 1 day)
     "co_engaged",  # log(1 + online co-engagement with the user's recent likes)
     "affinity",  # log of the item-item score of everything you engaged with (exposure)
-    "topic_share",  # of the videos with this one's topic you engaged with, the share you liked
 )
 AFFINITY_FLOOR = 1e-3
 # The value of each feature when its source is absent (what an explanation's
@@ -121,14 +120,6 @@ def affinity(sim_liked: np.ndarray, sim_skipped: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(sim_liked + sim_skipped, AFFINITY_FLOOR))
 
 
-def topic_share(liked: np.ndarray, engaged: np.ndarray, prior: float) -> np.ndarray:
-    """The topic-share feature: of the videos with a video's (first) topic tag
-    that the user engaged with, the share they engaged with positively, with
-    one pseudo-engagement at the overall positive rate ``prior``, centred on
-    it (0: nothing known, as for a new viewer or an untagged video)."""
-    return (liked + prior) / (engaged + 1.0) - prior
-
-
 def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float = 1e-3) -> Head:
     """L2-regularised logistic regression on standardised features; features
     without variance get their published prior coefficient."""
@@ -163,11 +154,6 @@ def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float =
         if not live[F[name]]:
             coef[F[name]] = c
     return Head(coef, intercept, len(y), pos)
-
-
-def _positive_rate(pos: np.ndarray, neg: np.ndarray) -> float:
-    total = float(np.sum(pos) + np.sum(neg))
-    return float(np.sum(pos)) / total if total else 0.0
 
 
 def _stable_seed(user: str) -> int:
@@ -299,7 +285,6 @@ class Model:
         self.pos = np.asarray(p.sum(0)).ravel()
         self.neg = np.asarray(n.sum(0)).ravel()
         self._p, self._n = p, n
-        self.share_prior = _positive_rate(self.pos, self.neg)
         self.index = faiss.IndexFlatIP(self.V.shape[1])
         self.index.add(self.V)
         self.heads = self._fit_heads()
@@ -433,39 +418,9 @@ class Model:
         neg = self.neg[i] - own_n
         out[:, F["popular"]] = np.log1p(pos)
         out[:, F["exposure"]] = np.log1p(pos + neg)
-        self._topic_features(out, u, i, own_p > 0, (own_p > 0) | (own_n > 0))
         # region_popular, rising, followed_creator, fresh and co_engaged come from
         # online state at serving time; the snapshot cannot teach them (priors)
         return out
-
-    def _topic_features(
-        self, out: np.ndarray, u: np.ndarray, i: np.ndarray, own_l: np.ndarray, own_e: np.ndarray
-    ) -> None:
-        """The topic share of (user, item) pairs, leave-one-out: each user's
-        liked and engaged videos per topic tag (the first tag of each video in
-        the catalogue), less the pair's own engagement."""
-        names: dict[str, int] = {}
-        tag = np.full(len(self.items), -1, np.int64)
-        for n, v in enumerate(self.items):
-            it = self.data.catalog.get(v)
-            if it is not None and it.topics:
-                tag[n] = names.setdefault(it.topics[0], len(names))
-        if not names:
-            return  # an untagged catalogue: the feature stays 0
-        tagged = np.nonzero(tag >= 0)[0]
-        m = sp.csr_matrix(
-            (np.ones(len(tagged)), (tagged, tag[tagged])), shape=(len(self.items), len(names))
-        )
-        liked = (self._p > 0).astype(np.float64)
-        engaged = ((self._p + self._n) > 0).astype(np.float64)
-        lt, et = (liked @ m).tocsr(), (engaged @ m).tocsr()
-        has = tag[i] >= 0
-        uu, tt = u[has], tag[i[has]]
-        out[has, F["topic_share"]] = topic_share(
-            np.asarray(lt[uu, tt]).ravel() - own_l[has],
-            np.asarray(et[uu, tt]).ravel() - own_e[has],
-            self.share_prior,
-        )
 
     def _fit_heads(self) -> dict[str, Head]:
         u, i, labels, shown = self._example_rows()
@@ -519,11 +474,6 @@ class Model:
         m = cls(config, meta["priors"], items, empty)
         m.B, m.V = arrays["B"], np.ascontiguousarray(arrays["V"])
         m.pos, m.neg = arrays["pos"], arrays["neg"]
-        m.share_prior = _positive_rate(m.pos, m.neg)
-        if any(len(arrays[f"coef_{h}"]) != len(FEATURES) for h in HEADS):
-            raise ValueError(
-                "the model artifact was trained on other features than this engine's: retrain"
-            )
         m.heads = {
             h: Head(arrays[f"coef_{h}"], float(meta["heads"][h][0]), *meta["heads"][h][1:])
             for h in HEADS
