@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cleanroom.foryou.data import Item
-from cleanroom.foryou.model import BASELINE, FEATURES, F, Model, affinity
+from cleanroom.foryou.model import BASELINE, FEATURES, F, Model, affinity, topic_share
 from cleanroom.foryou.online import WORLD, UserState
 from cleanroom.foryou.pool import Catalog, Pool
 from cleanroom.foryou.ranker import RankingConfig, contributions, score
@@ -41,6 +41,7 @@ REASONS = {
     "fresh": "New upload",
     "co_engaged": "Often liked together with videos you liked",
     "affinity": "Close to what you watch",
+    "topic_share": "A topic you watch to the end",
 }
 SOURCES = {
     "embedding": "Matches your taste",
@@ -176,6 +177,7 @@ class Retrieved:
     pop_region: dict[str, float]
     rising: dict[str, float]
     boosts: dict[str, Any]  # video -> the active boost on it
+    topics: dict[str, tuple[int, int]] = field(default_factory=dict)  # tag -> (liked, engaged)
 
 
 def compute(
@@ -271,7 +273,22 @@ def retrieve(
     found.append(("followed", followed))
     boosts = {b.video: b for b in pool.boosts if b.active(pool.bucket_ms, region)}
     found.append(("boosted", sorted(boosts)))  # a boost also makes its video a candidate
-    return Retrieved(sim_p, sim_n, q, found, co_score, pop_region, rising, boosts)
+    topics = _topic_counts(liked, skipped, catalog, pool.catalog_seq)
+    return Retrieved(sim_p, sim_n, q, found, co_score, pop_region, rising, boosts, topics)
+
+
+def _topic_counts(
+    liked: list[str], skipped: list[str], catalog: Catalog, at: int
+) -> dict[str, tuple[int, int]]:
+    """Per topic tag (a video's first), how many of the user's liked and of
+    their engaged (liked or skipped) videos carry it."""
+    out: dict[str, tuple[int, int]] = {}
+    for videos, like in ((liked, 1), (skipped, 0)):
+        for _, it in catalog.present(videos, at):
+            if it.topics:
+                n_liked, n_engaged = out.get(it.topics[0], (0, 0))
+                out[it.topics[0]] = (n_liked + like, n_engaged + 1)
+    return out
 
 
 def _unseen(ranked: dict[str, float], state: UserState, n: int) -> list[str]:
@@ -333,6 +350,15 @@ def features(
     )
     if got.co_score:
         x[:, F["co_engaged"]] = np.log1p(_lookup(got.co_score, cands))
+    if got.topics:
+        counts = np.array(
+            [got.topics.get(it.topics[0], (0, 0)) if it.topics else (-1, -1) for it in items],
+            np.float64,
+        ).reshape(len(items), 2)
+        tagged = counts[:, 1] >= 0
+        x[tagged, F["topic_share"]] = topic_share(
+            counts[tagged, 0], counts[tagged, 1], model.share_prior
+        )
     return x, mi
 
 

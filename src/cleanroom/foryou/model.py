@@ -48,6 +48,7 @@ FEATURES = (
     "fresh",  # exp(-age / 1 day)
     "co_engaged",  # log(1 + online co-engagement with the user's recent likes)
     "affinity",  # log of the item-item score of everything you engaged with (exposure)
+    "topic_share",  # of the videos with this one's topic you engaged with, the share you liked
 )
 AFFINITY_FLOOR = 1e-3
 # The value of each feature when its source is absent (what an explanation's
@@ -120,6 +121,14 @@ def affinity(sim_liked: np.ndarray, sim_skipped: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(sim_liked + sim_skipped, AFFINITY_FLOOR))
 
 
+def topic_share(liked: np.ndarray, engaged: np.ndarray, prior: float) -> np.ndarray:
+    """The topic-share feature: of the videos with a video's (first) topic tag
+    that the user engaged with, the share they engaged with positively, with
+    one pseudo-engagement at the overall positive rate ``prior``, centred on
+    it (0: nothing known, as for a new viewer or an untagged video)."""
+    return (liked + prior) / (engaged + 1.0) - prior
+
+
 def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float = 1e-3) -> Head:
     """L2-regularised logistic regression on standardised features; features
     without variance get their published prior coefficient."""
@@ -154,6 +163,11 @@ def fit_head(x: np.ndarray, y: np.ndarray, priors: dict[str, float], l2: float =
         if not live[F[name]]:
             coef[F[name]] = c
     return Head(coef, intercept, len(y), pos)
+
+
+def _positive_rate(pos: np.ndarray, neg: np.ndarray) -> float:
+    total = float(np.sum(pos) + np.sum(neg))
+    return float(np.sum(pos)) / total if total else 0.0
 
 
 def _stable_seed(user: str) -> int:
@@ -285,6 +299,7 @@ class Model:
         self.pos = np.asarray(p.sum(0)).ravel()
         self.neg = np.asarray(n.sum(0)).ravel()
         self._p, self._n = p, n
+        self.share_prior = _positive_rate(self.pos, self.neg)
         self.index = faiss.IndexFlatIP(self.V.shape[1])
         self.index.add(self.V)
         self.heads = self._fit_heads()
@@ -349,13 +364,19 @@ class Model:
         q = self.V[p_items].sum(0) if len(p_items) else np.zeros(self.V.shape[1], np.float32)
         return sim_p, sim_n, q
 
-    def _example_rows(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    def _example_rows(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Training examples of the heads: every engagement of a user still in
-        the model, plus unwatched items sampled per user (seeded by the user id)."""
+        the model, plus unwatched items sampled per user (seeded by the user id),
+        with each row's place in its user's history (time, stored order; the
+        end of it for a sample)."""
         col = np.full(len(self.data.items), -1, np.int64)
         col[self.columns] = np.arange(len(self.columns))
         keep = col[self.data.i] >= 0
         u, i = self.data.u[keep], col[self.data.i[keep]].astype(np.int32)
+        # each row's place in the user's history (time, then stored order)
+        when = np.stack([self.data.ts[keep], np.nonzero(keep)[0]], 1).astype(np.int64)
         labels = {h: y[keep] for h, y in self.data.head_labels().items()}
         nu, ni = len(self.data.users), len(self.columns)
         counts = np.bincount(u, minlength=nu)
@@ -372,6 +393,8 @@ class Model:
             i = np.concatenate([i, *si])
             extra = sum(len(s) for s in su)
             labels = {h: np.concatenate([y, np.zeros(extra, bool)]) for h, y in labels.items()}
+            # an unwatched sample is scored with the whole history, as at serving
+            when = np.concatenate([when, np.full((extra, 2), np.iinfo(np.int64).max)])
             shown = np.concatenate([shown, np.zeros(extra, bool)])
         if len(u) > self.config.max_rows:
             # a deterministic subsample keyed by (user id, item): independent of
@@ -382,11 +405,13 @@ class Model:
             )
             order = np.argsort(key, kind="stable")[: self.config.max_rows]
             order.sort()
-            u, i, shown = u[order], i[order], shown[order]
+            u, i, shown, when = u[order], i[order], shown[order], when[order]
             labels = {h: y[order] for h, y in labels.items()}
-        return u, i, labels, shown
+        return u, i, labels, shown, when
 
-    def example_features(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def example_features(
+        self, u: np.ndarray, i: np.ndarray, when: np.ndarray | None = None
+    ) -> np.ndarray:
         """Leave-one-out features of (user, item) pairs from the training rows:
         the pair's own engagement does not count towards its features."""
         p, n = self._p, self._n
@@ -418,13 +443,85 @@ class Model:
         neg = self.neg[i] - own_n
         out[:, F["popular"]] = np.log1p(pos)
         out[:, F["exposure"]] = np.log1p(pos + neg)
+        self._topic_features(out, u, i, when)
         # region_popular, rising, followed_creator, fresh and co_engaged come from
         # online state at serving time; the snapshot cannot teach them (priors)
         return out
 
+    def _topic_features(
+        self, out: np.ndarray, u: np.ndarray, i: np.ndarray, when: np.ndarray | None
+    ) -> None:
+        """The topic share of (user, item) pairs as ordered statistics: from
+        the user's videos of the item's topic (first tag) engaged with *before*
+        the pair was (``when``: time and stored order of its row; the whole
+        history for a row without one, as at serving). Leave-one-out would
+        not do: taking a liked pair's own like out of its share, and not a
+        skipped pair's skip, makes liked pairs look less like their topic."""
+        names: dict[str, int] = {}
+        tag = np.full(len(self.items), -1, np.int64)
+        for n, v in enumerate(self.items):
+            it = self.data.catalog.get(v)
+            if it is not None and it.topics:
+                tag[n] = names.setdefault(it.topics[0], len(names))
+        if not names:
+            return  # an untagged catalogue: the feature stays 0
+        if when is None:
+            when = np.full((len(u), 2), np.iinfo(np.int64).max)
+        # each (user, video) engaged with, at its first engagement, and whether liked
+        p, n = self._p.tocoo(), self._n.tocoo()
+        pu = np.concatenate([p.row, n.row]).astype(np.int64)
+        pi = np.concatenate([p.col, n.col]).astype(np.int64)
+        pl = np.concatenate([np.ones(p.nnz, bool), np.zeros(n.nnz, bool)])
+        first = self._first_engaged()
+        code = pu * len(self.items) + pi
+        uniq, at = np.unique(code, return_index=True)
+        liked = np.zeros(len(uniq), bool)
+        np.logical_or.at(liked, np.searchsorted(uniq, code), pl)
+        pu, pi = pu[at], pi[at]
+        pw = np.stack([first.get(c, (0, 0)) for c in uniq.tolist()]).reshape(len(uniq), 2)
+        keep = tag[pi] >= 0
+        pu, pt, pw, liked = pu[keep], tag[pi[keep]], pw[keep], liked[keep]
+        q = np.nonzero(tag[i] >= 0)[0]
+        qu, qt, qw = u[q].astype(np.int64), tag[i[q]], when[q]
+        # pairs and queries in one order: by user, topic, time, stored order,
+        # a query before a pair at the same place (strictly earlier pairs count)
+        flag = np.concatenate([np.ones(len(pu), np.int8), np.zeros(len(q), np.int8)])
+        uu, tt = np.concatenate([pu, qu]), np.concatenate([pt, qt])
+        ww = np.concatenate([pw, qw])
+        order = np.lexsort((flag, ww[:, 1], ww[:, 0], tt, uu))
+        is_pair = flag[order].astype(np.int64)
+        is_liked = np.concatenate([liked, np.zeros(len(q), bool)])[order].astype(np.int64)
+        before_e = np.cumsum(is_pair) - is_pair
+        before_l = np.cumsum(is_liked) - is_liked
+        us, ts_ = uu[order], tt[order]
+        new = np.r_[True, (us[1:] != us[:-1]) | (ts_[1:] != ts_[:-1])]
+        start = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
+        e = before_e - before_e[start]
+        lk = before_l - before_l[start]
+        is_q = flag[order] == 0
+        pos = order[is_q] - len(pu)
+        vals = np.zeros(len(q))
+        vals[pos] = topic_share(lk[is_q].astype(np.float64), e[is_q].astype(np.float64),
+                                self.share_prior)  # fmt: skip
+        out[q, F["topic_share"]] = vals
+
+    def _first_engaged(self) -> dict[int, tuple[int, int]]:
+        """(user x items + item) -> (time, stored order) of the pair's first row."""
+        col = np.full(len(self.data.items), -1, np.int64)
+        col[self.columns] = np.arange(len(self.columns))
+        c = col[self.data.i]
+        rows = np.nonzero(c >= 0)[0]
+        code = self.data.u[rows].astype(np.int64) * len(self.items) + c[rows]
+        order = np.lexsort((rows, self.data.ts[rows], code))
+        code_s = code[order]
+        firsts = np.r_[True, code_s[1:] != code_s[:-1]]
+        sel = order[firsts]
+        places = zip(self.data.ts[rows[sel]].tolist(), rows[sel].tolist(), strict=True)
+        return dict(zip(code[sel].tolist(), places, strict=True))
+
     def _fit_heads(self) -> dict[str, Head]:
-        u, i, labels, shown = self._example_rows()
-        x = self.example_features(u, i)
+        u, i, labels, shown, when = self._example_rows()
+        x = self.example_features(u, i, when)
         heads = {}
         for h in HEADS:
             xh, yh = (x[shown], labels[h][shown]) if h in self.config.shown_only else (x, labels[h])
@@ -433,6 +530,14 @@ class Model:
                 xh = xh.copy()
                 xh[:, drop] = 0.0  # no variance: the head gives it its prior, or nothing
             heads[h] = fit_head(xh, yh, self.priors.get(h, {}))
+            # monotone in the viewer's own interest: liking more of a topic
+            # never lowers its videos' engagement (raises their skips); a fit
+            # that says otherwise (small or periodic data) goes without it
+            sign = -1.0 if h == "skip" else 1.0
+            if sign * heads[h].coef[F["topic_share"]] < 0:
+                xh = xh.copy()
+                xh[:, F["topic_share"]] = 0.0
+                heads[h] = fit_head(xh, yh, self.priors.get(h, {}))
         return heads
 
     # -- the serving artifact ----------------------------------------------------
@@ -474,6 +579,11 @@ class Model:
         m = cls(config, meta["priors"], items, empty)
         m.B, m.V = arrays["B"], np.ascontiguousarray(arrays["V"])
         m.pos, m.neg = arrays["pos"], arrays["neg"]
+        m.share_prior = _positive_rate(m.pos, m.neg)
+        if any(len(arrays[f"coef_{h}"]) != len(FEATURES) for h in HEADS):
+            raise ValueError(
+                "the model artifact was trained on other features than this engine's: retrain"
+            )
         m.heads = {
             h: Head(arrays[f"coef_{h}"], float(meta["heads"][h][0]), *meta["heads"][h][1:])
             for h in HEADS
