@@ -3,6 +3,7 @@ over fixed user and item indexes, plus the catalog the items come from."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable
@@ -157,21 +158,18 @@ class TrainingSet:
         named = heads[self.code]
         return {h: named == h for h in ("long_view", "like", "share", "skip")}
 
+    def rows(self, keep: np.ndarray) -> TrainingSet:
+        """The same snapshot with only the engagement rows marked in ``keep``
+        (users, items and their indexes unchanged)."""
+        return dataclasses.replace(
+            self, u=self.u[keep], i=self.i[keep], code=self.code[keep], ts=self.ts[keep]
+        )
+
     def without(self, users: set[str]) -> TrainingSet:
         """The same snapshot without some users' rows (indexes of the others kept)."""
         gone = np.array([n for n, u in enumerate(self.users) if u in users], np.int32)
-        keep = ~np.isin(self.u, gone)
-        return TrainingSet(
-            self.users,
-            self.items,
-            self.u[keep],
-            self.i[keep],
-            self.code[keep],
-            self.ts[keep],
-            self.catalog,
-            {u: r for u, r in self.regions.items() if u not in users},
-            self.derived,
-        )
+        regions = {u: r for u, r in self.regions.items() if u not in users}
+        return dataclasses.replace(self.rows(~np.isin(self.u, gone)), regions=regions)
 
     def digest(self) -> str:
         """Commitment to the snapshot's content (for lineage; no personal data)."""

@@ -60,18 +60,7 @@ def holdout(data: TrainingSet) -> tuple[TrainingSet, dict[str, set[str]]]:
     # user did with it is what the feed must find
     pairs = data.u.astype(np.int64) * len(data.items) + data.i
     keep = ~np.isin(pairs, np.concatenate(held)) if held else np.ones(len(data.u), bool)
-    part = TrainingSet(
-        data.users,
-        data.items,
-        data.u[keep],
-        data.i[keep],
-        data.code[keep],
-        data.ts[keep],
-        data.catalog,
-        data.regions,
-        data.derived,
-    )
-    return part, truth
+    return data.rows(keep), truth
 
 
 def choose_blend(engine: Engine, truth: dict[str, set[str]], on: str) -> dict[str, Any]:
