@@ -612,6 +612,30 @@ def test_topic_share_is_learnt_leave_one_out_and_served_from_the_state() -> None
         expected = (liked + m.share_prior) / (engaged + 1) - m.share_prior
         assert x[0, F["topic_share"]] == pytest.approx(expected), r
         seen[item.topics[0]] = [liked + (data.code[r] in POSITIVE_CODES.nonzero()[0]), engaged + 1]
+    # a like after its view is the same engagement: the video never counts
+    # towards its own share (u0's first video, liked again later)
+    r0 = rows[0]
+    v0 = data.items[data.i[r0]]
+    again = TrainingSet.from_rows(
+        [*((data.users[data.u[r]], data.items[data.i[r]],
+            "view" if data.code[r] in POSITIVE_CODES.nonzero()[0] else "skip",
+            int(data.ts[r]), 30_000 if data.code[r] in POSITIVE_CODES.nonzero()[0] else 800)
+           for r in range(len(data.u))),
+         ("u0", v0, "like", 10_000, 0)],
+        data.catalog.values(),
+    )  # fmt: skip
+    m2 = Model.train(again, RankingConfig.shipped().model)
+    idx2 = {v: n for n, v in enumerate(m2.items)}
+    late = np.array([[10_000, len(again.u) - 1]])
+    x2 = m2.example_features(np.array([again.users.index("u0")]), np.array([idx2[v0]]), late)
+    tag0 = data.catalog[v0].topics
+    assert tag0  # (u0's first video is a tagged one)
+    liked = sum(1 for r in rows if data.catalog[data.items[data.i[r]]].topics == tag0
+                and r != r0 and data.code[r] in POSITIVE_CODES.nonzero()[0])  # fmt: skip
+    engaged = sum(1 for r in rows if data.catalog[data.items[data.i[r]]].topics == tag0
+                  and r != r0)  # fmt: skip
+    expected = (liked + m2.share_prior) / (engaged + 1) - m2.share_prior
+    assert x2[0, F["topic_share"]] == pytest.approx(expected)
     # untagged videos carry no topic share
     x = m.example_features(np.array([uidx]), np.array([iidx["v210"]]))
     assert x[0, F["topic_share"]] == 0.0

@@ -273,7 +273,7 @@ def retrieve(
     found.append(("followed", followed))
     boosts = {b.video: b for b in pool.boosts if b.active(pool.bucket_ms, region)}
     found.append(("boosted", sorted(boosts)))  # a boost also makes its video a candidate
-    topics = _topic_counts(liked, skipped, catalog, pool.catalog_seq)
+    topics = _topic_counts(liked, skipped, catalog, pool.catalog_seq) if model.uses_topics else {}
     return Retrieved(sim_p, sim_n, q, found, co_score, pop_region, rising, boosts, topics)
 
 

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.sparse.linalg import ArpackError, eigsh
 
-from cleanroom.foryou.data import TrainingSet
+from cleanroom.foryou.data import NEGATIVE_CODES, POSITIVE_CODES, TrainingSet
 from cleanroom.foryou.signals import HEADS
 
 FEATURES = (
@@ -452,11 +452,12 @@ class Model:
         self, out: np.ndarray, u: np.ndarray, i: np.ndarray, when: np.ndarray | None
     ) -> None:
         """The topic share of (user, item) pairs as ordered statistics: from
-        the user's videos of the item's topic (first tag) engaged with *before*
-        the pair was (``when``: time and stored order of its row; the whole
-        history for a row without one, as at serving). Leave-one-out would
-        not do: taking a liked pair's own like out of its share, and not a
-        skipped pair's skip, makes liked pairs look less like their topic."""
+        the videos of the item's topic (first tag) the user engaged with
+        *before* (``when``: time and stored order of the pair's row; the whole
+        history without one, as at serving), never the pair's own video.
+        Leave-one-out would not do: taking a liked pair's own like out of its
+        share, and not a skipped pair's skip, makes liked pairs look less like
+        their topic."""
         names: dict[str, int] = {}
         tag = np.full(len(self.items), -1, np.int64)
         for n, v in enumerate(self.items):
@@ -467,57 +468,53 @@ class Model:
             return  # an untagged catalogue: the feature stays 0
         if when is None:
             when = np.full((len(u), 2), np.iinfo(np.int64).max)
-        # each (user, video) engaged with, at its first engagement, and whether liked
-        p, n = self._p.tocoo(), self._n.tocoo()
-        pu = np.concatenate([p.row, n.row]).astype(np.int64)
-        pi = np.concatenate([p.col, n.col]).astype(np.int64)
-        pl = np.concatenate([np.ones(p.nnz, bool), np.zeros(n.nnz, bool)])
-        first = self._first_engaged()
-        code = pu * len(self.items) + pi
-        uniq, at = np.unique(code, return_index=True)
-        liked = np.zeros(len(uniq), bool)
-        np.logical_or.at(liked, np.searchsorted(uniq, code), pl)
-        pu, pi = pu[at], pi[at]
-        pw = np.stack([first.get(c, (0, 0)) for c in uniq.tolist()]).reshape(len(uniq), 2)
-        keep = tag[pi] >= 0
-        pu, pt, pw, liked = pu[keep], tag[pi[keep]], pw[keep], liked[keep]
-        q = np.nonzero(tag[i] >= 0)[0]
-        qu, qt, qw = u[q].astype(np.int64), tag[i[q]], when[q]
-        # pairs and queries in one order: by user, topic, time, stored order,
-        # a query before a pair at the same place (strictly earlier pairs count)
-        flag = np.concatenate([np.ones(len(pu), np.int8), np.zeros(len(q), np.int8)])
-        uu, tt = np.concatenate([pu, qu]), np.concatenate([pt, qt])
-        ww = np.concatenate([pw, qw])
-        order = np.lexsort((flag, ww[:, 1], ww[:, 0], tt, uu))
-        is_pair = flag[order].astype(np.int64)
-        is_liked = np.concatenate([liked, np.zeros(len(q), bool)])[order].astype(np.int64)
-        before_e = np.cumsum(is_pair) - is_pair
-        before_l = np.cumsum(is_liked) - is_liked
-        us, ts_ = uu[order], tt[order]
-        new = np.r_[True, (us[1:] != us[:-1]) | (ts_[1:] != ts_[:-1])]
-        start = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
-        e = before_e - before_e[start]
-        lk = before_l - before_l[start]
-        is_q = flag[order] == 0
-        pos = order[is_q] - len(pu)
-        vals = np.zeros(len(q))
-        vals[pos] = topic_share(lk[is_q].astype(np.float64), e[is_q].astype(np.float64),
-                                self.share_prior)  # fmt: skip
-        out[q, F["topic_share"]] = vals
-
-    def _first_engaged(self) -> dict[int, tuple[int, int]]:
-        """(user x items + item) -> (time, stored order) of the pair's first row."""
+        # the (user, video) pairs engaged with (liked or skipped): where in the
+        # user's history each was first, and whether it was liked
         col = np.full(len(self.data.items), -1, np.int64)
         col[self.columns] = np.arange(len(self.columns))
-        c = col[self.data.i]
-        rows = np.nonzero(c >= 0)[0]
-        code = self.data.u[rows].astype(np.int64) * len(self.items) + c[rows]
-        order = np.lexsort((rows, self.data.ts[rows], code))
-        code_s = code[order]
-        firsts = np.r_[True, code_s[1:] != code_s[:-1]]
-        sel = order[firsts]
-        places = zip(self.data.ts[rows[sel]].tolist(), rows[sel].tolist(), strict=True)
-        return dict(zip(code[sel].tolist(), places, strict=True))
+        d = self.data
+        signed = POSITIVE_CODES[d.code] | NEGATIVE_CODES[d.code]
+        rows = np.nonzero((col[d.i] >= 0) & signed)[0]
+        code = d.u[rows].astype(np.int64) * len(self.items) + col[d.i[rows]]
+        o = np.lexsort((rows, d.ts[rows], code))
+        rows, code = rows[o], code[o]
+        firsts = np.nonzero(np.r_[True, code[1:] != code[:-1]])[0]
+        pairs = code[firsts]  # sorted
+        liked = np.logical_or.reduceat(POSITIVE_CODES[d.code[rows]], firsts)
+        first = rows[firsts]
+        pu, pt = d.u[first].astype(np.int64), tag[col[d.i[first]]]
+        pw = np.stack([d.ts[first], first], 1).astype(np.int64)
+        keep = pt >= 0
+        pu, pt, pw, pl = pu[keep], pt[keep], pw[keep], liked[keep]
+        q = np.nonzero(tag[i] >= 0)[0]
+        qu, qt, qw = u[q].astype(np.int64), tag[i[q]], when[q]
+        # pairs and queries in one order (user, topic, time, stored order; a
+        # query before a pair at the same place): the pairs before each query
+        flag = np.r_[np.ones(len(pu), np.int8), np.zeros(len(q), np.int8)]
+        uu, tt, ww = np.r_[pu, qu], np.r_[pt, qt], np.r_[pw, qw]
+        order = np.lexsort((flag, ww[:, 1], ww[:, 0], tt, uu))
+        is_pair = flag[order].astype(np.int64)
+        is_liked = np.r_[pl, np.zeros(len(q), bool)][order].astype(np.int64)
+        before_e, before_l = np.cumsum(is_pair) - is_pair, np.cumsum(is_liked) - is_liked
+        new = np.r_[True, (uu[order][1:] != uu[order][:-1]) | (tt[order][1:] != tt[order][:-1])]
+        start = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
+        is_q = flag[order] == 0
+        at = order[is_q] - len(pu)
+        engaged = np.zeros(len(q))
+        likes = np.zeros(len(q))
+        engaged[at] = (before_e - before_e[start])[is_q]
+        likes[at] = (before_l - before_l[start])[is_q]
+        # a later row of a pair (a like after its view) must not count the pair
+        qcode = qu * len(self.items) + i[q]
+        own = np.minimum(np.searchsorted(pairs, qcode), max(0, len(pairs) - 1))
+        mine = pairs[own] == qcode if len(pairs) else np.zeros(len(q), bool)
+        if len(pairs):
+            fw = np.stack([d.ts[first[own]], first[own]], 1)
+            before = (fw[:, 0] < qw[:, 0]) | ((fw[:, 0] == qw[:, 0]) & (fw[:, 1] < qw[:, 1]))
+            earlier = mine & before
+            engaged -= earlier
+            likes -= earlier & liked[own]
+        out[q, F["topic_share"]] = topic_share(likes, engaged, self.share_prior)
 
     def _fit_heads(self) -> dict[str, Head]:
         u, i, labels, shown, when = self._example_rows()
@@ -603,6 +600,12 @@ class Model:
         return m
 
     # -- identity -----------------------------------------------------------------
+
+    @property
+    def uses_topics(self) -> bool:
+        """Whether a head weighs the topic share (none does on an untagged
+        catalogue: serving need not count the viewer's topics)."""
+        return bool(self.head_matrix[0][F["topic_share"]].any())
 
     def tuned(self, record: dict[str, Any]) -> None:
         """Set what was chosen on held-out data (``record["chosen"]``: feature ->
