@@ -33,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -168,8 +169,12 @@ def run_cold_start(data: TrainingSet, holdout: int, first: int, progress: Progre
     names = {data.users[u] for u in held}
     now = int(data.ts.max()) + HOUR_MS
     engine = Engine(RankingConfig.shipped(), clock=lambda: now / 1000)
-    engine.bootstrap(data.without(names))
-    pop = np.bincount(data.i[POSITIVE_CODES[data.code]], minlength=len(data.items)).astype(float)
+    training = data.without(names)
+    engine.bootstrap(training)
+    # popularity from the same training data (the held-out viewers' own likes
+    # are what is scored: they must not count)
+    liked = training.i[POSITIVE_CODES[training.code]]
+    by_popularity = np.argsort(-np.bincount(liked, minlength=len(data.items)), kind="stable")
     disc = 1.0 / np.log2(np.arange(2, K + 2))
     ours, popular, recall_ours, recall_pop = [], [], [], []
     task = progress.add_task("cold start", total=len(held))
@@ -188,8 +193,7 @@ def run_cold_start(data: TrainingSet, holdout: int, first: int, progress: Progre
             continue
         feed = [i.video for i in engine.feed(user, limit=K, seed="cold", mode="personalized").items]
         # popularity over the same candidates: every video the user was not given
-        order = np.argsort(-pop, kind="stable")
-        top_pop = [data.items[j] for j in order if data.items[j] not in shown][:K]
+        top_pop = list(islice((v for j in by_popularity if (v := data.items[j]) not in shown), K))
         ideal = disc[: min(len(truth), K)].sum()
         for top, nd, rc in ((feed, ours, recall_ours), (top_pop, popular, recall_pop)):
             hits = np.array([v in truth for v in top] + [False] * (K - len(top)))
