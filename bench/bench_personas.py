@@ -219,6 +219,8 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=50)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.personas < 1 or args.pages < 5 or args.holdout < 1 or args.first < 1:
+        ap.error("--personas, --holdout and --first are at least 1, --pages at least 5")
     data = load(args.dataset)
     with Progress(console=console) as progress:
         persona = run_personas(data, args.personas, args.pages, progress)
