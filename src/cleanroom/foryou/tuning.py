@@ -32,7 +32,7 @@ from cleanroom.foryou.ranker import score
 if TYPE_CHECKING:
     from cleanroom.foryou.engine import Engine
 
-BLEND_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # weight of log(1 + popularity)
+BLEND_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # weight of log(1 + popularity)
 HOLDOUT_SHARE = 0.1  # of a user's positive engagements, held out to choose on
 MIN_POSITIVES = 5  # users with fewer keep all theirs in training
 MAX_USERS = 2000  # held-out users ranked per value (a seeded sample beyond)

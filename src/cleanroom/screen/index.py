@@ -14,12 +14,12 @@ from functools import cache, lru_cache
 from typing import Any
 
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
 from cleanroom.screen.errors import ScreeningInputError
-from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots
+from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, weak_aliases
 from cleanroom.screen.matcher import Comparison, Matcher, Scoring, TokenWeights
-from cleanroom.screen.normalize import NUMBER, WORD, Name, normalize
+from cleanroom.screen.normalize import NUMBER, SURNAMES, WORD, Name, normalize
 
 MAX_NAME_CHARS = 500
 CANDIDATES = 40  # names the matcher scores per query
@@ -43,6 +43,7 @@ class Entry:
     text: str
     name: Name
     alias: bool
+    weak: bool = False  # an alias the list marks weak: never an alert on its own
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,25 @@ class Hit:
         if explain:
             out["explanation"] = self.comparison.explain()
         return out
+
+
+def could_be_person(name: str, as_org: Name) -> bool:
+    """Whether a name of unknown schema may be a person's: not when it carries a
+    legal form ("Nestle SA", "Huawei Co Ltd"), nor when it is written in Chinese
+    characters and is not shaped like a Chinese personal name (two to four
+    characters, a family name first: 伊利 and 京东 are brands, 李宁 may be a man)."""
+    if as_org.legal:
+        return False
+    han = "".join(name.split())
+    if han and all("\u3400" <= ch <= "\u9fff" for ch in han):
+        return 2 <= len(han) <= 4 and (han[:1] in SURNAMES or han[:2] in SURNAMES)
+    return True
+
+
+def _same_key(a: Name, b: Name) -> bool:
+    """The same name, word for word, and not a short one (a weak alias counts
+    only so: "AVIC" for AVIC, never "Ford" for "FRD")."""
+    return a.key == b.key and len(a.key.replace(" ", "")) >= 4
 
 
 def check_name(name: Any) -> str:
@@ -122,12 +142,14 @@ class ListIndex:
                 if party.kind == "category":
                     continue
                 schema = schema_of(party)
+                weak = weak_aliases(party)
                 for k, text in enumerate((party.name, *party.aliases)):
                     entries.append(
                         Entry(
-                            snap.list_id, snap.version, party, text, normalize(text, schema), k > 0
+                            snap.list_id, snap.version, party, text,
+                            normalize(text, schema), k > 0, k > 0 and text in weak,
                         )
-                    )
+                    )  # fmt: skip
         self.entries = tuple(entries)
         self.weights = TokenWeights.from_names(e.name for e in entries)
         self.matcher = Matcher(self.weights, scoring)
@@ -159,7 +181,7 @@ class ListIndex:
             if not words:
                 continue
             for w, s, _ in process.extract(
-                word, words, scorer=Levenshtein.normalized_similarity, score_cutoff=FUZZY,
+                word, words, scorer=OSA.normalized_similarity, score_cutoff=FUZZY,
                 limit=20,
             ):  # fmt: skip
                 if w != word:
@@ -188,10 +210,10 @@ class ListIndex:
         name = check_name(name)
         schema = check_schema(schema)
         queries: dict[bool, Name] = {}
-        if schema in ("any", "Person"):
-            queries[False] = normalize(name, "Person")
         if schema != "Person":
             queries[True] = normalize(name, "Company" if schema == "any" else schema)
+        if schema == "Person" or (schema == "any" and could_be_person(name, queries[True])):
+            queries[False] = normalize(name, "Person")
         seen: set[int] = set()
         best: dict[tuple[str, str], Hit] = {}
         for org, q in queries.items():
@@ -201,6 +223,8 @@ class ListIndex:
                     continue
                 seen.add(i)
                 c = self.matcher.compare(q, e.name)
+                if e.weak and not _same_key(q, e.name):
+                    c = self.matcher.hold(c, f"{e.text!r} is an alias the list marks weak")
                 key = (e.list_id, e.party.id)
                 if key not in best or c.score > best[key].score:
                     best[key] = Hit(e, c)

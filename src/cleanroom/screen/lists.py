@@ -272,6 +272,15 @@ def load_ofac(
     return ListSnapshot(list_id, title, "U.S. Treasury OFAC", tuple(parties), name, published)
 
 
+def weak_aliases(party: Party) -> frozenset[str]:
+    """The aliases OFAC marks weak ("nicknames, noms-de-guerre, and unusually
+    common acronyms"): in its legacy files, the ``a.k.a. 'X'`` of the remarks
+    (strong aliases are in the ALT file). Other lists mark none."""
+    if not party.id.startswith(("sdn:", "cons:")):
+        return frozenset()
+    return frozenset(a.strip() for a in _AKA.findall(party.remarks))
+
+
 def _ofac_rule(list_id: str, programs: tuple[str, ...]) -> str:
     if list_id == "ofac-sdn":
         return "ofac-50"

@@ -23,6 +23,7 @@ common cannot reach the threshold whatever its features say.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import unicodedata
@@ -34,7 +35,7 @@ from importlib import resources
 from typing import Any
 
 from jellyfish import metaphone
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from cleanroom.screen.normalize import GENERIC, NUMBER, PARTICLE, PLACE, WORD, Name, normalize
 
@@ -59,6 +60,14 @@ ALIGN = 0.5
 JOINED = 0.9
 # Without a shared distinctive word the score is capped just below the threshold.
 CAP_BELOW = 0.05
+# A word this frequent in general English (Zipf scale, ``wordfreq``: 3.5 is about
+# three uses per million words — "spring", "atlas", "liberty", "tesla") names
+# thousands of companies: alone it says nothing about which.
+COMMON_ZIPF = 3.5
+# A lone word this short matched with an edit is, against tens of thousands of
+# listed names, more often another word than a typo ("Tesla" and "TESA",
+# "Kering" and "BERING"); only a swap of two neighbouring letters is taken as one.
+SHORT_WORD = 6
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ def token_similarity(a: str, b: str, person: bool) -> float:
         return 0.0
     if len(a) == 1 or len(b) == 1:
         return 0.8 if person and a[0] == b[0] else 0.0
-    s = (Levenshtein.normalized_similarity(a, b) + JaroWinkler.similarity(a, b)) / 2
+    s = (OSA.normalized_similarity(a, b) + JaroWinkler.similarity(a, b)) / 2
     if len(a) >= 3 and len(b) >= 3 and s < 0.9 and _phonetic(a) == _phonetic(b):
         s = 0.9
     return s
@@ -195,7 +204,7 @@ def _weakest_pair(a: Name, b: Name, al: Alignment) -> tuple[float, int, bool]:
         ka, kb = a.tokens[i].kind, b.tokens[j].kind
         if (ka in (WORD, NUMBER) or kb in (WORD, NUMBER)) and PLACE not in (ka, kb):
             if s < weakest:
-                edits = Levenshtein.distance(a.tokens[i].text, b.tokens[j].text)
+                edits = OSA.distance(a.tokens[i].text, b.tokens[j].text)
             weakest = min(weakest, s)
             if s >= SHARED_WORD and ka == WORD and kb == WORD:
                 shared = True
@@ -285,10 +294,25 @@ class Comparison:
     shared_word: bool
     query: Name
     candidate: Name
+    limit: str | None = None  # why the score is held below the threshold, if it is
+
+    def reason(self) -> str:
+        """Why the names match (or do not), in words."""
+        if self.limit:
+            return f"held below the threshold: {self.limit}"
+        same = [
+            f"{a!r}" if a == b else f"{a!r}~{b!r}" for a, b, s in self.pairs if s >= SHARED_WORD
+        ]
+        top = sorted(self.contributions.items(), key=lambda kv: -kv[1])[:2]
+        said = ", ".join(f"{_SAID.get(f, f)}" for f, v in top if v > 0)
+        words = ", ".join(same) if same else "no word alike"
+        return f"{words}" + (f"; {said}" if said else "")
 
     def explain(self) -> dict[str, Any]:
         return {
             "score": round(self.score, 4),
+            "reason": self.reason(),
+            "limit": self.limit,
             "query_tokens": list(self.query.texts),
             "candidate_tokens": list(self.candidate.texts),
             "aligned": [
@@ -301,6 +325,56 @@ class Comparison:
             "shared_distinctive_word": self.shared_word,
             "legal_forms": [list(self.query.legal), list(self.candidate.legal)],
         }
+
+
+_SAID = {
+    "coverage_min": "every word of the shorter name found",
+    "coverage_max": "most of the longer name found",
+    "weakest_pair": "even the least alike words close",
+    "joined": "the names alike as one string",
+    "order": "the words in the same order",
+    "extra_minor": "only generic words left over",
+}
+
+
+@cache
+def _common(word: str) -> bool:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en") >= COMMON_ZIPF
+
+
+def _swap(a: str, b: str) -> bool:
+    """Two words one swap of neighbouring letters apart ("hytera", "hyetra")."""
+    return len(a) == len(b) and sorted(a) == sorted(b) and OSA.distance(a, b) == 1
+
+
+def _thin_evidence(a: Name, b: Name, al: Alignment) -> str | None:
+    """Why a pair that shares a word still says too little to alert on when
+    screened against whole lists, or None:
+
+    - its only alike words are short and differ by an edit other than a swap
+      of neighbouring letters (against tens of thousands of listed names a
+      short word one edit away is another word far more often than a typo);
+    - it shares a single word, a common English one, and either name has
+      words the other lacks ("Spring Airlines", "SPRING SHIPPING LIMITED")."""
+    words = [
+        (a.tokens[i].text, b.tokens[j].text, s)
+        for i, (j, s) in al.pairs.items()
+        if a.tokens[i].kind == WORD and b.tokens[j].kind == WORD and s >= SHARED_WORD
+    ]
+    if not words:
+        return None
+    if all(x != y for x, y, _ in words) and all(
+        min(len(x), len(y)) <= SHORT_WORD and not _swap(x, y) for x, y, _ in words
+    ):
+        x, y, _ = words[0]
+        return f"the only alike words ({x!r}, {y!r}) are short and one edit apart"
+    if len(words) == 1 and _common(words[0][0]) and _common(words[0][1]):
+        left = len(a.tokens) + len(b.tokens) - 2 * len(al.pairs)
+        if left > 0:
+            return f"the names share only {words[0][0]!r}, a common word, and differ in the rest"
+    return None
 
 
 class Matcher:
@@ -342,6 +416,10 @@ class Matcher:
         """The features of a pair of names (align, then measure the alignment,
         then the names as whole strings), the aligned token pairs, and whether
         the names share a word at all."""
+        feats, pairs, shared, _ = self._measure(a, b)
+        return feats, pairs, shared
+
+    def _measure(self, a: Name, b: Name) -> tuple[dict[str, float], tuple, bool, Alignment]:
         al = self.align(a, b)
         cov_a, cov_b = al.coverage()
         weakest, edits, shared = _weakest_pair(a, b, al)
@@ -385,17 +463,24 @@ class Matcher:
             "native_difference": _native_difference(a.raw, b.raw),
             "weakest_edits": float(min(edits, 3)),
         }
-        return feats, pairs, shared
+        return feats, pairs, shared, al
 
     def compare(self, a: Name | str, b: Name | str, schema: str = "Company") -> Comparison:
         na = a if isinstance(a, Name) else normalize(a, schema)
         nb = b if isinstance(b, Name) else normalize(b, schema)
-        feats, pairs, shared = self.features(na, nb)
+        feats, pairs, shared, al = self._measure(na, nb)
         logit, terms = self.scoring.model(na.org or nb.org).logit(feats)
         score = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
-        if not shared:
+        limit = _thin_evidence(na, nb, al) if shared else "the names share no distinctive word"
+        if limit:
             score = min(score, max(0.0, self.threshold - CAP_BELOW))
-        return Comparison(score, feats, terms, pairs, shared, na, nb)
+        return Comparison(score, feats, terms, pairs, shared, na, nb, limit)
+
+    def hold(self, c: Comparison, why: str) -> Comparison:
+        """``c`` held below the threshold, for the reason ``why``."""
+        return dataclasses.replace(
+            c, score=min(c.score, max(0.0, self.threshold - CAP_BELOW)), limit=c.limit or why
+        )
 
     def score(self, a: str, b: str, schema: str = "Company") -> float:
         return self.compare(a, b, schema).score
