@@ -66,6 +66,7 @@ class Query:
     best: float = 0.0  # best score of any party
     best_right: float = 0.0  # best score of a right party
     best_hit: str = ""  # what the best hit was
+    right_reason: str = ""  # why the best right hit scored as it did
     baseline: dict[str, float] = field(default_factory=dict)  # party -> logic-v2
 
 
@@ -133,7 +134,10 @@ def screen_all(index: ListIndex, qs: list[Query]) -> float:
                 q.best = hits[0].score
                 h = hits[0].entry
                 q.best_hit = f"{h.list_id} {h.party.id} {h.party.name!r} via {h.text!r}"
-            q.best_right = max((h.score for h in hits if h.entry.party.id in q.expect), default=0)
+            right = [h for h in hits if h.entry.party.id in q.expect]
+            if right:
+                q.best_right = right[0].score
+                q.right_reason = f"{right[0].entry.text!r}: {right[0].comparison.reason()}"
             bar.advance(task)
     return len(qs) / (time.perf_counter() - t)
 
@@ -242,7 +246,8 @@ def main() -> None:
             key=lambda a: -a["score"],
         ),  # fmt: skip
         "missed": [
-            {"query": q.name, "form": q.form, "right": round(q.best_right, 4), "best": q.best_hit}
+            {"query": q.name, "form": q.form, "right": round(q.best_right, 4),
+             "why": q.right_reason, "best": q.best_hit}
             for q in qs
             if q.set == "zh-listed" and q.best_right < t
         ],
@@ -292,7 +297,7 @@ def report(r: dict, alerts: int) -> None:
     for a in r["false_alerts"][:alerts]:
         out.print(f"false alert {a['score']:.2f} [{a['set']}] {a['query']!r} → {a['hit']}")
     for m in r["missed"][:alerts]:
-        out.print(f"missed ({m['form']}, right {m['right']:.2f}) {m['query']!r}; best: {m['best']}")
+        out.print(f"missed ({m['form']}, right {m['right']:.2f}) {m['query']!r}: {m['why']}")
 
 
 if __name__ == "__main__":

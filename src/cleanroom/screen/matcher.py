@@ -37,7 +37,16 @@ from typing import Any
 from jellyfish import metaphone
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
-from cleanroom.screen.normalize import GENERIC, NUMBER, PARTICLE, PLACE, WORD, Name, normalize
+from cleanroom.screen.normalize import (
+    GENERIC,
+    GENERIC_WORDS,
+    NUMBER,
+    PARTICLE,
+    PLACE,
+    WORD,
+    Name,
+    normalize,
+)
 
 FEATURES = (
     "coverage_min",
@@ -68,6 +77,9 @@ COMMON_ZIPF = 3.5
 # listed names, more often another word than a typo ("Tesla" and "TESA",
 # "Kering" and "BERING"); only a swap of two neighbouring letters is taken as one.
 SHORT_WORD = 6
+# A word seen at least this often in English text (Zipf 2: once in ten million
+# words; most brands of listed companies' size) is a word of its own, not a slip.
+KNOWN_ZIPF = 2.0
 
 
 @dataclass(frozen=True)
@@ -351,30 +363,75 @@ def _swap(a: str, b: str) -> bool:
 
 def _thin_evidence(a: Name, b: Name, al: Alignment) -> str | None:
     """Why a pair that shares a word still says too little to alert on when
-    screened against whole lists, or None:
+    ``a`` is screened against whole lists, or None:
 
-    - its only alike words are short and differ by an edit other than a swap
-      of neighbouring letters (against tens of thousands of listed names a
-      short word one edit away is another word far more often than a typo);
-    - it shares a single word, a common English one, and either name has
-      words the other lacks ("Spring Airlines", "SPRING SHIPPING LIMITED")."""
+    - its only alike words differ by an edit, and the edit does not look like
+      a typo: the words are short (one edit from a short word is another word
+      far more often than a slip, against tens of thousands of listed names)
+      unless the edit swaps two neighbouring letters, or the screened word is
+      itself an English word or a known brand ("Walmart", "WELMART"): a slip
+      of the keyboard rarely makes another real word;
+    - two organisations share a single word, and either has a distinctive
+      word the other lacks ("Linde plc", "GAZPROM LINDE ENGINEERING"), or the
+      shared word is a common English one and they differ in anything else
+      ("Spring Airlines", "SPRING SHIPPING LIMITED")."""
     words = [
-        (a.tokens[i].text, b.tokens[j].text, s)
+        (i, j, a.tokens[i].text, b.tokens[j].text)
         for i, (j, s) in al.pairs.items()
         if a.tokens[i].kind == WORD and b.tokens[j].kind == WORD and s >= SHARED_WORD
     ]
     if not words:
         return None
-    if all(x != y for x, y, _ in words) and all(
-        min(len(x), len(y)) <= SHORT_WORD and not _swap(x, y) for x, y, _ in words
-    ):
-        x, y, _ = words[0]
-        return f"the only alike words ({x!r}, {y!r}) are short and one edit apart"
-    if len(words) == 1 and _common(words[0][0]) and _common(words[0][1]):
-        left = len(a.tokens) + len(b.tokens) - 2 * len(al.pairs)
-        if left > 0:
-            return f"the names share only {words[0][0]!r}, a common word, and differ in the rest"
+    if all(x != y for _, _, x, y in words) and all(_not_a_slip(x, y) for _, _, x, y in words):
+        _, _, x, y = words[0]
+        return f"the only alike words ({x!r}, {y!r}) differ by more than a slip of the keyboard"
+    if len(words) != 1 or not (a.org or b.org):
+        return None
+    i, j, x, y = words[0]
+    lone_a = [k for k in range(len(a.tokens)) if k != i and k not in al.pairs]
+    lone_b = [k for k in range(len(b.tokens)) if k != j and k not in al.used_b]
+    if any(
+        _distinctive(a.tokens[k].text, al.wa[k]) for k in lone_a if a.tokens[k].kind == WORD
+    ) or any(_distinctive(b.tokens[k].text, al.wb[k]) for k in lone_b if b.tokens[k].kind == WORD):
+        return f"the names share only {x!r}, and each has distinctive words the other lacks"
+    if _common(x) and _common(y) and (lone_a or lone_b):
+        return f"the names share only {x!r}, a common word, and differ in the rest"
     return None
+
+
+def _distinctive(word: str, weight: float) -> bool:
+    """A word that sets a name apart: rare in the lists, and not a misspelt
+    generic word or legal form ("Corporatoin", "Limtied")."""
+    return weight >= 0.5 and not _misspelt_generic(word)
+
+
+@cache
+def _misspelt_generic(word: str) -> bool:
+    from rapidfuzz import process
+
+    return (
+        len(word) >= 5
+        and process.extractOne(
+            word, GENERIC_WORDS, scorer=OSA.normalized_similarity, score_cutoff=0.8
+        )
+        is not None
+    )
+
+
+def _not_a_slip(x: str, y: str) -> bool:
+    """Whether ``x`` written for ``y`` (one or two edits apart) is unlikely to
+    be a typo: short words changed other than by a swap, or ``x`` a word of
+    its own."""
+    if _swap(x, y):
+        return False
+    return min(len(x), len(y)) <= SHORT_WORD or _known(x)
+
+
+@cache
+def _known(word: str) -> bool:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en") >= KNOWN_ZIPF
 
 
 class Matcher:

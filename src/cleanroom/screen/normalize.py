@@ -68,7 +68,10 @@ brothers sons studio studios store stores shop market markets retail wholesale s
 design designs marketing fund funds properties property realty estate housing hotel hotels travel
 tours express com net org social society charity charitable relief welfare cultural
 education educational public community people peoples youth human rights humanitarian aid
-""")
+semiconductor semiconductors integrated circuit circuits
+keji jishu tongxun chuangxin jituan gufen youxian gongsi youxiangongsi konggu kongu shiye maoyi
+dianzi wangluo xinxi guoji zhongguo fazhan touzi zhineng shuzi kexue gongye zhizao
+""")  # (the last two lines: the same words in pinyin, as names are written in Latin letters)
 
 _PARTICLES = _words("""
 al el bin ibn bint abu abd ul ur ud van von der den de del della di da dos das du la le of the and
@@ -201,11 +204,17 @@ def _han_segments(run: str, org: bool) -> list[str]:
                 i += n
                 break
         else:
+            if run[i] in _PLACE_SUFFIX and not pending and out and out[-1].startswith("\x00place"):
+                i += 1  # 深圳市: the city of Shenzhen is Shenzhen
+                continue
             pending += run[i]
             i += 1
     if pending:
         out.extend(_pinyin(pending))
     return out
+
+
+_PLACE_SUFFIX = frozenset("市省区县")
 
 
 def _pinyin(run: str) -> list[str]:
@@ -331,10 +340,12 @@ def _classify(raw: str, pieces: list[str], org: bool) -> Name:
 
 
 def _legal_position(pieces: list[str], i: int, k: int) -> bool:
-    """Legal forms are prefixes or suffixes ("OAO Gazprom", "Huawei Co Ltd"),
-    not words in the middle of a name ("Saudi Arabian Oil Company" ends with
-    one; "Company for Trade X" starts with one)."""
-    return i == 0 or i + k == len(pieces) or all(len(p) <= 4 for p in pieces[i + k :])
+    """Legal forms are prefixes or suffixes ("OAO Gazprom", "Huawei Co Ltd",
+    "Hytera Communications Corporation Limited"), not words in the middle of
+    a name ("Saudi Arabian Oil Company" ends with one; "Company for Trade X"
+    starts with one)."""
+    rest = pieces[i + k :]
+    return i == 0 or not rest or all(len(p) <= 4 or (p,) in _LEGAL_WORDS for p in rest)
 
 
 def _emit(tokens: list[Token], legal: list[str], kind: str, canonical: str) -> None:
@@ -363,3 +374,8 @@ def _word(p: str, org: bool) -> tuple[str, str]:
 
 
 _GENERIC_SET = frozenset(_GENERIC)
+# generic words and one-word legal forms (what a misspelt word may have meant)
+GENERIC_WORDS = tuple(
+    sorted(_GENERIC_SET | {p for p in _LEGAL_PHRASES.split("|") if " " not in p and len(p) >= 4})
+)
+_LEGAL_WORDS = frozenset(tuple(p.split()) for p in _LEGAL_PHRASES.split("|") if p.strip())
