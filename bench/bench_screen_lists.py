@@ -171,6 +171,16 @@ def figures(qs: list[Query], t: float, score=None) -> dict:
     return out
 
 
+def false_alerts(qs: list[Query], t: float) -> list[dict]:
+    """The clean names that alerted at ``t``, highest score first."""
+    out = [
+        {"query": q.name, "set": q.set, "score": round(q.best, 4), "hit": q.best_hit}
+        for q in qs
+        if q.set != "zh-listed" and q.best >= t
+    ]
+    return sorted(out, key=lambda a: -a["score"])
+
+
 def baseline(index: ListIndex, qs: list[Query]) -> str | None:
     """logic-v2 on every (query, candidate) pair our index proposes; fills
     ``q.baseline``. Returns what ran, or None when it cannot run."""
@@ -237,17 +247,15 @@ def main() -> None:
         "screens_per_second": round(rate, 1),
         "ours": figures(qs, t),
         "ours_curve": [figures(qs, c) for c in CURVE],
-        "false_alerts": sorted(
-            (
-                {"query": q.name, "set": q.set, "score": round(q.best, 4), "hit": q.best_hit}
-                for q in qs
-                if q.set != "zh-listed" and q.best >= t
-            ),
-            key=lambda a: -a["score"],
-        ),  # fmt: skip
+        "false_alerts": false_alerts(qs, t),
         "missed": [
-            {"query": q.name, "form": q.form, "right": round(q.best_right, 4),
-             "why": q.right_reason, "best": q.best_hit}
+            {
+                "query": q.name,
+                "form": q.form,
+                "right": round(q.best_right, 4),
+                "why": q.right_reason,
+                "best": q.best_hit,
+            }
             for q in qs
             if q.set == "zh-listed" and q.best_right < t
         ],

@@ -25,7 +25,6 @@ import tempfile
 from pathlib import Path
 
 from bench_personas import synthetic
-
 from cleanroom.foryou.data import POSITIVE_CODES
 from cleanroom.foryou.evaluate import run, table
 
