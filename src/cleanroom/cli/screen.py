@@ -42,6 +42,15 @@ def _authorize(room: Any, by: str, action: str = "write") -> None:
     room.gate.require(room.principals.get(by), action, "Screenings")
 
 
+Threshold = Annotated[
+    float | None,
+    typer.Option(help="decide at this score (0 < t <= 1) instead of the matcher's default"),
+]
+CandidateLimit = Annotated[
+    int | None, typer.Option("--limit", help="candidates to show per name (1-50, default 5)")
+]
+
+
 def _best(s: Any) -> dict[str, Any]:
     best = s.best
     return {
@@ -51,6 +60,7 @@ def _best(s: Any) -> dict[str, Any]:
         "party_id": best.entry.party.id if best else None,
         "score": round(best.score, 4) if best else 0.0,
         "decision": s.decision,
+        "reason": best.comparison.reason() if best else "no candidate shares a word",
     }
 
 
@@ -61,27 +71,31 @@ def screen_name(
         str, typer.Option(help="any, Person, Company, Organization, Vessel…")
     ] = "any",
     as_json: Annotated[bool, typer.Option("--json", help="the whole screening as JSON")] = False,
+    threshold: Threshold = None,
+    limit: CandidateLimit = None,
     by: By = DEFAULT_BY,
 ) -> None:
     """Screen one name: candidates with scores and why, and the decision."""
+    from cleanroom.screen.screener import check_options
+
+    check_options(threshold, limit)
     with _room() as room:
         _authorize(room, by)
-        s, entry = room.screening.screen(name, schema, by=by)
+        s, entry = room.screening.screen(name, schema, by=by, threshold=threshold, limit=limit)
     if as_json:
         typer.echo(json.dumps({**s.as_json(), "ledger_index": entry}, ensure_ascii=False))
         return
     from rich.table import Table
 
-    t = Table(title=f"{s.query!r}: {s.decision} (threshold {s.threshold}, entry {entry})")
+    t = Table(
+        title=f"{s.query!r}: {s.decision} (threshold {s.threshold}, {s.matcher}, entry {entry})"
+    )
     for col in ("score", "list", "listed name", "matched name", "programs", "why"):
         t.add_column(col)
     for h in s.hits:
-        feats = h.comparison.explain()["features"]
-        top = sorted(feats.items(), key=lambda kv: -abs(kv[1]["adds"]))[:3]
-        why = ", ".join(f"{k} {v['value']:.2f}→{v['adds']:+.2f}" for k, v in top)
         t.add_row(
             f"{h.score:.2f}", h.entry.list_id, h.entry.party.name, h.entry.text,
-            ", ".join(h.entry.party.programs), why,
+            ", ".join(h.entry.party.programs), h.comparison.reason(),
         )  # fmt: skip
 
     table_console().print(t)
@@ -131,18 +145,24 @@ def screen_batch(
     path: Annotated[Path, typer.Argument(help="a CSV file with a 'name' column")],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per row")] = False,
     column: Annotated[str, typer.Option(help="the column holding the names")] = "name",
+    threshold: Threshold = None,
+    limit: CandidateLimit = None,
     by: By = DEFAULT_BY,
 ) -> None:
     """Screen every row of a CSV: the best match per row (list, listed name,
-    score, decision at the default threshold)."""
+    score, decision at the threshold: the matcher's default or --threshold)."""
+    from cleanroom.screen.screener import check_options
+
+    check_options(threshold, limit)
     queries = read_batch(path, column)
     with _room() as room:
         _authorize(room, by)
-        done = room.screening.screen_many(queries, by=by)
+        done = room.screening.screen_many(queries, by=by, threshold=threshold, limit=limit)
     if as_json:
         out = sys.stdout
         for n, (s, entry) in enumerate(done, 1):
-            line = {"row": n, "name": s.query, **_best(s), "ledger_index": entry}
+            line = {"row": n, "name": s.query, **_best(s), "threshold": s.threshold,
+                    "matcher": s.matcher, "ledger_index": entry}  # fmt: skip
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
         return
     matches = sum(1 for s, _ in done if s.decision == "match")

@@ -41,7 +41,7 @@ from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.index import ListIndex, check_batch
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, delta
 from cleanroom.screen.ownership import OwnershipGraph, parse_stakes
-from cleanroom.screen.screener import Dismissal, Screener, Screening, query_key
+from cleanroom.screen.screener import Dismissal, Screener, Screening, check_options, query_key
 from cleanroom.storage import Database, Migration, migrate
 
 _meta = MetaData()
@@ -362,10 +362,20 @@ class ScreeningDesk:
         return Dismissal(r.query_key, r.list_id, r.party_id, r.list_version)
 
     def screen(
-        self, name: str, schema: str = "any", *, by: str, purpose: str = "", record: bool = True
+        self,
+        name: str,
+        schema: str = "any",
+        *,
+        by: str,
+        purpose: str = "",
+        record: bool = True,
+        threshold: float | None = None,
+        limit: int | None = None,
     ) -> tuple[Screening, int | None]:
-        """Screen one name; the screening is a ledger entry (its index is returned)."""
-        s = self.screener().screen(name, schema)
+        """Screen one name (at the request's own ``threshold`` and candidate
+        ``limit`` when given); the screening is a ledger entry (its index is
+        returned), with the threshold and the matcher's version."""
+        s = self.screener().screen(name, schema, threshold=threshold, limit=limit)
         index = self.log.append(self._screening_entry(s, by, purpose)) if record else None
         return s, index
 
@@ -380,13 +390,23 @@ class ScreeningDesk:
         }
 
     def screen_many(
-        self, queries: list[tuple[str, str]], *, by: str, purpose: str = ""
+        self,
+        queries: list[tuple[str, str]],
+        *,
+        by: str,
+        purpose: str = "",
+        threshold: float | None = None,
+        limit: int | None = None,
     ) -> list[tuple[Screening, int]]:
         """Screen a batch of (name, schema); every name is checked before any is
         screened, and the screenings go onto the ledger in one bulk append."""
         check_batch(queries, MAX_BATCH, lambda n: f"row {n + 1}")
+        check_options(threshold, limit)
         screener = self.screener()
-        done = [screener.screen(name, schema) for name, schema in queries]
+        done = [
+            screener.screen(name, schema, threshold=threshold, limit=limit)
+            for name, schema in queries
+        ]
         bodies = [encode_entry(self._screening_entry(s, by, purpose)) for s in done]
         indices = self.log.append_many(bodies) if bodies else []
         return list(zip(done, indices, strict=True))

@@ -18,7 +18,7 @@ from rapidfuzz.distance import OSA
 
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, weak_aliases
-from cleanroom.screen.matcher import Comparison, Matcher, Scoring, TokenWeights
+from cleanroom.screen.matcher import Comparison, Matcher, Scoring, TokenWeights, another_word
 from cleanroom.screen.normalize import NUMBER, SURNAMES, WORD, Name, normalize
 
 MAX_NAME_CHARS = 500
@@ -73,6 +73,7 @@ class Hit:
             "listed_on": p.listed_on,
             "rule": p.rule,
             "score": round(self.score, 4),
+            "reason": self.comparison.reason(),
         }
         if explain:
             out["explanation"] = self.comparison.explain()
@@ -225,6 +226,8 @@ class ListIndex:
                 c = self.matcher.compare(q, e.name)
                 if e.weak and not _same_key(q, e.name):
                     c = self.matcher.hold(c, f"{e.text!r} is an alias the list marks weak")
+                elif c.score >= self.matcher.threshold and (why := another_word(c)):
+                    c = self.matcher.hold(c, why)
                 key = (e.list_id, e.party.id)
                 if key not in best or c.score > best[key].score:
                     best[key] = Hit(e, c)

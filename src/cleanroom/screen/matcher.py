@@ -24,6 +24,7 @@ common cannot reach the threshold whatever its features say.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import unicodedata
@@ -60,6 +61,18 @@ FEATURES = (
     "native_difference",
     "weakest_edits",
 )
+FEATURE_TEXT = {
+    "coverage_min": "share of the shorter name's weight its aligned words carry",
+    "coverage_max": "share of the longer name's weight its aligned words carry",
+    "weakest_pair": "similarity of the least alike pair of aligned distinctive words",
+    "extra_words": "distinctive words of either name left without a partner (up to 3)",
+    "extra_minor": "generic words of either name left without a partner (up to 3)",
+    "joined": "similarity of the distinctive words run together as one string",
+    "number_mismatch": "both names carry numbers and they differ",
+    "order": "1 when the aligned words come in the same order, less with each inversion",
+    "native_difference": "edits between two names written in the same non-Latin script",
+    "weakest_edits": "edits between the words of the least alike pair (up to 3)",
+}
 KIND_WEIGHT = {GENERIC: 0.15, PLACE: 0.2, PARTICLE: 0.25, NUMBER: 0.6}
 # A distinctive pair must be at least this similar for the names to share a word.
 SHARED_WORD = 0.85
@@ -94,6 +107,12 @@ class Model:
         return self.bias + sum(terms.values()), terms
 
 
+# The matcher's logic: bump when a rule of the code changes what a pair scores
+# (the weights' digest changes on its own when they are refitted).
+MATCHER = "cleanroom-names"
+LOGIC = 2
+
+
 @dataclass(frozen=True)
 class Scoring:
     """The fitted scoring models (person and organisation) and their threshold."""
@@ -102,9 +121,25 @@ class Scoring:
     org: Model
     threshold: float
     provenance: dict[str, Any] = field(default_factory=dict)
+    measured: dict[str, Any] = field(default_factory=dict)
 
     def model(self, org: bool) -> Model:
         return self.org if org else self.person
+
+    @property
+    def version(self) -> str:
+        """``cleanroom-names-2/<digest>``: the logic and the weights and threshold
+        it runs with; every screening names it."""
+        doc = {
+            "logic": LOGIC,
+            "threshold": self.threshold,
+            **{
+                k: {"bias": m.bias, "weights": m.weights}
+                for k, m in (("person", self.person), ("org", self.org))
+            },
+        }
+        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{MATCHER}-{LOGIC}/{digest}"
 
 
 @cache
@@ -120,7 +155,11 @@ def scoring_from_json(raw: dict[str, Any]) -> Scoring:
         return Model(float(m["bias"]), {f: float(m["weights"][f]) for f in FEATURES})
 
     return Scoring(
-        model(raw["person"]), model(raw["org"]), float(raw["threshold"]), raw.get("provenance", {})
+        model(raw["person"]),
+        model(raw["org"]),
+        float(raw["threshold"]),
+        raw.get("provenance", {}),
+        raw.get("measured", {}),
     )
 
 
@@ -365,12 +404,9 @@ def _thin_evidence(a: Name, b: Name, al: Alignment) -> str | None:
     """Why a pair that shares a word still says too little to alert on when
     ``a`` is screened against whole lists, or None:
 
-    - its only alike words differ by an edit, and the edit does not look like
-      a typo: the words are short (one edit from a short word is another word
-      far more often than a slip, against tens of thousands of listed names)
-      unless the edit swaps two neighbouring letters, or the screened word is
-      itself an English word or a known brand ("Walmart", "WELMART"): a slip
-      of the keyboard rarely makes another real word;
+    - its only alike words are short and differ by an edit other than a swap
+      of neighbouring letters (one edit from a short word is another word far
+      more often than a slip, against tens of thousands of listed names);
     - two organisations share a single word, and either has a distinctive
       word the other lacks ("Linde plc", "GAZPROM LINDE ENGINEERING"), or the
       shared word is a common English one and they differ in anything else
@@ -419,12 +455,29 @@ def _misspelt_generic(word: str) -> bool:
 
 
 def _not_a_slip(x: str, y: str) -> bool:
-    """Whether ``x`` written for ``y`` (one or two edits apart) is unlikely to
-    be a typo: short words changed other than by a swap, or ``x`` a word of
-    its own."""
-    if _swap(x, y):
-        return False
-    return min(len(x), len(y)) <= SHORT_WORD or _known(x)
+    """Whether two words an edit apart are unlikely to be one word mistyped:
+    short words changed other than by a swap of neighbouring letters."""
+    return not _swap(x, y) and min(len(x), len(y)) <= SHORT_WORD
+
+
+def another_word(c: Comparison) -> str | None:
+    """Why a screening's hit is held: its only alike words differ by an edit
+    and the screened word is a word of its own (English, or a brand common
+    enough to be in English text: "Walmart" for "WELMART", "Progress" for
+    "PROGRES") — a slip of the keyboard rarely makes another real word. Not
+    symmetric (the screened name is the one typed), so applied by the
+    screening, not by the pair score."""
+    kinds = {t.text: t.kind for t in c.query.tokens}
+    other = {t.text: t.kind for t in c.candidate.tokens}
+    alike = [
+        (x, y)
+        for x, y, s in c.pairs
+        if s >= SHARED_WORD and kinds.get(x) == WORD and other.get(y) == WORD
+    ]
+    if alike and all(x != y and not _swap(x, y) and _known(x) for x, y in alike):
+        x, y = alike[0]
+        return f"{x!r} is a word of its own, not a slip for {y!r}"
+    return None
 
 
 @cache
@@ -445,6 +498,45 @@ class Matcher:
     @property
     def threshold(self) -> float:
         return self.scoring.threshold
+
+    @property
+    def version(self) -> str:
+        return self.scoring.version
+
+    def describe(self) -> dict[str, Any]:
+        """The matcher as ``GET /v1/screen/algorithms`` shows it: version,
+        threshold, features and weights, the rules that hold a score below the
+        threshold, how it was fitted and what was measured."""
+        sc = self.scoring
+        return {
+            "name": MATCHER,
+            "version": sc.version,
+            "default_threshold": sc.threshold,
+            "description": (__doc__ or "").strip(),
+            "features": {f: FEATURE_TEXT[f] for f in FEATURES},
+            "weights": {
+                k: {"bias": m.bias, "weights": m.weights}
+                for k, m in (("person", sc.person), ("organisation", sc.org))
+            },
+            "held_below_threshold": [
+                "the names share no distinctive word",
+                "the only alike words differ by more than a slip of the keyboard (short words "
+                f"of up to {SHORT_WORD} letters changed other than by a swap of neighbouring "
+                f"letters, or the screened word an English word of its own, Zipf >= {KNOWN_ZIPF})",
+                "two organisations share a single word and either has a distinctive word the "
+                "other lacks",
+                f"two organisations share a single common English word (Zipf >= {COMMON_ZIPF}) "
+                "and differ in anything else",
+                "the hit is through an alias the list marks weak (OFAC), unless the names are "
+                "the same word for word and at least four letters long",
+            ],
+            "not_screened_as_people": (
+                "names with a legal form, and names in Chinese characters not shaped like a "
+                "Chinese personal name (two to four characters, a common family name first)"
+            ),
+            "fitted": sc.provenance,
+            "measured": sc.measured,
+        }
 
     def align(self, a: Name, b: Name) -> Alignment:
         """Pair the tokens of two names, best pairs first (similarity times the

@@ -14,12 +14,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.index import Hit, ListIndex, check_name, check_schema
 from cleanroom.screen.lists import ListSnapshot
 from cleanroom.screen.normalize import normalize
 from cleanroom.screen.ownership import Covered, Listing, OwnershipGraph
 
-CANDIDATES_SHOWN = 5
+CANDIDATES_SHOWN = 5  # candidates an answer shows unless the request asks for another number
+MAX_CANDIDATES = 50
+
+
+def check_options(threshold: Any, limit: Any) -> None:
+    """A request's own threshold (0 < t <= 1) and candidate limit (1..50)."""
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 < threshold <= 1
+    ):
+        raise ScreeningInputError(f"threshold {threshold!r} is not a number in (0, 1]")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CANDIDATES
+    ):
+        raise ScreeningInputError(
+            f"limit {limit!r} is not a whole number from 1 to {MAX_CANDIDATES}"
+        )
 
 
 def query_key(name: str) -> str:
@@ -49,6 +67,7 @@ class Screening:
     dismissed: list[Hit]
     ownership: list[dict[str, Any]] = field(default_factory=list)
     ownership_version: str | None = None
+    matcher: str = ""  # the matcher's version (logic and weights)
 
     @property
     def decision(self) -> str:
@@ -62,7 +81,8 @@ class Screening:
 
     def reasons(self) -> list[str]:
         out = [
-            f"{h.entry.list_id} {h.entry.party.id} {h.entry.party.name!r} (score {h.score:.2f})"
+            f"{h.entry.list_id} {h.entry.party.id} {h.entry.party.name!r} (score {h.score:.2f}): "
+            + h.comparison.reason()
             for h in self.hits
             if h.score >= self.threshold
         ]
@@ -75,6 +95,7 @@ class Screening:
             "schema": self.schema,
             "decision": self.decision,
             "threshold": self.threshold,
+            "matcher": self.matcher,
             "list_versions": self.list_versions,
         }
 
@@ -167,24 +188,37 @@ class Screener:
             self._covered_day = day
         return self._covered
 
-    def screen(self, name: str, schema: str = "any", *, as_of: dt.date | None = None) -> Screening:
+    def screen(
+        self,
+        name: str,
+        schema: str = "any",
+        *,
+        as_of: dt.date | None = None,
+        threshold: float | None = None,
+        limit: int | None = None,
+    ) -> Screening:
+        """Screen one name: its best candidates (``limit``, 5 by default) and
+        the decision at ``threshold`` (the matcher's by default)."""
         name = check_name(name)
         schema = check_schema(schema)
+        check_options(threshold, limit)
+        shown = limit or CANDIDATES_SHOWN
         key = query_key(name)
         hits, dismissed = [], []
-        for h in self.index.screen(name, schema, limit=CANDIDATES_SHOWN + 5):
+        for h in self.index.screen(name, schema, limit=shown + 5):
             d = Dismissal(key, h.entry.list_id, h.entry.party.id, h.entry.version)
             (dismissed if d in self.dismissals else hits).append(h)
         ownership = self._ownership(name, as_of) if len(self.ownership) else []
         return Screening(
             name,
             schema,
-            self.threshold,
+            float(threshold) if threshold is not None else self.threshold,
             self.list_versions,
-            hits[:CANDIDATES_SHOWN],
+            hits[:shown],
             dismissed,
             ownership,
             self.ownership_version,
+            self.index.matcher.version,
         )
 
     def _ownership(self, name: str, as_of: dt.date | None) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from cleanroom.gate.egress import ExportRequest
 from cleanroom.gate.privacy import DEFAULT_EPSILON, MAX_EPSILON
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.index import MAX_NAME_CHARS, check_batch
+from cleanroom.screen.screener import MAX_CANDIDATES
 
 MAX_API_BATCH = 1_000
 Schema = Literal["any", "Person", "Company", "Organization", "LegalEntity", "Vessel", "Airplane"]
@@ -35,6 +36,14 @@ class ScreenRequest(BaseModel):
     names: Annotated[list[str] | None, Field(description=f"up to {MAX_API_BATCH} names")] = None
     schema_: Annotated[Schema, Field(alias="schema")] = "any"
     explain: bool = True
+    threshold: Annotated[
+        float | None,
+        Field(gt=0, le=1, description="decide at this score instead of the matcher's default"),
+    ] = None
+    limit: Annotated[
+        int | None,
+        Field(ge=1, le=MAX_CANDIDATES, description="candidates to show per name (default 5)"),
+    ] = None
 
 
 class DismissRequest(BaseModel):
@@ -87,17 +96,30 @@ async def screen(request: Request, who: Who, body: ScreenRequest) -> JSONRespons
 
     def run() -> JSONResponse:
         room.gate.require(who, "write", "Screenings")
+        options = {"threshold": body.threshold, "limit": body.limit}
         if body.name is not None:
-            s, entry = room.screening.screen(body.name, body.schema_, by=who.name)
+            s, entry = room.screening.screen(body.name, body.schema_, by=who.name, **options)
             return JSONResponse({**s.as_json(explain=body.explain), "ledger_index": entry})
         done = room.screening.screen_many(
-            [(n, body.schema_) for n in body.names or []], by=who.name
+            [(n, body.schema_) for n in body.names or []], by=who.name, **options
         )
         return JSONResponse(
             [{**s.as_json(explain=body.explain), "ledger_index": e} for s, e in done]
         )
 
     return await run_in_threadpool(run)
+
+
+@router.get("/v1/screen/algorithms", response_model=answers.Open)
+def algorithms(request: Request, who: Who) -> JSONResponse:
+    """The matcher screenings run with: its version (every screening and its
+    ledger entry name it), default threshold, features and weights, the rules
+    that hold a score below the threshold, how it was fitted and what was
+    measured (list-level false alerts and recall, the pair benchmark)."""
+    room = room_of(request)
+    room.gate.require(who, "read", "Screenings")
+    m = room.screening.screener().index.matcher
+    return JSONResponse({"default": m.version, "algorithms": [m.describe()]})
 
 
 @router.post("/v1/screen/dismissals", status_code=201, response_model=answers.Open)
