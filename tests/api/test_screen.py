@@ -271,3 +271,40 @@ def test_a_screening_reaches_an_unlisted_company_through_ownership(api: Api) -> 
     ns = api.call("POST", "/v1/screen", "alice", json={"name": "Example Mobile Ventures"}).json()
     assert ns["decision"] == "clear" and ns["ownership"] == []
     assert entries(api, "screen.ownership_loaded")[0]["stakes"] == 3
+
+
+def test_a_request_sets_its_own_threshold_and_limit_and_every_answer_names_the_matcher(
+    api: Api,
+) -> None:
+    about = api.call("GET", "/v1/screen/algorithms", "alice")
+    assert about.status_code == 200, about.text
+    doc = about.json()
+    version = doc["default"]
+    [algo] = doc["algorithms"]
+    assert algo["version"] == version and algo["default_threshold"] == 0.5
+    assert algo["features"] and algo["held_below_threshold"] and algo["fitted"]
+    # a hit below the default threshold is a match at a lower one, and says why
+    body = {"name": "Hytera Comms", "limit": 2}
+    low = api.call("POST", "/v1/screen", "alice", json={**body, "threshold": 0.05}).json()
+    default = api.call("POST", "/v1/screen", "alice", json=body).json()
+    assert len(low["candidates"]) <= 2 and len(default["candidates"]) <= 2
+    assert low["threshold"] == 0.05 and default["threshold"] == 0.5
+    assert low["decision"] == "match"
+    assert low["matcher"] == default["matcher"] == version
+    assert all(c["reason"] for c in low["candidates"])
+    many = api.call(
+        "POST", "/v1/screen", "alice", json={"names": ["ZTE", "Acme"], "threshold": 0.99}
+    ).json()
+    assert [d["threshold"] for d in many] == [0.99, 0.99]
+    # the ledger keeps the threshold and the matcher each screening ran with
+    recorded = entries(api, "screen.screening")
+    assert [e["threshold"] for e in recorded[-4:]] == [0.05, 0.5, 0.99, 0.99]
+    assert {e["matcher"] for e in recorded} == {version}
+    before = len(api.ledger())
+    for bad in ({"threshold": 0}, {"threshold": 1.5}, {"threshold": "high"}, {"limit": 0},
+                {"limit": 51}, {"limit": 2.5}):  # fmt: skip
+        r = api.call("POST", "/v1/screen", "alice", json={"name": "ZTE", **bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert len(api.ledger()) == before
+    assert api.call("GET", "/v1/screen/algorithms", "pete").status_code == 403

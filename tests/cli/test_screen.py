@@ -85,3 +85,23 @@ def test_loading_a_list_reports_its_delta_and_a_bad_file_changes_nothing(
     assert {x["list"] for x in lists} == {"ofac-sdn", "ofac-cons", "fcc-covered", "csl"}
     hit = run_cli(["screen", "name", "Example Opto", "--json"], dd)
     assert json.loads(hit.stdout)["candidates"][0]["list"] == "csl"
+
+
+def test_batch_threshold_and_limit_are_the_requests_and_bad_ones_are_one_line_errors(
+    dd: Path, tmp_path: Path
+) -> None:
+    f = tmp_path / "parties.csv"
+    f.write_text("name\nZTE Corporation\nFord Motor Company\n")
+    r = run_cli(["screen", "batch", str(f), "--json", "--threshold", "0.99", "--limit", "1"], dd)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["threshold"] for x in rows] == [0.99, 0.99]
+    assert rows[0]["matcher"].startswith("cleanroom-names-2/")
+    assert [x["decision"] for x in rows] == ["clear", "clear"]  # ZTE scores 0.95
+    assert "held below the threshold" in rows[1]["reason"]  # Ford, through the weak 'FRD'
+    before = ledger_size(dd)
+    for bad in (["--threshold", "0"], ["--threshold", "1.2"], ["--limit", "0"], ["--limit", "99"]):
+        r = run_cli(["screen", "batch", str(f), "--json", *bad], dd)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert r.stderr.count("\n") == 1 and r.stdout == "", r.stderr
+    assert ledger_size(dd) == before
