@@ -7,6 +7,7 @@ on the best of them only.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -159,10 +160,11 @@ class ListIndex:
             for t in {t.text for t in e.name.tokens if t.kind in (WORD, NUMBER)}:
                 postings[t].append(i)
         self._postings = dict(postings)
-        by_len: dict[int, list[str]] = defaultdict(list)
-        for word in self._postings:
-            by_len[len(word)].append(word)
-        self._by_len = {n: sorted(ws) for n, ws in by_len.items()}
+        # the vocabulary by length, one list: a query word is compared with the
+        # words of comparable length in one rapidfuzz call
+        self._vocab = sorted(self._postings, key=lambda w: (len(w), w))
+        lengths = [len(w) for w in self._vocab]
+        self._from_len = [bisect_left(lengths, n) for n in range(max(lengths, default=0) + 2)]
         self._similar = lru_cache(maxsize=50_000)(self._similar_words)
 
     @property
@@ -177,16 +179,15 @@ class ListIndex:
             return ((word, 1.0),) if word in self._postings else ()
         lo, hi = int(len(word) * FUZZY), int(len(word) / FUZZY) + 1
         out = [(word, 1.0)] if word in self._postings else []
-        for n in range(lo, hi + 1):
-            words = self._by_len.get(n)
-            if not words:
-                continue
-            for w, s, _ in process.extract(
-                word, words, scorer=OSA.normalized_similarity, score_cutoff=FUZZY,
-                limit=20,
-            ):  # fmt: skip
-                if w != word:
-                    out.append((w, s))
+        top = len(self._from_len) - 1
+        words = self._vocab[self._from_len[min(lo, top)] : self._from_len[min(hi + 1, top)]]
+        per_length: dict[int, int] = defaultdict(int)
+        for w, s, _ in process.extract(
+            word, words, scorer=OSA.normalized_similarity, score_cutoff=FUZZY, limit=None
+        ):  # best first; at most 20 of each length, as before
+            if w != word and per_length[len(w)] < 20:
+                per_length[len(w)] += 1
+                out.append((w, s))
         return tuple(out)
 
     def candidates(self, query: Name, limit: int = CANDIDATES) -> list[int]:
@@ -212,7 +213,7 @@ class ListIndex:
         schema = check_schema(schema)
         queries: dict[bool, Name] = {}
         if schema != "Person":
-            queries[True] = normalize(name, "Company" if schema == "any" else schema)
+            queries[True] = normalize(name, "Company" if schema == "any" else schema, typos=True)
         if schema == "Person" or (schema == "any" and could_be_person(name, queries[True])):
             queries[False] = normalize(name, "Person")
         seen: set[int] = set()

@@ -266,9 +266,12 @@ def _person_order(raw: str) -> str:
     return raw
 
 
-def normalize(raw: str, schema: str = "Company") -> Name:
+def normalize(raw: str, schema: str = "Company", *, typos: bool = False) -> Name:
     """Normalise one name. ``schema`` (FollowTheMoney style: Person, Company,
-    Organization, LegalEntity, Vessel...) decides whether company rules apply."""
+    Organization, LegalEntity, Vessel...) decides whether company rules apply.
+    ``typos``: a name someone typed (a screening's query, not a listed name):
+    a brand of several words in the term table is recognised with one of its
+    words mistyped ("China Moblie" is China Mobile)."""
     org = schema in ORG_SCHEMAS
     text = raw if org else _person_order(raw)
     pieces: list[str] = []
@@ -278,7 +281,7 @@ def normalize(raw: str, schema: str = "Company") -> Name:
         pieces.extend(_han_segments(m.group(), org))
         pos = m.end()
     pieces.extend(_latin_tokens(text[pos:]))
-    return _classify(raw, pieces, org)
+    return _classify(raw, pieces, org, typos)
 
 
 def _join_initials(pieces: list[str]) -> list[str]:
@@ -298,7 +301,7 @@ def _join_initials(pieces: list[str]) -> list[str]:
     return out
 
 
-def _classify(raw: str, pieces: list[str], org: bool) -> Name:
+def _classify(raw: str, pieces: list[str], org: bool, typos: bool = False) -> Name:
     terms = _terms()
     if org:
         pieces = _join_initials(pieces)
@@ -329,6 +332,11 @@ def _classify(raw: str, pieces: list[str], org: bool) -> Name:
                         continue
                     i += k
                     break
+            if not hit and typos:
+                found = _mistyped_term(pieces, i)
+                if found:
+                    hit, k = found
+                    i += k
             if hit:
                 _emit(tokens, legal, *hit)
                 continue
@@ -337,6 +345,35 @@ def _classify(raw: str, pieces: list[str], org: bool) -> Name:
     if not tokens and legal:  # a name that is only a legal form keeps it
         tokens = [Token(x, GENERIC) for x in legal]
     return Name(raw, tuple(tokens), tuple(legal), org, tuple(acronyms))
+
+
+def _mistyped_term(pieces: list[str], i: int) -> tuple[tuple[str, str], int] | None:
+    """A brand of two or more words of the term table at ``pieces[i:]`` with
+    exactly one word mistyped (one edit, or a swap of neighbouring letters, in
+    a word of five letters or more; every other word exact), and its length."""
+    from rapidfuzz.distance import OSA
+
+    for k in range(min(_terms().longest_latin, len(pieces) - i), 1, -1):
+        seq = pieces[i : i + k]
+        if any(x.startswith("\x00") for x in seq):
+            continue
+        for term, hit in _brands_by_shape().get((k, tuple(x[0] for x in seq)), ()):
+            wrong = [(x, y) for x, y in zip(seq, term, strict=True) if x != y]
+            if len(wrong) == 1 and min(map(len, wrong[0])) >= 5 and OSA.distance(*wrong[0]) == 1:
+                return hit, k
+    return None
+
+
+@cache
+def _brands_by_shape() -> dict[
+    tuple[int, tuple[str, ...]], list[tuple[tuple[str, ...], tuple[str, str]]]
+]:
+    """The term table's brands of two or more words, by word count and initials."""
+    out: dict = {}
+    for term, hit in _terms().latin.items():
+        if hit[0] == "brand" and len(term) >= 2:
+            out.setdefault((len(term), tuple(x[0] for x in term)), []).append((term, hit))
+    return out
 
 
 def _legal_position(pieces: list[str], i: int, k: int) -> bool:
