@@ -77,8 +77,8 @@ def feature_rows(matcher: Matcher, cases: list[dict[str, str]]) -> tuple[np.ndar
     for c in cases:
         a = normalize(c["name1"], c["schema"])
         b = normalize(c["name2"], c["schema"])
-        feats, _, shared = matcher.features(a, b)
-        xs.append([feats[f] for f in FEATURES] + [1.0 if shared else 0.0])
+        got = matcher.compare(a, b)  # (held: no shared word, or too little evidence)
+        xs.append([got.features[f] for f in FEATURES] + [0.0 if got.limit else 1.0])
         ys.append(1.0 if c["is_match"] == "true" else 0.0)
     return np.array(xs), np.array(ys)
 

@@ -407,6 +407,8 @@ def _thin_evidence(a: Name, b: Name, al: Alignment) -> str | None:
     - its only alike words are short and differ by an edit other than a swap
       of neighbouring letters (one edit from a short word is another word far
       more often than a slip, against tens of thousands of listed names);
+    - two people share a single name and either has another ("Douglas",
+      "MPANO, Douglas");
     - two organisations share a single word, and either has a distinctive
       word the other lacks ("Linde plc", "GAZPROM LINDE ENGINEERING"), or the
       shared word is a common English one and they differ in anything else
@@ -421,11 +423,17 @@ def _thin_evidence(a: Name, b: Name, al: Alignment) -> str | None:
     if all(x != y for _, _, x, y in words) and all(_not_a_slip(x, y) for _, _, x, y in words):
         _, _, x, y = words[0]
         return f"the only alike words ({x!r}, {y!r}) differ by more than a slip of the keyboard"
-    if len(words) != 1 or not (a.org or b.org):
+    if len(words) != 1:
         return None
     i, j, x, y = words[0]
     lone_a = [k for k in range(len(a.tokens)) if k != i and k not in al.pairs]
     lone_b = [k for k in range(len(b.tokens)) if k != j and k not in al.used_b]
+    if not (a.org or b.org):
+        if any(a.tokens[k].kind == WORD for k in lone_a) or any(
+            b.tokens[k].kind == WORD for k in lone_b
+        ):
+            return f"the names share only {x!r}: one name of a person's several identifies no one"
+        return None
     if any(
         _distinctive(a.tokens[k].text, al.wa[k]) for k in lone_a if a.tokens[k].kind == WORD
     ) or any(_distinctive(b.tokens[k].text, al.wb[k]) for k in lone_b if b.tokens[k].kind == WORD):
@@ -455,9 +463,14 @@ def _misspelt_generic(word: str) -> bool:
 
 
 def _not_a_slip(x: str, y: str) -> bool:
-    """Whether two words an edit apart are unlikely to be one word mistyped:
-    short words changed other than by a swap of neighbouring letters."""
-    return not _swap(x, y) and min(len(x), len(y)) <= SHORT_WORD
+    """Whether two alike words are unlikely to be one word mistyped: short
+    words changed other than by a swap of neighbouring letters, or words
+    further apart than a slip (two edits below nine letters: "Glaukos" and
+    "GLAUCUS", "Outfront" and "SOUTHFRONT")."""
+    if _swap(x, y):
+        return False
+    short = min(len(x), len(y))
+    return short <= SHORT_WORD or OSA.distance(x, y) > (1 if short < 9 else 2)
 
 
 def another_word(c: Comparison) -> str | None:
@@ -522,9 +535,10 @@ class Matcher:
                 "the names share no distinctive word",
                 "the only alike words differ by more than a slip of the keyboard (short words "
                 f"of up to {SHORT_WORD} letters changed other than by a swap of neighbouring "
-                f"letters, or the screened word an English word of its own, Zipf >= {KNOWN_ZIPF})",
+                "letters, two edits apart below nine letters, or the screened word an English "
+                f"word of its own, Zipf >= {KNOWN_ZIPF})",
                 "two organisations share a single word and either has a distinctive word the "
-                "other lacks",
+                "other lacks; two people share a single name and either has another",
                 f"two organisations share a single common English word (Zipf >= {COMMON_ZIPF}) "
                 "and differ in anything else",
                 "the hit is through an alias the list marks weak (OFAC), unless the names are "
