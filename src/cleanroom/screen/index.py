@@ -175,10 +175,13 @@ class ListIndex:
         return len(self.entries)
 
     def _similar_words(self, word: str) -> tuple[tuple[str, float], ...]:
-        if word.isdigit() or len(word) <= 2:
+        """The list words a query word may stand for: itself when the lists
+        have it (a word the lists spell so is not taken for a slip), else the
+        words of comparable length within the fuzzy cutoff."""
+        if word.isdigit() or len(word) <= 2 or word in self._postings:
             return ((word, 1.0),) if word in self._postings else ()
         lo, hi = int(len(word) * FUZZY), int(len(word) / FUZZY) + 1
-        out = [(word, 1.0)] if word in self._postings else []
+        out: list[tuple[str, float]] = []
         top = len(self._from_len) - 1
         words = self._vocab[self._from_len[min(lo, top)] : self._from_len[min(hi + 1, top)]]
         per_length: dict[int, int] = defaultdict(int)
