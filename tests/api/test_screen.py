@@ -302,7 +302,8 @@ def test_a_request_sets_its_own_threshold_and_limit_and_every_answer_names_the_m
     assert {e["matcher"] for e in recorded} == {version}
     before = len(api.ledger())
     for bad in ({"threshold": 0}, {"threshold": 1.5}, {"threshold": "high"}, {"limit": 0},
-                {"limit": 51}, {"limit": 2.5}):  # fmt: skip
+                {"limit": 51}, {"limit": 2.5}, {"threshold": True}, {"threshold": "0.7"},
+                {"limit": True}, {"limit": "3"}):  # fmt: skip
         r = api.call("POST", "/v1/screen", "alice", json={"name": "ZTE", **bad})
         assert r.status_code == 422, (bad, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")

@@ -41,7 +41,7 @@ from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.index import ListIndex, check_batch
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, delta
 from cleanroom.screen.ownership import OwnershipGraph, parse_stakes
-from cleanroom.screen.screener import Dismissal, Screener, Screening, check_options, query_key
+from cleanroom.screen.screener import Dismissal, Screener, Screening, query_key
 from cleanroom.storage import Database, Migration, migrate
 
 _meta = MetaData()
@@ -401,8 +401,7 @@ class ScreeningDesk:
         """Screen a batch of (name, schema); every name is checked before any is
         screened, and the screenings go onto the ledger in one bulk append."""
         check_batch(queries, MAX_BATCH, lambda n: f"row {n + 1}")
-        check_options(threshold, limit)
-        screener = self.screener()
+        screener = self.screener()  # (it refuses a bad threshold or limit on the first name)
         done = [
             screener.screen(name, schema, threshold=threshold, limit=limit)
             for name, schema in queries

@@ -20,7 +20,7 @@ from rapidfuzz.distance import OSA
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.screen.lists import ListSnapshot, Party, bundled_snapshots, weak_aliases
 from cleanroom.screen.matcher import Comparison, Matcher, Scoring, TokenWeights, another_word
-from cleanroom.screen.normalize import NUMBER, SURNAMES, WORD, Name, normalize
+from cleanroom.screen.normalize import NUMBER, SURNAMES, WORD, Name, chinese_only, normalize
 
 MAX_NAME_CHARS = 500
 CANDIDATES = 40  # names the matcher scores per query
@@ -88,8 +88,8 @@ def could_be_person(name: str, as_org: Name) -> bool:
     characters, a family name first: 伊利 and 京东 are brands, 李宁 may be a man)."""
     if as_org.legal:
         return False
-    han = "".join(name.split())
-    if han and all("\u3400" <= ch <= "\u9fff" for ch in han):
+    if chinese_only(name):
+        han = "".join(name.split())
         return 2 <= len(han) <= 4 and (han[:1] in SURNAMES or han[:2] in SURNAMES)
     return True
 

@@ -389,10 +389,16 @@ _SAID = {
 
 
 @cache
-def _common(word: str) -> bool:
+def _zipf(word: str) -> float:
+    """How common a word is in English text (``wordfreq``'s Zipf scale: 3 is
+    once per million words)."""
     from wordfreq import zipf_frequency
 
-    return zipf_frequency(word, "en") >= COMMON_ZIPF
+    return zipf_frequency(word, "en")
+
+
+def _common(word: str) -> bool:
+    return _zipf(word) >= COMMON_ZIPF
 
 
 def _swap(a: str, b: str) -> bool:
@@ -493,11 +499,8 @@ def another_word(c: Comparison) -> str | None:
     return None
 
 
-@cache
 def _known(word: str) -> bool:
-    from wordfreq import zipf_frequency
-
-    return zipf_frequency(word, "en") >= KNOWN_ZIPF
+    return _zipf(word) >= KNOWN_ZIPF
 
 
 class Matcher:
@@ -634,13 +637,13 @@ class Matcher:
         feats, pairs, shared, al = self._measure(na, nb)
         logit, terms = self.scoring.model(na.org or nb.org).logit(feats)
         score = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
+        c = Comparison(score, feats, terms, pairs, shared, na, nb)
         limit = _thin_evidence(na, nb, al) if shared else "the names share no distinctive word"
-        if limit:
-            score = min(score, max(0.0, self.threshold - CAP_BELOW))
-        return Comparison(score, feats, terms, pairs, shared, na, nb, limit)
+        return self.hold(c, limit) if limit else c
 
     def hold(self, c: Comparison, why: str) -> Comparison:
-        """``c`` held below the threshold, for the reason ``why``."""
+        """``c`` held below the threshold, for the reason ``why`` (the first
+        reason it was held for stays)."""
         return dataclasses.replace(
             c, score=min(c.score, max(0.0, self.threshold - CAP_BELOW)), limit=c.limit or why
         )

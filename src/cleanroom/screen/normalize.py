@@ -104,6 +104,11 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _SPLIT = re.compile(r"[^a-z0-9]+")
 
 
+def chinese_only(text: str) -> bool:
+    """Whether a name is written in Chinese characters alone (spaces aside)."""
+    return _HAN.fullmatch("".join(text.split())) is not None
+
+
 @dataclass(frozen=True)
 class Token:
     """A token of a normalised name and its kind (word, generic, number, place)."""

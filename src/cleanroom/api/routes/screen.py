@@ -38,11 +38,21 @@ class ScreenRequest(BaseModel):
     explain: bool = True
     threshold: Annotated[
         float | None,
-        Field(gt=0, le=1, description="decide at this score instead of the matcher's default"),
+        Field(
+            gt=0,
+            le=1,
+            strict=True,  # not `true` for 1.0, nor "0.7": a threshold is a number
+            description="decide at this score instead of the matcher's default",
+        ),
     ] = None
     limit: Annotated[
         int | None,
-        Field(ge=1, le=MAX_CANDIDATES, description="candidates to show per name (default 5)"),
+        Field(
+            ge=1,
+            le=MAX_CANDIDATES,
+            strict=True,
+            description="candidates to show per name (default 5)",
+        ),
     ] = None
 
 
