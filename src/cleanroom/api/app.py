@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from cleanroom import __version__
+from cleanroom.api import console, problems, routes
 from cleanroom.api import models as answers
-from cleanroom.api import problems, routes
 from cleanroom.api.guard import InputGuard
 from cleanroom.cluster.nodes import Heartbeat, Nodes, check_node_name, default_node_name
 from cleanroom.gate.deletion import OrderRunner
@@ -32,6 +33,7 @@ def create_app(
     log: bool = True,
     witness: bool = True,
     node: str | None = None,
+    monitor_state: str | None = None,
 ) -> FastAPI:
     """Build the app for one data directory. With ``log`` it is the clean room
     (ledger, vault, gate, platform API); the witness is an optional part."""
@@ -92,14 +94,14 @@ def create_app(
             if own_db is not None:
                 own_db.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from bundled assets: they work offline
         title="Cleanroom",
         version=__version__,
         summary="Verifiable clean room: transparency ledger, witness and platform API",
         lifespan=lifespan,
         responses=problems.RESPONSES,
     )
-    problems.install(app)
+    problems.install(app, pages=console.error_page if log else None, page_prefix=console.PREFIX)
     app.add_middleware(InputGuard)  # body caps and I-JSON before any route
 
     @app.get("/healthz", tags=["meta"], response_model=answers.Health)
@@ -132,6 +134,9 @@ def create_app(
         app.include_router(routes.release.router)
         app.include_router(routes.screen.router)
         app.include_router(routes.boost.router)
+        # the oversight body's monitor state: its alerts on the oversight console
+        app.state.monitor_state = monitor_state or os.environ.get("CLEANROOM_MONITOR_STATE")
+        console.install(app)
     if serve_witness:
         app.include_router(witness_http.router())
     return app

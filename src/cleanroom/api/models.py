@@ -62,6 +62,12 @@ class LedgerEntry(Open):
     entry: dict[str, Any]
 
 
+class LedgerSearch(Page):
+    """Entries that match a search, newest first, and the checkpoint that covers them."""
+
+    checkpoint: dict[str, Any] = Field(description="size, root and signed note searched")
+
+
 class Consistency(Open):
     """An RFC 9162 consistency proof between two tree sizes."""
 

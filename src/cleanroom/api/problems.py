@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -61,10 +62,26 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def install(app: FastAPI) -> None:
-    """Map every exception type to a problem response."""
+PageRenderer = Callable[[Request, Exception], Response]
 
-    async def known(request: Request, exc: Exception) -> JSONResponse:
+
+def _as_error(status: int, title: str, detail: str) -> CleanroomError:
+    e = CleanroomError(detail)
+    e.status, e.title = status, title  # type: ignore[misc]
+    return e
+
+
+def install(app: FastAPI, pages: PageRenderer | None = None, page_prefix: str = "") -> None:
+    """Map every exception type to a problem response — or, for a path under
+    ``page_prefix`` (the console), to the page ``pages`` renders."""
+
+    def html(request: Request) -> bool:
+        path = request.url.path
+        return pages is not None and (path == page_prefix or path.startswith(page_prefix + "/"))
+
+    async def known(request: Request, exc: Exception) -> Response:
+        if html(request):
+            return pages(request, exc)  # type: ignore[misc]
         status = getattr(exc, "status", 400)
         resp = problem(
             status,
@@ -78,16 +95,21 @@ def install(app: FastAPI) -> None:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="cleanroom"'
         return resp
 
-    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(x) for x in first["loc"])
+        if html(request):
+            return pages(request, _as_error(422, "Invalid request", f"{where}: {first['msg']}"))  # type: ignore[misc]
         return problem(
             422, "Invalid request", f"{where}: {first['msg']}", request.url.path, errors=errors
         )
 
-    async def http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not found", 405: "Method not allowed"}
+        if html(request):
+            title = titles.get(exc.status_code, "HTTP error")
+            return pages(request, _as_error(exc.status_code, title, str(exc.detail)))  # type: ignore[misc]
         resp = problem(
             exc.status_code,
             titles.get(exc.status_code, "HTTP error"),
@@ -98,8 +120,12 @@ def install(app: FastAPI) -> None:
             resp.headers.update(exc.headers)
         return resp
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)
+        if html(request):
+            return pages(
+                request, _as_error(500, "Internal error", "the server failed; see its log")
+            )  # type: ignore[misc]
         return problem(500, "Internal error", "the server failed; see its log", request.url.path)
 
     app.add_exception_handler(CleanroomError, known)

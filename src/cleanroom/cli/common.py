@@ -43,6 +43,16 @@ def table_console() -> Any:
     return Console() if sys.stdout.isatty() else Console(width=100_000)
 
 
+def parse_time_ms(text: str, flag: str) -> int:
+    """Milliseconds since the epoch from a time option (ms or ISO 8601, UTC)."""
+    from cleanroom.ledger.search import time_ms_of
+
+    try:
+        return time_ms_of(text, flag)
+    except CleanroomError as e:
+        raise CleanroomError(e.message) from None
+
+
 def read_text(path: Path, what: str) -> str:
     try:
         return path.read_text()
@@ -52,13 +62,17 @@ def read_text(path: Path, what: str) -> str:
 
 @contextmanager
 def open_log() -> Iterator[Log]:
-    """The data directory's log, for one command: no threads, no migrations."""
+    """The data directory's log, for one command: no threads; the ledger's own
+    migrations applied (a data directory from before the search index)."""
+    from cleanroom.ledger import schema
     from cleanroom.ledger.log import Log
+    from cleanroom.storage import migrate
 
     dd = data_directory()
     config = dd.load()
     db = dd.database(config)
     try:
+        migrate(db, schema.MIGRATIONS)
         yield Log(db, config.origin, dd.read_key("log"))
     finally:
         db.dispose()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cleanroom.cli.common import data_directory, fail, open_log, run_server
+from cleanroom.cli.common import data_directory, fail, open_log, parse_time_ms, run_server
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.room.config import Config, WitnessRef
 
@@ -78,6 +78,106 @@ def ledger_proof(
         cp = store.latest() if size is None else store.checkpoint_at(size)
         proof = store.inclusion_proof(index, cp.size)
         typer.echo(TlogProof(index, proof, cp.note).render(), nl=False)
+
+
+@ledger_app.command("search")
+def ledger_search(
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", help="an entry type, or a namespace ending in .* (access.*)"),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="from this time: ms since epoch or ISO 8601 (UTC)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="before this time: ms since epoch or ISO 8601 (UTC)")
+    ] = None,
+    principal: Annotated[str | None, typer.Option(help="the principal an entry names")] = None,
+    subject: Annotated[str | None, typer.Option(help="a subject commitment it lists")] = None,
+    limit: Annotated[int, typer.Option(help="entries per page (1-500)")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="the next page (printed after a page)")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="search a running server (its base URL) instead")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON object per entry, with its proof")
+    ] = False,
+) -> None:
+    """Find ledger entries by type, time range, principal or subject commitment,
+    newest first (only entries the latest checkpoint covers). Example:
+    cleanroom ledger search --type 'access.*' --since 2026-12-01 --principal sam-support"""
+    from cleanroom.api.pages import decode, encode
+    from cleanroom.ledger.search import Query, search_page
+
+    params = {
+        "type": type_,
+        "since_ms": parse_time_ms(since, "--since") if since else None,
+        "until_ms": parse_time_ms(until, "--until") if until else None,
+        "principal": principal,
+        "subject": subject,
+    }
+    if url is not None:
+        page = _remote_search(url, params, limit, cursor, as_json)
+    else:
+        before = decode(cursor).get("before") if cursor else None
+        if cursor and type(before) is not int:
+            fail("--cursor is not one this command printed")
+        try:
+            q = Query(**params, after=before, limit=limit)
+        except LedgerError as e:
+            fail(str(e))
+        with open_log() as log:
+            page = search_page(log.store, q, proofs=as_json)
+        page["next_cursor"] = encode({"before": page["before"]}) if page["before"] else None
+    _print_search(page, as_json)
+
+
+def _remote_search(url: str, params: dict, limit: int, cursor: str | None, proofs: bool) -> dict:
+    import httpx
+
+    query = {k: v for k, v in params.items() if v is not None}
+    query.update(limit=limit, proofs=str(proofs).lower())
+    if cursor:
+        query["cursor"] = cursor
+    try:
+        r = httpx.get(url.rstrip("/") + "/v1/ledger/entries", params=query, timeout=60)
+    except httpx.HTTPError as e:
+        fail(f"cannot reach {url}: {e}")
+    if r.status_code != 200:
+        detail = (
+            r.json().get("detail", r.text)
+            if "json" in r.headers.get("content-type", "")
+            else r.text
+        )
+        fail(f"{url} refused the search ({r.status_code}): {detail}")
+    return r.json()
+
+
+def _print_search(page: dict, as_json: bool) -> None:
+    from datetime import UTC, datetime
+
+    from cleanroom.ledger.search import entry_principal, entry_summary, entry_time_ms
+
+    cp = page["checkpoint"]
+    if as_json:
+        for item in page["items"]:
+            typer.echo(json.dumps({**item, "checkpoint_size": cp["size"]}, sort_keys=True))
+    else:
+        from rich.table import Table
+
+        from cleanroom.cli.common import table_console
+
+        table = Table("index", "time (UTC)", "type", "principal", "summary")
+        for item in page["items"]:
+            e = item["entry"]
+            t = entry_time_ms(e)
+            when = datetime.fromtimestamp(t / 1000, UTC).strftime("%F %T") if t else ""
+            who = entry_principal(e) or ""
+            table.add_row(str(item["index"]), when, str(e.get("type", "")), who, entry_summary(e))
+        table_console().print(table)
+        typer.echo(f"{len(page['items'])} entries, proved against checkpoint size {cp['size']}")
+    if page.get("next_cursor"):
+        typer.echo(f"more: --cursor {page['next_cursor']}", err=True)
 
 
 @ledger_app.command("checkpoint")

@@ -213,14 +213,24 @@ def serve(
         str | None,
         typer.Option(help="this node's name in the cluster (default: host and process id)"),
     ] = None,
+    monitor_state: Annotated[
+        Path | None,
+        typer.Option(help="the oversight monitor's state directory: its alerts on the console"),
+    ] = None,
 ) -> None:
-    """Serve the log at http://HOST:PORT/log/, the ledger API, the witness and /healthz."""
+    """Serve the log at http://HOST:PORT/log/, the ledger API, the console at
+    /console, the API's documentation at /docs, the witness and /healthz."""
     from cleanroom.cluster.nodes import check_node_name
 
     dd = data_directory()
     dd.load()
     if node is not None:
         check_node_name(node)
+    if monitor_state is not None:
+        if not monitor_state.is_dir():
+            fail(f"--monitor-state {monitor_state} is not a directory")
+        os.environ["CLEANROOM_MONITOR_STATE"] = str(monitor_state.resolve())
+    typer.echo(f"console: http://{host}:{port}/console  API docs: http://{host}:{port}/docs")
     run_server(dd, "cleanroom.api.app:app_from_env", host, port, workers, node=node)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cleanroom.cli.common import open_room, read_text
+from cleanroom.cli.common import open_room, parse_time_ms, read_text
 from cleanroom.release.registry import KINDS
 from cleanroom.storage.errors import CleanroomError
 
@@ -258,7 +258,6 @@ def models_cmd(
 ) -> None:
     """The model registry, from the ledger: versions in the order they went
     live, their approved configuration and verified lineage."""
-    from datetime import datetime
 
     from cleanroom.release.models import live_at, served_feed, timeline
     from cleanroom.release.verify import ledger_entries
@@ -274,11 +273,7 @@ def models_cmd(
             raise CleanroomError(f"no feed {feed!r} is committed on the ledger")
         models = [m for m in models if m["version"] == served[0]["model_version"]]
     if at is not None:
-        try:
-            ms = int(at) if at.isdigit() else int(datetime.fromisoformat(at).timestamp() * 1000)
-        except ValueError:
-            raise CleanroomError(f"--at takes ISO 8601 or milliseconds, got {at!r}") from None
-        hit = live_at(models, ms)
+        hit = live_at(models, parse_time_ms(at, "--at"))
         models = [hit] if hit else []
     if as_json:
         typer.echo(json.dumps(models, indent=2))

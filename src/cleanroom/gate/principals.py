@@ -426,6 +426,16 @@ class Principals:
             ).first()
         if row is None or not hmac.compare_digest(row.hash, _hash(secret)):
             raise Unauthenticated("the bearer token is not valid")
+        p = self.check_token_row(row)
+        if self.auth_ttl > 0:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[memo] = (time.monotonic() + self.auth_ttl, _aware(row.expires_at), p)
+        return p
+
+    def check_token_row(self, row: Any) -> Principal:
+        """The principal of a token row joined with its principal's row, if the
+        token is live and the principal may act (else :class:`Unauthenticated`)."""
         if row.revoked_at is not None:
             raise Unauthenticated("the bearer token was revoked")
         if _aware(row.expires_at) <= datetime.now(UTC):
@@ -438,11 +448,13 @@ class Principals:
                 f"principal {p.name!r} claims the oversight body but no statement of its "
                 "root key adds it"
             )
-        if self.auth_ttl > 0:
-            if len(self._verified) > 10_000:
-                self._verified.clear()
-            self._verified[memo] = (time.monotonic() + self.auth_ttl, _aware(row.expires_at), p)
         return p
+
+
+def token_id(token: str) -> str | None:
+    """The id part of a well-formed token (None if it is not one)."""
+    m = _TOKEN.match(token)
+    return m.group(1) if m else None
 
 
 def _principal(row: Any) -> Principal:

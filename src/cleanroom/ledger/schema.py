@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    select,
 )
 
 from cleanroom.storage import Migration
@@ -102,6 +104,25 @@ witness_evidence = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
+# The search index (ledger/search.py): one row per entry, one per subject it lists.
+entry_index = Table(
+    "ledger_entry_index",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(200), nullable=False),
+    Column("time_ms", BigInteger),
+    Column("principal", String(200)),
+    Index("ledger_entry_index_type", "type", "idx"),
+    Index("ledger_entry_index_time", "time_ms"),
+    Index("ledger_entry_index_principal", "principal", "idx"),
+)
+entry_subjects = Table(
+    "ledger_entry_subjects",
+    metadata,
+    Column("commitment", String(100), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+)
+
 _V1 = [state, entries, tiles, checkpoint, checkpoints, witness_progress]
 _W1 = [witness_state, witness_logs, witness_evidence]
 
@@ -113,7 +134,27 @@ def _create(tables: list[Table]):
     return apply
 
 
+def _index_existing(conn: Connection) -> None:
+    """Create the search index and index the entries already in the log."""
+    from cleanroom.ledger.search import index_entries
+
+    metadata.create_all(conn, tables=[entry_index, entry_subjects])
+    last = -1
+    while True:
+        rows = conn.execute(
+            select(entries.c.idx, entries.c.body)
+            .where(entries.c.idx > last)
+            .order_by(entries.c.idx)
+            .limit(10_000)
+        ).all()
+        if not rows:
+            return
+        index_entries(conn, [(int(idx), bytes(body)) for idx, body in rows])
+        last = int(rows[-1][0])
+
+
 MIGRATIONS = [
     Migration("ledger", 1, "entries, tiles, checkpoints", _create(_V1)),
+    Migration("ledger", 2, "the search index by type, time, principal, subject", _index_existing),
     Migration("witness", 1, "witness state, trusted logs, evidence", _create(_W1)),
 ]

@@ -23,6 +23,7 @@ from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.errors import ConflictError, NotFoundError, RangeError, TileError
 from cleanroom.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from cleanroom.ledger.note import Signer, Verifier, open_note, parse_note, sign_note
+from cleanroom.ledger.search import Query, counts_by_type, index_entries, search
 from cleanroom.ledger.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -153,6 +154,7 @@ class LedgerStore:
             schema.entries.insert(),
             [{"idx": first + i, "body": b, "leaf_hash": h} for i, (b, h) in enumerate(rows)],
         )
+        index_entries(conn, [(first + i, b) for i, (b, _) in enumerate(rows)])
         return first
 
     def sequenced_size(self) -> int:
@@ -296,6 +298,28 @@ class LedgerStore:
                 ).all()
             for idx, body in rows:
                 yield int(idx), _as_bytes(body)
+
+    def search(self, query: Query) -> tuple[SignedCheckpoint, list[tuple[int, bytes]]]:
+        """The latest checkpoint and the entries it covers that match ``query``
+        (newest first): only entries a visitor can prove are in the log."""
+        cp = self.latest()
+        with self.db.read() as conn:
+            found = search(conn, query, cp.size)
+            if not found:
+                return cp, []
+            rows = conn.execute(
+                select(schema.entries.c.idx, schema.entries.c.body).where(
+                    schema.entries.c.idx.in_(found)
+                )
+            ).all()
+        bodies = {int(i): _as_bytes(b) for i, b in rows}
+        return cp, [(i, bodies[i]) for i in found]
+
+    def counts_by_type(self) -> tuple[SignedCheckpoint, dict[str, int]]:
+        """The latest checkpoint and how many entries of each type it covers."""
+        cp = self.latest()
+        with self.db.read() as conn:
+            return cp, counts_by_type(conn, cp.size)
 
     def bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
         """Entry bundle ``index`` at ``width`` entries, if a signed checkpoint covers it."""

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from cleanroom.api import models as answers
 from cleanroom.api.auth import Who
 from cleanroom.api.guard import NOT_PARSED, parsed_body
+from cleanroom.api.pages import BadCursor, Cursor, decode, encode
 from cleanroom.ledger.entries import (
     RESERVED_NAMESPACES,
     encode_entry,
@@ -22,6 +23,8 @@ from cleanroom.ledger.entries import (
 from cleanroom.ledger.errors import ReservedTypeError
 from cleanroom.ledger.hashing import b64, leaf_hash
 from cleanroom.ledger.log import Log
+from cleanroom.ledger.search import MAX_PAGE, search_page
+from cleanroom.ledger.search import Query as SearchQuery
 from cleanroom.ledger.tiles import parse_tile_path
 from cleanroom.ledger.tlogproof import TlogProof
 
@@ -107,6 +110,53 @@ async def append(
         cp = await anyio.to_thread.run_sync(log.wait_for, index)
         out["checkpoint_size"] = cp.size
     return JSONResponse(out, status_code=201)
+
+
+TypeFilter = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$",
+        description="an entry type, or a namespace ending in .* (access.* finds access and "
+        "access.limited)",
+    ),
+]
+TimeMs = Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="milliseconds since epoch")]
+
+
+@router.get("/v1/ledger/entries", tags=["ledger"], response_model=answers.LedgerSearch)
+def search_entries(
+    request: Request,
+    type: TypeFilter = None,
+    since_ms: TimeMs = None,
+    until_ms: TimeMs = None,
+    principal: Annotated[
+        str | None, Query(max_length=200, description="the principal an entry names")
+    ] = None,
+    subject: Annotated[
+        str | None,
+        Query(max_length=100, description="a subject commitment the entry lists"),
+    ] = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="entries per page")] = 50,
+    proofs: Annotated[bool, Query(description="each entry's inclusion proof")] = False,
+) -> JSONResponse:
+    """Entries by type, time range, principal or subject commitment, newest
+    first, only those the latest checkpoint covers (each provable against it).
+    Ask again with ``cursor=next_cursor`` and the same filters for older ones."""
+    after = _search_cursor(cursor) if cursor else None
+    q = SearchQuery(type, since_ms, until_ms, principal, subject, after, limit)
+    out = search_page(_log(request).store, q, proofs)
+    before = out.pop("before")
+    out["next_cursor"] = encode({"before": before}) if before is not None else None
+    return JSONResponse(out)
+
+
+def _search_cursor(cursor: str) -> int:
+    before = decode(cursor).get("before")
+    if type(before) is not int or not 0 <= before <= MAX_INDEX:
+        raise BadCursor("the cursor is not one this API gave out")
+    return before
 
 
 @router.get("/v1/ledger/entries/{index}", tags=["ledger"], response_model=answers.LedgerEntry)

@@ -1,0 +1,170 @@
+"""The oversight console: incidents from the monitor's alerts, boosts and
+releases waiting for review, each action on the record.
+
+Alerts come from the oversight body's monitor (its state directory, given to
+``cleanroom serve --monitor-state``), grouped by root cause
+(``oversight.incidents``). Acknowledging or resolving an incident is an
+``oversight.incident`` ledger entry written after the gate allows the
+principal to write oversight data. A boost is approved with a review signed
+in the browser by the reviewer's own key (``console.js``); the clean room
+checks the signature as it does for the API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
+
+from cleanroom.api.console.web import BadForm, form_of, page, redirect, require_principal
+from cleanroom.gate import Principal
+from cleanroom.ledger.authority import BOOST_REVIEW_TYPE, IN_TOTO_STATEMENT
+from cleanroom.ledger.search import Query as SearchQuery
+from cleanroom.oversight.alerts import AlertStore
+from cleanroom.oversight.incidents import Incident, group
+from cleanroom.room.review import diff_lines
+
+router = APIRouter(include_in_schema=False)
+ACTIONS = ("acknowledge", "resolve", "reopen")
+STATUS_OF = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
+IncidentId = Annotated[str, PathParam(pattern=r"^inc-[0-9a-f]{12}$")]
+
+
+def _oversight(request: Request, write: bool = False) -> Principal:
+    """The signed-in principal, if the gate lets it read (or write) oversight data."""
+    who = require_principal(request)
+    room = request.app.state.room
+    room.gate.require(who, "write" if write else "read", "OversightData", purpose="oversight")
+    return who
+
+
+def _incidents(request: Request) -> tuple[list[Incident], dict[str, dict[str, Any]], str | None]:
+    """The incidents of the monitor's alerts, the latest recorded action on
+    each (from the ledger), and the state directory read (None: none given)."""
+    state = getattr(request.app.state, "monitor_state", None)
+    alerts = AlertStore(Path(state)).all() if state else []
+    store = request.app.state.log.store
+    _, found = store.search(SearchQuery(type="oversight.incident", limit=500))
+    actions: dict[str, dict[str, Any]] = {}
+    for index, body in reversed(found):  # oldest first: the last action wins
+        doc = json.loads(body)
+        actions[str(doc.get("incident"))] = {**doc, "index": index}
+    return group(alerts), actions, state
+
+
+def _status(actions: dict[str, dict[str, Any]], incident: Incident) -> str:
+    act = actions.get(incident.id)
+    return STATUS_OF.get(act.get("action", ""), "open") if act else "open"
+
+
+@router.get("/console/oversight", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    who = _oversight(request)
+    room = request.app.state.room
+    incidents, actions, state = _incidents(request)
+    rows = [{**i.to_dict(), "status": _status(actions, i), "action": actions.get(i.id)}
+            for i in incidents]  # fmt: skip
+    room.gate.require(who, "read", "Boosts")
+    waiting = room.boosts.list("declared")
+    reviews = []
+    for art in room.releases.artifacts():
+        verdict = room.releases.verdict(art.digest)
+        live = room.releases.live(art.kind)
+        if not verdict.approved and not verdict.vetoed_by:
+            reviews.append({**art.to_dict(), "verdict": verdict.to_dict(),
+                            "live": bool(live and live.artifact == art.digest)})  # fmt: skip
+    open_alerts = sum(r["alerts"] for r in rows if r["status"] != "resolved")
+    return page(
+        request, "oversight.html", who=who, incidents=rows, monitor_state=state,
+        open_alerts=open_alerts, boosts=waiting, releases=reviews,
+        statement_type=IN_TOTO_STATEMENT, predicate_type=BOOST_REVIEW_TYPE,
+    )  # fmt: skip
+
+
+@router.get("/console/oversight/incidents/{incident_id}", response_class=HTMLResponse)
+def incident(request: Request, incident_id: IncidentId) -> HTMLResponse:
+    who = _oversight(request)
+    incidents, actions, _ = _incidents(request)
+    found = _find(incidents, incident_id)
+    store = request.app.state.log.store
+    _, recorded = store.search(SearchQuery(type="oversight.incident", limit=500))
+    history = [{"index": i, **json.loads(b)} for i, b in recorded
+               if json.loads(b).get("incident") == incident_id]  # fmt: skip
+    return page(request, "incident.html", who=who, incident=found.to_dict(),
+                alerts=found.alerts, status=_status(actions, found), history=history)  # fmt: skip
+
+
+def _find(incidents: list[Incident], incident_id: str) -> Incident:
+    for i in incidents:
+        if i.id == incident_id:
+            return i
+    raise IncidentNotFound(f"no incident {incident_id} among the monitor's alerts")
+
+
+@router.post("/console/oversight/incidents/{incident_id}")
+async def act(request: Request, incident_id: IncidentId) -> Response:
+    """Acknowledge, resolve or reopen an incident: an ``oversight.incident`` entry."""
+    form = await form_of(request)
+    who = _oversight(request, write=True)
+    action, note = form.get("action", ""), form.get("note", "").strip()
+    if action not in ACTIONS:
+        raise BadForm(f"the action must be one of {', '.join(ACTIONS)}")
+    if action == "resolve" and not note:
+        raise BadForm("resolving an incident says how it was resolved (the note)")
+    incidents, _, _ = _incidents(request)
+    found = _find(incidents, incident_id)
+    entry = {
+        "type": "oversight.incident", "v": 1, "incident": incident_id, "action": action,
+        "by": who.name, "note": note[:2000], "kind": found.kind, "cause": found.cause[:500],
+        "alerts": len(found.alerts), "entries": found.entries[:1000],
+        "time_ms": int(time.time() * 1000),
+    }  # fmt: skip
+    request.app.state.room.log.append(entry)
+    return redirect(f"/oversight/incidents/{incident_id}")
+
+
+@router.post("/console/oversight/boosts/{boost_id}/review")
+async def review_boost(request: Request, boost_id: str) -> Response:
+    """Approve (with the review signed in the browser) or reject a boost."""
+    form = await form_of(request)
+    who = require_principal(request)
+    decision = form.get("decision")
+    if decision not in ("approve", "reject"):
+        raise BadForm("the decision is approve or reject")
+    raw = form.get("envelope", "").strip()
+    try:
+        envelope = json.loads(raw) if raw else None
+    except ValueError:
+        raise BadForm("the signed review is not JSON") from None
+    room = request.app.state.room
+    room.boosts.review(who, boost_id, approve=decision == "approve",
+                       note=form.get("note", "")[:2000], envelope=envelope)  # fmt: skip
+    rec = getattr(request.app.state, "recommender", None)
+    if rec is not None:
+        rec.refresh_boosts()
+    return redirect("/oversight#boosts")
+
+
+@router.get("/console/releases/{digest}", response_class=HTMLResponse)
+def release(request: Request, digest: str) -> HTMLResponse:
+    """One release: its verdict, reviews, evaluation and the diff reviewers read."""
+    who = require_principal(request)
+    room = request.app.state.room
+    room.gate.require(who, "read", "Releases")
+    reg = room.releases
+    art = reg.get(digest)
+    return page(
+        request, "release.html", who=who, art=art.to_dict(),
+        verdict=reg.verdict(digest).to_dict(), reviews=[r.__dict__ for r in reg.reviews(digest)],
+        evaluation=reg.evaluation(digest), diff=diff_lines(room, digest),
+    )  # fmt: skip
+
+
+class IncidentNotFound(BadForm):
+    status = 404
+    title = "No such incident"

@@ -1,0 +1,240 @@
+"""The signed-in pages of the people the clean room serves: a user's own
+data, the operator's desk and a researcher's aggregates.
+
+Each section asks the gate what the matching API route asks, with the same
+purpose; a section the gate refuses shows the refusal (its rules and the
+decision's ledger entry) instead of the data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from cleanroom.api.console.web import COOKIE, BadForm, form_of, page, redirect, require_principal
+from cleanroom.errors import CleanroomError
+from cleanroom.gate import Principal
+from cleanroom.gate.deletion import public_order
+from cleanroom.ledger.entries import commitment, encode_entry
+from cleanroom.ledger.search import Query as SearchQuery
+from cleanroom.vault import AccessDenied
+
+router = APIRouter(include_in_schema=False)
+
+
+def _user(request: Request) -> tuple[Principal, str]:
+    who = require_principal(request)
+    if who.subject is None:
+        raise AccessDenied(
+            f"{who.name} is not a user: this page shows a user their own data",
+            hint="sign in with a user's token",
+        )
+    return who, who.subject
+
+
+def _refusal(e: CleanroomError) -> dict[str, Any]:
+    fields = getattr(e, "problem_fields", {}) or {}
+    return {"refused": e.message, "rules": fields.get("rules", []),
+            "ledger_index": fields.get("ledger_index")}  # fmt: skip
+
+
+def _my_commitment(room: Any, subject: str) -> str | None:
+    info = room.vault.subjects([subject]).get(subject)
+    return commitment(info.salt, subject) if info is not None else None
+
+
+@router.get("/console/me", response_class=HTMLResponse)
+async def me(request: Request) -> HTMLResponse:
+    """My data, who accessed it and why (with proofs), my feed and why each video."""
+    who, subject = _user(request)
+    room = request.app.state.room
+    rec = request.app.state.recommender
+    grant = room.gate.require(who, "export", "UserData", purpose="user_request", subjects=[subject])
+    data = room.vault.export_user(grant, subject)
+    mine = _my_commitment(room, subject)
+    accesses = []
+    if mine:
+        _, found = room.log.store.search(SearchQuery(type="access.*", subject=mine, limit=200))
+        accesses = [{"index": i, **json.loads(b)} for i, b in found]
+    others = [a for a in accesses if a.get("principal") != who.name]
+    feed: dict[str, Any] = {"items": []}
+    if rec.ready.is_set():
+        served = rec.serve(subject, limit=10)
+        feed = served.to_dict()
+        feed["ledger_index"] = await rec.commit(served, encode_entry(served.entry))
+    kinds: dict[str, int] = {}
+    for ev in data["events"]:
+        kinds[str(ev.get("kind"))] = kinds.get(str(ev.get("kind")), 0) + 1
+    return page(
+        request, "me.html", who=who, profile=data["user"], events=len(data["events"]),
+        kinds=sorted(kinds.items(), key=lambda kv: -kv[1]), commitment=mine,
+        accesses=accesses, by_others=others, feed=feed,
+        mode=rec.settings.get(subject) or "personalized",
+    )  # fmt: skip
+
+
+@router.post("/console/me/feed-settings")
+async def feed_setting(request: Request) -> Response:
+    form = await form_of(request)
+    _, subject = _user(request)
+    mode = form.get("mode", "")
+    if mode not in ("personalized", "popular"):
+        raise BadForm("the feed is personalized or popular")
+    request.app.state.recommender.set_mode(subject, mode)
+    return redirect("/me#feed")
+
+
+@router.get("/console/me/export")
+def export(request: Request) -> Response:
+    """Download everything stored about me (the same decision as GET /v1/me/data)."""
+    who, subject = _user(request)
+    room = request.app.state.room
+    grant = room.gate.require(who, "export", "UserData", purpose="user_request", subjects=[subject])
+    doc = {**room.vault.export_user(grant, subject), "decision": grant.decision}
+    return Response(
+        json.dumps(doc, indent=2), media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="cleanroom-export.json"'},
+    )  # fmt: skip
+
+
+@router.post("/console/me/delete", response_class=HTMLResponse)
+async def delete(request: Request) -> Response:
+    """Delete my account: the same deletion as DELETE /v1/me, then a receipt page."""
+    form = await form_of(request)
+    who, subject = _user(request)
+    if form.get("confirm") != "delete":
+        raise BadForm("type delete to confirm that your data is to be erased")
+    room = request.app.state.room
+    receipt = room.deletions.delete_user(who, subject, purpose="user_request")
+    resp = page(request, "deleted.html", who=None, receipt=receipt.body, entry=receipt.entry)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+# ---- the operator's desk ---------------------------------------------------
+
+
+def _section(fn: Any) -> dict[str, Any]:
+    try:
+        return {"data": fn()}
+    except AccessDenied as e:
+        return _refusal(e)
+
+
+@router.get("/console/operator", response_class=HTMLResponse)
+def operator(request: Request) -> HTMLResponse:
+    """Principals and tokens, the screening queue, exports, deletion orders, nodes."""
+    who = require_principal(request)
+    if who.org != "operator":
+        raise AccessDenied(f"{who.name} is not the operator's: the operator's desk is theirs",
+                           hint="sign in with an operator's token")  # fmt: skip
+    room = request.app.state.room
+    store = room.log.store
+
+    def principals() -> list[dict[str, Any]]:
+        return [{**p.to_dict(), "live_tokens": n} for p, n in room.principals.list()]
+
+    def screenings() -> dict[str, Any]:
+        room.gate.require(who, "read", "Screenings")
+        _, hits = store.search(SearchQuery(type="screen.screening", limit=50))
+        _, dismissed = store.search(SearchQuery(type="screen.dismissed", limit=200))
+        return {"screenings": [{"index": i, **json.loads(b)} for i, b in hits],
+                "dismissed": [{"index": i, **json.loads(b)} for i, b in dismissed]}  # fmt: skip
+
+    def exports() -> dict[str, Any]:
+        room.gate.require(who, "read", "Decisions")
+        return room.egress.summary()
+
+    def orders() -> list[dict[str, Any]]:
+        room.gate.require(who, "read", "DeletionOrders", purpose="oversight")
+        return [public_order(o) for o in room.deletions.orders.list()]
+
+    return page(
+        request, "operator.html", who=who, principals=_section(principals),
+        screening=_section(screenings), exports=_section(exports), orders=_section(orders),
+        deletions=[{"index": i, **json.loads(b)} for i, b in
+                   store.search(SearchQuery(type="deletion.*", limit=50))[1]],
+        nodes=_nodes(room),
+    )  # fmt: skip
+
+
+def _nodes(room: Any) -> list[dict[str, Any]]:
+    from cleanroom.cluster.nodes import Nodes
+
+    try:
+        return [n if isinstance(n, dict) else n.__dict__ for n in Nodes(room.db).list()]
+    except Exception:
+        return []
+
+
+@router.post("/console/operator/dismissals")
+async def dismiss(request: Request) -> Response:
+    """Dismiss a screening candidate as a false positive (as POST /v1/screen/dismissals)."""
+    form = await form_of(request)
+    who = require_principal(request)
+    room = request.app.state.room
+    room.gate.require(who, "write", "Screenings")
+    room.screening.dismiss(form.get("name", ""), form.get("list", ""), form.get("party_id", ""),
+                           by=who.name, reason=form.get("reason", ""))  # fmt: skip
+    return redirect("/operator#screening")
+
+
+# ---- research ----------------------------------------------------------------
+
+
+def _aggregates(request: Request, who: Principal, by: str, min_group: int) -> dict[str, Any]:
+    """The same release as GET /v1/aggregates/events (exact for the oversight
+    body, differentially private and charged to the budget for anyone else)."""
+    from cleanroom.gate.privacy import DEFAULT_EPSILON
+
+    room = request.app.state.room
+    grant = room.gate.require(who, "read", "Aggregates", purpose="research", all_subjects=True)
+    if who.org == "oversight" or room.privacy is None:
+        return {"counts": room.vault.aggregate_counts(grant, by=by, min_group=min_group)}
+    categories, records = room.vault.aggregate_records(grant, by=by)
+    release = room.privacy.release(
+        who.name, records, categories, epsilon=DEFAULT_EPSILON, min_group=min_group,
+        query={"route": "/console/research", "by": by, "min_group": min_group},
+    )  # fmt: skip
+    return release.to_dict()
+
+
+def _min_group(text: str) -> int:
+    if not text.isdigit() or not 10 <= int(text) <= 100_000:
+        raise BadForm("the smallest group is a whole number from 10 to 100,000")
+    return int(text)
+
+
+@router.get("/console/research", response_class=HTMLResponse)
+def research(request: Request, by: str = "", min_group: str = "10") -> HTMLResponse:
+    """The aggregates a researcher may query; a query spends privacy budget."""
+    who = require_principal(request)
+    result = None
+    if by:
+        if by not in ("kind", "video"):
+            raise BadForm("aggregates are by kind or by video")
+        result = _aggregates(request, who, by, _min_group(min_group))
+    return page(request, "research.html", who=who, by=by or "kind", min_group=min_group,
+                result=result)  # fmt: skip
+
+
+@router.get("/console/research.csv")
+def research_csv(request: Request, by: str = "kind", min_group: str = "10") -> Response:
+    who = require_principal(request)
+    if by not in ("kind", "video"):
+        raise BadForm("aggregates are by kind or by video")
+    result = _aggregates(request, who, by, _min_group(min_group))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([by, "count"])
+    for k, v in sorted((result.get("counts") or {}).items()):
+        writer.writerow([k, v])
+    disposition = f'attachment; filename="aggregates-{by}.csv"'
+    return Response(
+        out.getvalue(), media_type="text/csv", headers={"Content-Disposition": disposition}
+    )

@@ -1,0 +1,127 @@
+"""Incidents: alerts grouped by their root cause, with a severity.
+
+The monitor raises one alert per entry that breaks a rule, so one hidden
+ranking change shows up as a hundred ``replay-mismatch`` alerts (one per feed
+it changed) and one unapproved model as an alert per entry it touched. An
+analyst works on causes: this module groups alerts whose cause is the same —
+the same kind and the same thing behind it (the ranking configuration the
+served feeds were actually ranked with, the artifact, the boost, the principal,
+the policy version) — into one incident with a stable id, so acknowledging or
+resolving it (on the ledger, ``oversight.incident`` entries) covers them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+CRITICAL = (
+    "fork", "tamper", "truncated", "rollback", "forged-review", "forged-oversight-identity",
+    "oversight-root-changed", "replay-mismatch", "undeclared-boost", "unapproved-model",
+)  # fmt: skip
+HIGH = (
+    "unapproved-release", "unapproved-boost", "decision-contradicts-policy",
+    "export-without-screening", "export-without-approval", "undeclared-export",
+    "privacy-violation", "policy-not-released",
+)  # fmt: skip
+SEVERITIES = ("critical", "high", "medium")
+# evidence fields naming the cause, most telling first
+CAUSE_FIELDS = (
+    "served_config", "artifact", "model", "policy", "boost", "principal", "policy_version",
+    "deployment", "recipient",
+)  # fmt: skip
+WHAT = {
+    "replay-mismatch": "served feeds differ from what the approved ranking gives",
+    "unapproved-model": "a model served without an approved release",
+    "unapproved-release": "a release deployed without its approvals",
+    "undeclared-boost": "videos promoted without a declared boost",
+    "unapproved-boost": "a boost applied before the oversight body approved it",
+    "decision-contradicts-policy": "access decisions the released policy does not give",
+    "export-without-screening": "data left without a screening of its recipient",
+    "export-without-approval": "data left without the required approval",
+    "undeclared-export": "a data flow that was not declared",
+    "deletion-overdue": "a deletion order not carried out in time",
+    "deletion-late": "a deletion order carried out late",
+    "privacy-violation": "a release beyond its privacy budget",
+    "fork": "two inconsistent checkpoints: the log forked",
+    "tamper": "entries that do not hash to the signed tree",
+    "truncated": "the log shrank",
+    "rollback": "a checkpoint older than one already seen",
+}
+
+
+def severity(kind: str) -> str:
+    if kind in CRITICAL:
+        return "critical"
+    return "high" if kind in HIGH else "medium"
+
+
+@dataclass
+class Incident:
+    """Alerts with one cause: its id, kind, severity and the alerts."""
+
+    id: str
+    kind: str
+    cause: str
+    severity: str
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def entries(self) -> list[int]:
+        found: set[int] = set()
+        for a in self.alerts:
+            if isinstance(a.get("index"), int):
+                found.add(a["index"])
+            found.update(i for i in a.get("evidence", {}).get("entries", []) if isinstance(i, int))
+        return sorted(found)
+
+    @property
+    def first_ms(self) -> int:
+        return min(int(a.get("at_ms", 0)) for a in self.alerts)
+
+    @property
+    def last_ms(self) -> int:
+        return max(int(a.get("at_ms", 0)) for a in self.alerts)
+
+    @property
+    def summary(self) -> str:
+        what = WHAT.get(self.kind, self.kind.replace("-", " "))
+        n = len(self.alerts)
+        return f"{what} ({n} alert{'s' if n != 1 else ''})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "cause": self.cause, "severity": self.severity,
+            "summary": self.summary, "alerts": len(self.alerts), "entries": self.entries,
+            "first_ms": self.first_ms, "last_ms": self.last_ms,
+            "alert_ids": [a.get("id") for a in self.alerts],
+        }  # fmt: skip
+
+
+def cause_of(alert: dict[str, Any]) -> str:
+    """What is behind an alert: ``field=value`` of the first cause field its
+    evidence names, else the alert itself (a cause of its own)."""
+    evidence = alert.get("evidence") or {}
+    for name in CAUSE_FIELDS:
+        value = evidence.get(name)
+        if isinstance(value, str | int) and value != "":
+            return f"{name}={value}"
+    return f"alert={alert.get('id', '')}"
+
+
+def group(alerts: Iterable[dict[str, Any]]) -> list[Incident]:
+    """Incidents of ``alerts`` (as the monitor keeps them), most severe and
+    most recent first."""
+    by_key: dict[tuple[str, str], Incident] = {}
+    for a in alerts:
+        kind = str(a.get("kind", ""))
+        cause = cause_of(a)
+        key = (kind, cause)
+        if key not in by_key:
+            digest = hashlib.sha256(f"{kind}\n{cause}".encode()).hexdigest()[:12]
+            by_key[key] = Incident(f"inc-{digest}", kind, cause, severity(kind))
+        by_key[key].alerts.append(a)
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(by_key.values(), key=lambda i: (rank[i.severity], -i.last_ms, i.id))
