@@ -4,15 +4,18 @@ The monitor raises one alert per entry that breaks a rule, so one hidden
 ranking change shows up as a hundred ``replay-mismatch`` alerts (one per feed
 it changed) and one unapproved model as an alert per entry it touched. An
 analyst works on causes: this module groups alerts whose cause is the same —
-the same kind and the same thing behind it (the ranking configuration the
-served feeds were actually ranked with, the artifact, the boost, the principal,
-the policy version) — into one incident with a stable id, so acknowledging or
+the same thing behind them (the ranking configuration the served feeds were
+actually ranked with, the artifact, the boost, the policy version, the
+principal), whatever rule each broke — into one incident named after its
+gravest kind with a stable id, so acknowledging or
 resolving it (on the ledger, ``oversight.incident`` entries) covers them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +30,13 @@ HIGH = (
     "privacy-violation", "policy-not-released",
 )  # fmt: skip
 SEVERITIES = ("critical", "high", "medium")
-# evidence fields naming the cause, most telling first
+# fields naming the cause (in the evidence, else in the entry the alert is
+# about), most telling first, and the name the cause goes by: a feed ranked with
+# an unapproved configuration and a replay that differs because of it share one
 CAUSE_FIELDS = (
-    "served_config", "artifact", "model", "policy", "boost", "principal", "policy_version",
-    "deployment", "recipient",
+    ("served_config", "ranking_config"), ("ranking_config", "ranking_config"),
+    ("artifact", "artifact"), ("boost", "boost"), ("policy_version", "policy_version"),
+    ("policy", "policy"), ("model", "model"), ("principal", "principal"), ("by", "principal"),
 )  # fmt: skip
 WHAT = {
     "replay-mismatch": "served feeds differ from what the approved ranking gives",
@@ -86,8 +92,18 @@ class Incident:
         return max(int(a.get("at_ms", 0)) for a in self.alerts)
 
     @property
+    def kinds(self) -> dict[str, int]:
+        """How many alerts of each kind."""
+        out: dict[str, int] = {}
+        for a in self.alerts:
+            out[str(a.get("kind"))] = out.get(str(a.get("kind")), 0) + 1
+        return out
+
+    @property
     def summary(self) -> str:
         what = WHAT.get(self.kind, self.kind.replace("-", " "))
+        if self.cause.startswith("ranking_config="):
+            what = "feeds ranked with a configuration no release approved"
         n = len(self.alerts)
         return f"{what} ({n} alert{'s' if n != 1 else ''})"
 
@@ -95,33 +111,44 @@ class Incident:
         return {
             "id": self.id, "kind": self.kind, "cause": self.cause, "severity": self.severity,
             "summary": self.summary, "alerts": len(self.alerts), "entries": self.entries,
+            "kinds": self.kinds,
             "first_ms": self.first_ms, "last_ms": self.last_ms,
             "alert_ids": [a.get("id") for a in self.alerts],
         }  # fmt: skip
 
 
 def cause_of(alert: dict[str, Any]) -> str:
-    """What is behind an alert: ``field=value`` of the first cause field its
-    evidence names, else the alert itself (a cause of its own)."""
+    """What is behind an alert: ``name=value`` of the first cause field its
+    evidence — or the entry it is about — names, else the alert itself."""
     evidence = alert.get("evidence") or {}
-    for name in CAUSE_FIELDS:
-        value = evidence.get(name)
-        if isinstance(value, str | int) and value != "":
-            return f"{name}={value}"
+    places = [evidence]
+    proven = evidence.get("proven")
+    if isinstance(proven, dict):
+        about = proven.get(str(alert.get("index")))
+        if isinstance(about, dict) and isinstance(about.get("entry"), str):
+            with contextlib.suppress(ValueError):
+                places.append(json.loads(about["entry"]))
+    for field_name, called in CAUSE_FIELDS:
+        for place in places:
+            value = place.get(field_name) if isinstance(place, dict) else None
+            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+                return f"{called}={value}"
     return f"alert={alert.get('id', '')}"
 
 
 def group(alerts: Iterable[dict[str, Any]]) -> list[Incident]:
     """Incidents of ``alerts`` (as the monitor keeps them), most severe and
     most recent first."""
-    by_key: dict[tuple[str, str], Incident] = {}
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    by_cause: dict[str, Incident] = {}
     for a in alerts:
         kind = str(a.get("kind", ""))
         cause = cause_of(a)
-        key = (kind, cause)
-        if key not in by_key:
-            digest = hashlib.sha256(f"{kind}\n{cause}".encode()).hexdigest()[:12]
-            by_key[key] = Incident(f"inc-{digest}", kind, cause, severity(kind))
-        by_key[key].alerts.append(a)
-    rank = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(by_key.values(), key=lambda i: (rank[i.severity], -i.last_ms, i.id))
+        if cause not in by_cause:
+            digest = hashlib.sha256(cause.encode()).hexdigest()[:12]
+            by_cause[cause] = Incident(f"inc-{digest}", kind, cause, severity(kind))
+        found = by_cause[cause]
+        found.alerts.append(a)
+        if rank[severity(kind)] < rank[found.severity]:  # named after its gravest kind
+            found.kind, found.severity = kind, severity(kind)
+    return sorted(by_cause.values(), key=lambda i: (rank[i.severity], -i.last_ms, i.id))

@@ -70,7 +70,7 @@ def home(request: Request) -> HTMLResponse:
     rows = [{**i.to_dict(), "status": _status(actions, i), "action": actions.get(i.id)}
             for i in incidents]  # fmt: skip
     room.gate.require(who, "read", "Boosts")
-    waiting = room.boosts.list("declared")
+    waiting = [room.boosts.get(b["id"]) for b in room.boosts.list("declared")]
     reviews = []
     for art in room.releases.artifacts():
         verdict = room.releases.verdict(art.digest)
@@ -96,7 +96,7 @@ def incident(request: Request, incident_id: IncidentId) -> HTMLResponse:
     history = [{"index": i, **json.loads(b)} for i, b in recorded
                if json.loads(b).get("incident") == incident_id]  # fmt: skip
     return page(request, "incident.html", who=who, incident=found.to_dict(),
-                alerts=found.alerts, status=_status(actions, found), history=history)  # fmt: skip
+                alerts=found.alerts, state=_status(actions, found), history=history)  # fmt: skip
 
 
 def _find(incidents: list[Incident], incident_id: str) -> Incident:
@@ -124,7 +124,8 @@ async def act(request: Request, incident_id: IncidentId) -> Response:
         "alerts": len(found.alerts), "entries": found.entries[:1000],
         "time_ms": int(time.time() * 1000),
     }  # fmt: skip
-    request.app.state.room.log.append(entry)
+    log = request.app.state.room.log
+    log.wait_for(log.append(entry))  # the page it returns to shows it, provable
     return redirect(f"/oversight/incidents/{incident_id}")
 
 

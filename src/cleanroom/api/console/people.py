@@ -54,8 +54,14 @@ async def me(request: Request) -> HTMLResponse:
     who, subject = _user(request)
     room = request.app.state.room
     rec = request.app.state.recommender
-    grant = room.gate.require(who, "export", "UserData", purpose="user_request", subjects=[subject])
-    data = room.vault.export_user(grant, subject)
+    # what this page shows is read as GET /v1/users/{me} and its events read it
+    # (each decision on the record: a user sees their own reads below too)
+    profile_grant = room.gate.require(who, "read", "Profile", purpose="user_request",
+                                      subjects=[subject])  # fmt: skip
+    profile = room.vault.get_user(profile_grant, subject)
+    events_grant = room.gate.require(who, "read", "Events", purpose="user_request",
+                                     subjects=[subject])  # fmt: skip
+    events = room.vault.user_events(events_grant, subject, limit=10_000)
     mine = _my_commitment(room, subject)
     accesses = []
     if mine:
@@ -68,10 +74,10 @@ async def me(request: Request) -> HTMLResponse:
         feed = served.to_dict()
         feed["ledger_index"] = await rec.commit(served, encode_entry(served.entry))
     kinds: dict[str, int] = {}
-    for ev in data["events"]:
+    for ev in events:
         kinds[str(ev.get("kind"))] = kinds.get(str(ev.get("kind")), 0) + 1
     return page(
-        request, "me.html", who=who, profile=data["user"], events=len(data["events"]),
+        request, "me.html", who=who, profile=profile, events=len(events),
         kinds=sorted(kinds.items(), key=lambda kv: -kv[1]), commitment=mine,
         accesses=accesses, by_others=others, feed=feed,
         mode=rec.settings.get(subject) or "personalized",

@@ -261,9 +261,12 @@ async function onSignBoost(ev) {
     const file = form.querySelector("input[type=file]").files[0];
     if (!file) throw new Error("choose your reviewer key file");
     const signer = await parseSigner(await file.text());
-    const entry = await (await fetch(`/v1/ledger/entries/${form.dataset.declaredEntry}`)).json();
+    const at = form.dataset.declaredEntry;
+    const r = await fetch(`/v1/ledger/entries/${at}`);
+    if (!r.ok) throw new Error(`cannot read the declaration (entry ${at}): HTTP ${r.status}`);
+    const entry = await r.json();
     const digest = "sha256:" + [...(await sha256(enc.encode(jcs(entry.entry))))].map((b) => b.toString(16).padStart(2, "0")).join("");
-    if (digest !== form.dataset.declaredDigest) throw new Error("the declaration on the ledger is not the one this page shows");
+    if (digest !== form.dataset.declaredDigest) throw new Error(`the declaration on the ledger (entry ${at}, ${digest}) is not the one this page shows (${form.dataset.declaredDigest})`);
     const decision = form.querySelector("[name=decision]").value;
     const stmt = {
       _type: form.dataset.statementType,
