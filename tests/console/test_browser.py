@@ -49,8 +49,9 @@ def _alerts(state: Path) -> None:
         alerts.append(Alert("replay-mismatch", 100 + i, f"feed {i} differs",
                             {"entries": [100 + i], "served_config": HIDDEN}))  # fmt: skip
         entry = f'{{"ranking_config":"{HIDDEN}","type":"feed.served"}}'
+        proven = {str(100 + i): {"entry": entry}}
         alerts.append(Alert("unapproved-model", 100 + i, f"feed {i} unapproved",
-                            {"entries": [100 + i], "proven": {str(100 + i): {"entry": entry}}}))  # fmt: skip
+                            {"entries": [100 + i], "proven": proven}))  # fmt: skip
     alerts.append(Alert("deletion-late", 7, "order done late", {"entries": [7]}))
     AlertStore(state).add(alerts)
 
@@ -171,5 +172,7 @@ def test_the_parents_engineer_gets_a_refusal_page(browser, served) -> None:
     page = _signed_in(browser, served, "pete")
     response = page.goto(served.url + "/console/oversight")
     assert response is not None and response.status == 403
-    sync_api.expect(page.locator(".refusal")).to_contain_text("only-oversight-reaches-oversight-data")
+    sync_api.expect(page.locator(".refusal")).to_contain_text(
+        "only-oversight-reaches-oversight-data"
+    )
     sync_api.expect(page.locator(".refusal")).to_contain_text("on the record")
