@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo console screenshots test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cleanroom demo
+	$(BIN)/cleanroom demo --serve
+
+# the console on what the last demo did (make demo keeps its data)
+console: $(STAMP)
+	$(BIN)/cleanroom --data-dir .cleanroom/demo/operator serve --monitor-state .cleanroom/demo/oversight
+
+# PNGs of the console's main pages (docs/screenshots/), in Debian's Chromium
+screenshots: $(STAMP)
+	$(BIN)/python -m cleanroom.demo.screenshots docs/screenshots
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -237,12 +237,16 @@ def serve(
 @app.command()
 def demo(
     keep: Annotated[bool, typer.Option(help="keep the demo data directory")] = False,
+    serve: Annotated[
+        bool, typer.Option(help="then keep the console running on what the demo did (Ctrl-C)")
+    ] = False,
 ) -> None:
     """Run the end-to-end demonstration on the embedded default (SQLite, local keys)."""
     import subprocess
 
     # the demo is a program of its own (``python -m cleanroom.demo``): nothing imports it
-    cmd = [sys.executable, "-m", "cleanroom.demo", *(["--keep"] if keep else [])]
+    flags = [*(["--keep"] if keep else []), *(["--serve"] if serve else [])]
+    cmd = [sys.executable, "-m", "cleanroom.demo", *flags]
     raise typer.Exit(subprocess.call(cmd))
 
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from cleanroom.api.serving import InProcessServer
+from cleanroom.demo.browse import browse
 from cleanroom.demo.narration import ORIGIN, console, step
 from cleanroom.demo.oversight import ledger, oversight
 from cleanroom.demo.platform import clean_room, for_you
@@ -18,7 +19,7 @@ from cleanroom.room.config import Config, DataDir, WitnessRef
 from cleanroom.room.setup import init_data_dir, register_principals
 
 
-def run_demo(keep: bool = False) -> None:
+def run_demo(keep: bool = False, serve: bool = False) -> None:
     base = Path(".cleanroom/demo").resolve()
     shutil.rmtree(base, ignore_errors=True)
     log_dir, witness_dir, monitor_dir = base / "operator", base / "witness", base / "monitor"
@@ -65,6 +66,7 @@ def run_demo(keep: bool = False) -> None:
             with InProcessServer(log_dir) as live:
                 oversight(live, {n: t for n, (t, _) in tokens.items()}, state, log_vkey)
                 ledger(live, witness, log_dir, monitor_dir, log_vkey, w_signer, m_vkey)
+            browse(log_dir, state, tokens, base, serve)
         finally:
             m_witness.stop()
     finally:

@@ -78,9 +78,10 @@ class ServerProcess:
         workers: int = 1,
         env: dict[str, str] | None = None,
         node: str | None = None,
+        port: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         verb = ["witness", "serve"] if witness_only else ["serve", "--workers", str(workers)]
         if node is not None:

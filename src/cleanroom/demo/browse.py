@@ -1,0 +1,68 @@
+"""The demo's last step: the console on what the demo just did.
+
+The tokens of the demo's principals are written to ``console-tokens.txt``
+(0600) beside the demo's data, so a newcomer can sign in as the oversight
+analyst, a user, the operator or the parent's engineer. With ``--serve`` (on
+a terminal) a server keeps running with the monitor's alerts until Ctrl-C;
+otherwise the command that serves it is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from cleanroom.demo.narration import console, step
+from cleanroom.ledger.serving import ServerProcess
+
+PORT = 8080
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def browse(
+    log_dir: Path, state: Path, tokens: dict[str, tuple[str, str]], base: Path, serve: bool
+) -> None:
+    step("26. Browse what the demo did: the transparency center and the consoles")
+    path = base / "console-tokens.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        for name, (token, what) in tokens.items():
+            f.write(f"{name}\t{what}\t{token}\n")
+    picks = ("olga-oversight", "viewer-15", "oscar-ops", "pete-parent", "rita-research")
+    console.print(f"sign-in tokens for the demo's principals: {path}")
+    for name in picks:
+        if name in tokens:
+            console.print(f"  {name:<15} {tokens[name][1]:<20} {tokens[name][0][:24]}…")
+    if not serve or not sys.stdin.isatty():
+        console.print(
+            "serve it: [bold]make console[/] (or cleanroom --data-dir "
+            f"{log_dir} serve --monitor-state {state}), then open "
+            f"[bold]http://127.0.0.1:{PORT}/console[/]"
+        )
+        return
+    server = ServerProcess(
+        log_dir,
+        env={"CLEANROOM_MONITOR_STATE": str(state)},
+        port=PORT if _port_free(PORT) else None,  # the well-known port when it is free
+    )
+    server.wait_ready(120)
+    console.print(f"console: [bold]{server.url}/console[/]  API docs: {server.url}/docs")
+    console.print("(Ctrl-C stops it)")
+    try:
+        while server.proc.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

@@ -1,0 +1,69 @@
+"""``python -m cleanroom.demo.screenshots DIR``: PNGs of the console's main
+pages on what the last demo did (``make screenshots``), taken in Debian's
+Chromium with Playwright. Runs the demo first when there is none to show."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cleanroom.ledger.serving import ServerProcess
+
+BASE = Path(".cleanroom/demo")
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _tokens() -> dict[str, str]:
+    path = BASE / "console-tokens.txt"
+    return {
+        line.split("\t")[0]: line.split("\t")[2].strip() for line in path.read_text().splitlines()
+    }
+
+
+def main(out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    if not (BASE / "console-tokens.txt").exists():
+        subprocess.check_call([sys.executable, "-m", "cleanroom.demo", "--keep"])
+    out.mkdir(parents=True, exist_ok=True)
+    tokens = _tokens()
+    server = ServerProcess(
+        BASE / "operator", env={"CLEANROOM_MONITOR_STATE": str((BASE / "oversight").resolve())}
+    ).wait_ready(120)
+    shots = [
+        (None, "/console", "center", "#verify-checkpoint button"),
+        (None, "/console/ledger?type=access.*", "ledger", None),
+        (None, "/console/ledger/12", "entry", "#verify-inclusion button"),
+        ("olga-oversight", "/console/oversight", "oversight", None),
+        ("viewer-15", "/console/me", "user", None),
+        ("oscar-ops", "/console/operator", "operator", None),
+        ("rita-research", "/console/research?by=kind", "research", None),
+        ("pete-parent", "/console/oversight", "refused", None),
+    ]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM)
+            for who, path, name, click in shots:
+                page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+                if who is not None:
+                    page.goto(server.url + "/console/login")
+                    page.fill("#token", tokens[who])
+                    page.click("form.stack button[type=submit]")
+                page.goto(server.url + path)
+                if click:
+                    page.click(click)
+                    page.wait_for_selector("#verify-result.ok, #verify-result.bad", timeout=15_000)
+                if name == "oversight":  # and the incident behind the first row
+                    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+                    page.click("#incidents tbody tr a")
+                    name = "incident"
+                page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+                print(out / f"{name}.png")
+            browser.close()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))

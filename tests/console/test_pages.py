@@ -1,0 +1,148 @@
+"""The console over HTTP (through the ASGI app): sign-in gives an HttpOnly,
+SameSite=Strict session bound to the token; every form needs the session's
+CSRF token; the console asks the gate what the API asks, so refusals are the
+same decisions, on the record; bad input gets a page that says why and
+changes nothing stored."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from cleanroom.ledger.search import Query
+from cleanroom.oversight.alerts import Alert, AlertStore
+from tests.support import Api
+
+
+def _sign_in(api: Api, who: str):
+    client = api.client
+    client.cookies.clear()
+    r = client.post("/console/login", data={"token": api.tokens[who]}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return r
+
+
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf" value="([0-9a-f]{64})"', html)
+    assert m, "no CSRF token on the page"
+    return m.group(1)
+
+
+def _size(api: Api) -> int:
+    return api.room.log.store.sequenced_size()
+
+
+def test_sign_in_sets_a_strict_httponly_session_and_sign_out_ends_it(api: Api) -> None:
+    r = _sign_in(api, "olga")
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert api.tokens["olga"] not in cookie  # the session, not the token
+    assert r.headers["location"] == "/console/oversight"
+    page = api.client.get("/console/oversight")
+    assert page.status_code == 200 and "Signed in as" in page.text
+    out = api.client.post("/console/logout", data={"csrf": _csrf(page.text)},
+                          follow_redirects=False)  # fmt: skip
+    assert out.status_code == 303
+    api.client.cookies.set("cleanroom_session", cookie.split(";")[0].split("=", 1)[1])
+    assert api.client.get("/console/oversight").status_code == 401  # the session ended
+
+
+def test_a_revoked_token_ends_its_console_session(api: Api) -> None:
+    _sign_in(api, "ulla")
+    assert api.client.get("/console/me").status_code == 200
+    api.room.principals.revoke("ulla")
+    r = api.client.get("/console/me")
+    assert r.status_code == 401 and "Sign in" in r.text
+
+
+def test_a_bad_token_gets_the_sign_in_page_again(api: Api) -> None:
+    api.client.cookies.clear()
+    r = api.client.post("/console/login", data={"token": "crt_nope"})
+    assert r.status_code == 401 and "malformed" in r.text
+    assert "set-cookie" not in r.headers
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused_and_records_nothing(
+    api: Api, tmp_path
+) -> None:
+    AlertStore(tmp_path).add([Alert("deletion-late", 3, "late", {"entries": [3]})])
+    api.app.state.monitor_state = str(tmp_path)
+    _sign_in(api, "olga")
+    home = api.client.get("/console/oversight")
+    incident = re.search(r"/console/oversight/incidents/(inc-[0-9a-f]{12})", home.text).group(1)
+    before = _size(api)
+    for csrf in (None, "0" * 64):
+        data = {"action": "acknowledge", "note": "x", **({"csrf": csrf} if csrf else {})}
+        r = api.client.post(f"/console/oversight/incidents/{incident}", data=data)
+        assert r.status_code == 403 and "CSRF" in r.text
+    r = api.client.post(f"/console/oversight/incidents/{incident}",
+                        data={"action": "acknowledge", "csrf": _csrf(home.text)},
+                        headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert r.status_code == 403 and "another site" in r.text
+    # only the page views' own decisions were recorded, no incident entry
+    _, acks = api.room.log.store.search(Query(type="oversight.incident"))
+    assert acks == [] and _size(api) - before <= 1
+    data = {"action": "resolve", "note": "", "csrf": _csrf(home.text)}
+    ok = api.client.post(f"/console/oversight/incidents/{incident}", data=data)
+    assert ok.status_code == 403 and "how it was resolved" in ok.text
+    ok = api.client.post(
+        f"/console/oversight/incidents/{incident}",
+        data={"action": "resolve", "note": "order re-run", "csrf": _csrf(home.text)},
+    )
+    assert ok.status_code == 200 and "resolve by olga" in ok.text
+    _, acks = api.room.log.store.search(Query(type="oversight.incident"))
+    entry = json.loads(acks[0][1])
+    assert entry["incident"] == incident and entry["by"] == "olga" and entry["entries"] == [3]
+
+
+def test_the_console_refuses_what_the_api_refuses_with_the_same_recorded_decision(
+    api: Api,
+) -> None:
+    _sign_in(api, "pete")
+    r = api.client.get("/console/oversight")
+    assert r.status_code == 403
+    assert "only-oversight-reaches-oversight-data" in r.text
+    index = int(re.search(r"/console/ledger/(\d+)", r.text).group(1))
+    entry = json.loads(api.room.log.store.entry(index))
+    assert entry["principal"] == "pete" and entry["decision"] == "deny"
+    api_answer = api.call("GET", "/v1/oversight/topics", "pete")
+    assert api_answer.status_code == 403
+    assert api_answer.json()["rules"] == ["only-oversight-reaches-oversight-data"]
+    # an operator's support agent has no page of the oversight body's either
+    _sign_in(api, "alice")
+    assert api.client.get("/console/oversight").status_code == 403
+    assert api.client.get("/console/me").status_code == 403  # not a user
+
+
+def test_a_user_sees_who_read_their_profile_and_why(api: Api) -> None:
+    assert api.call("GET", "/v1/users/u1?purpose=support", "alice").status_code == 200
+    api.room.log.integrate()
+    _sign_in(api, "ulla")
+    page = api.client.get("/console/me")
+    assert page.status_code == 200
+    others = page.text.split("By someone else")[1].split("Your own requests")[0]
+    assert "alice" in others and "support" in others and "read Profile" in others
+    assert "u2" not in page.text  # nobody else's data
+    export = api.client.get("/console/me/export")
+    assert export.status_code == 200 and export.json()["user"]["id"] == "u1"
+
+
+def test_bad_console_input_gets_a_page_not_a_crash(api: Api) -> None:
+    for path in ("/console/ledger?cursor=%%%", "/console/ledger?since=yesterday",
+                 "/console/ledger/99999999", "/console/ledger/-1"):  # fmt: skip
+        r = api.client.get(path)
+        assert r.status_code in (400, 404, 422), (path, r.status_code)
+        assert r.headers["content-type"].startswith("text/html"), path
+    assert api.client.get("/console/ledger?type=access").status_code == 200
+
+
+def test_docs_and_console_load_nothing_from_the_internet(api: Api) -> None:
+    for path in ("/docs", "/redoc", "/console", "/console/ledger"):
+        html = api.client.get(path).text
+        assert not re.search(r"(src|href)=\"https?://", html), path
+    for asset in ("/console/static/console.js", "/console/static/console.css"):
+        assert api.client.get(asset).status_code == 200
+    js = api.client.get("/console/static/console.js").text
+    assert "http" not in js.replace("https://in-toto.io", "")  # no remote fetch
+    csp = api.client.get("/console").headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
