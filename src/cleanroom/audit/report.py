@@ -182,15 +182,16 @@ def _unverified_checkpoint(target: AuditTarget) -> dict[str, Any]:
 
 
 def _png(fig: Any) -> str:
+    """The figure as an <img> whose alt text is what the chart shows (its title)."""
     buf = io.BytesIO()
+    title = " ".join(ax.get_title() for ax in fig.axes if ax.get_title()) or "chart"
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     return (
-        '<img alt="plot" src="data:image/png;base64,'
-        + base64.b64encode(buf.getvalue()).decode()
-        + '">'
+        f'<img alt="{html.escape(title)} (the figures are in the table beside it)" '
+        'src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
     )
 
 
@@ -282,127 +283,85 @@ def _plots(doc: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.3f}"
-        return html.escape(json.dumps(v) if isinstance(v, list | dict) else str(v))
+def findings(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """What the report finds, gravest first: each with a severity, one
+    sentence, and the section of the evidence that shows it."""
+    out: list[dict[str, str]] = []
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows
+    def found(severity: str, anchor: str, text: str) -> None:
+        out.append({"severity": severity, "anchor": anchor, "text": text})
+
+    if not doc["checkpoint"].get("verified_by_monitor"):
+        found("high", "checkpoint", "The figures were computed against the checkpoint the "
+              "clean room served, not one the oversight monitor verified.")  # fmt: skip
+    configs = doc["exposure"].get("per_ranking_config", {})
+    unapproved = [v for v in configs.values() if not v.get("approved")]
+    if unapproved:
+        n = sum(int(v.get("impressions", 0)) for v in unapproved)
+        found("critical", "exposure", f"{n:,} impressions were served under "
+              f"{len(unapproved)} ranking configuration(s) no release approved.")  # fmt: skip
+    r = doc.get("replay")
+    if r and r.get("mismatched"):
+        rate = f"{r['mismatch_rate']:.1%}"
+        found("critical", "replay", f"{r['mismatched']} of {r['replayed']} replayed feeds "
+              f"({rate}) differ from what the approved algorithm gives.")  # fmt: skip
+    a = doc.get("alerts")
+    if a and a.get("total"):
+        incidents = a.get("incidents") or []
+        grave = any(i.get("severity") == "critical" for i in incidents)
+        causes = f", from {len(incidents)} root cause(s)" if incidents else ""
+        found("critical" if grave else "high", "alerts",
+              f"The monitor raised {a['total']} alert(s){causes}.")  # fmt: skip
+    pup = doc.get("puppets")
+    npf = pup["non_personalised_ignores_history"] if pup else {}
+    if npf.get("checked") and not npf.get("identical"):
+        found("critical", "puppets", "The non-personalised feed depends on the viewer's history.")
+    rank = {"critical": 0, "high": 1, "medium": 2}
+    return sorted(out, key=lambda f: rank[f["severity"]])
+
+
+def verdict(found: list[dict[str, str]]) -> str:
+    if any(f["severity"] == "critical" for f in found):
+        return "Not compliant: the algorithm served is not the one approved, or its record fails"
+    if found:
+        return "Open questions: the figures stand, with the reservations below"
+    return "No finding: what was served is what was approved, and the record holds"
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    """The report as a decision document: verdict and findings first, then the
+    method and the data it was computed against, then the evidence."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("cleanroom.audit", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    env.filters.update(when=_when, short=_short, pct=lambda v: f"{v:.1%}", num=_num)
+    found = findings(doc)
+    plots = _plots(doc)
+    return env.get_template("report.html").render(
+        doc=doc, found=found, verdict=verdict(found), plots=plots, personas=PERSONA_COLUMNS
+    )
+
+
+def _short(text: Any, keep: int = 12) -> str:
+    s = str(text or "")
+    head = s.split(":", 1)[0] + ":" if ":" in s[:10] else ""
+    body = s[len(head) :]
+    return s if len(body) <= keep + 1 else f"{head}{body[:keep]}…"
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
 def _when(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000)) if ms else "—"
-
-
-def render_html(doc: dict[str, Any]) -> str:
-    plots = _plots(doc)
-    cp, win, ex = doc["checkpoint"], doc["window"], doc["exposure"]
-    e = html.escape
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>Cleanroom algorithm audit</title>",
-        "<style>body{font:14px system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:left}th{background:#f3f3f3}.bad{color:#b00;font-weight:bold}"
-        ".ok{color:#070;font-weight:bold}img{max-width:100%}</style>",
-        "<h1>Algorithm audit</h1>",
-        f"<p>Generated {_when(doc['generated_ms'])} against <code>{e(doc['api'])}</code>.</p>",
-        "<h2>Computed against</h2><ul>",
-        f"<li>Ledger checkpoint: <code>{e(str(cp.get('origin')))}</code> size {cp.get('size')}, "
-        f"root <code>{e(str(cp.get('root')))}</code> — "
-        + (
-            "verified by the oversight monitor"
-            if cp.get("verified_by_monitor")
-            else "<span class='bad'>as served, not verified (no monitor state given)</span>"
-        )
-        + "</li>",
-        f"<li>Model versions: {e(', '.join(str(v) for v in win['model_versions']))}; live ranking "
-        f"configuration <code>{e(str(doc['live']['ranking_config']))}</code></li>",
-        f"<li>Exposure window: {_when(win['exposure_from_ms'])} – "
-        f"{_when(win['exposure_to_ms'])}</li>",
-        f"<li>Topics: {e(doc['topics']['source'])} ({doc['topics']['count']} topics)</li>",
-        "</ul>",
-    ]
-    parts.append("<h2>Exposure across real traffic</h2>")
-    parts.append(f"<p>{e(doc['method']['exposure'])}</p>")
-    c = ex["concentration"]
-    parts.append(
-        f"<p>{ex['impressions']:,} impressions; top-1% creators' share "
-        f"{c['top_1pct_creator_share']:.1%}, "
-        f"creator Gini {c['creator_gini']:.3f}, topic entropy {ex['topic_entropy_bits']:.2f} bits; "
-        f"declared boosts {ex['declared_boosts']['share']:.2%} of impressions.</p>"
-    )
-    parts += [plots.get("topics", ""), plots.get("boosts", "")]
-    parts.append("<h3>Per ranking configuration</h3>")
-    parts.append(
-        _table(
-            [{"config": k, **v} for k, v in ex["per_ranking_config"].items()],
-            ["config", "impressions", "approved"],
-        )
-    )
-    if ex["excess_by_creator"]:
-        parts.append(
-            "<p class='bad'>Impressions served under a ranking configuration that was not "
-            "approved went disproportionately to these creators:</p>"
-        )
-        parts.append(plots.get("excess", ""))
-        parts.append(
-            _table(
-                ex["excess_by_creator"], ["creator", "share_unapproved", "share_approved", "excess"]
-            )
-        )
-    parts.append(
-        "<h3>By creator region</h3>"
-        + _table(ex["by_creator_region"], ["key", "impressions", "share"])
-    )
-    if "replay" in doc:
-        r = doc["replay"]
-        cls = "bad" if r["mismatched"] else "ok"
-        parts += [
-            "<h2>Replay audit</h2>",
-            f"<p>{e(doc['method']['replay'])}</p>",
-            f"<p class='{cls}'>{r['replayed']} feeds replayed ({r['unavailable']} no longer kept): "
-            f"{r['mismatched']} differ from the approved algorithm ({r['mismatch_rate']:.1%}). "
-            f"Videos that took places in the top {r['head']} the approved algorithm would not have "
-            f"given them: {r['undeclared_boost_share']:.1%} of those impressions.</p>",
-            _table(r["excess_videos"][:10], ["video", "impressions"]),
-            _table(
-                r["examples"][:5],
-                ["entry", "feed", "served_config", "approved_config", "model_version"],
-            ),
-        ]
-    if "alerts" in doc:
-        a = doc["alerts"]
-        parts += [
-            "<h2>Monitor alerts</h2>",
-            f"<p>{a['total']} alerts: {e(json.dumps(a['by_kind']))}</p>",
-            _table(a["latest"], ["kind", "index", "message"]),
-        ]
-    pup = doc.get("puppets")
-    if pup:
-        npf = pup["non_personalised_ignores_history"]
-        ok = npf["identical"] and npf["checked"]
-        parts += [
-            "<h2>Sock-puppet audit</h2>",
-            f"<p>{e(doc['method']['puppets'])}</p>",
-            f"<p>Mean exploit fraction {pup['mean_exploit_fraction']:.1%} (non-personalised feed "
-            f"{pup['mean_baseline_non_personalised']:.1%}, random draw "
-            f"{pup['mean_baseline_random']:.1%}); "
-            f"mean change of the persona's topic share from the first to the last page "
-            f"{pup['mean_rabbit_hole_delta']:+.1%}.</p>",
-            f"<p class='{'ok' if ok else 'bad'}'>Non-personalised feed ignores history: "
-            f"{'yes' if ok else 'NO' if npf['checked'] else 'not checked (the pool changed)'} "
-            f"({npf['puppets']} puppets with different histories).</p>",
-            plots.get("curves", ""),
-            plots.get("exploit", ""),
-            _table(pup["personas"], PERSONA_COLUMNS),
-        ]
-    parts.append("<p>Machine-readable: the JSON file beside this report.</p>")
-    return "\n".join(parts)
 
 
 def write_report(doc: dict[str, Any], path: Path) -> Path:

@@ -25,6 +25,7 @@ from cleanroom.ledger.hashing import b64
 from cleanroom.ledger.note import Verifier
 from cleanroom.ledger.tiles import TILE_WIDTH, tile_width_for
 from cleanroom.oversight.alerts import Alert, AlertStore
+from cleanroom.oversight.incidents import group
 from cleanroom.oversight.policy import PolicySource
 from cleanroom.oversight.replay import ReplayReport, replay_audit
 from cleanroom.oversight.rules import RuleEngine
@@ -255,6 +256,11 @@ class Watcher:
                 "latest": [
                     {"kind": a["kind"], "index": a["index"], "message": a["message"]}
                     for a in alerts[-10:]
+                ],
+                # every alert, grouped by root cause (without the alerts' own ids)
+                "incidents": [
+                    {k: v for k, v in i.to_dict().items() if k != "alert_ids"}
+                    for i in group(alerts)
                 ],
             },
         }
