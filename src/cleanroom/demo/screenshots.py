@@ -58,7 +58,8 @@ def main(out: Path) -> None:
                     page.screenshot(path=str(out / f"{name}.png"), full_page=True)
                     page.click("#incidents tbody tr a")
                     name = "incident"
-                page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+                # (an incident's page lists every alert: its first screen says enough)
+                page.screenshot(path=str(out / f"{name}.png"), full_page=name != "incident")
                 print(out / f"{name}.png")
             browser.close()
     finally:
