@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -82,8 +83,46 @@ def home(request: Request) -> HTMLResponse:
     return page(
         request, "oversight.html", who=who, incidents=rows, monitor_state=state,
         open_alerts=open_alerts, boosts=waiting, releases=reviews,
+        exposure=_exposure(request), replay=_replay(incidents),
         statement_type=IN_TOTO_STATEMENT, predicate_type=BOOST_REVIEW_TYPE,
     )  # fmt: skip
+
+
+def _exposure(request: Request) -> dict[str, Any]:
+    """Impressions across real traffic (what GET /v1/oversight/exposure gives,
+    under the same decision the page already took): by hour, by ranking
+    configuration — approved or not — and the most shown videos."""
+    rec = getattr(request.app.state, "recommender", None)
+    if rec is None:
+        return {"impressions": 0}
+    rows = rec.cluster.exposure_rows(0) if rec.cluster is not None else rec.engine.exposure_rows(0)
+    approved = getattr(request.app.state, "approved_ranking", None)
+    approved_digest = approved.digest() if approved is not None else None
+    by_hour: Counter[str] = Counter()
+    by_config: Counter[str] = Counter()
+    by_video: Counter[str] = Counter()
+    boosted = 0
+    for r in rows:
+        n = int(r.get("impressions", 0))
+        by_hour[time.strftime("%m-%d %H:00", time.gmtime(r["hour_ms"] / 1000))] += n
+        by_config[str(r["ranking_config"])] += n
+        by_video[str(r["video"])] += n
+        boosted += int(r.get("boosted_impressions", 0))
+    return {
+        "impressions": sum(by_config.values()), "boosted": boosted,
+        "by_hour": sorted(by_hour.items())[-24:], "top_videos": by_video.most_common(10),
+        "by_config": [{"config": c, "impressions": n, "approved": c == approved_digest}
+                      for c, n in by_config.most_common()],
+        "approved": approved_digest,
+    }  # fmt: skip
+
+
+def _replay(incidents: list[Incident]) -> dict[str, Any]:
+    """The replay audit as the monitor's alerts show it: feeds whose replay
+    with the approved algorithm differs from what was committed."""
+    mismatched = [a for i in incidents for a in i.alerts if a.get("kind") == "replay-mismatch"]
+    configs = Counter(str(a.get("evidence", {}).get("served_config")) for a in mismatched)
+    return {"mismatched": len(mismatched), "by_config": configs.most_common()}
 
 
 @router.get("/console/oversight/incidents/{incident_id}", response_class=HTMLResponse)
