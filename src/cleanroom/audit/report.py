@@ -339,7 +339,7 @@ def render_html(doc: dict[str, Any]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, short=_short, pct=lambda v: f"{v:.1%}", num=_num)
+    env.filters.update(when=_when, short=short_digest, pct=lambda v: f"{v:.1%}", num=number)
     found = findings(doc)
     plots = _plots(doc)
     return env.get_template("report.html").render(
@@ -347,14 +347,16 @@ def render_html(doc: dict[str, Any]) -> str:
     )
 
 
-def _short(text: Any, keep: int = 12) -> str:
+def short_digest(text: Any, keep: int = 12) -> str:
+    """A digest cut for a table cell: ``sha256:1a2b3c4d5e6f…`` (the rest on hover)."""
     s = str(text or "")
     head = s.split(":", 1)[0] + ":" if ":" in s[:10] else ""
     body = s[len(head) :]
     return s if len(body) <= keep + 1 else f"{head}{body[:keep]}…"
 
 
-def _num(v: Any) -> str:
+def number(v: Any) -> str:
+    """A figure for a table: floats to three places, integers with separators."""
     if isinstance(v, float):
         return f"{v:.3f}"
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)

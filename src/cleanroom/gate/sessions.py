@@ -26,6 +26,7 @@ from cleanroom.gate.principals import (
     Principal,
     Principals,
     Unauthenticated,
+    _aware,
     principals_t,
     token_id,
     tokens_t,
@@ -133,7 +134,3 @@ class Sessions:
                 .where(sessions_t.c.id == sid, sessions_t.c.hash == _hash(secret))
                 .values(closed_at=datetime.now(UTC))
             )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

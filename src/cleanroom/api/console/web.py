@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cleanroom.audit.report import number, short_digest
 from cleanroom.errors import CleanroomError
 from cleanroom.gate import Principal
 from cleanroom.gate.principals import Unauthenticated
@@ -39,27 +40,13 @@ def _when(ms: Any) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _short(text: Any, keep: int = 12) -> str:
-    """A digest cut for a table cell: ``sha256:1a2b3c4d5e6f…``."""
-    s = str(text or "")
-    head = s.split(":", 1)[0] + ":" if ":" in s[:10] else ""
-    body = s[len(head) :]
-    return s if len(body) <= keep + 1 else f"{head}{body[:keep]}…"
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
 env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(when=_when, short=_short, num=_num)
+env.filters.update(when=_when, short=short_digest, num=number)
 
 
 def sessions(request: Request) -> Sessions:
