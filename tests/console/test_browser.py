@@ -176,3 +176,39 @@ def test_the_parents_engineer_gets_a_refusal_page(browser, served) -> None:
         "only-oversight-reaches-oversight-data"
     )
     sync_api.expect(page.locator(".refusal")).to_contain_text("on the record")
+
+
+A11Y = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    const named = el.labels.length || el.getAttribute('aria-label');
+    if (!el.hidden && !named) out.push('unlabelled ' + (el.id || el.name));
+  }
+  for (const img of document.querySelectorAll('img')) if (!img.alt) out.push('img without alt');
+  for (const svg of document.querySelectorAll('svg')) {
+    const told = svg.querySelector('title') && svg.querySelector('desc');
+    if (svg.getAttribute('role') !== 'img' || !told) out.push('chart without a text');
+  }
+  if (!document.documentElement.lang) out.push('no lang');
+  if (document.querySelectorAll('h1').length !== 1) out.push('not one h1');
+  return out;
+}"""
+
+
+def test_pages_are_labelled_and_work_from_the_keyboard(browser, served) -> None:
+    page = browser.new_context().new_page()
+    for path in ("/console", "/console/ledger", "/console/ledger/2", "/console/login"):
+        page.goto(served.url + path)
+        assert page.evaluate(A11Y) == [], path
+    signed_pages = (("olga", "/console/oversight"), ("ulla", "/console/me"),
+                    ("ops", "/console/operator"), ("rita", "/console/research?by=kind"))  # fmt: skip
+    for who, path in signed_pages:
+        signed = _signed_in(browser, served, who)
+        signed.goto(served.url + path)
+        assert signed.evaluate(A11Y) == [], path
+    # keyboard only: from the key field, Tab reaches the button, Enter verifies
+    page.goto(served.url + "/console")
+    page.focus("#log-vkey")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#verify-result")).to_contain_text("Verified", timeout=15_000)

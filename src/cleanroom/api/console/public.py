@@ -100,6 +100,25 @@ def _flows(store: Any) -> dict[str, Any]:
             "by_class": by_class.most_common(), "recent": flows[:10]}  # fmt: skip
 
 
+def _deletions(store: Any) -> dict[str, Any]:
+    """Deletion orders from the ledger — done (with when) or pending (with
+    the deadline) — and the users deleted at their own request."""
+    done = {str(e.get("order")): e for e in _recent(store, "deletion.done")}
+    orders = []
+    for o in _recent(store, "deletion.order"):
+        d = done.get(str(o.get("order")))
+        orders.append(
+            {**o, "done": d, "late": bool(d and d.get("time_ms", 0) > o.get("deadline_ms", 0))}
+        )
+    receipts = _recent(store, "deletion")
+    return {
+        "orders": orders[:20], "done": sum(1 for o in orders if o["done"]),
+        "pending": sum(1 for o in orders if not o["done"]),
+        "late": sum(1 for o in orders if o["late"]),
+        "receipts": len(receipts), "self": sum(1 for r in receipts if r.get("order") is None),
+    }  # fmt: skip
+
+
 def _model(request: Request) -> dict[str, Any]:
     rec = getattr(request.app.state, "recommender", None)
     if rec is None or not rec.ready.is_set():
@@ -122,14 +141,11 @@ def center(request: Request) -> HTMLResponse:
     namespaces: Counter[str] = Counter()
     for etype, n in counts.items():
         namespaces[etype.split(".", 1)[0]] += n
-    deletions = Counter(
-        {k: v for k, v in counts.items() if k == "deletion" or k.startswith("deletion.")}
-    )
     boosts = Counter({k: v for k, v in counts.items() if k.startswith("boost.")})
     return page(
         request, "center.html",
         model=_model(request), releases=_releases(room), checkpoint=_checkpoint(request),
-        flows=_flows(store), deletions=deletions.most_common(), boosts=boosts.most_common(),
+        flows=_flows(store), deletions=_deletions(store), boosts=boosts.most_common(),
         recent_boosts=_recent(store, "boost.*", 10), namespaces=namespaces.most_common(),
         total=sum(counts.values()),
     )  # fmt: skip
