@@ -200,8 +200,12 @@ def test_pages_are_labelled_and_work_from_the_keyboard(browser, served) -> None:
     for path in ("/console", "/console/ledger", "/console/ledger/2", "/console/login"):
         page.goto(served.url + path)
         assert page.evaluate(A11Y) == [], path
-    signed_pages = (("olga", "/console/oversight"), ("ulla", "/console/me"),
-                    ("ops", "/console/operator"), ("rita", "/console/research?by=kind"))  # fmt: skip
+    signed_pages = (
+        ("olga", "/console/oversight"),
+        ("ulla", "/console/me"),
+        ("ops", "/console/operator"),
+        ("rita", "/console/research?by=kind"),
+    )
     for who, path in signed_pages:
         signed = _signed_in(browser, served, who)
         signed.goto(served.url + path)
