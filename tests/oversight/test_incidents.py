@@ -57,3 +57,19 @@ def test_unrelated_alerts_stay_apart_and_the_gravest_comes_first() -> None:
 def test_an_alert_without_a_named_cause_is_its_own() -> None:
     a = Alert("tamper", None, "entry 4 rehashes differently").as_json()
     assert cause_of(a) == f"alert={a['id']}"
+
+
+def test_the_command_line_lists_incidents(tmp_path) -> None:
+    from cleanroom.oversight.alerts import AlertStore
+    from tests.support import run_cli
+
+    store = AlertStore(tmp_path)
+    store.path.write_text("".join(json.dumps(a) + "\n" for a in _feed_alerts(4)))
+    (tmp_path / "watch.json").write_text("{}")  # a monitor ran here
+    out = run_cli(["oversight", "alerts", "--state-dir", str(tmp_path), "--incidents"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 1 and CONFIG in out.stdout
+    assert "8 alerts in 1 incidents" in out.stderr
+    js = run_cli(["oversight", "alerts", "--state-dir", str(tmp_path), "--incidents", "--json"],
+                 tmp_path)  # fmt: skip
+    assert json.loads(js.stdout)["kinds"] == {"replay-mismatch": 4, "unapproved-model": 4}

@@ -123,8 +123,12 @@ def alerts(
     state_dir: StateDir = Path("oversight"),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON alert per line")] = False,
     kind: Annotated[str | None, typer.Option(help="only alerts of this kind")] = None,
+    incidents: Annotated[
+        bool, typer.Option("--incidents", help="grouped by root cause, one line per incident")
+    ] = False,
 ) -> None:
-    """The alerts the monitor raised, with their evidence (--json)."""
+    """The alerts the monitor raised, with their evidence (--json), or grouped
+    by root cause (--incidents: one hidden change is one incident)."""
     from cleanroom.oversight import KINDS, AlertStore
     from cleanroom.storage.errors import CleanroomError
 
@@ -136,6 +140,17 @@ def alerts(
     if kind is not None and kind not in KINDS:
         raise CleanroomError(f"--kind is one of {', '.join(KINDS)}, got {kind!r}")
     found = [a for a in AlertStore(state_dir).all() if kind is None or a["kind"] == kind]
+    if incidents:
+        from cleanroom.oversight.incidents import group
+
+        grouped = group(found)
+        for i in grouped:
+            doc = {k: v for k, v in i.to_dict().items() if k != "alert_ids"}
+            line = f"{i.severity:8} {i.id}  {i.summary}  [{i.cause}]"
+            typer.echo(json.dumps(doc) if as_json else line)
+        if not as_json:
+            typer.echo(f"{len(found)} alerts in {len(grouped)} incidents", err=True)
+        return
     for a in found:
         if as_json:
             typer.echo(json.dumps(a))
