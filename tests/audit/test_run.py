@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cleanroom.audit.puppets import Accounts
-from cleanroom.audit.report import AuditTarget, run_audit, write_report
+from cleanroom.audit.report import AuditTarget, findings, run_audit, verdict, write_report
 from cleanroom.audit.topics import TAGGED
 from cleanroom.oversight import Watcher
 from cleanroom.room.accounts import provision
@@ -68,12 +68,20 @@ def test_audit_with_puppets_replay_and_report(trained_api: Api, tmp_path: Path, 
     text = html.read_text()
     assert text.count("<img") >= 4 and "verified by the oversight monitor" in text
     assert "Sock-puppet audit" in text and "Replay audit" in text
+    # a decision document: the verdict, then the findings, then method, then evidence
+    order = [text.index(h) for h in ("Verdict", "Findings (", "Method,", "Evidence")]
+    assert order == sorted(order)
+    assert "No finding: what was served is what was approved" in text  # nothing was wrong
+    assert doc["alerts"]["incidents"] == [] and "alerts" not in text.split("Method,")[0]
     assert json.loads(json_path.read_text())["checkpoint"] == doc["checkpoint"]
     # without a monitor state: the checkpoint as served, said to be unverified
     bare = run_audit(target)
     assert bare["checkpoint"]["verified_by_monitor"] is False
     assert bare["checkpoint"]["size"] >= doc["checkpoint"]["size"]
     assert "replay" not in bare and "puppets" not in bare
+    found = findings({**bare, "replay": {"replayed": 10, "mismatched": 4, "mismatch_rate": 0.4}})
+    assert [f["severity"] for f in found] == ["critical", "high"]  # replay; unverified checkpoint
+    assert verdict(found).startswith("Not compliant")
 
 
 def test_audit_cli_errors(tmp_path: Path) -> None:

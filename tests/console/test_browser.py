@@ -204,7 +204,7 @@ def test_pages_are_labelled_and_work_from_the_keyboard(browser, served) -> None:
         ("olga", "/console/oversight"),
         ("ulla", "/console/me"),
         ("ops", "/console/operator"),
-        ("rita", "/console/research?by=kind"),
+        ("rita", "/console/research"),
     )
     for who, path in signed_pages:
         signed = _signed_in(browser, served, who)

@@ -84,7 +84,7 @@ def test_a_form_without_the_sessions_csrf_token_is_refused_and_records_nothing(
     assert acks == [] and _size(api) - before <= 1
     data = {"action": "resolve", "note": "", "csrf": _csrf(home.text)}
     ok = api.client.post(f"/console/oversight/incidents/{incident}", data=data)
-    assert ok.status_code == 403 and "how it was resolved" in ok.text
+    assert ok.status_code == 422 and "how it was resolved" in ok.text
     ok = api.client.post(
         f"/console/oversight/incidents/{incident}",
         data={"action": "resolve", "note": "order re-run", "csrf": _csrf(home.text)},
@@ -146,3 +146,55 @@ def test_docs_and_console_load_nothing_from_the_internet(api: Api) -> None:
     assert "http" not in js.replace("https://in-toto.io", "")  # no remote fetch
     csp = api.client.get("/console").headers["content-security-policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+
+
+def test_a_researchers_query_is_a_posted_form_that_spends_budget_on_the_record(
+    api: Api,
+) -> None:
+    def spent() -> int:
+        api.room.log.integrate()
+        return len(api.room.log.store.search(Query(type="privacy.spent"))[1])
+
+    _sign_in(api, "rita")
+    form = api.client.get("/console/research")
+    assert form.status_code == 200 and spent() == 0  # looking spends nothing
+    r = api.client.post("/console/research", data={"by": "kind", "min_group": "10"})
+    assert r.status_code == 403 and spent() == 0  # no CSRF token: no query
+    csrf = _csrf(form.text)
+    r = api.client.post("/console/research", data={"by": "kind", "min_group": "10", "csrf": csrf})
+    assert r.status_code == 200 and spent() == 1
+    assert "spent" in r.text
+    csv_answer = api.client.post(
+        "/console/research.csv", data={"by": "kind", "min_group": "10", "csrf": csrf}
+    )
+    assert csv_answer.status_code == 200 and csv_answer.text.startswith("kind,count")
+    assert spent() == 2
+    for bad in ({"by": "user"}, {"by": "kind", "min_group": "3"}, {"by": "kind", "min_group": "x"}):
+        r = api.client.post("/console/research", data={**bad, "csrf": csrf})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert spent() == 2
+
+
+def test_a_sign_in_posted_from_another_site_is_refused(api: Api) -> None:
+    api.client.cookies.clear()
+    r = api.client.post(
+        "/console/login",
+        data={"token": api.tokens["olga"]},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+
+
+def test_a_user_deletes_their_account_from_their_page(api: Api) -> None:
+    _sign_in(api, "ulla")
+    page = api.client.get("/console/me")
+    csrf = _csrf(page.text)
+    r = api.client.post("/console/me/delete", data={"csrf": csrf, "confirm": "yes"})
+    assert r.status_code == 422 and api.room.vault.counts()["users"] == 2  # not confirmed
+    r = api.client.post("/console/me/delete", data={"csrf": csrf, "confirm": "delete"})
+    assert r.status_code == 200 and "Your account is deleted" in r.text
+    assert api.room.vault.counts()["users"] == 1
+    receipt = int(re.search(r"/console/ledger/(\d+)", r.text).group(1))
+    assert json.loads(api.room.log.store.entry(receipt))["type"] == "deletion"
+    assert api.client.get("/console/me").status_code == 401  # the principal went with the data

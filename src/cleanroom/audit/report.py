@@ -296,7 +296,7 @@ def findings(doc: dict[str, Any]) -> list[dict[str, str]]:
               "clean room served, not one the oversight monitor verified.")  # fmt: skip
     configs = doc["exposure"].get("per_ranking_config", {})
     unapproved = [v for v in configs.values() if not v.get("approved")]
-    if unapproved:
+    if unapproved and doc["checkpoint"].get("verified_by_monitor"):  # approval known
         n = sum(int(v.get("impressions", 0)) for v in unapproved)
         found("critical", "exposure", f"{n:,} impressions were served under "
               f"{len(unapproved)} ranking configuration(s) no release approved.")  # fmt: skip

@@ -31,20 +31,21 @@ def main(out: Path) -> None:
     server = ServerProcess(
         BASE / "operator", env={"CLEANROOM_MONITOR_STATE": str((BASE / "oversight").resolve())}
     ).wait_ready(120)
-    shots = [
-        (None, "/console", "center", "#verify-checkpoint button"),
-        (None, "/console/ledger?type=access.*", "ledger", None),
-        (None, "/console/ledger/12", "entry", "#verify-inclusion button"),
-        ("olga-oversight", "/console/oversight", "oversight", None),
-        ("viewer-15", "/console/me", "user", None),
-        ("oscar-ops", "/console/operator", "operator", None),
-        ("rita-research", "/console/research?by=kind", "research", None),
-        ("pete-parent", "/console/oversight", "refused", None),
+    verified = "#verify-result.ok, #verify-result.bad"
+    shots = [  # (who signs in, page, name, a button to press, what to wait for then)
+        (None, "/console", "center", "#verify-checkpoint button", verified),
+        (None, "/console/ledger?type=access.*", "ledger", None, None),
+        (None, "/console/ledger/12", "entry", "#verify-inclusion button", verified),
+        ("olga-oversight", "/console/oversight", "oversight", None, None),
+        ("viewer-15", "/console/me", "user", None, None),
+        ("oscar-ops", "/console/operator", "operator", None, None),
+        ("rita-research", "/console/research", "research", "form.actions button", "table"),
+        ("pete-parent", "/console/oversight", "refused", None, None),
     ]
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
-            for who, path, name, click in shots:
+            for who, path, name, click, wait in shots:
                 page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
                 if who is not None:
                     page.goto(server.url + "/console/login")
@@ -53,7 +54,7 @@ def main(out: Path) -> None:
                 page.goto(server.url + path)
                 if click:
                     page.click(click)
-                    page.wait_for_selector("#verify-result.ok, #verify-result.bad", timeout=15_000)
+                    page.wait_for_selector(wait, timeout=15_000)
                 if name == "oversight":  # and the incident behind the first row
                     page.screenshot(path=str(out / f"{name}.png"), full_page=True)
                     page.click("#incidents tbody tr a")

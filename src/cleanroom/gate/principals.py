@@ -155,7 +155,8 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """A stored time as UTC (SQLite hands back naive datetimes)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -288,7 +289,7 @@ class Principals:
             for name, exp, rev in conn.execute(
                 select(tokens_t.c.principal, tokens_t.c.expires_at, tokens_t.c.revoked_at)
             ):
-                if rev is None and _aware(exp) > now:
+                if rev is None and as_utc(exp) > now:
                     live[name] = live.get(name, 0) + 1
         return [(_principal(r), live.get(r.name, 0)) for r in rows]
 
@@ -430,7 +431,7 @@ class Principals:
         if self.auth_ttl > 0:
             if len(self._verified) > 10_000:
                 self._verified.clear()
-            self._verified[memo] = (time.monotonic() + self.auth_ttl, _aware(row.expires_at), p)
+            self._verified[memo] = (time.monotonic() + self.auth_ttl, as_utc(row.expires_at), p)
         return p
 
     def check_token_row(self, row: Any) -> Principal:
@@ -438,7 +439,7 @@ class Principals:
         token is live and the principal may act (else :class:`Unauthenticated`)."""
         if row.revoked_at is not None:
             raise Unauthenticated("the bearer token was revoked")
-        if _aware(row.expires_at) <= datetime.now(UTC):
+        if as_utc(row.expires_at) <= datetime.now(UTC):
             raise Unauthenticated("the bearer token has expired", hint="ask for a new token")
         p = _principal(row)
         if p.disabled:

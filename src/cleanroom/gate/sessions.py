@@ -26,7 +26,7 @@ from cleanroom.gate.principals import (
     Principal,
     Principals,
     Unauthenticated,
-    _aware,
+    as_utc,
     principals_t,
     token_id,
     tokens_t,
@@ -118,7 +118,7 @@ class Sessions:
             raise Unauthenticated("this session is not valid", hint="sign in again")
         if row.closed_at is not None:
             raise Unauthenticated("you signed out of this session", hint="sign in again")
-        if _aware(row.session_expires) <= datetime.now(UTC):
+        if as_utc(row.session_expires) <= datetime.now(UTC):
             raise Unauthenticated("this session has expired", hint="sign in again")
         return self.principals.check_token_row(row)
 

@@ -22,6 +22,7 @@ from cleanroom.api.console.web import (
     HERE,
     PREFIX,
     error_page,
+    foreign_origin,
     form_of,
     page,
     redirect,
@@ -53,7 +54,12 @@ def login(
     token: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
-    """Check the token once and open a session bound to it."""
+    """Check the token once and open a session bound to it (a sign-in posted
+    from another site is refused: no one is signed in behind their back)."""
+    foreign = foreign_origin(request)
+    if foreign:
+        message = f"a sign-in posted from another site ({foreign}) is refused"
+        return page(request, "login.html", status=403, message=message)
     try:
         cookie, who = sessions(request).open(token.strip())
     except Unauthenticated as e:

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from cleanroom.api.console.web import BadForm, form_of, page, redirect, require_principal
+from cleanroom.api.console.web import InvalidForm, form_of, page, redirect, require_principal
 from cleanroom.gate import Principal
 from cleanroom.ledger.authority import BOOST_REVIEW_TYPE, IN_TOTO_STATEMENT
 from cleanroom.ledger.search import Query as SearchQuery
@@ -152,9 +152,9 @@ async def act(request: Request, incident_id: IncidentId) -> Response:
     who = _oversight(request, write=True)
     action, note = form.get("action", ""), form.get("note", "").strip()
     if action not in ACTIONS:
-        raise BadForm(f"the action must be one of {', '.join(ACTIONS)}")
+        raise InvalidForm(f"the action must be one of {', '.join(ACTIONS)}")
     if action == "resolve" and not note:
-        raise BadForm("resolving an incident says how it was resolved (the note)")
+        raise InvalidForm("resolving an incident says how it was resolved (the note)")
     incidents, _, _ = _incidents(request)
     found = _find(incidents, incident_id)
     entry = {
@@ -175,12 +175,12 @@ async def review_boost(request: Request, boost_id: str) -> Response:
     who = require_principal(request)
     decision = form.get("decision")
     if decision not in ("approve", "reject"):
-        raise BadForm("the decision is approve or reject")
+        raise InvalidForm("the decision is approve or reject")
     raw = form.get("envelope", "").strip()
     try:
         envelope = json.loads(raw) if raw else None
     except ValueError:
-        raise BadForm("the signed review is not JSON") from None
+        raise InvalidForm("the signed review is not JSON") from None
     room = request.app.state.room
     room.boosts.review(who, boost_id, approve=decision == "approve",
                        note=form.get("note", "")[:2000], envelope=envelope)  # fmt: skip
@@ -205,6 +205,6 @@ def release(request: Request, digest: str) -> HTMLResponse:
     )  # fmt: skip
 
 
-class IncidentNotFound(BadForm):
+class IncidentNotFound(InvalidForm):
     status = 404
     title = "No such incident"

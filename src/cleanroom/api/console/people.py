@@ -16,7 +16,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from cleanroom.api.console.web import COOKIE, BadForm, form_of, page, redirect, require_principal
+from cleanroom.api.console.web import (
+    COOKIE,
+    InvalidForm,
+    form_of,
+    page,
+    redirect,
+    require_principal,
+)
 from cleanroom.errors import CleanroomError
 from cleanroom.gate import Principal
 from cleanroom.gate.deletion import public_order
@@ -90,7 +97,7 @@ async def feed_setting(request: Request) -> Response:
     _, subject = _user(request)
     mode = form.get("mode", "")
     if mode not in ("personalized", "popular"):
-        raise BadForm("the feed is personalized or popular")
+        raise InvalidForm("the feed is personalized or popular")
     request.app.state.recommender.set_mode(subject, mode)
     return redirect("/me#feed")
 
@@ -114,7 +121,7 @@ async def delete(request: Request) -> Response:
     form = await form_of(request)
     who, subject = _user(request)
     if form.get("confirm") != "delete":
-        raise BadForm("type delete to confirm that your data is to be erased")
+        raise InvalidForm("type delete to confirm that your data is to be erased")
     room = request.app.state.room
     receipt = room.deletions.delete_user(who, subject, purpose="user_request")
     resp = page(request, "deleted.html", who=None, receipt=receipt.body, entry=receipt.entry)
@@ -212,29 +219,42 @@ def _aggregates(request: Request, who: Principal, by: str, min_group: int) -> di
 
 def _min_group(text: str) -> int:
     if not text.isdigit() or not 10 <= int(text) <= 100_000:
-        raise BadForm("the smallest group is a whole number from 10 to 100,000")
+        raise InvalidForm("the smallest group is a whole number from 10 to 100,000")
     return int(text)
 
 
 @router.get("/console/research", response_class=HTMLResponse)
-def research(request: Request, by: str = "", min_group: str = "10") -> HTMLResponse:
-    """The aggregates a researcher may query; a query spends privacy budget."""
+def research(request: Request) -> HTMLResponse:
+    """The aggregates a researcher may query (a query spends privacy budget,
+    so it is a form, posted)."""
     who = require_principal(request)
-    result = None
-    if by:
-        if by not in ("kind", "video"):
-            raise BadForm("aggregates are by kind or by video")
-        result = _aggregates(request, who, by, _min_group(min_group))
-    return page(request, "research.html", who=who, by=by or "kind", min_group=min_group,
+    return page(request, "research.html", who=who, by="kind", min_group="10", result=None)
+
+
+def _query(form: dict[str, str]) -> tuple[str, int]:
+    by = form.get("by", "")
+    if by not in ("kind", "video"):
+        raise InvalidForm("aggregates are by kind or by video")
+    return by, _min_group(form.get("min_group", "10"))
+
+
+@router.post("/console/research", response_class=HTMLResponse)
+async def research_query(request: Request) -> HTMLResponse:
+    form = await form_of(request)
+    who = require_principal(request)
+    by, min_group = _query(form)
+    result = _aggregates(request, who, by, min_group)
+    return page(request, "research.html", who=who, by=by, min_group=str(min_group),
                 result=result)  # fmt: skip
 
 
-@router.get("/console/research.csv")
-def research_csv(request: Request, by: str = "kind", min_group: str = "10") -> Response:
+@router.post("/console/research.csv")
+async def research_csv(request: Request) -> Response:
+    """The same release as CSV (a query of its own: it spends budget too)."""
+    form = await form_of(request)
     who = require_principal(request)
-    if by not in ("kind", "video"):
-        raise BadForm("aggregates are by kind or by video")
-    result = _aggregates(request, who, by, _min_group(min_group))
+    by, min_group = _query(form)
+    result = _aggregates(request, who, by, min_group)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([by, "count"])

@@ -87,7 +87,9 @@ def _releases(room: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _flows(store: Any) -> dict[str, Any]:
+def _flows(store: Any, total: int) -> dict[str, Any]:
+    """Flows by destination and data class: the latest (at most a page of the
+    search) out of ``total`` on the ledger."""
     flows = _recent(store, "egress.flow")
     by_dest: Counter[str] = Counter()
     by_class: Counter[str] = Counter()
@@ -96,8 +98,9 @@ def _flows(store: Any) -> dict[str, Any]:
         by_dest[str(f.get("country", "?"))] += 1
         by_class[str(f.get("data_class", "?"))] += 1
         refused += f.get("decision") in ("refuse", "deny")
-    return {"count": len(flows), "refused": refused, "by_destination": by_dest.most_common(),
-            "by_class": by_class.most_common(), "recent": flows[:10]}  # fmt: skip
+    return {"count": len(flows), "total": total, "refused": refused,
+            "by_destination": by_dest.most_common(), "by_class": by_class.most_common(),
+            "recent": flows[:10]}  # fmt: skip
 
 
 def _deletions(store: Any) -> dict[str, Any]:
@@ -145,7 +148,8 @@ def center(request: Request) -> HTMLResponse:
     return page(
         request, "center.html",
         model=_model(request), releases=_releases(room), checkpoint=_checkpoint(request),
-        flows=_flows(store), deletions=_deletions(store), boosts=boosts.most_common(),
+        flows=_flows(store, counts.get("egress.flow", 0)), deletions=_deletions(store),
+        boosts=boosts.most_common(),
         recent_boosts=_recent(store, "boost.*", 10), namespaces=namespaces.most_common(),
         total=sum(counts.values()),
     )  # fmt: skip

@@ -34,6 +34,13 @@ class BadForm(CleanroomError):
     title = "Form refused"
 
 
+class InvalidForm(CleanroomError):
+    """A console form whose values are not what the action takes (nothing is done)."""
+
+    status = 422
+    title = "Invalid form"
+
+
 def _when(ms: Any) -> str:
     if not isinstance(ms, int | float) or isinstance(ms, bool):
         return ""
@@ -82,10 +89,18 @@ async def form_of(request: Request) -> dict[str, str]:
             "this form's CSRF token does not belong to your session",
             hint="reload the page and submit the form again",
         )
+    foreign = foreign_origin(request)
+    if foreign:
+        raise BadForm(f"a form posted from another site ({foreign}) is refused")
+    return fields
+
+
+def foreign_origin(request: Request) -> str | None:
+    """The Origin a request names if it is not this site's (None: same site, or none sent)."""
     origin = request.headers.get("origin")
     if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
-        raise BadForm(f"a form posted from another site ({origin}) is refused")
-    return fields
+        return origin
+    return None
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
