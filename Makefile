@@ -16,7 +16,7 @@ demo: $(STAMP)
 
 # the console on what the last demo did (make demo keeps its data)
 console: $(STAMP)
-	$(BIN)/cleanroom --data-dir .cleanroom/demo/operator serve --monitor-state .cleanroom/demo/oversight
+	$(BIN)/python -m cleanroom.demo.browse
 
 # PNGs of the console's main pages (docs/screenshots/), in Debian's Chromium
 screenshots: $(STAMP)

@@ -113,6 +113,20 @@ def test_the_public_center_verifies_the_checkpoint_in_the_browser(browser, serve
     page.get_by_role("button", name="Verify this checkpoint in my browser").click()
     result = page.locator("#verify-result")
     sync_api.expect(result).to_contain_text("Verified: the log signed size", timeout=15_000)
+    # the log grows: the browser checks the new checkpoint extends the one it saw
+    seen = served.room.log.store.latest().size
+    served.room.log.append({"type": "ops.note", "v": 1})
+    served.room.log.integrate()
+    page.get_by_role("button", name="Verify this checkpoint in my browser").click()
+    sync_api.expect(result).to_contain_text(
+        f"extends the checkpoint this browser verified before (size {seen})", timeout=15_000
+    )
+    # a browser that saw another tree at a smaller size (a fork shown to it): refused
+    origin = served.room.log.store.latest().checkpoint.origin
+    forged = '{"size": 2, "root": "' + "A" * 43 + '="}'
+    page.evaluate(f"localStorage.setItem('cleanroom.checkpoint.{origin}', '{forged}')")
+    page.get_by_role("button", name="Verify this checkpoint in my browser").click()
+    sync_api.expect(result).to_contain_text("NOT consistent", timeout=15_000)
     # a key that is not the log's: the same page says it does not verify
     page.fill("#log-vkey", served.room.data_dir.read_key("oversight-root").verifier.vkey)
     page.get_by_role("button", name="Verify this checkpoint in my browser").click()

@@ -5,6 +5,11 @@ The tokens of the demo's principals are written to ``console-tokens.txt``
 analyst, a user, the operator or the parent's engineer. With ``--serve`` (on
 a terminal) a server keeps running with the monitor's alerts until Ctrl-C;
 otherwise the command that serves it is printed.
+
+``python -m cleanroom.demo.browse`` (``make console``) serves it again later:
+the demo's two witnesses first (the oversight body's witness and its
+monitor), their new addresses written into the operator's configuration, so
+every checkpoint the console shows is cosigned as during the demo.
 """
 
 from __future__ import annotations
@@ -46,23 +51,62 @@ def browse(
             console.print(f"  {name:<15} {tokens[name][1]:<20} {tokens[name][0][:24]}…")
     if not serve or not sys.stdin.isatty():
         console.print(
-            "serve it: [bold]make console[/] (or cleanroom --data-dir "
+            "serve it: [bold]make console[/] (with its witnesses; or cleanroom --data-dir "
             f"{log_dir} serve --monitor-state {state}), then open "
             f"[bold]http://127.0.0.1:{PORT}/console[/]"
         )
         return
+    run_console(log_dir, state)
+
+
+def run_console(log_dir: Path, state: Path) -> None:
+    """Serve the console on ``log_dir`` with the monitor's alerts until Ctrl-C."""
     server = ServerProcess(
         log_dir,
         env={"CLEANROOM_MONITOR_STATE": str(state)},
         port=PORT if _port_free(PORT) else None,  # the well-known port when it is free
     )
-    server.wait_ready(120)
-    console.print(f"console: [bold]{server.url}/console[/]  API docs: {server.url}/docs")
-    console.print("(Ctrl-C stops it)")
     try:
+        server.wait_ready(120)
+        console.print(f"console: [bold]{server.url}/console[/]  API docs: {server.url}/docs")
+        console.print("(Ctrl-C stops it)")
         while server.proc.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+
+
+def main(base: Path = Path(".cleanroom/demo")) -> None:
+    """The console on the last demo, its witnesses running again."""
+    from cleanroom.demo.narration import ORIGIN
+    from cleanroom.oversight.witness import MonitorWitness
+    from cleanroom.room.config import DataDir
+
+    log_dir, state = base / "operator", (base / "oversight").resolve()
+    if not (log_dir / "config.json").exists():
+        raise SystemExit(f"no demo in {base}: run `make demo` first")
+    dd = DataDir(log_dir)
+    witness = ServerProcess(base / "witness", witness_only=True).wait_ready()
+    monitor = MonitorWitness(state, ORIGIN, dd.read_key("log").verifier.vkey).serve()
+    try:
+        config = dd.load()
+        urls = {"oversight.example/w1": witness.url, "oversight.example/monitor": monitor.url}
+        for w in config.witnesses:  # the same keys, at their new addresses
+            name = w.vkey.split("+")[0]
+            if name in urls:
+                w.url = urls[name] + "/witness"
+        dd.save(config)
+        with (base / "console-tokens.txt").open() as f:
+            names = [line.split("\t")[0] for line in f]
+        console.print(f"sign in with a token from {base / 'console-tokens.txt'} "
+                      f"({', '.join(names[:6])}, …)")  # fmt: skip
+        run_console(log_dir, state)
+    finally:
+        monitor.stop()
+        witness.stop()
+
+
+if __name__ == "__main__":
+    main()
