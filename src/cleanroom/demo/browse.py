@@ -15,6 +15,7 @@ every checkpoint the console shows is cosigned as during the demo.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -28,6 +29,7 @@ PORT = 8080
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -60,7 +62,9 @@ def browse(
 
 
 def run_console(log_dir: Path, state: Path) -> None:
-    """Serve the console on ``log_dir`` with the monitor's alerts until Ctrl-C."""
+    """Serve the console on ``log_dir`` with the monitor's alerts until Ctrl-C
+    (or a SIGTERM: the server, a process of its own, stops with it)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = ServerProcess(
         log_dir,
         env={"CLEANROOM_MONITOR_STATE": str(state)},
