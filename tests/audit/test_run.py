@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 from cleanroom.audit.puppets import Accounts
-from cleanroom.audit.report import AuditTarget, findings, run_audit, verdict, write_report
+from cleanroom.audit.report import (
+    AuditTarget,
+    findings,
+    kept_reports,
+    run_audit,
+    verdict,
+    write_report,
+)
 from cleanroom.audit.topics import TAGGED
 from cleanroom.oversight import Watcher
 from cleanroom.room.accounts import provision
@@ -64,7 +71,21 @@ def test_audit_with_puppets_replay_and_report(trained_api: Api, tmp_path: Path, 
     assert events
 
     html = tmp_path / "out" / "audit.html"
-    json_path = write_report(doc, html)
+    json_path = write_report(doc, html, state_dir=tmp_path / "mon")
+    # kept in the monitor's state: the oversight console lists it and shows it
+    kept = kept_reports(tmp_path / "mon")
+    assert [p.stem for p in kept] == [str(doc["generated_ms"])]
+    trained_api.app.state.monitor_state = str(tmp_path / "mon")
+    client = trained_api.client
+    r = client.post("/console/login", data={"token": trained_api.tokens["olga"]})
+    assert r.status_code == 200
+    listed = client.get("/console/oversight")
+    assert f"/console/oversight/audits/{kept[0].stem}" in listed.text
+    shown = client.get(f"/console/oversight/audits/{kept[0].stem}")
+    assert shown.status_code == 200 and "No finding" in shown.text
+    assert client.get("/console/oversight/audits/123").status_code == 404
+    client.cookies.clear()
+    assert client.get(f"/console/oversight/audits/{kept[0].stem}").status_code == 401
     text = html.read_text()
     assert text.count("<img") >= 4 and "verified by the oversight monitor" in text
     assert "Sock-puppet audit" in text and "Replay audit" in text

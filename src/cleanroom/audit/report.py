@@ -366,11 +366,25 @@ def _when(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000)) if ms else "—"
 
 
-def write_report(doc: dict[str, Any], path: Path) -> Path:
-    """``path`` (HTML) and the same name with ``.json``; returns the JSON path."""
+def write_report(doc: dict[str, Any], path: Path, state_dir: Path | None = None) -> Path:
+    """``path`` (HTML) and the same name with ``.json``; returns the JSON path.
+    With the monitor's ``state_dir`` the document is kept there too
+    (``audits/<generated_ms>.json``), where the oversight console shows it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     json_path = path.with_suffix(".json")
-    json_path.write_text(json.dumps(doc, indent=1, default=str))
+    text = json.dumps(doc, indent=1, default=str)
+    json_path.write_text(text)
     path.write_text(render_html(doc))
+    if state_dir is not None:
+        kept = Path(state_dir) / "audits"
+        kept.mkdir(exist_ok=True)
+        (kept / f"{int(doc['generated_ms'])}.json").write_text(text)
     return json_path
+
+
+def kept_reports(state_dir: Path) -> list[Path]:
+    """The audit documents kept in a monitor's state directory, newest first."""
+    kept = Path(state_dir) / "audits"
+    found = [p for p in kept.glob("*.json") if p.stem.isdigit()] if kept.is_dir() else []
+    return sorted(found, key=lambda p: int(p.stem), reverse=True)

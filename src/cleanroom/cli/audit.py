@@ -84,7 +84,7 @@ def run(
             since_ms=since_ms,
             progress=progress,
         )
-    json_path = write_report(doc, report)
+    json_path = write_report(doc, report, state_dir=monitor_state)
     ex = doc["exposure"]
     typer.echo(
         f"exposure: {ex['impressions']:,} impressions, declared boosts "

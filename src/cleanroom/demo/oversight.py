@@ -180,7 +180,7 @@ def oversight(live: InProcessServer, tokens: dict[str, str], state: Path, log_vk
         AuditTarget(live.url, tokens["olga-oversight"]), accounts=Accounts.read(accounts_path),
         verified=verified, n_personas=6, pages=PUPPET_PAGES, page_size=10, flagged={FLAGGED},
     )  # fmt: skip
-    out = write_report(doc, base / "audit.html")
+    out = write_report(doc, base / "audit.html", state_dir=state)
     ex, pup = doc["exposure"], doc["puppets"]
     top = ex["excess_by_creator"][0] if ex["excess_by_creator"] else None
     if top:

@@ -23,6 +23,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
 from cleanroom.api.console.web import InvalidForm, form_of, page, redirect, require_principal
+from cleanroom.audit.report import findings, kept_reports, render_html, verdict
 from cleanroom.gate import Principal
 from cleanroom.ledger.authority import BOOST_REVIEW_TYPE, IN_TOTO_STATEMENT
 from cleanroom.ledger.search import Query as SearchQuery
@@ -83,7 +84,7 @@ def home(request: Request) -> HTMLResponse:
     return page(
         request, "oversight.html", who=who, incidents=rows, monitor_state=state,
         open_alerts=open_alerts, boosts=waiting, releases=reviews,
-        exposure=_exposure(request), replay=_replay(incidents),
+        exposure=_exposure(request), replay=_replay(incidents), audits=_audits(state),
         statement_type=IN_TOTO_STATEMENT, predicate_type=BOOST_REVIEW_TYPE,
     )  # fmt: skip
 
@@ -115,6 +116,39 @@ def _exposure(request: Request) -> dict[str, Any]:
                       for c, n in by_config.most_common()],
         "approved": approved_digest,
     }  # fmt: skip
+
+
+def _audits(state: str | None, n: int = 5) -> list[dict[str, Any]]:
+    """The latest audit reports kept in the monitor's state, with their verdicts."""
+    out = []
+    for path in kept_reports(Path(state))[:n] if state else []:
+        doc = json.loads(path.read_text())
+        found = findings(doc)
+        out.append({"id": path.stem, "generated_ms": doc.get("generated_ms"),
+                    "verdict": verdict(found), "findings": len(found),
+                    "critical": sum(f["severity"] == "critical" for f in found)})  # fmt: skip
+    return out
+
+
+@router.get("/console/oversight/audits/{report_id}", response_class=HTMLResponse)
+def audit_report(
+    request: Request, report_id: Annotated[str, PathParam(pattern=r"^[0-9]{1,16}$")]
+) -> HTMLResponse:
+    """An audit report kept in the monitor's state, as the decision document
+    ``cleanroom audit run`` writes (verdict and findings first)."""
+    _oversight(request)
+    state = getattr(request.app.state, "monitor_state", None)
+    path = Path(state) / "audits" / f"{report_id}.json" if state else None
+    if path is None or not path.is_file():
+        raise IncidentNotFound(f"no audit report {report_id} in the monitor's state")
+    resp = HTMLResponse(render_html(json.loads(path.read_text())))
+    # the report is a standalone document: its own style and copy buttons, nothing remote
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        "script-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _replay(incidents: list[Incident]) -> dict[str, Any]:
