@@ -22,6 +22,7 @@ from cleanroom.cli.audit import audit_app
 from cleanroom.cli.cluster import cluster_app
 from cleanroom.cli.common import data_directory, fail, run_server, state, table_console
 from cleanroom.cli.ledger import ledger_app, witness_app
+from cleanroom.cli.load import load_app
 from cleanroom.cli.principals import deletion_app, policy_app, principal_app
 from cleanroom.cli.release import release_app
 from cleanroom.cli.screen import screen_app
@@ -52,6 +53,7 @@ app.add_typer(screen_app, name="screen")
 app.add_typer(oversight_app, name="oversight")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(load_app, name="load")
 
 
 def _version(value: bool) -> None:

@@ -172,6 +172,11 @@ class User:
             synthetic,
         )
 
+    def to_doc(self) -> dict[str, Any]:
+        """The body of ``PUT /v1/users/{id}`` that gives this record."""
+        return {"jurisdiction": self.jurisdiction, "profile": self.profile,
+                "public": self.public, "synthetic": self.synthetic}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Video:
@@ -211,6 +216,16 @@ class Video:
             public,
             created,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The video as ``POST /v1/videos`` takes it."""
+        out: dict[str, Any] = {"id": self.id, "creator": self.creator, "topics": list(self.topics),
+                               "public": self.public, "created_ms": self.created_ms}  # fmt: skip
+        if self.language is not None:
+            out["language"] = self.language
+        if self.region is not None:
+            out["region"] = self.region
+        return out
 
 
 @dataclass(frozen=True)
