@@ -20,14 +20,18 @@ with nothing new; users and videos are written as given).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 from cleanroom.errors import CleanroomError
 from cleanroom.vault import Event, InvalidRecord, User, Video
@@ -252,6 +256,7 @@ class Mapping:
         }
 
 
+@functools.cache
 def _known(kind: str, name: str) -> bool:
     return (
         name in REQUIRED[kind]
@@ -275,46 +280,58 @@ def _value(name: str, v: Any) -> Any:
         return v.strip().lower() in ("true", "1")
     if name in JSON_FIELDS and v.lstrip()[:1] in ("{", "["):
         try:
-            return json.loads(v)
-        except ValueError:
+            return orjson.loads(v)  # (no NaN or infinity: not JSON)
+        except orjson.JSONDecodeError:
             raise InvalidRecord(f"{name} is not valid JSON") from None
     if name == "topics":
         return [t for t in v.split("|") if t]
     return v
 
 
+COERCED = {  # the fields whose CSV text becomes a number, a boolean or JSON
+    kind: tuple(
+        f
+        for f in REQUIRED[kind] + OPTIONAL[kind]
+        if f in INTEGERS or f in BOOLEANS or f in JSON_FIELDS
+    )
+    for kind in KINDS
+}
+
+
 def record(kind: str, values: dict[str, Any]) -> Any:
     """The vault's record of a row (``InvalidRecord`` says what is wrong)."""
     if "\0error" in values:
         raise InvalidRecord(values["\0error"])
-    unknown = sorted(k for k in values if not _known(kind, k))
-    if unknown:
-        raise InvalidRecord(
-            f"unknown column {unknown[0]!r} (fields of {kind}: {fields_text(kind)})"
-        )
+    for name in values:
+        if not _known(kind, name):
+            known = fields_text(kind)
+            raise InvalidRecord(f"unknown column {name!r} (fields of {kind}: {known})")
+    for name in REQUIRED[kind]:
+        if name not in values:
+            raise InvalidRecord(f"no value for {name!r}")
+    if kind == "users":
+        return _user(values)
+    doc = values
+    for name in COERCED[kind]:
+        v = doc.get(name)
+        if type(v) is str:
+            if doc is values:
+                doc = dict(values)
+            doc[name] = _value(name, v)
+    return Video.parse(doc) if kind == "videos" else Event.parse(doc)
+
+
+def _user(values: dict[str, Any]) -> User:
     doc: dict[str, Any] = {}
     for name, v in values.items():
         v = _value(name, v)
         head, _, rest = name.partition(".")
-        if rest and kind == "users":
+        if rest:
             doc.setdefault(head, {})[rest] = v
         else:
             doc[name] = v
-    for name in REQUIRED[kind]:
-        if name not in doc:
-            raise InvalidRecord(f"no value for {name!r}")
-    if kind == "users":
-        uid = doc.pop("id")
-        if not isinstance(uid, str):
-            uid = str(uid)
-        return User.parse(uid, doc)
-    if kind == "videos":
-        return Video.parse(doc)
-    return Event.parse(doc)
-
-
-def record_id(kind: str, rec: Any) -> str:
-    return rec.id
+    uid = doc.pop("id")
+    return User.parse(uid if isinstance(uid, str) else str(uid), doc)
 
 
 # ---------------------------------------------------------------------------- where rows go
@@ -369,45 +386,65 @@ def load_file(
     progress = Progress(progress_dir, kind, path)
     skip = progress.done()
     report.files.append(str(path))
-    prefix_ok = True  # every batch so far stored: the progress file may advance
+    state = {"prefix_ok": True}  # every batch so far stored: the progress file may advance
     rows: list[tuple[int, dict[str, Any]]] = []
     index = 0
+    # one batch is stored (in a thread: SQLite and the network let go of the
+    # GIL) while the next is read and checked here
+    pool = ThreadPoolExecutor(1, thread_name_prefix="load")
+    pending: Future[None] | None = None
+
+    def stored(checked: Checked, upto: int) -> None:
+        ok = _store(sink, kind, checked, report)
+        state["prefix_ok"] = state["prefix_ok"] and ok
+        if state["prefix_ok"]:
+            progress.note(upto)
+        if advance is not None:
+            advance(checked.size)
 
     def flush() -> None:
-        nonlocal prefix_ok
-        ok = _load_batch(sink, kind, rows, mapping, report)
-        prefix_ok = prefix_ok and ok
-        if prefix_ok:
-            progress.note(index)
-        if advance is not None:
-            advance(len(rows))
+        nonlocal pending
+        checked = _check(kind, rows, mapping)
+        if pending is not None:
+            pending.result()
+        pending = pool.submit(stored, checked, index)
         rows.clear()
 
-    for line, row in read_rows(path, fmt):
-        index += 1
-        if index <= skip:
-            report.resumed += 1
-            continue
-        report.read += 1
-        rows.append((line, row))
-        if len(rows) == batch:
+    try:
+        for line, row in read_rows(path, fmt):
+            index += 1
+            if index <= skip:
+                report.resumed += 1
+                continue
+            report.read += 1
+            rows.append((line, row))
+            if len(rows) == batch:
+                flush()
+        if rows:
             flush()
-    if rows:
-        flush()
-    if prefix_ok:
+        if pending is not None:
+            pending.result()
+    finally:
+        pool.shutdown(wait=True)
+    if state["prefix_ok"]:
         progress.note(index, finished=True)
     if index == 0:
         raise LoadError(f"{path}: no rows (only a header?)")
 
 
-def _load_batch(
-    sink: Sink,
-    kind: str,
-    rows: list[tuple[int, dict[str, Any]]],
-    mapping: Mapping,
-    report: Report,
-) -> bool:
-    """Check and store one batch; False (and the rows in the report) if rejected."""
+@dataclass
+class Checked:
+    """A batch read and checked: its records, or the rows that reject it."""
+
+    first: int
+    last: int
+    size: int
+    records: list[Any]
+    lines: dict[str, int]  # record id -> row
+    bad: list[Rejected]
+
+
+def _check(kind: str, rows: list[tuple[int, dict[str, Any]]], mapping: Mapping) -> Checked:
     records, bad, seen = [], [], {}
     for line, row in rows:
         try:
@@ -415,23 +452,27 @@ def _load_batch(
         except InvalidRecord as e:
             bad.append(Rejected(line, e.message))
             continue
-        rid = record_id(kind, rec)
-        if rid in seen:
-            bad.append(Rejected(line, f"the id {rid!r} is also on row {seen[rid]}"))
+        if rec.id in seen:
+            bad.append(Rejected(line, f"the id {rec.id!r} is also on row {seen[rec.id]}"))
             continue
-        seen[rid] = line
+        seen[rec.id] = line
         records.append(rec)
+    return Checked(rows[0][0], rows[-1][0], len(rows), records, seen, bad)
+
+
+def _store(sink: Sink, kind: str, checked: Checked, report: Report) -> bool:
+    """Store a checked batch; False (and its rows in the report) if rejected."""
+    bad = checked.bad
     if not bad:
         try:
-            report.stored += sink.store(kind, records)
+            report.stored += sink.store(kind, checked.records)
             return True
         except CleanroomError as e:
-            bad = _blame(e, records, seen)
-    first, last = rows[0][0], rows[-1][0]
+            bad = _blame(e, checked.records, checked.lines)
     report.batches_rejected += 1
     report.rejected.extend(bad)
-    report.rejected.append(Rejected(first, f"rows {first}-{last} not loaded (their batch had "
-                                           f"{len(bad)} rejected row(s))"))  # fmt: skip
+    why = f"rows {checked.first}-{checked.last} not loaded (their batch had {len(bad)} rejected)"
+    report.rejected.append(Rejected(checked.first, why))
     return False
 
 

@@ -12,10 +12,12 @@ Data classes (DESIGN: who may see what):
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 from cleanroom.storage.errors import CleanroomError
 
@@ -228,6 +230,27 @@ class Video:
         return out
 
 
+def _json_size(value: Any) -> int:
+    """Bytes of the compact UTF-8 JSON of ``value`` (what the vault stores);
+    a value that is not JSON — NaN, an integer beyond 64 bits — is refused."""
+    stack = [value]
+    while stack:  # (orjson would write NaN and infinities as null)
+        v = stack.pop()
+        if type(v) is float and not math.isfinite(v):
+            raise InvalidRecord("context must hold JSON values only (no NaN or infinity)")
+        if type(v) is dict:
+            stack.extend(v.values())
+        elif type(v) is list:
+            stack.extend(v)
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        raise InvalidRecord("context must hold JSON values only") from None
+
+
+EVENT_FIELDS = frozenset(("id", "user", "video", "kind", "ts_ms", "watch_ms", "context"))
+
+
 @dataclass(frozen=True)
 class Event:
     """One engagement of a user with a video."""
@@ -244,8 +267,7 @@ class Event:
     def parse(cls, doc: Any) -> Event:
         if not isinstance(doc, dict):
             raise InvalidRecord("an event must be a JSON object")
-        known = {"id", "user", "video", "kind", "ts_ms", "watch_ms", "context"}
-        if extra := set(doc) - known:
+        if extra := doc.keys() - EVENT_FIELDS:
             raise InvalidRecord(f"unknown event fields: {sorted(extra)}")
         kind = doc.get("kind")
         if kind not in EVENT_KINDS:
@@ -255,7 +277,7 @@ class Event:
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**53:
                 raise InvalidRecord(f"{name} must be a non-negative integer in ms")
         context = doc.get("context") or {}
-        if not isinstance(context, dict) or len(json.dumps(context)) > MAX_CONTEXT_BYTES:
+        if not isinstance(context, dict) or (context and _json_size(context) > MAX_CONTEXT_BYTES):
             raise InvalidRecord(f"context must be an object of at most {MAX_CONTEXT_BYTES} bytes")
         return cls(
             check_id(doc.get("id"), "event id"),

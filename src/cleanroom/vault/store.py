@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -92,13 +93,12 @@ def encode_event_payload(video: str, kind: str, watch_ms: int, context: dict[str
     """Plaintext of an event's ciphertext: a version byte, then video, kind and
     watch time separated by US (0x1f; ids cannot contain it) and the context as
     JSON — bulk reads split it without parsing JSON."""
-    return SEP.join(
-        (_PAYLOAD_V1 + video.encode(), kind.encode(), str(watch_ms).encode(), _dumps(context))
-    )
+    ctx = _dumps(context) if context else b"{}"
+    return SEP.join((_PAYLOAD_V1 + video.encode(), kind.encode(), str(watch_ms).encode(), ctx))
 
 
 def _dumps(v: Any) -> bytes:
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(v)  # compact UTF-8 JSON
 
 
 def mask(field_name: str, value: Any) -> Any:
