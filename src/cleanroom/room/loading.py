@@ -116,12 +116,16 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(row number, row)`` of a file: CSV rows by line (the header is line 1),
     JSON lines by line, Parquet rows from 1; a file that cannot be read at all
     is a :class:`LoadError`."""
+    _readable(path)
+    reader = {"csv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}[fmt]
+    return reader(path)
+
+
+def _readable(path: Path) -> None:
     if not path.is_file():
         raise LoadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise LoadError(f"{path}: the file is empty")
-    reader = {"csv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}[fmt]
-    return reader(path)
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -382,6 +386,7 @@ def load_file(
     """Load one file into ``sink`` in batches of ``batch`` rows (see the module)."""
     if not 1 <= batch <= MAX_BATCH:
         raise LoadError(f"--batch takes 1 to {MAX_BATCH:,} rows, got {batch}")
+    _readable(path)
     mapping.check(columns_of(path, fmt), path)
     progress = Progress(progress_dir, kind, path)
     skip = progress.done()
