@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from cleanroom import __version__
 from cleanroom.api import console, problems, routes
 from cleanroom.api import models as answers
+from cleanroom.api.access_log import AccessLog
 from cleanroom.api.guard import InputGuard
 from cleanroom.cluster.nodes import Heartbeat, Nodes, check_node_name, default_node_name
 from cleanroom.gate.deletion import OrderRunner
@@ -103,6 +104,7 @@ def create_app(
     )
     problems.install(app, pages=console.error_page if log else None, page_prefix=console.PREFIX)
     app.add_middleware(InputGuard)  # body caps and I-JSON before any route
+    app.add_middleware(AccessLog)  # outermost: one line per request, nobody named
 
     @app.get("/healthz", tags=["meta"], response_model=answers.Health)
     def healthz(request: Request) -> dict[str, object]:

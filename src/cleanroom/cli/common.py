@@ -4,6 +4,7 @@ file, and the log or the clean room opened for one command."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -132,4 +133,15 @@ def run_server(
         os.environ["CLEANROOM_NODE"] = node
     if workers > 1:  # each worker process is a node of its own
         os.environ["CLEANROOM_WORKERS"] = str(workers)
+    base = f"http://{host}:{port}"
+    if factory.endswith("app_from_env"):
+        sys.stderr.write(
+            f"serving {dd.path} at {base}\n  API {base}/v1/ (OpenAPI {base}/openapi.json, "
+            f"docs {base}/docs)\n  log {base}/log/checkpoint\n  console {base}/console\n"
+        )
+    else:
+        sys.stderr.write(f"serving the witness of {dd.path} at {base}/witness/\n")
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S",
+                        level=logging.WARNING, stream=sys.stderr)  # fmt: skip
+    logging.getLogger("cleanroom.access").setLevel(logging.INFO)
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="warning")

@@ -26,6 +26,7 @@ from cleanroom.cli.load import load_app
 from cleanroom.cli.principals import deletion_app, policy_app, principal_app
 from cleanroom.cli.release import release_app
 from cleanroom.cli.screen import screen_app
+from cleanroom.cli.status import status
 from cleanroom.errors import CleanroomError
 from cleanroom.oversight.cli import oversight_app
 from cleanroom.room.config import (
@@ -54,6 +55,7 @@ app.add_typer(oversight_app, name="oversight")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(load_app, name="load")
+app.command("status")(status)
 
 
 def _version(value: bool) -> None:
@@ -232,7 +234,6 @@ def serve(
         if not monitor_state.is_dir():
             fail(f"--monitor-state {monitor_state} is not a directory")
         os.environ["CLEANROOM_MONITOR_STATE"] = str(monitor_state.resolve())
-    typer.echo(f"console: http://{host}:{port}/console  API docs: http://{host}:{port}/docs")
     run_server(dd, "cleanroom.api.app:app_from_env", host, port, workers, node=node)
 
 

@@ -152,3 +152,21 @@ def group(alerts: Iterable[dict[str, Any]]) -> list[Incident]:
         if rank[severity(kind)] < rank[found.severity]:  # named after its gravest kind
             found.kind, found.severity = kind, severity(kind)
     return sorted(by_cause.values(), key=lambda i: (rank[i.severity], -i.last_ms, i.id))
+
+
+def latest_actions(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each incident's latest ``oversight.incident`` entry (``entries`` oldest first)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if e.get("type") == "oversight.incident" and isinstance(e.get("incident"), str):
+            out[e["incident"]] = e
+    return out
+
+
+STATUS_OF = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
+
+
+def status_of(incident: Incident, actions: dict[str, dict[str, Any]]) -> str:
+    """open, acknowledged or resolved: what the latest action on record says."""
+    act = actions.get(incident.id)
+    return STATUS_OF.get(str(act.get("action")), "open") if act else "open"

@@ -28,12 +28,11 @@ from cleanroom.gate import Principal
 from cleanroom.ledger.authority import BOOST_REVIEW_TYPE, IN_TOTO_STATEMENT
 from cleanroom.ledger.search import Query as SearchQuery
 from cleanroom.oversight.alerts import AlertStore
-from cleanroom.oversight.incidents import Incident, group
+from cleanroom.oversight.incidents import Incident, group, latest_actions, status_of
 from cleanroom.room.review import diff_lines
 
 router = APIRouter(include_in_schema=False)
 ACTIONS = ("acknowledge", "resolve", "reopen")
-STATUS_OF = {"acknowledge": "acknowledged", "resolve": "resolved", "reopen": "open"}
 IncidentId = Annotated[str, PathParam(pattern=r"^inc-[0-9a-f]{12}$")]
 
 
@@ -52,16 +51,12 @@ def _incidents(request: Request) -> tuple[list[Incident], dict[str, dict[str, An
     alerts = AlertStore(Path(state)).all() if state else []
     store = request.app.state.log.store
     _, found = store.search(SearchQuery(type="oversight.incident", limit=500))
-    actions: dict[str, dict[str, Any]] = {}
-    for index, body in reversed(found):  # oldest first: the last action wins
-        doc = json.loads(body)
-        actions[str(doc.get("incident"))] = {**doc, "index": index}
+    actions = latest_actions({**json.loads(body), "index": i} for i, body in reversed(found))
     return group(alerts), actions, state
 
 
 def _status(actions: dict[str, dict[str, Any]], incident: Incident) -> str:
-    act = actions.get(incident.id)
-    return STATUS_OF.get(act.get("action", ""), "open") if act else "open"
+    return status_of(incident, actions)
 
 
 @router.get("/console/oversight", response_class=HTMLResponse)
