@@ -10,13 +10,11 @@ from typing import Annotated
 import typer
 
 from cleanroom.cli.common import open_room
+from cleanroom.cli.help import group
 from cleanroom.oversight.cli import Token, TokenFile
 from cleanroom.storage.secrets import api_token
 
-audit_app = typer.Typer(
-    help="Algorithm audits: exposure, replay, sock puppets; HTML and JSON reports.",
-    no_args_is_help=True,
-)
+audit_app = group(help="Algorithm audits: exposure, replay, sock puppets; HTML and JSON reports.")
 
 
 @audit_app.command("run")

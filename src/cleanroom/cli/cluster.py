@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from cleanroom.cli.common import data_directory, fail, open_room, require_shared, table_console
+from cleanroom.cli.help import group
 
-cluster_app = typer.Typer(help="The nodes of this clean room.", no_args_is_help=True)
+cluster_app = group(help="The nodes of this clean room.")
 
 
 def cluster_status() -> dict[str, Any]:

@@ -11,13 +11,12 @@ from typing import Annotated
 import typer
 
 from cleanroom.cli.common import data_directory, fail, open_log, parse_time_ms, run_server
+from cleanroom.cli.help import group
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.room.config import Config, WitnessRef
 
-ledger_app = typer.Typer(help="The transparency ledger.", no_args_is_help=True)
-witness_app = typer.Typer(
-    help="A C2SP tlog-witness run by the oversight body.", no_args_is_help=True
-)
+ledger_app = group(help="The transparency ledger.")
+witness_app = group(help="A C2SP tlog-witness run by the oversight body.", no_args_is_help=True)
 
 
 @ledger_app.command("append")

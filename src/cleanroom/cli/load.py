@@ -11,11 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from cleanroom.cli.common import data_directory, fail
+from cleanroom.cli.help import group
 
-load_app = typer.Typer(
+load_app = group(
     help="Load a platform's users, videos or events from CSV, JSON lines or Parquet files, "
-    "every row through the gate. Example: cleanroom load events events.parquet --batch 5000",
-    no_args_is_help=True,
+    "every row through the gate. Example: cleanroom load events events.parquet --batch 5000"
 )
 
 Files = Annotated[list[Path], typer.Argument(help="the files to load, in order", metavar="FILE…")]

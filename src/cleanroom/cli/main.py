@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer
 
     NoArgsIsHelpError = ClickException  # type: ignore[misc,assignment]
 
+from cleanroom.cli import help as help_text
 from cleanroom.cli.audit import audit_app
 from cleanroom.cli.cluster import cluster_app
 from cleanroom.cli.common import data_directory, fail, run_server, state, table_console
@@ -38,11 +39,13 @@ from cleanroom.room.config import (
     SiteConfig,
 )
 
+help_text.install()
 app = typer.Typer(
     help="Cleanroom: a verifiable clean room (ledger, witness, monitor).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(witness_app, name="witness")

@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 
 from cleanroom.cli.common import data_directory, fail, read_text, table_console
+from cleanroom.cli.help import group
 
-principal_app = typer.Typer(help="Principals and their API tokens.", no_args_is_help=True)
-deletion_app = typer.Typer(help="Deletion orders.", no_args_is_help=True)
-policy_app = typer.Typer(help="Cedar policy sets of the gate.", no_args_is_help=True)
+principal_app = group(help="Principals and their API tokens.")
+deletion_app = group(help="Deletion orders.")
+policy_app = group(help="Cedar policy sets of the gate.")
 
 
 # --------------------------------------------------------------------------- principals

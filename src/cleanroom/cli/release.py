@@ -11,13 +11,14 @@ from typing import Annotated, Any
 import typer
 
 from cleanroom.cli.common import open_room, parse_time_ms, read_text
+from cleanroom.cli.help import group
 from cleanroom.release.registry import KINDS
 from cleanroom.storage.errors import CleanroomError
 
-release_app = typer.Typer(
+release_app = group(
     help="Trusted releases: artifacts, reviews, approvals, deployments.", no_args_is_help=True
 )
-reviewer_app = typer.Typer(help="Reviewers and their public keys.", no_args_is_help=True)
+reviewer_app = group(help="Reviewers and their public keys.")
 release_app.add_typer(reviewer_app, name="reviewer")
 
 

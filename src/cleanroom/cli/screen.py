@@ -17,14 +17,12 @@ from typing import Annotated, Any
 import typer
 
 from cleanroom.cli.common import open_room, table_console
+from cleanroom.cli.help import group
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.storage.errors import CleanroomError
 
-screen_app = typer.Typer(
-    help="Restricted-party screening: names, batches, infrastructure, lists.",
-    no_args_is_help=True,
-)
-lists_app = typer.Typer(help="Loaded lists: show them, load a new version.")
+screen_app = group(help="Restricted-party screening: names, batches, infrastructure, lists.")
+lists_app = group(help="Loaded lists: show them, load a new version.")
 screen_app.add_typer(lists_app, name="lists")
 
 By = Annotated[str, typer.Option("--by", help="the screening principal")]

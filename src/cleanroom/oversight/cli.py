@@ -13,6 +13,7 @@ import typer
 from cleanroom.storage.secrets import api_token
 
 oversight_app = typer.Typer(
+    rich_markup_mode="markdown",  # a wrapped sentence is one sentence
     help="The oversight body's monitor: verify the ledger, enforce the rules, alerts.",
     no_args_is_help=True,
 )
