@@ -73,3 +73,14 @@ def test_the_command_line_lists_incidents(tmp_path) -> None:
     js = run_cli(["oversight", "alerts", "--state-dir", str(tmp_path), "--incidents", "--json"],
                  tmp_path)  # fmt: skip
     assert json.loads(js.stdout)["kinds"] == {"replay-mismatch": 4, "unapproved-model": 4}
+
+
+def test_the_monitors_state_defaults_to_the_data_directory(tmp_path) -> None:
+    from tests.support import run_cli
+
+    state = tmp_path / "dd" / "oversight"
+    state.mkdir(parents=True)
+    (state / "alerts.jsonl").write_text("".join(json.dumps(a) + "\n" for a in _feed_alerts(2)))
+    (state / "watch.json").write_text("{}")
+    out = run_cli(["oversight", "alerts", "--incidents"], tmp_path / "dd")
+    assert out.returncode == 0 and "4 alerts in 1 incidents" in out.stderr, out.stderr

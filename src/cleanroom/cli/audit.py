@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cleanroom.cli.common import open_room
+from cleanroom.cli.common import data_directory, open_room
 from cleanroom.cli.help import group
 from cleanroom.oversight.cli import Token, TokenFile
 from cleanroom.storage.secrets import api_token
@@ -109,9 +109,12 @@ def run(
 @audit_app.command("accounts")
 def accounts_cmd(
     count: Annotated[int, typer.Option(help="puppet accounts", min=1, max=1000)] = 6,
-    out: Annotated[Path, typer.Option(help="where to write the tokens (mode 0600)")] = Path(
-        "audit-accounts.json"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="where to write the tokens, mode 0600 (default: DATA_DIR/audit-accounts.json)"
+        ),
+    ] = None,
     days: Annotated[float, typer.Option(help="token lifetime in days")] = 7.0,
 ) -> None:
     """(Operator) Provision sock-puppet accounts for the oversight body, on the
@@ -119,6 +122,7 @@ def accounts_cmd(
     from cleanroom.room.accounts import provision
     from cleanroom.storage.secrets import write_secret
 
+    out = out or data_directory().path / "audit-accounts.json"
     if out.exists():
         raise typer.BadParameter(f"{out} exists; refusing to overwrite tokens")
     with open_room() as room:

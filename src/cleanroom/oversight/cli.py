@@ -4,6 +4,7 @@ machine with the log's URL and public key only."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,20 @@ oversight_app = typer.Typer(
     help="The oversight body's monitor: verify the ledger, enforce the rules, alerts.",
     no_args_is_help=True,
 )
-StateDir = Annotated[Path, typer.Option(help="the monitor's state directory")]
+StateDir = Annotated[
+    Path | None,
+    typer.Option(help="the monitor's state directory (default: DATA_DIR/oversight)"),
+]
+
+
+def state_of(given: Path | None) -> Path:
+    """The monitor's state directory: as given, else ``oversight`` in the data
+    directory (``--data-dir``, or ``.cleanroom`` where the command runs)."""
+    if given is not None:
+        return given
+    return Path(os.environ.get("CLEANROOM_DATA_DIR") or ".cleanroom") / "oversight"
+
+
 # how every command that calls the clean room's API takes the oversight token
 Token = Annotated[
     str | None, typer.Option(envvar="CLEANROOM_TOKEN", help="an oversight principal's token")
@@ -31,7 +45,7 @@ TokenFile = Annotated[
 def watch(
     url: Annotated[str, typer.Option(help="log prefix, e.g. http://127.0.0.1:8080/log/")],
     vkey: Annotated[str, typer.Option(help="the log's verifier key (pinned)")],
-    state_dir: StateDir = Path("oversight"),
+    state_dir: StateDir = None,
     witness: Annotated[list[str] | None, typer.Option(help="a pinned witness vkey")] = None,
     quorum: Annotated[int, typer.Option(help="witness cosignatures required")] = 0,
     webhook: Annotated[str | None, typer.Option(help="POST each new alert here")] = None,
@@ -62,6 +76,7 @@ def watch(
     with --once). With a witness key in STATE_DIR the monitor is also a witness:
     `--listen` serves its add-checkpoint endpoint, and every run checks that
     what it cosigned and what it verified are one history."""
+    state_dir = state_of(state_dir)
     from cleanroom.ledger.note import parse_verifier
     from cleanroom.oversight import Watcher
 
@@ -110,10 +125,11 @@ def _serve_witness(watcher, listen: str) -> None:
 @oversight_app.command("witness-init")
 def witness_init(
     name: Annotated[str, typer.Option(help="the witness key's name, e.g. oversight.example/w1")],
-    state_dir: StateDir = Path("oversight"),
+    state_dir: StateDir = None,
 ) -> None:
     """Give the monitor a witness key (once) and print its verifier key: give
     it to the operator (`cleanroom ledger add-witness VKEY URL`)."""
+    state_dir = state_of(state_dir)
     from cleanroom.oversight.witness import init_key
 
     typer.echo(init_key(state_dir, name).vkey)
@@ -121,7 +137,7 @@ def witness_init(
 
 @oversight_app.command("alerts")
 def alerts(
-    state_dir: StateDir = Path("oversight"),
+    state_dir: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON alert per line")] = False,
     kind: Annotated[str | None, typer.Option(help="only alerts of this kind")] = None,
     incidents: Annotated[
@@ -130,6 +146,7 @@ def alerts(
 ) -> None:
     """The alerts the monitor raised, with their evidence (--json), or grouped
     by root cause (--incidents: one hidden change is one incident)."""
+    state_dir = state_of(state_dir)
     from cleanroom.oversight import KINDS, AlertStore
     from cleanroom.storage.errors import CleanroomError
 
@@ -163,11 +180,12 @@ def alerts(
 
 @oversight_app.command("flows")
 def flows(
-    state_dir: StateDir = Path("oversight"),
+    state_dir: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="as JSON")] = False,
 ) -> None:
     """Export flows in the ledger the monitor verified, by destination, data
     class and decision."""
+    state_dir = state_of(state_dir)
     from cleanroom.oversight import RuleEngine
 
     path = state_dir / "rules.json"
@@ -186,7 +204,7 @@ def replay(
     api: Annotated[str, typer.Option(help="the clean room's API, e.g. http://127.0.0.1:8080")],
     token: Token = None,
     token_file: TokenFile = None,
-    state_dir: StateDir = Path("oversight"),
+    state_dir: StateDir = None,
     sample: Annotated[int, typer.Option(help="feeds to replay", min=1)] = 200,
     seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
@@ -194,6 +212,7 @@ def replay(
     """The replay audit: recompute a sample of the served feeds the monitor
     verified (run `oversight watch` first) with the approved ranking, and
     compare with what the ledger committed. Exit code 1 on any mismatch."""
+    state_dir = state_of(state_dir)
     from cleanroom.oversight import Watcher
 
     watcher = Watcher.for_state(state_dir)
