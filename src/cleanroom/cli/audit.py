@@ -14,7 +14,10 @@ from cleanroom.cli.help import group
 from cleanroom.oversight.cli import Token, TokenFile
 from cleanroom.storage.secrets import api_token
 
-audit_app = group(help="Algorithm audits: exposure, replay, sock puppets; HTML and JSON reports.")
+audit_app = group(
+    help="Algorithm audits: exposure, replay, sock puppets; HTML and JSON reports. Example: "
+    "cleanroom audit run --api http://127.0.0.1:8080 --report audit.html --monitor-state oversight"
+)
 
 
 @audit_app.command("run")

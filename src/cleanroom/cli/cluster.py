@@ -12,7 +12,7 @@ import typer
 from cleanroom.cli.common import data_directory, fail, open_room, require_shared, table_console
 from cleanroom.cli.help import group
 
-cluster_app = group(help="The nodes of this clean room.")
+cluster_app = group(help="The nodes of this clean room. Example: cleanroom cluster status")
 
 
 def cluster_status() -> dict[str, Any]:

@@ -15,8 +15,14 @@ from cleanroom.cli.help import group
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.room.config import Config, WitnessRef
 
-ledger_app = group(help="The transparency ledger.")
-witness_app = group(help="A C2SP tlog-witness run by the oversight body.", no_args_is_help=True)
+ledger_app = group(
+    help="The transparency ledger. Example: cleanroom ledger search --type 'access.*' "
+    "--since 2026-12-01 --principal alice-support"
+)
+witness_app = group(
+    help="A C2SP tlog-witness run by the oversight body. Example: cleanroom witness init "
+    "--name oversight.example/w1, then cleanroom witness trust ORIGIN VKEY"
+)
 
 
 @ledger_app.command("append")

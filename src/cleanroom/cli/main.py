@@ -41,7 +41,9 @@ from cleanroom.room.config import (
 
 help_text.install()
 app = typer.Typer(
-    help="Cleanroom: a verifiable clean room (ledger, witness, monitor).",
+    help="Cleanroom: a verifiable clean room — a platform's recommender and users' data under "
+    "one jurisdiction, every access on a public ledger an oversight body checks. Start: "
+    "cleanroom init, cleanroom load users|videos|events FILE, cleanroom serve, cleanroom status.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -12,9 +12,14 @@ import typer
 from cleanroom.cli.common import data_directory, fail, read_text, table_console
 from cleanroom.cli.help import group
 
-principal_app = group(help="Principals and their API tokens.")
-deletion_app = group(help="Deletion orders.")
-policy_app = group(help="Cedar policy sets of the gate.")
+principal_app = group(
+    help="Principals and their API tokens. Example: cleanroom principal add alice --org "
+    "operator --role support --jurisdiction US, then cleanroom principal token alice"
+)
+deletion_app = group(help="Deletion orders. Example: cleanroom deletion list")
+policy_app = group(
+    help="Cedar policy sets of the gate. Example: cleanroom policy validate my-policies/"
+)
 
 
 # --------------------------------------------------------------------------- principals

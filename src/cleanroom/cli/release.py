@@ -16,9 +16,13 @@ from cleanroom.release.registry import KINDS
 from cleanroom.storage.errors import CleanroomError
 
 release_app = group(
-    help="Trusted releases: artifacts, reviews, approvals, deployments.", no_args_is_help=True
+    help="Trusted releases: artifacts, reviews, approvals, deployments. Example: cleanroom "
+    "release list, then cleanroom release diff DIGEST"
 )
-reviewer_app = group(help="Reviewers and their public keys.")
+reviewer_app = group(
+    help="Reviewers and their public keys. Example: cleanroom release reviewer keygen NAME, "
+    "then cleanroom release reviewer add NAME"
+)
 release_app.add_typer(reviewer_app, name="reviewer")
 
 

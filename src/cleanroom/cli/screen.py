@@ -21,8 +21,15 @@ from cleanroom.cli.help import group
 from cleanroom.screen.errors import ScreeningInputError
 from cleanroom.storage.errors import CleanroomError
 
-screen_app = group(help="Restricted-party screening: names, batches, infrastructure, lists.")
-lists_app = group(help="Loaded lists: show them, load a new version.")
+screen_app = group(
+    help="Restricted-party screening: names, batches, infrastructure, lists. Example: "
+    "cleanroom screen name 'Hangzhou Hikvision' --threshold 0.8"
+)
+lists_app = group(
+    help="Loaded lists: show them, load a new version. Example: cleanroom screen lists --all, "
+    "cleanroom screen lists load ofac-sdn sdn.csv",
+    no_args_is_help=False,  # with no command it shows the loaded lists
+)
 screen_app.add_typer(lists_app, name="lists")
 
 By = Annotated[str, typer.Option("--by", help="the screening principal")]

@@ -15,7 +15,8 @@ from cleanroom.storage.secrets import api_token
 
 oversight_app = typer.Typer(
     rich_markup_mode="markdown",  # a wrapped sentence is one sentence
-    help="The oversight body's monitor: verify the ledger, enforce the rules, alerts.",
+    help="The oversight body's monitor: verify the ledger, enforce the rules, alerts. Example: "
+    "cleanroom oversight watch --url http://127.0.0.1:8080/log/ --vkey LOG_VKEY --once",
     no_args_is_help=True,
 )
 StateDir = Annotated[
