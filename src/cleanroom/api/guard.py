@@ -37,6 +37,7 @@ DEFAULT_CAP = 1024 * 1024
 CAPS = (
     ("/v1/events", 16 * 1024 * 1024),
     ("/v1/videos", 16 * 1024 * 1024),
+    ("/v1/users", 16 * 1024 * 1024),  # a batch of users (POST /v1/users)
     ("/v1/ledger/entries", 70_000),
     ("/v1/releases", 256 * 1024),
     ("/witness/", 64 * 1024),

@@ -89,6 +89,13 @@ class VideosStored(Decided):
     written: int
 
 
+class UsersStored(Decided):
+    """A batch of users added (those stored before are left as they are)."""
+
+    created: int
+    already_stored: int
+
+
 class UserStored(Decided):
     """A user's record created or replaced."""
 

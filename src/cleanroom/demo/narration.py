@@ -13,4 +13,9 @@ FLAGGED = "t:12"  # the audit's flagged topic (derived topics carry no meaning)
 
 
 def step(title: str) -> None:
-    console.rule(f"[bold cyan]{title}")
+    """A step's heading: on a rule when it fits, else whole above one (never cut)."""
+    if len(title) + 6 <= console.width:
+        console.rule(f"[bold cyan]{title}")
+    else:
+        console.rule()
+        console.print(f"[bold cyan]{title}")

@@ -11,10 +11,13 @@ order (documented in ``describe``). The jurisdiction is the site's.
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import httpx
 from rich.console import Console
@@ -120,6 +123,36 @@ def load(name: str, jurisdiction: str = "US") -> tuple[list[User], list[Video], 
 
 
 EVENT_BATCH = 5000
+USER_COLUMNS = ("handle", "email", "phone", "birth_year", "device_id", "ip_address",
+                "precise_location")  # fmt: skip
+
+
+def export(name: str, out: Path, jurisdiction: str = "US") -> dict[str, Path]:
+    """A bundled dataset as a platform's warehouse hands it over: users.csv
+    (profile fields as ``profile.X`` columns), videos.csv and events.parquet —
+    the files ``cleanroom load`` takes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    users, videos, events = load(name, jurisdiction)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "users.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "jurisdiction", *(f"profile.{c}" for c in USER_COLUMNS),
+                    "public.display_name", "synthetic"])  # fmt: skip
+        for u in users:
+            values = [u.profile.get(c, "") for c in USER_COLUMNS]
+            values = [json.dumps(v) if isinstance(v, dict) else v for v in values]
+            w.writerow([u.id, u.jurisdiction, *values, u.public.get("display_name", ""), "true"])
+    with (out / "videos.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "creator", "public", "created_ms"])
+        for v in videos:
+            w.writerow([v.id, v.creator, "true", v.created_ms])
+    rows = [{**e.to_dict(), "context": json.dumps(e.context)} for e in events]
+    pq.write_table(pa.Table.from_pylist(rows), out / "events.parquet")
+    return {"users": out / "users.csv", "videos": out / "videos.csv",
+            "events": out / "events.parquet"}  # fmt: skip
 
 
 async def load_through_api(

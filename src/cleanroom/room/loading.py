@@ -546,25 +546,14 @@ class HttpSink:
 
         params = {"purpose": self.purpose}
         try:
-            if kind == "users":
-                return self._users(records, params)
-            body = {kind: [r.to_dict() for r in records]}
-            answer = self._answer(self.client.post(f"/v1/{kind}", json=body, params=params))
-            return int(answer["stored" if kind == "events" else "written"])
+            items = [{"id": r.id, **r.to_doc()} if kind == "users" else r.to_dict()
+                     for r in records]  # fmt: skip
+            answer = self._answer(
+                self.client.post(f"/v1/{kind}", json={kind: items}, params=params)
+            )
+            return int(answer[{"users": "created", "videos": "written", "events": "stored"}[kind]])
         except httpx.HTTPError as e:
             raise LoadError(f"cannot reach {self.base}: {e}") from None
-
-    def _users(self, users: list[Any], params: dict[str, str]) -> int:
-        """PUT each user (the API has no bulk user route), 8 at a time."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        def put(u: Any) -> Any:
-            return self._answer(
-                self.client.put(f"/v1/users/{u.id}", json=u.to_doc(), params=params)
-            )
-
-        with ThreadPoolExecutor(8) as pool:
-            return sum(1 for _ in pool.map(put, users))
 
 
 def text_report(report: Report, limit: int = 50) -> str:

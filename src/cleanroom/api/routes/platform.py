@@ -142,6 +142,33 @@ def put_user(
     )
 
 
+def _user_of(item: Any) -> User:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise InvalidRecord("each user is an object with its id")
+    return User.parse(item["id"], {k: v for k, v in item.items() if k != "id"})
+
+
+@router.post("/v1/users", tags=["platform"], response_model=answers.UsersStored)
+async def post_users(request: Request, who: Who, purpose: Purpose = "") -> JSONResponse:
+    """Add a batch of users (atomic; at most 10,000): one decision for the
+    batch; users already stored are left as they are (``already_stored``) —
+    change one with ``PUT /v1/users/{id}``."""
+    items = await _json_body(request, "users")
+    users = _parse_all(items, _user_of, "users")
+    room = room_of(request)
+
+    def work() -> dict[str, Any]:
+        ids = [u.id for u in users]
+        if len(set(ids)) != len(ids):
+            raise InvalidRecord("the batch names a user twice")
+        grant = room.gate.require(who, "write", "Profile", purpose=purpose, subjects=ids)
+        created = room.vault.put_users(grant, users)
+        return {"created": created, "already_stored": len(users) - created,
+                "decision": grant.decision}  # fmt: skip
+
+    return JSONResponse(await anyio.to_thread.run_sync(work))
+
+
 # ---- staff -------------------------------------------------------------
 
 
