@@ -247,3 +247,34 @@ def test_a_batch_of_users_over_http_is_one_decision_and_all_or_nothing(api: Api)
         assert r.headers["content-type"] == "application/problem+json"
     assert api.call("POST", "/v1/users", "pete", json={"users": users}).status_code == 403
     assert api.room.vault.counts()["users"] == count  # nothing of a refused batch
+
+
+def test_a_load_killed_midway_goes_on_where_it_stopped(room_dir: Path, tmp_path: Path) -> None:
+    """A real interruption: the loading process is killed once some batches
+    are stored; the same command again stores the rest, each event once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "many.parquet"
+    pq.write_table(pa.Table.from_pylist(_events(40_000)), path)
+    cmd = [sys.executable, "-m", "cleanroom.cli", "--data-dir", str(room_dir),
+           "load", "events", str(path), "--batch", "500"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = room_dir / "loads"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        files = list(progress.glob("events-*.json")) if progress.exists() else []
+        if files and json.loads(files[0].read_text())["rows_done"] >= 5_000:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    stored = _counts(room_dir)["events"]
+    assert 5_000 <= stored < 40_000, stored  # killed midway
+    again = run_cli(["load", "events", str(path), "--batch", "500", "--json"], room_dir)
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert doc["resumed"] >= 5_000 and doc["resumed"] + doc["read"] == 40_000
+    assert _counts(room_dir)["events"] == 40_000  # each once: ids are unique in the vault
