@@ -10,13 +10,13 @@ import base64
 import json
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, inspect
 
 from cleanroom.ledger import proofs, schema
 from cleanroom.ledger.entries import encode_entry
 from cleanroom.ledger.errors import RangeError
 from cleanroom.ledger.hashing import leaf_hash
-from cleanroom.ledger.search import Query, fields_of, search_page, time_ms_of
+from cleanroom.ledger.search import Query, fields_of, indexed_upto, search_page, time_ms_of
 from cleanroom.ledger.store import LedgerStore
 from cleanroom.storage import Database, migrate
 from cleanroom.storage.migrations import schema_migrations
@@ -88,18 +88,38 @@ def test_pages_newest_first_and_every_entry_proves_against_the_root(store: Ledge
     assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == 20
 
 
-def test_a_log_from_before_the_index_is_indexed_by_its_migration(
+def test_a_log_from_before_the_index_is_indexed_by_its_first_search(
     db: Database, store: LedgerStore, log_signer
 ) -> None:
-    with db.write() as conn:
-        conn.execute(delete(schema.entry_subjects))
-        conn.execute(delete(schema.entry_index))
+    with db.write() as conn:  # as it was before the index existed
+        for table in (schema.entry_subjects, schema.entry_index, schema.index_state):
+            table.drop(conn)
         m = schema_migrations.c
         conn.execute(delete(schema_migrations).where(m.component == "ledger", m.version == 2))
-    assert _found(store, type="deletion") == []
+    with db.read() as conn:
+        assert not inspect(conn).has_table("ledger_entry_index")
     migrate(db, schema.MIGRATIONS)
     assert _found(store, type="deletion") == [30]
     assert _found(store, subject=C1)[0] == 30
+
+
+def test_appends_leave_the_index_to_the_searches(store: LedgerStore, db: Database) -> None:
+    """Appending writes no index row; a search brings the index up to the
+    checkpoint it searches, from its mark, replacing what an interrupted run
+    left beyond the mark."""
+    assert _found(store, type="egress.flow")  # the first search indexed 32 entries
+    with db.read() as conn:
+        assert indexed_upto(conn) == 32
+    store.sequence([encode_entry({"type": "egress.flow", "v": 1, "principal": "p9"})] * 3)
+    store.integrate()
+    with db.read() as conn:
+        assert indexed_upto(conn) == 32  # the appends did not touch it
+    with db.write() as conn:  # an interrupted run: rows beyond the mark, the mark not moved
+        conn.execute(schema.entry_index.insert().values(idx=33, type="bogus"))
+    assert _found(store, principal="p9") == [34, 33, 32]
+    assert _found(store, type="bogus") == []
+    with db.read() as conn:
+        assert indexed_upto(conn) == 35
 
 
 def test_what_the_index_reads_from_an_entry() -> None:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    select,
 )
 
 from cleanroom.storage import Migration
@@ -122,6 +121,14 @@ entry_subjects = Table(
     Column("commitment", String(100), primary_key=True),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
 )
+# How far the index goes: entries below ``upto`` are indexed (one row, id = 1;
+# no row: nothing is).
+index_state = Table(
+    "ledger_index_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("upto", BigInteger, nullable=False),
+)
 
 _V1 = [state, entries, tiles, checkpoint, checkpoints, witness_progress]
 _W1 = [witness_state, witness_logs, witness_evidence]
@@ -134,27 +141,13 @@ def _create(tables: list[Table]):
     return apply
 
 
-def _index_existing(conn: Connection) -> None:
-    """Create the search index and index the entries already in the log."""
-    from cleanroom.ledger.search import index_entries
-
-    metadata.create_all(conn, tables=[entry_index, entry_subjects])
-    last = -1
-    while True:
-        rows = conn.execute(
-            select(entries.c.idx, entries.c.body)
-            .where(entries.c.idx > last)
-            .order_by(entries.c.idx)
-            .limit(10_000)
-        ).all()
-        if not rows:
-            return
-        index_entries(conn, [(int(idx), bytes(body)) for idx, body in rows])
-        last = int(rows[-1][0])
+def _create_index(conn: Connection) -> None:
+    """The search index, empty: it is filled from the log when first searched."""
+    metadata.create_all(conn, tables=[entry_index, entry_subjects, index_state])
 
 
 MIGRATIONS = [
     Migration("ledger", 1, "entries, tiles, checkpoints", _create(_V1)),
-    Migration("ledger", 2, "the search index by type, time, principal, subject", _index_existing),
+    Migration("ledger", 2, "the search index by type, time, principal, subject", _create_index),
     Migration("witness", 1, "witness state, trusted logs, evidence", _create(_W1)),
 ]

@@ -4,9 +4,11 @@ The log itself is an append-only list of canonical bodies; nothing in it is
 keyed by what an entry is about. This index is: each sequenced entry gets a row
 of its ``type``, its time (``time_ms`` or ``at_ms``, when it has one), the
 principal it names (``principal`` or ``by``) and one row per subject
-commitment it lists (``subjects`` or ``subject``). The rows are written in the
-transaction that sequences the entry, so the index never lags the log, and a
-database made before the index existed is indexed once by its migration.
+commitment it lists (``subjects`` or ``subject``). The index is derived state
+and is kept off the append path (it halved bulk appends when written with
+each entry): a search first brings it up to the signed checkpoint it searches
+(``LedgerStore.index_upto``), a chunk a transaction from a mark of how far it
+goes, so a log made before the index existed is indexed by its first search.
 
 The index is a convenience, not evidence: every entry a search returns is read
 from the log and comes with its inclusion proof against a signed checkpoint
@@ -23,11 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+import orjson
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from cleanroom.ledger.errors import RangeError
 from cleanroom.ledger.hashing import b64, leaf_hash
-from cleanroom.ledger.schema import entry_index, entry_subjects
+from cleanroom.ledger.schema import entry_index, entry_subjects, index_state
 
 MAX_PAGE = 500
 _COMMITMENT = re.compile(r"^c[0-9]+:[0-9a-f]{16,64}$")
@@ -80,8 +83,8 @@ def fields_of(body: bytes) -> tuple[dict[str, Any], list[str]]:
     """The index row of one canonical entry body (without ``idx``) and the
     subject commitments it lists."""
     try:
-        doc = json.loads(body)
-    except ValueError:
+        doc = orjson.loads(body)  # (a chunk of entries at a time: twice as fast as json)
+    except orjson.JSONDecodeError:
         doc = {}
     if not isinstance(doc, dict):
         doc = {}
@@ -142,17 +145,33 @@ def _first_str(doc: dict[str, Any], names: Iterable[str]) -> str | None:
     return None
 
 
-def index_entries(conn: Connection, entries: Iterable[tuple[int, bytes]]) -> None:
-    """Index sequenced ``(index, body)`` pairs (in the caller's transaction)."""
+def indexed_upto(conn: Connection, lock: bool = False) -> int:
+    """How many entries the index covers (``lock``: hold the row until the
+    transaction ends, so one process indexes a range)."""
+    q = select(index_state.c.upto).where(index_state.c.id == 1)
+    upto = conn.execute(q.with_for_update() if lock else q).scalar_one_or_none()
+    return 0 if upto is None else int(upto)
+
+
+def index_entries(
+    conn: Connection, start: int, end: int, entries: Iterable[tuple[int, bytes]]
+) -> None:
+    """Index the sequenced entries ``start`` to ``end`` (exclusive), given as
+    ``(index, body)``, and move the index's mark to ``end`` (in the caller's
+    transaction; rows of the range left by an interrupted run are replaced)."""
     rows, subjects = [], []
     for idx, body in entries:
         row, commitments = fields_of(body)
         rows.append({"idx": idx, **row})
         subjects.extend({"commitment": c, "idx": idx} for c in commitments)
+    conn.execute(delete(entry_index).where(entry_index.c.idx >= start))
+    conn.execute(delete(entry_subjects).where(entry_subjects.c.idx >= start))
     if rows:
         conn.execute(entry_index.insert(), rows)
     if subjects:
         conn.execute(entry_subjects.insert(), subjects)
+    if conn.execute(update(index_state).values(upto=end)).rowcount == 0:
+        conn.execute(index_state.insert().values(id=1, upto=end))
 
 
 def search(conn: Connection, q: Query, below: int) -> list[int]:

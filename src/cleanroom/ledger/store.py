@@ -23,7 +23,7 @@ from cleanroom.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cleanroom.ledger.errors import ConflictError, NotFoundError, RangeError, TileError
 from cleanroom.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from cleanroom.ledger.note import Signer, Verifier, open_note, parse_note, sign_note
-from cleanroom.ledger.search import Query, counts_by_type, index_entries, search
+from cleanroom.ledger.search import Query, counts_by_type, index_entries, indexed_upto, search
 from cleanroom.ledger.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -154,7 +154,6 @@ class LedgerStore:
             schema.entries.insert(),
             [{"idx": first + i, "body": b, "leaf_hash": h} for i, (b, h) in enumerate(rows)],
         )
-        index_entries(conn, [(first + i, b) for i, (b, _) in enumerate(rows)])
         return first
 
     def sequenced_size(self) -> int:
@@ -303,6 +302,7 @@ class LedgerStore:
         """The latest checkpoint and the entries it covers that match ``query``
         (newest first): only entries a visitor can prove are in the log."""
         cp = self.latest()
+        self.index_upto(cp.size)
         with self.db.read() as conn:
             found = search(conn, query, cp.size)
             if not found:
@@ -318,8 +318,28 @@ class LedgerStore:
     def counts_by_type(self) -> tuple[SignedCheckpoint, dict[str, int]]:
         """The latest checkpoint and how many entries of each type it covers."""
         cp = self.latest()
+        self.index_upto(cp.size)
         with self.db.read() as conn:
             return cp, counts_by_type(conn, cp.size)
+
+    def index_upto(self, size: int, chunk: int = 10_000) -> None:
+        """Bring the search index up to entry ``size`` (``ledger/search.py``):
+        the searches pay for it, a chunk a transaction, not the appends."""
+        with self.db.read_latest() as conn:
+            if indexed_upto(conn) >= size:
+                return
+        while True:
+            with self.db.write() as conn:
+                upto = indexed_upto(conn, lock=not self.db.is_sqlite)
+                if upto >= size:  # (another process got there first)
+                    return
+                end = min(size, upto + chunk)
+                rows = conn.execute(
+                    select(schema.entries.c.idx, schema.entries.c.body)
+                    .where(schema.entries.c.idx >= upto, schema.entries.c.idx < end)
+                    .order_by(schema.entries.c.idx)
+                ).all()
+                index_entries(conn, upto, end, [(int(i), _as_bytes(b)) for i, b in rows])
 
     def bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
         """Entry bundle ``index`` at ``width`` entries, if a signed checkpoint covers it."""
