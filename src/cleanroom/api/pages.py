@@ -58,6 +58,20 @@ def decode(cursor: str) -> dict[str, Any]:
     return doc
 
 
+def before_cursor(before: int | None) -> str | None:
+    """The cursor of the page of a newest-first list that goes on below
+    index ``before`` (None: there is no such page)."""
+    return encode({"before": before}) if before is not None else None
+
+
+def cursor_before(cursor: str) -> int:
+    """The index a newest-first page's cursor goes on below."""
+    before = decode(cursor).get("before")
+    if type(before) is not int or not 0 <= before <= 2**53:
+        raise BadCursor("the cursor is not one this API gave out")
+    return before
+
+
 def page(
     items: Sequence[Any],
     cursor: str | None,

@@ -44,16 +44,6 @@ def table_console() -> Any:
     return Console() if sys.stdout.isatty() else Console(width=100_000)
 
 
-def parse_time_ms(text: str, flag: str) -> int:
-    """Milliseconds since the epoch from a time option (ms or ISO 8601, UTC)."""
-    from cleanroom.ledger.search import time_ms_of
-
-    try:
-        return time_ms_of(text, flag)
-    except CleanroomError as e:
-        raise CleanroomError(e.message) from None
-
-
 def read_text(path: Path, what: str) -> str:
     try:
         return path.read_text()

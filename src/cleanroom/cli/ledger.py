@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cleanroom.cli.common import data_directory, fail, open_log, parse_time_ms, run_server
+from cleanroom.cli.common import data_directory, fail, open_log, run_server
 from cleanroom.cli.help import group
 from cleanroom.ledger.errors import LedgerError
 from cleanroom.room.config import Config, WitnessRef
@@ -111,29 +111,23 @@ def ledger_search(
     """Find ledger entries by type, time range, principal or subject commitment,
     newest first (only entries the latest checkpoint covers). Example:
     cleanroom ledger search --type 'access.*' --since 2026-12-01 --principal sam-support"""
-    from cleanroom.api.pages import decode, encode
-    from cleanroom.ledger.search import Query, search_page
+    from cleanroom.api.pages import before_cursor, cursor_before
+    from cleanroom.ledger.search import Query, search_page, time_ms_of
 
     params = {
         "type": type_,
-        "since_ms": parse_time_ms(since, "--since") if since else None,
-        "until_ms": parse_time_ms(until, "--until") if until else None,
+        "since_ms": time_ms_of(since, "--since") if since else None,
+        "until_ms": time_ms_of(until, "--until") if until else None,
         "principal": principal,
         "subject": subject,
     }
     if url is not None:
         page = _remote_search(url, params, limit, cursor, as_json)
     else:
-        before = decode(cursor).get("before") if cursor else None
-        if cursor and type(before) is not int:
-            fail("--cursor is not one this command printed")
-        try:
-            q = Query(**params, after=before, limit=limit)
-        except LedgerError as e:
-            fail(str(e))
+        q = Query(**params, after=cursor_before(cursor) if cursor else None, limit=limit)
         with open_log() as log:
             page = search_page(log.store, q, proofs=as_json)
-        page["next_cursor"] = encode({"before": page["before"]}) if page["before"] else None
+        page["next_cursor"] = before_cursor(page["before"])
     _print_search(page, as_json)
 
 

@@ -139,8 +139,12 @@ class _local_sink:
         ingest = [p for p, _ in principals.list()
                   if p.org == "platform" and p.kind == "service" and p.role == "ingest"
                   and not p.disabled]  # fmt: skip
-        if len(ingest) != 1:
-            names = ", ".join(p.name for p in ingest) or "none"
+        if not ingest:
+            fail("no platform ingest service to load as: cleanroom principal add "
+                 "platform-ingest --org platform --role ingest --kind service "
+                 f"--jurisdiction {self.room.config.site.jurisdiction} (or --as NAME)")  # fmt: skip
+        if len(ingest) > 1:
+            names = ", ".join(p.name for p in ingest)
             fail(f"say which principal loads with --as NAME (platform ingest services: {names})")
         return ingest[0]
 

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cleanroom.cli.common import open_room, parse_time_ms, read_text
+from cleanroom.cli.common import open_room, read_text
 from cleanroom.cli.help import group
+from cleanroom.ledger.search import time_ms_of
 from cleanroom.release.registry import KINDS
 from cleanroom.storage.errors import CleanroomError
 
@@ -278,7 +279,7 @@ def models_cmd(
             raise CleanroomError(f"no feed {feed!r} is committed on the ledger")
         models = [m for m in models if m["version"] == served[0]["model_version"]]
     if at is not None:
-        hit = live_at(models, parse_time_ms(at, "--at"))
+        hit = live_at(models, time_ms_of(at, "--at"))
         models = [hit] if hit else []
     if as_json:
         typer.echo(json.dumps(models, indent=2))

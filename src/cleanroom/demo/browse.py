@@ -19,12 +19,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cleanroom.demo.narration import console, step
 from cleanroom.ledger.serving import ServerProcess
 
 PORT = 8080
+DEMO = Path(".cleanroom/demo")
+TOKENS = "console-tokens.txt"
 
 
 def _port_free(port: int) -> bool:
@@ -41,7 +45,7 @@ def browse(
     log_dir: Path, state: Path, tokens: dict[str, tuple[str, str]], base: Path, serve: bool
 ) -> None:
     step("26. Browse what the demo did: the transparency center and the consoles")
-    path = base / "console-tokens.txt"
+    path = base / TOKENS
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         for name, (token, what) in tokens.items():
@@ -82,18 +86,26 @@ def run_console(log_dir: Path, state: Path) -> None:
         server.stop()
 
 
-def main(base: Path = Path(".cleanroom/demo")) -> None:
-    """The console on the last demo, its witnesses running again."""
+def read_tokens(base: Path = DEMO) -> dict[str, str]:
+    """The demo's principals and their sign-in tokens (``console-tokens.txt``)."""
+    rows = [line.split("\t") for line in (base / TOKENS).read_text().splitlines()]
+    return {name: token.strip() for name, _, token in rows}
+
+
+@contextmanager
+def witnesses_running(base: Path = DEMO) -> Iterator[None]:
+    """The demo's two witnesses (the oversight body's and its monitor) serving
+    again, their new addresses in the operator's configuration, so the
+    checkpoints a server of the last demo signs are cosigned."""
     from cleanroom.demo.narration import ORIGIN
     from cleanroom.oversight.witness import MonitorWitness
     from cleanroom.room.config import DataDir
 
-    log_dir, state = base / "operator", (base / "oversight").resolve()
-    if not (log_dir / "config.json").exists():
+    if not (base / "operator" / "config.json").exists():
         raise SystemExit(f"no demo in {base}: run `make demo` first")
-    dd = DataDir(log_dir)
+    dd = DataDir(base / "operator")
     witness = ServerProcess(base / "witness", witness_only=True).wait_ready()
-    monitor = MonitorWitness(state, ORIGIN, dd.read_key("log").verifier.vkey).serve()
+    monitor = MonitorWitness(base / "oversight", ORIGIN, dd.read_key("log").verifier.vkey).serve()
     try:
         config = dd.load()
         urls = {"oversight.example/w1": witness.url, "oversight.example/monitor": monitor.url}
@@ -102,14 +114,18 @@ def main(base: Path = Path(".cleanroom/demo")) -> None:
             if name in urls:
                 w.url = urls[name] + "/witness"
         dd.save(config)
-        with (base / "console-tokens.txt").open() as f:
-            names = [line.split("\t")[0] for line in f]
-        console.print(f"sign in with a token from {base / 'console-tokens.txt'} "
-                      f"({', '.join(names[:6])}, …)")  # fmt: skip
-        run_console(log_dir, state)
+        yield
     finally:
         monitor.stop()
         witness.stop()
+
+
+def main(base: Path = DEMO) -> None:
+    """The console on the last demo, its witnesses running again."""
+    with witnesses_running(base):
+        names = list(read_tokens(base))
+        console.print(f"sign in with a token from {base / TOKENS} ({', '.join(names[:6])}, …)")
+        run_console(base / "operator", (base / "oversight").resolve())
 
 
 if __name__ == "__main__":

@@ -8,26 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cleanroom.demo.browse import DEMO, TOKENS, read_tokens, witnesses_running
 from cleanroom.ledger.serving import ServerProcess
 
-BASE = Path(".cleanroom/demo")
+BASE = DEMO
 CHROMIUM = "/usr/bin/chromium"
 
 
-def _tokens() -> dict[str, str]:
-    path = BASE / "console-tokens.txt"
-    return {
-        line.split("\t")[0]: line.split("\t")[2].strip() for line in path.read_text().splitlines()
-    }
-
-
 def main(out: Path) -> None:
-    from playwright.sync_api import sync_playwright
 
-    if not (BASE / "console-tokens.txt").exists():
+    if not (BASE / TOKENS).exists():
         subprocess.check_call([sys.executable, "-m", "cleanroom.demo", "--keep"])
     out.mkdir(parents=True, exist_ok=True)
-    tokens = _tokens()
+    tokens = read_tokens(BASE)
+    with witnesses_running(BASE):
+        _shoot(out, tokens)
+
+
+def _shoot(out: Path, tokens: dict[str, str]) -> None:
+    from playwright.sync_api import sync_playwright
+
     server = ServerProcess(
         BASE / "operator", env={"CLEANROOM_MONITOR_STATE": str((BASE / "oversight").resolve())}
     ).wait_ready(120)

@@ -164,9 +164,8 @@ def alerts(
 
         grouped = group(found)
         for i in grouped:
-            doc = {k: v for k, v in i.to_dict().items() if k != "alert_ids"}
             line = f"{i.severity:8} {i.id}  {i.summary}  [{i.cause}]"
-            typer.echo(json.dumps(doc) if as_json else line)
+            typer.echo(json.dumps(i.to_dict()) if as_json else line)
         if not as_json:
             typer.echo(f"{len(found)} alerts in {len(grouped)} incidents", err=True)
         return

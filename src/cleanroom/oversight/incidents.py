@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,10 +95,7 @@ class Incident:
     @property
     def kinds(self) -> dict[str, int]:
         """How many alerts of each kind."""
-        out: dict[str, int] = {}
-        for a in self.alerts:
-            out[str(a.get("kind"))] = out.get(str(a.get("kind")), 0) + 1
-        return out
+        return dict(Counter(str(a.get("kind")) for a in self.alerts))
 
     @property
     def summary(self) -> str:
@@ -113,7 +111,6 @@ class Incident:
             "summary": self.summary, "alerts": len(self.alerts), "entries": self.entries,
             "kinds": self.kinds,
             "first_ms": self.first_ms, "last_ms": self.last_ms,
-            "alert_ids": [a.get("id") for a in self.alerts],
         }  # fmt: skip
 
 

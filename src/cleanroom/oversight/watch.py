@@ -257,11 +257,7 @@ class Watcher:
                     {"kind": a["kind"], "index": a["index"], "message": a["message"]}
                     for a in alerts[-10:]
                 ],
-                # every alert, grouped by root cause (without the alerts' own ids)
-                "incidents": [
-                    {k: v for k, v in i.to_dict().items() if k != "alert_ids"}
-                    for i in group(alerts)
-                ],
+                "incidents": [i.to_dict() for i in group(alerts)],  # every alert, by cause
             },
         }
 

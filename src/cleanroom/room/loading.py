@@ -222,6 +222,10 @@ class Mapping:
 
     kind: str
     columns: dict[str, str] = field(default_factory=dict)
+    by_column: dict[str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_column", {c: f for f, c in self.columns.items()})
 
     @classmethod
     def parse(cls, kind: str, pairs: list[str]) -> Mapping:
@@ -252,7 +256,7 @@ class Mapping:
         """The row's values by field name (columns renamed; others as named)."""
         if not self.columns:
             return row
-        by_column = {c: f for f, c in self.columns.items()}
+        by_column = self.by_column
         return {
             by_column.get(k, k): v
             for k, v in row.items()

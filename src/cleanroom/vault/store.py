@@ -93,8 +93,9 @@ def encode_event_payload(video: str, kind: str, watch_ms: int, context: dict[str
     """Plaintext of an event's ciphertext: a version byte, then video, kind and
     watch time separated by US (0x1f; ids cannot contain it) and the context as
     JSON — bulk reads split it without parsing JSON."""
-    ctx = _dumps(context) if context else b"{}"
-    return SEP.join((_PAYLOAD_V1 + video.encode(), kind.encode(), str(watch_ms).encode(), ctx))
+    return SEP.join(
+        (_PAYLOAD_V1 + video.encode(), kind.encode(), str(watch_ms).encode(), _dumps(context))
+    )
 
 
 def _dumps(v: Any) -> bytes:
@@ -205,10 +206,10 @@ class Vault:
         self._grants.check(grant, "write", "Profile", [u.id for u in users])
         for u in users:
             self.residency.check_store(self.site, u.jurisdiction)
+        if len({u.id for u in users}) != len(users):
+            raise InvalidRecord("the batch names a user twice")
         existing = self._user_keys([u.id for u in users])
         new = [u for u in users if u.id not in existing]
-        if len({u.id for u in new}) != len(new):
-            raise InvalidRecord("the batch names a user twice")
         self._insert_users(new)
         return len(new)
 

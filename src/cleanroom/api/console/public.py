@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from cleanroom.api.console.web import page
-from cleanroom.api.pages import BadCursor, decode, encode
+from cleanroom.api.pages import before_cursor, cursor_before
 from cleanroom.ledger.hashing import b64, leaf_hash
 from cleanroom.ledger.note import parse_note
 from cleanroom.ledger.search import (
@@ -171,11 +171,7 @@ def ledger(
     """Browse the ledger: filters, newest first, a cursor for older entries."""
     filters = {"type": type or None, "since": since or None, "until": until or None,
                "principal": principal or None, "subject": subject or None}  # fmt: skip
-    before = None
-    if cursor:
-        before = decode(cursor).get("before")
-        if not isinstance(before, int) or isinstance(before, bool):
-            raise BadCursor("the cursor is not one this page gave out")
+    before = cursor_before(cursor) if cursor else None
     q = SearchQuery(
         type=filters["type"],
         since_ms=time_ms_of(since, "since") if since else None,
@@ -189,7 +185,7 @@ def ledger(
          "summary": entry_summary(it["entry"], 90)}
         for it in found["items"]
     ]  # fmt: skip
-    nxt = encode({"before": found["before"]}) if found["before"] is not None else None
+    nxt = before_cursor(found["before"])
     keep = {k: v for k, v in filters.items() if v}
     return page(request, "ledger.html", rows=rows, filters=filters, keep=keep,
                 next_cursor=nxt, checkpoint=found["checkpoint"])  # fmt: skip

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from cleanroom.api import models as answers
 from cleanroom.api.auth import Who
 from cleanroom.api.guard import NOT_PARSED, parsed_body
-from cleanroom.api.pages import BadCursor, Cursor, decode, encode
+from cleanroom.api.pages import Cursor, before_cursor, cursor_before
 from cleanroom.ledger.entries import (
     RESERVED_NAMESPACES,
     encode_entry,
@@ -144,19 +144,12 @@ def search_entries(
     """Entries by type, time range, principal or subject commitment, newest
     first, only those the latest checkpoint covers (each provable against it).
     Ask again with ``cursor=next_cursor`` and the same filters for older ones."""
-    after = _search_cursor(cursor) if cursor else None
+    after = cursor_before(cursor) if cursor else None
     q = SearchQuery(type, since_ms, until_ms, principal, subject, after, limit)
     out = search_page(_log(request).store, q, proofs)
     before = out.pop("before")
-    out["next_cursor"] = encode({"before": before}) if before is not None else None
+    out["next_cursor"] = before_cursor(before)
     return JSONResponse(out)
-
-
-def _search_cursor(cursor: str) -> int:
-    before = decode(cursor).get("before")
-    if type(before) is not int or not 0 <= before <= MAX_INDEX:
-        raise BadCursor("the cursor is not one this API gave out")
-    return before
 
 
 @router.get("/v1/ledger/entries/{index}", tags=["ledger"], response_model=answers.LedgerEntry)
