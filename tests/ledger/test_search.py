@@ -95,7 +95,7 @@ def test_a_log_from_before_the_index_is_indexed_by_its_first_search(
         for table in (schema.entry_subjects, schema.entry_index, schema.index_state):
             table.drop(conn)
         m = schema_migrations.c
-        conn.execute(delete(schema_migrations).where(m.component == "ledger", m.version == 2))
+        conn.execute(delete(schema_migrations).where(m.component == "ledger", m.version >= 2))
     with db.read() as conn:
         assert not inspect(conn).has_table("ledger_entry_index")
     migrate(db, schema.MIGRATIONS)

@@ -16,6 +16,7 @@ from cleanroom.api.access_log import AccessLog
 from cleanroom.api.guard import InputGuard
 from cleanroom.cluster.nodes import Heartbeat, Nodes, check_node_name, default_node_name
 from cleanroom.gate.deletion import OrderRunner
+from cleanroom.gate.sessions import Sessions
 from cleanroom.ledger import witness_http
 from cleanroom.ledger.log import Log
 from cleanroom.ledger.witness import Witness
@@ -72,6 +73,7 @@ def create_app(
                 raise
             app.state.room = room
             app.state.log = room.log
+            app.state.console_sessions = Sessions(room.db, room.principals)
             runner = OrderRunner(room.deletions, room.system("deletion-service")).start()
             app.state.order_runner = runner
             recommender = Recommender(room, ranking, node=node).start(background=True)

@@ -141,13 +141,15 @@ def _create(tables: list[Table]):
     return apply
 
 
-def _create_index(conn: Connection) -> None:
-    """The search index, empty: it is filled from the log when first searched."""
-    metadata.create_all(conn, tables=[entry_index, entry_subjects, index_state])
-
-
 MIGRATIONS = [
     Migration("ledger", 1, "entries, tiles, checkpoints", _create(_V1)),
-    Migration("ledger", 2, "the search index by type, time, principal, subject", _create_index),
+    Migration(
+        "ledger",
+        2,
+        "the search index by type, time, principal, subject",
+        _create([entry_index, entry_subjects]),
+    ),
+    # how far the index goes (filled by the searches, from the log)
+    Migration("ledger", 3, "the search index's mark", _create([index_state])),
     Migration("witness", 1, "witness state, trusted logs, evidence", _create(_W1)),
 ]

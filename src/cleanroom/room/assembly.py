@@ -130,6 +130,27 @@ class CleanRoom:
     def system(self, name: str) -> Principal:
         return self.principals.get(name)
 
+    def event_aggregates(
+        self, principal: Principal, *, by: str, min_group: int, epsilon: float, purpose: str,
+        route: str,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Event counts by kind or video, as the gate allows ``principal``:
+        exact over groups of at least ``min_group`` users for the oversight
+        body; for anyone else a differentially private release charged to
+        their budget and recorded (``privacy.spent``, naming ``route``)."""
+        grant = self.gate.require(
+            principal, "read", "Aggregates", purpose=purpose, all_subjects=True
+        )
+        out: dict[str, Any] = {"by": by, "min_group": min_group, "decision": grant.decision}
+        if principal.org == "oversight" or self.privacy is None:
+            return {**out, "counts": self.vault.aggregate_counts(grant, by=by, min_group=min_group)}
+        categories, records = self.vault.aggregate_records(grant, by=by)
+        release = self.privacy.release(
+            principal.name, records, categories, epsilon=epsilon, min_group=min_group,
+            query={"route": route, "by": by, "min_group": min_group},
+        )  # fmt: skip
+        return {**out, **release.to_dict()}
+
     def add_principal(self, principal: Principal, statement: Any = None) -> Principal:
         """Register a principal. One of the oversight body needs the oversight
         root's statement adding it, and goes on the record (``principal.oversight``)

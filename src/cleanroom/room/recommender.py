@@ -408,6 +408,13 @@ class Recommender:
 
     # -- deletion --------------------------------------------------------------------
 
+    def exposure_rows(self, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Impressions per model version, ranking configuration, hour and video
+        since ``since_ms`` (in a cluster every node's, merged by the database)."""
+        if self.cluster is not None:
+            return self.cluster.exposure_rows(since_ms)
+        return self.engine.exposure_rows(since_ms)
+
     def set_mode(self, user: str, mode: str) -> None:
         """The user's feed setting: kept in the database, applied at once."""
         self.engine.set_mode(user, mode, self.region)  # (checks the mode)

@@ -21,9 +21,9 @@ from cleanroom.api.console.web import (
     COOKIE,
     HERE,
     PREFIX,
+    Posted,
     error_page,
     foreign_origin,
-    form_of,
     page,
     redirect,
     sessions,
@@ -75,8 +75,7 @@ def login(
 
 
 @auth.post("/console/logout")
-async def logout(request: Request) -> Response:
-    await form_of(request)
+def logout(request: Request, _: Posted) -> Response:
     sessions(request).close(request.cookies.get(COOKIE))
     resp = redirect("")
     resp.delete_cookie(COOKIE, path="/")

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from cleanroom.api.console.web import InvalidForm, form_of, page, redirect, require_principal
+from cleanroom.api.console.web import InvalidForm, Posted, page, redirect, require_principal
 from cleanroom.audit.report import findings, kept_reports, render_html, verdict
 from cleanroom.gate import Principal
 from cleanroom.ledger.authority import BOOST_REVIEW_TYPE, IN_TOTO_STATEMENT
@@ -44,27 +44,25 @@ def _oversight(request: Request, write: bool = False) -> Principal:
     return who
 
 
-def _incidents(request: Request) -> tuple[list[Incident], dict[str, dict[str, Any]], str | None]:
-    """The incidents of the monitor's alerts, the latest recorded action on
-    each (from the ledger), and the state directory read (None: none given)."""
+def _incidents(request: Request) -> tuple[list[Incident], list[dict[str, Any]], str | None]:
+    """The incidents of the monitor's alerts, the actions on them on the
+    ledger (oldest first, with their index), and the state directory read
+    (None: none given)."""
     state = getattr(request.app.state, "monitor_state", None)
     alerts = AlertStore(Path(state)).all() if state else []
     store = request.app.state.log.store
     _, found = store.search(SearchQuery(type="oversight.incident", limit=500))
-    actions = latest_actions({**json.loads(body), "index": i} for i, body in reversed(found))
-    return group(alerts), actions, state
-
-
-def _status(actions: dict[str, dict[str, Any]], incident: Incident) -> str:
-    return status_of(incident, actions)
+    recorded = [{**json.loads(body), "index": i} for i, body in reversed(found)]
+    return group(alerts), recorded, state
 
 
 @router.get("/console/oversight", response_class=HTMLResponse)
 def home(request: Request) -> HTMLResponse:
     who = _oversight(request)
     room = request.app.state.room
-    incidents, actions, state = _incidents(request)
-    rows = [{**i.to_dict(), "status": _status(actions, i), "action": actions.get(i.id)}
+    incidents, recorded, state = _incidents(request)
+    actions = latest_actions(recorded)
+    rows = [{**i.to_dict(), "status": status_of(i, actions), "action": actions.get(i.id)}
             for i in incidents]  # fmt: skip
     room.gate.require(who, "read", "Boosts")
     waiting = [room.boosts.get(b["id"]) for b in room.boosts.list("declared")]
@@ -91,7 +89,7 @@ def _exposure(request: Request) -> dict[str, Any]:
     rec = getattr(request.app.state, "recommender", None)
     if rec is None:
         return {"impressions": 0}
-    rows = rec.cluster.exposure_rows(0) if rec.cluster is not None else rec.engine.exposure_rows(0)
+    rows = rec.exposure_rows(0)
     approved = getattr(request.app.state, "approved_ranking", None)
     approved_digest = approved.digest() if approved is not None else None
     by_hour: Counter[str] = Counter()
@@ -157,14 +155,12 @@ def _replay(incidents: list[Incident]) -> dict[str, Any]:
 @router.get("/console/oversight/incidents/{incident_id}", response_class=HTMLResponse)
 def incident(request: Request, incident_id: IncidentId) -> HTMLResponse:
     who = _oversight(request)
-    incidents, actions, _ = _incidents(request)
+    incidents, recorded, _ = _incidents(request)
     found = _find(incidents, incident_id)
-    store = request.app.state.log.store
-    _, recorded = store.search(SearchQuery(type="oversight.incident", limit=500))
-    history = [{"index": i, **json.loads(b)} for i, b in recorded
-               if json.loads(b).get("incident") == incident_id]  # fmt: skip
+    history = [e for e in recorded if e.get("incident") == incident_id]
+    state = status_of(found, latest_actions(recorded))
     return page(request, "incident.html", who=who, incident=found.to_dict(),
-                alerts=found.alerts, state=_status(actions, found), history=history)  # fmt: skip
+                alerts=found.alerts, state=state, history=history)  # fmt: skip
 
 
 def _find(incidents: list[Incident], incident_id: str) -> Incident:
@@ -175,9 +171,8 @@ def _find(incidents: list[Incident], incident_id: str) -> Incident:
 
 
 @router.post("/console/oversight/incidents/{incident_id}")
-async def act(request: Request, incident_id: IncidentId) -> Response:
+def act(request: Request, incident_id: IncidentId, form: Posted) -> Response:
     """Acknowledge, resolve or reopen an incident: an ``oversight.incident`` entry."""
-    form = await form_of(request)
     who = _oversight(request, write=True)
     action, note = form.get("action", ""), form.get("note", "").strip()
     if action not in ACTIONS:
@@ -198,9 +193,8 @@ async def act(request: Request, incident_id: IncidentId) -> Response:
 
 
 @router.post("/console/oversight/boosts/{boost_id}/review")
-async def review_boost(request: Request, boost_id: str) -> Response:
+def review_boost(request: Request, boost_id: str, form: Posted) -> Response:
     """Approve (with the review signed in the browser) or reject a boost."""
-    form = await form_of(request)
     who = require_principal(request)
     decision = form.get("decision")
     if decision not in ("approve", "reject"):

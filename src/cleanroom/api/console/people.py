@@ -13,13 +13,15 @@ import io
 import json
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from cleanroom.api.auth import subject_of
 from cleanroom.api.console.web import (
     COOKIE,
     InvalidForm,
-    form_of,
+    Posted,
     page,
     redirect,
     require_principal,
@@ -36,12 +38,7 @@ router = APIRouter(include_in_schema=False)
 
 def _user(request: Request) -> tuple[Principal, str]:
     who = require_principal(request)
-    if who.subject is None:
-        raise AccessDenied(
-            f"{who.name} is not a user: this page shows a user their own data",
-            hint="sign in with a user's token",
-        )
-    return who, who.subject
+    return who, subject_of(who)  # (a principal that is not a user: 403)
 
 
 def _refusal(e: CleanroomError) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def _my_commitment(room: Any, subject: str) -> str | None:
 
 
 @router.get("/console/me", response_class=HTMLResponse)
-async def me(request: Request) -> HTMLResponse:
+def me(request: Request) -> HTMLResponse:
     """My data, who accessed it and why (with proofs), my feed and why each video."""
     who, subject = _user(request)
     room = request.app.state.room
@@ -79,7 +76,9 @@ async def me(request: Request) -> HTMLResponse:
     if rec.ready.is_set():
         served = rec.serve(subject, limit=10)
         feed = served.to_dict()
-        feed["ledger_index"] = await rec.commit(served, encode_entry(served.entry))
+        # committed as GET /v1/feed commits it (the log's async append, from this thread)
+        body = encode_entry(served.entry)
+        feed["ledger_index"] = anyio.from_thread.run(rec.commit, served, body)
     kinds: dict[str, int] = {}
     for ev in events:
         kinds[str(ev.get("kind"))] = kinds.get(str(ev.get("kind")), 0) + 1
@@ -92,8 +91,7 @@ async def me(request: Request) -> HTMLResponse:
 
 
 @router.post("/console/me/feed-settings")
-async def feed_setting(request: Request) -> Response:
-    form = await form_of(request)
+def feed_setting(request: Request, form: Posted) -> Response:
     _, subject = _user(request)
     mode = form.get("mode", "")
     if mode not in ("personalized", "popular"):
@@ -116,9 +114,8 @@ def export(request: Request) -> Response:
 
 
 @router.post("/console/me/delete", response_class=HTMLResponse)
-async def delete(request: Request) -> Response:
+def delete(request: Request, form: Posted) -> Response:
     """Delete my account: the same deletion as DELETE /v1/me, then a receipt page."""
-    form = await form_of(request)
     who, subject = _user(request)
     if form.get("confirm") != "delete":
         raise InvalidForm("type delete to confirm that your data is to be erased")
@@ -186,9 +183,8 @@ def _nodes(room: Any) -> list[dict[str, Any]]:
 
 
 @router.post("/console/operator/dismissals")
-async def dismiss(request: Request) -> Response:
+def dismiss(request: Request, form: Posted) -> Response:
     """Dismiss a screening candidate as a false positive (as POST /v1/screen/dismissals)."""
-    form = await form_of(request)
     who = require_principal(request)
     room = request.app.state.room
     room.gate.require(who, "write", "Screenings")
@@ -201,20 +197,13 @@ async def dismiss(request: Request) -> Response:
 
 
 def _aggregates(request: Request, who: Principal, by: str, min_group: int) -> dict[str, Any]:
-    """The same release as GET /v1/aggregates/events (exact for the oversight
-    body, differentially private and charged to the budget for anyone else)."""
+    """The same release as GET /v1/aggregates/events, at its default budget."""
     from cleanroom.gate.privacy import DEFAULT_EPSILON
 
-    room = request.app.state.room
-    grant = room.gate.require(who, "read", "Aggregates", purpose="research", all_subjects=True)
-    if who.org == "oversight" or room.privacy is None:
-        return {"counts": room.vault.aggregate_counts(grant, by=by, min_group=min_group)}
-    categories, records = room.vault.aggregate_records(grant, by=by)
-    release = room.privacy.release(
-        who.name, records, categories, epsilon=DEFAULT_EPSILON, min_group=min_group,
-        query={"route": "/console/research", "by": by, "min_group": min_group},
+    return request.app.state.room.event_aggregates(
+        who, by=by, min_group=min_group, epsilon=DEFAULT_EPSILON, purpose="research",
+        route="/console/research",
     )  # fmt: skip
-    return release.to_dict()
 
 
 def _min_group(text: str) -> int:
@@ -239,8 +228,7 @@ def _query(form: dict[str, str]) -> tuple[str, int]:
 
 
 @router.post("/console/research", response_class=HTMLResponse)
-async def research_query(request: Request) -> HTMLResponse:
-    form = await form_of(request)
+def research_query(request: Request, form: Posted) -> HTMLResponse:
     who = require_principal(request)
     by, min_group = _query(form)
     result = _aggregates(request, who, by, min_group)
@@ -249,9 +237,8 @@ async def research_query(request: Request) -> HTMLResponse:
 
 
 @router.post("/console/research.csv")
-async def research_csv(request: Request) -> Response:
+def research_csv(request: Request, form: Posted) -> Response:
     """The same release as CSV (a query of its own: it spends budget too)."""
-    form = await form_of(request)
     who = require_principal(request)
     by, min_group = _query(form)
     result = _aggregates(request, who, by, min_group)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -57,12 +57,7 @@ env.filters.update(when=_when, short=short_digest, num=number)
 
 
 def sessions(request: Request) -> Sessions:
-    app_state = request.app.state
-    found = getattr(app_state, "console_sessions", None)
-    if found is None:
-        room = app_state.room
-        found = app_state.console_sessions = Sessions(room.db, room.principals)
-    return found
+    return request.app.state.console_sessions  # (made with the room, at start-up)
 
 
 def signed_in(request: Request) -> Principal | None:
@@ -93,6 +88,12 @@ async def form_of(request: Request) -> dict[str, str]:
     if foreign:
         raise BadForm(f"a form posted from another site ({foreign}) is refused")
     return fields
+
+
+Posted = Annotated[dict[str, str], Depends(form_of)]
+"""A posted form, its CSRF token and origin checked: as a dependency, read on
+the event loop, so the route itself can be a plain function that FastAPI runs
+in a worker thread (the gate, the vault and the ledger block)."""
 
 
 def foreign_origin(request: Request) -> str | None:

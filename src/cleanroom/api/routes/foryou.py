@@ -146,11 +146,7 @@ def exposure(
     creator, region and topics — aggregates across real traffic, no user."""
     rec = recommender_of(request)
     rec.room.gate.require(who, "read", "OversightData", purpose=purpose)
-    if rec.cluster is not None:  # every node's counts, merged by the database
-        counted = rec.cluster.exposure_rows(since_ms)
-    else:
-        counted = rec.engine.exposure_rows(since_ms)
-    rows = sorted(counted, key=_exposure_key)
+    rows = sorted(rec.exposure_rows(since_ms), key=_exposure_key)
     return JSONResponse(page(rows, cursor, limit, key=_exposure_key))
 
 

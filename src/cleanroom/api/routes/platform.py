@@ -301,14 +301,6 @@ def aggregates(
     is under ``min_group`` are withheld. The oversight body reads exact
     counts over at least ``min_group`` distinct users per group."""
     room = room_of(request)
-    grant = room.gate.require(who, "read", "Aggregates", purpose=purpose, all_subjects=True)
-    out: dict[str, object] = {"by": by, "min_group": min_group, "decision": grant.decision}
-    if who.org == "oversight" or room.privacy is None:
-        out["counts"] = room.vault.aggregate_counts(grant, by=by, min_group=min_group)
-        return JSONResponse(out)
-    categories, records = room.vault.aggregate_records(grant, by=by)
-    release = room.privacy.release(
-        who.name, records, categories, epsilon=epsilon, min_group=min_group,
-        query={"route": "/v1/aggregates/events", "by": by, "min_group": min_group},
-    )  # fmt: skip
-    return JSONResponse({**out, **release.to_dict()})
+    out = room.event_aggregates(who, by=by, min_group=min_group, epsilon=epsilon,
+                                purpose=purpose, route="/v1/aggregates/events")  # fmt: skip
+    return JSONResponse(out)
