@@ -47,8 +47,9 @@ def test_the_monitor_cosigns_what_it_can_verify(tmp_path: Path, db_url: str, log
             assert report.new_alerts == [] and report.size == cp.size
 
             log.append({"type": "test.more", "v": 1})
-            cp2 = log.integrate()
-            assert cp2 is not None and cp2.size == cp.size + 1
+            # the running server's integrator may have folded it in first
+            cp2 = log.integrate() or log.store.latest()
+            assert cp2.size == cp.size + 1
             log.cosign(wc, endpoint, cp2)  # consistent: cosigned
             assert w.run_once().new_alerts == []
             assert w.witness.status()["cosigned_size"] == cp2.size
