@@ -62,6 +62,41 @@ def test_the_feed_setting_is_kept_across_a_restart(tmp_path: Path, db_url: str, 
         assert client.get("/v1/feed", headers=headers).json()["mode"] == "popular"
 
 
+def test_the_exposure_report_outlives_a_restart(
+    tmp_path: Path, db_url: str, log_signer
+) -> None:
+    """The embedded default keeps what feeds showed in the database: the
+    oversight body's exposure report after a restart still counts the pages
+    served before it (and a crash would lose a few seconds, not the history)."""
+    dd = make_dir(tmp_path, db_url, log_signer)
+
+    def served_and_reported(tokens: dict[str, str] | None) -> tuple[dict[str, str], int, int]:
+        with TestClient(create_app(str(dd.path))) as client:
+            if tokens is None:
+                a = Api(client, client.app.state.room)
+                seed(a)
+                videos = [{"id": f"w{i}", "creator": f"c{i % 4}"} for i in range(12)]
+                assert a.call("POST", "/v1/videos", "app", json={"videos": videos}).is_success
+                tokens = a.tokens
+            rec = client.app.state.recommender
+            assert rec.ready.wait(30), rec.error
+
+            def h(name: str) -> dict[str, str]:
+                return {"Authorization": f"Bearer {tokens[name]}"}
+
+            page = client.get("/v1/feed?limit=2", headers=h("ulla"))
+            assert page.status_code == 200, page.text
+            rows = client.get("/v1/oversight/exposure?limit=500", headers=h("olga"))
+            assert rows.status_code == 200, rows.text
+            total = sum(r["impressions"] for r in rows.json()["items"])
+            return tokens, len(page.json()["items"]), total
+
+    tokens, first, reported = served_and_reported(None)
+    assert first == 2 and reported == 2
+    _, second, reported = served_and_reported(tokens)
+    assert reported == first + second == 4
+
+
 def test_two_servers_on_one_redis_see_one_state(
     tmp_path: Path, db_url: str, log_signer, redis_url: str
 ) -> None:

@@ -2,15 +2,28 @@
 its own counts (impressions per model version, ranking configuration, hour
 and video; aggregates, no user) as they stand, every few seconds; the
 oversight report sums them over the nodes. Writing absolute counts, not
-increments, makes a repeated write harmless."""
+increments, makes a repeated write harmless.
+
+A node is a process (its name is new at every start), so the counts of a
+process that stopped stay in the sum: the report outlives a restart, in a
+cluster and in the embedded default alike."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, func, select
 
 from cleanroom.storage import Database, Migration, migrate
+
+if TYPE_CHECKING:
+    from cleanroom.foryou.engine import Engine
+
+log = logging.getLogger(__name__)
+WRITE_S = 5.0  # how often a node writes its exposure counts
+HOUR_MS = 3_600_000
 
 _meta = MetaData()
 exposure_t = Table(
@@ -86,3 +99,54 @@ class ExposureStore:
                  "boosted_impressions": int(r.boosted_impressions)}
                 for r in conn.execute(q)
             ]  # fmt: skip
+
+
+class NodeExposure:
+    """One node's exposure counts kept in the database: written every few
+    seconds (a thread), before each report and at close; the report is every
+    node's counts summed. A crash loses at most the last few seconds."""
+
+    def __init__(self, db: Database, node: str, engine: Engine) -> None:
+        self.store = ExposureStore(db)
+        self.node = node
+        self.engine = engine
+        self._first = True
+        self._lock = threading.Lock()  # one write at a time (thread, report, close)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="exposure-writer", daemon=True)
+
+    def write(self) -> int:
+        """This node's counts as they stand (the rows that changed); returns how many."""
+        with self._lock:
+            # every hour held the first time, then the hours that can still change
+            since = 0 if self._first else int(self.engine.clock() * 1000) - 2 * HOUR_MS
+            n = self.store.write(self.node, self.engine.exposure_counts(since))
+            self._first = False
+            return n
+
+    def rows(self, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Every node's counts since ``since_ms`` summed (this node's written
+        first), with each video's creator, region and topics."""
+        self.write()
+        return self.engine.describe_videos(self.store.merged(since_ms))
+
+    def start(self) -> NodeExposure:
+        if not self._thread.is_alive():
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(WRITE_S):
+            try:
+                self.write()
+            except Exception:  # the database is away for a moment: the next write retries
+                log.exception("node %s could not write its exposure counts", self.node)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        try:
+            self.write()
+        except Exception:  # the database is gone first: the last seconds are lost
+            log.warning("node %s could not write its last exposure counts", self.node)

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.audit.topics import TopicMap, from_coengagement, from_tags
+from cleanroom.cluster.exposure import NodeExposure
 from cleanroom.cluster.nodes import default_node_name
 from cleanroom.cluster.records import DatabaseRecords
 from cleanroom.cluster.settings import FeedSettings
@@ -109,6 +110,9 @@ class Recommender:
         # and (with a bus) every node following what the others changed
         node = node or default_node_name()
         self.cluster = ClusterRole(self, node) if clustered else None
+        # what feeds showed, counted per hour and video, kept in the database
+        # (every node's and every earlier process's, summed for the oversight body)
+        self.exposure = NodeExposure(room.db, node, self.engine)
         self.sync = NodeSync(self, node) if room.config.bus_url else None
         if self.cluster is not None:  # cursors and replays of feeds of earlier models
             self.engine.fetch_model = self.cluster.fetch
@@ -181,6 +185,7 @@ class Recommender:
                     self._record_trained(data, decision, time.perf_counter() - t)
             if self.cluster is not None:
                 self.cluster.start()
+            self.exposure.start()
             if self.sync is not None:
                 self.sync.start()
             _freeze_heap()
@@ -410,10 +415,9 @@ class Recommender:
 
     def exposure_rows(self, since_ms: int = 0) -> list[dict[str, Any]]:
         """Impressions per model version, ranking configuration, hour and video
-        since ``since_ms`` (in a cluster every node's, merged by the database)."""
-        if self.cluster is not None:
-            return self.cluster.exposure_rows(since_ms)
-        return self.engine.exposure_rows(since_ms)
+        since ``since_ms``: every node's and every earlier process's, summed by
+        the database."""
+        return self.exposure.rows(since_ms)
 
     def set_mode(self, user: str, mode: str) -> None:
         """The user's feed setting: kept in the database, applied at once."""
@@ -511,6 +515,7 @@ class Recommender:
             self.sync.close()
         if self.cluster is not None:
             self.cluster.close()
+        self.exposure.close()
         closing = getattr(self.engine.states, "close", None)
         if closing is not None:  # a shared store's connections
             closing()

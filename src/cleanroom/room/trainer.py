@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING
 
-from cleanroom.cluster.exposure import ExposureStore
 from cleanroom.cluster.models import Lease, ModelStore
 from cleanroom.foryou.model import Model
 
@@ -28,8 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TICK_S = 0.5  # how often a node looks at the live model, the lease and the requests
-HOUR_MS = 3_600_000
-EXPOSURE_S = 5.0  # how often a node writes its exposure counts for the merged report
 
 
 class ClusterRole:
@@ -42,8 +38,6 @@ class ClusterRole:
         self.lease = Lease(rec.room.db, "trainer", node)
         self.trainer = False
         self._retrain_seen = 0
-        self.exposure = ExposureStore(rec.room.db)
-        self._exposure_written = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-role", daemon=True)
 
@@ -128,8 +122,6 @@ class ClusterRole:
     # -- both ----------------------------------------------------------------------
 
     def tick(self) -> None:
-        if time.monotonic() - self._exposure_written > EXPOSURE_S:
-            self.write_exposure()
         if self.trainer:
             if self.lease.acquire():
                 self._train_on_requests()
@@ -149,25 +141,9 @@ class ClusterRole:
             except Exception:  # the database is away for a moment: the next tick retries
                 log.exception("cluster role tick failed")
 
-    def write_exposure(self) -> None:
-        """This node's exposure counts as they stand, for the merged report."""
-        # the first time every hour held, then the hours that can still change
-        since = 0 if not self._exposure_written else int(time.time() * 1000) - 2 * HOUR_MS
-        self._exposure_written = time.monotonic()
-        self.exposure.write(self.node, self.rec.engine.exposure_counts(since))
-
-    def exposure_rows(self, since_ms: int) -> list[dict]:
-        """Every node's exposure counts summed (this node's written first)."""
-        self.write_exposure()
-        return self.rec.engine.describe_videos(self.exposure.merged(since_ms))
-
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(10)
-        try:
-            self.write_exposure()
-        except Exception:  # the database is gone first: the last seconds are lost
-            log.warning("node %s could not write its last exposure counts", self.node)
         if self.trainer:
             self.lease.release()
