@@ -62,9 +62,7 @@ def test_the_feed_setting_is_kept_across_a_restart(tmp_path: Path, db_url: str, 
         assert client.get("/v1/feed", headers=headers).json()["mode"] == "popular"
 
 
-def test_the_exposure_report_outlives_a_restart(
-    tmp_path: Path, db_url: str, log_signer
-) -> None:
+def test_the_exposure_report_outlives_a_restart(tmp_path: Path, db_url: str, log_signer) -> None:
     """The embedded default keeps what feeds showed in the database: the
     oversight body's exposure report after a restart still counts the pages
     served before it (and a crash would lose a few seconds, not the history)."""
