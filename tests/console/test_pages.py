@@ -198,3 +198,59 @@ def test_a_user_deletes_their_account_from_their_page(api: Api) -> None:
     receipt = int(re.search(r"/console/ledger/(\d+)", r.text).group(1))
     assert json.loads(api.room.log.store.entry(receipt))["type"] == "deletion"
     assert api.client.get("/console/me").status_code == 401  # the principal went with the data
+
+
+def test_the_operator_revokes_a_token_from_the_desk_on_the_record(api: Api) -> None:
+    token_id = api.tokens["pete"].split("_")[1]
+    _sign_in(api, "alice")
+    desk = api.client.get("/console/operator")
+    assert desk.status_code == 200 and token_id in desk.text
+    assert api.tokens["pete"] not in desk.text  # ids, never a secret
+    csrf = _csrf(desk.text)
+    form = {"csrf": csrf, "name": "pete", "token": token_id, "reason": ""}
+    r = api.client.post("/console/operator/revocations", data=form)
+    assert r.status_code == 422 and "on the record" in r.text  # a reason is required
+    r = api.client.post("/console/operator/revocations",
+                        data={**form, "token": "x", "reason": "leaked"})  # fmt: skip
+    assert r.status_code == 422 and "16 hexadecimal" in r.text
+    assert api.call("GET", "/v1/boosts", "pete").status_code == 403  # still live
+    form["reason"] = "left the project"
+    r = api.client.post("/console/operator/revocations", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert api.call("GET", "/v1/boosts", "pete").status_code == 401
+    api.room.log.integrate()  # (a search covers the signed checkpoint)
+    _, hits = api.room.log.store.search(Query(type="principal.tokens_revoked"))
+    entry = json.loads(hits[0][1])
+    assert (entry["principal"], entry["by"], entry["tokens"]) == ("pete", "alice", [token_id])
+    after = api.client.get("/console/operator")
+    assert "1 revocations on the record" in after.text
+    assert f"/console/ledger/{hits[0][0]}" in after.text, after.text.split("revocations on")[1][:300]
+    again = api.client.post("/console/operator/revocations", data=form)
+    assert again.status_code == 409 and "no live token" in again.text
+
+    # a researcher signed in cannot revoke the operator's tokens: the gate refuses
+    _sign_in(api, "rita")
+    csrf = _csrf(api.client.get("/console/research").text)
+    cut = {"csrf": csrf, "name": "alice", "token": "", "reason": "cut them off"}
+    r = api.client.post("/console/operator/revocations", data=cut)
+    assert r.status_code == 403 and "Tokens" in r.text
+    assert api.call("GET", "/v1/boosts", "alice").status_code == 200  # alice's token is live
+
+
+def test_every_link_on_the_main_pages_leads_somewhere(api: Api) -> None:
+    """Links made by the templates' macros included (they once lost the prefix)."""
+    assert api.call("GET", "/v1/users/u1?purpose=support", "alice").status_code == 200
+    api.room.log.integrate()
+    seen: set[str] = set()
+    for who, path in ((None, "/console"), ("olga", "/console/oversight"),
+                      ("alice", "/console/operator"), ("ulla", "/console/me")):  # fmt: skip
+        api.client.cookies.clear()
+        if who is not None:
+            _sign_in(api, who)
+        html = api.client.get(path).text
+        links = set(re.findall(r'href="(/[^"#]*)', html))
+        assert any(h.startswith("/console/ledger") for h in links), path
+        for href in sorted(links - seen)[:60]:
+            seen.add(href)
+            r = api.client.get(href.replace("&amp;", "&"))
+            assert r.status_code == 200, (path, href, r.status_code)

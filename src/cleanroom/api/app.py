@@ -138,6 +138,7 @@ def create_app(
         app.include_router(routes.release.router)
         app.include_router(routes.screen.router)
         app.include_router(routes.boost.router)
+        app.include_router(routes.principals.router)
         # the oversight body's monitor state: its alerts on the oversight console
         app.state.monitor_state = monitor_state or os.environ.get("CLEANROOM_MONITOR_STATE")
         console.install(app)

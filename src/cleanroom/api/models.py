@@ -261,3 +261,11 @@ class Boost(Open):
     video: str
     status: str
     declared_digest: str | None = None
+
+
+class Revocation(Open):
+    """A principal's tokens revoked, and the ledger entry recording it."""
+
+    principal: str
+    revoked: list[str] = Field(description="the ids of the tokens revoked")
+    ledger_index: int = Field(description="the principal.tokens_revoked entry")

@@ -89,10 +89,19 @@ def principal_token(
 def principal_revoke(
     name: str,
     token_id: Annotated[str | None, typer.Option("--token", help="one token id")] = None,
+    reason: Annotated[
+        str, typer.Option(help="why, for the record")
+    ] = "revoked on the operator's machine",
 ) -> None:
-    """Revoke NAME's tokens (all, or one with --token)."""
-    n = _principals().revoke(name, token_id)
-    typer.echo(f"revoked {n} token(s) of {name}")
+    """Revoke NAME's live tokens (all, or one with --token), on the record: a
+    principal.tokens_revoked ledger entry commits with the revocation."""
+    from cleanroom.room import CleanRoom
+
+    with CleanRoom.open(data_directory(), background=False) as room:
+        out = room.revoke_tokens(name, token_id, by="cleanroom principal revoke", reason=reason)
+        room.log.integrate()
+    n = len(out["revoked"])
+    typer.echo(f"revoked {n} token(s) of {name} (ledger entry {out['ledger_index']})")
 
 
 @principal_app.command("remove")

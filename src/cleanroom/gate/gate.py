@@ -44,6 +44,7 @@ RESOURCE_CLASSES: dict[str, str] = {
     "Screenings": "metadata",
     "Boosts": "metadata",
     "OversightData": "metadata",
+    "Tokens": "metadata",
 }
 ACTIONS = ("read", "write", "export", "delete")
 PURPOSES = (

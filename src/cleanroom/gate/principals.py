@@ -97,6 +97,9 @@ MIGRATIONS = [
 ]
 
 
+TOKEN_ID = r"^[0-9a-f]{16}$"  # a token's public id (its secret is never listed)
+
+
 class PrincipalError(CleanroomError):
     """A principal that cannot be registered or changed as given."""
 
@@ -109,6 +112,13 @@ class UnknownPrincipal(CleanroomError):
 
     status = 404
     title = "Unknown principal"
+
+
+class NothingToRevoke(CleanroomError):
+    """The principal holds no live token (of that id) to revoke."""
+
+    status = 409
+    title = "Nothing to revoke"
 
 
 class Unauthenticated(CleanroomError):
@@ -149,6 +159,17 @@ class TokenInfo:
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None and as_utc(self.expires_at) > datetime.now(UTC)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As listed to the operator and the oversight body (no secret, no hash)."""
+        at = {k: None if v is None else as_utc(v).isoformat(timespec="seconds")
+              for k, v in (("created_at", self.created_at), ("expires_at", self.expires_at),
+                           ("revoked_at", self.revoked_at))}  # fmt: skip
+        return {"id": self.id, **at, "live": self.live}
 
 
 def _hash(secret: str) -> str:
@@ -314,6 +335,18 @@ class Principals:
             )
         return f"crt_{tid}_{secret}"
 
+    def live_tokens(self) -> dict[str, list[TokenInfo]]:
+        """Every principal's live tokens (one query), oldest first."""
+        now = datetime.now(UTC)
+        out: dict[str, list[TokenInfo]] = {}
+        with self.db.read() as conn:
+            q = select(tokens_t).where(tokens_t.c.revoked_at.is_(None))
+            for r in conn.execute(q.order_by(tokens_t.c.created_at)):
+                if as_utc(r.expires_at) > now:
+                    info = TokenInfo(r.id, r.principal, r.created_at, r.expires_at, None)
+                    out.setdefault(r.principal, []).append(info)
+        return out
+
     def tokens(self, name: str) -> list[TokenInfo]:
         with self.db.read() as conn:
             rows = conn.execute(
@@ -326,15 +359,21 @@ class Principals:
     def revoke(self, name: str, token_id: str | None = None) -> int:
         """Revoke one token of ``name`` or all of them; returns how many."""
         self.get(name)
-        q = update(tokens_t).where(tokens_t.c.principal == name, tokens_t.c.revoked_at.is_(None))
-        if token_id is not None:
-            q = q.where(tokens_t.c.id == token_id)
         with self.db.write() as conn:
-            n = conn.execute(q.values(revoked_at=datetime.now(UTC))).rowcount
+            n = self.revoke_on(conn, name, None if token_id is None else [token_id])
         self._verified.clear()
         if token_id is not None and n == 0:
             raise PrincipalError(f"{name!r} has no live token {token_id!r}")
         return n
+
+    def revoke_on(self, conn: Connection, name: str, token_ids: list[str] | None) -> int:
+        """Revoke ``name``'s live tokens (those of ``token_ids``, or all) in the
+        caller's transaction (with the ledger entry that records it); the
+        caller then calls :meth:`forget_verified`."""
+        q = update(tokens_t).where(tokens_t.c.principal == name, tokens_t.c.revoked_at.is_(None))
+        if token_ids is not None:
+            q = q.where(tokens_t.c.id.in_(token_ids))
+        return int(conn.execute(q.values(revoked_at=datetime.now(UTC))).rowcount)
 
     def forget_subject(self, user_id: str) -> int:
         """After a user's data is erased: revoke every token of the principals

@@ -40,6 +40,7 @@ KINDS = (
     "truncated",
     "rollback",
     "privacy-violation",
+    "oversight-access-revoked",
 )
 # A webhook delivery is tried this many times, waiting 0.5 s, 1 s, 2 s… between.
 WEBHOOK_ATTEMPTS = 4

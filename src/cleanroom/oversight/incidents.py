@@ -28,7 +28,7 @@ CRITICAL = (
 HIGH = (
     "unapproved-release", "unapproved-boost", "decision-contradicts-policy",
     "export-without-screening", "export-without-approval", "undeclared-export",
-    "privacy-violation", "policy-not-released",
+    "privacy-violation", "policy-not-released", "oversight-access-revoked",
 )  # fmt: skip
 SEVERITIES = ("critical", "high", "medium")
 # fields naming the cause (in the evidence, else in the entry the alert is
@@ -52,6 +52,7 @@ WHAT = {
     "deletion-overdue": "a deletion order not carried out in time",
     "deletion-late": "a deletion order carried out late",
     "privacy-violation": "a release beyond its privacy budget",
+    "oversight-access-revoked": "the oversight body's API tokens revoked by the operator",
     "fork": "two inconsistent checkpoints: the log forked",
     "tamper": "entries that do not hash to the signed tree",
     "truncated": "the log shrank",

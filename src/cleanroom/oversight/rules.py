@@ -410,6 +410,23 @@ class RuleEngine:
             self.overseers.remove(name)
         return []
 
+    def _tokens_revoked(self, index: int, e: dict[str, Any]) -> list[Alert]:
+        """The operator cut off an oversight principal's access to the API (by
+        the monitor's own list of who the root added, not the entry's word)."""
+        name = str(e.get("principal"))
+        if name not in self.overseers and e.get("org") != "oversight":
+            return []
+        tokens = e.get("tokens") if isinstance(e.get("tokens"), list) else []
+        return [
+            Alert(
+                "oversight-access-revoked",
+                index,
+                f"entry {index}: {e.get('by')!r} revoked {len(tokens)} API token(s) of the "
+                f"oversight body's {name!r} ({str(e.get('reason'))[:200]!r})",
+                {"entries": [index], "principal": name, "by": e.get("by")},
+            )
+        ]
+
     def _deployed(self, index: int, e: dict[str, Any]) -> list[Alert]:
         art, kind = str(e.get("artifact")), str(e.get("kind"))
         missing = self._approval_missing(art)
@@ -608,5 +625,6 @@ _HANDLERS = {
     "release.reviewer": RuleEngine._reviewer,
     "release.reviewer_removed": RuleEngine._reviewer_removed,
     "principal.oversight": RuleEngine._overseer,
+    "principal.tokens_revoked": RuleEngine._tokens_revoked,
     "privacy.spent": RuleEngine._privacy,
 }

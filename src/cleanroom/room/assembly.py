@@ -13,7 +13,7 @@ from cleanroom.gate import Deletions, Gate, Principal, Principals
 from cleanroom.gate.boosts import BoostRegistry
 from cleanroom.gate.egress import Egress
 from cleanroom.gate.policy import shipped
-from cleanroom.gate.principals import PrincipalError, UnknownPrincipal
+from cleanroom.gate.principals import NothingToRevoke, PrincipalError, UnknownPrincipal
 from cleanroom.gate.privacy import PrivacyBudget
 from cleanroom.gate.screening import ScreeningDesk
 from cleanroom.ledger.authority import root_verifier
@@ -185,6 +185,51 @@ class CleanRoom:
             st = self.principals.check_removal(p, statement)
             self._record_overseer("remove", name, statement, st.digest)
         return self.principals.disable(name)
+
+    def token_holders(self, who: Principal) -> tuple[list[dict[str, Any]], int | None]:
+        """Every principal (no data subject named) with its live tokens' ids and
+        times, as the gate lets ``who`` read them (``read`` on ``Tokens``: the
+        operator's and the oversight body's staff); and the decision's index."""
+        grant = self.gate.require(who, "read", "Tokens")
+        live = self.principals.live_tokens()
+        rows = []
+        for p, _ in self.principals.list():
+            tokens = [t.to_dict() for t in live.get(p.name, [])]
+            rows.append({"name": p.name, "kind": p.kind, "org": p.org, "role": p.role,
+                         "jurisdiction": p.jurisdiction, "clearance": p.clearance,
+                         "disabled": p.disabled, "live_tokens": len(tokens),
+                         "tokens": tokens})  # fmt: skip
+        return rows, grant.decision
+
+    def revoke_tokens(
+        self,
+        name: str,
+        token_id: str | None = None,
+        *,
+        by: str,
+        reason: str,
+        who: Principal | None = None,
+    ) -> dict[str, Any]:
+        """Revoke ``name``'s live tokens (all, or the one ``token_id``) on the
+        record: a ``principal.tokens_revoked`` entry (whose, their org, the token
+        ids, by whom, why) commits with the revocation, one transaction. Asked by
+        ``who`` (the API, the console), the gate decides first (``write`` on
+        ``Tokens``); on the operator's machine ``by`` names the command."""
+        if who is not None:
+            self.gate.require(who, "write", "Tokens")
+        target = self.principals.get(name)
+        live = [t.id for t in self.principals.tokens(name) if t.live]
+        if token_id is not None and token_id not in live:
+            raise NothingToRevoke(f"{name!r} holds no live token {token_id!r}")
+        ids = live if token_id is None else [token_id]
+        if not ids:
+            raise NothingToRevoke(f"{name!r} holds no live token")
+        entry = {"type": "principal.tokens_revoked", "v": 1, "principal": name,
+                 "org": target.org, "tokens": ids, "by": by, "reason": reason}  # fmt: skip
+        revoke = self.principals.revoke_on
+        index = self.log.append(entry, also=lambda conn: revoke(conn, name, ids) and None)
+        self.principals.forget_verified()
+        return {"principal": name, "revoked": ids, "ledger_index": index}
 
     def pin_oversight_root(self, vkey: str, *, by: str) -> int:
         """Trust ``vkey`` as the oversight body's root (principals and reviewers

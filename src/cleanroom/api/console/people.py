@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 import anyio
@@ -29,6 +30,7 @@ from cleanroom.api.console.web import (
 from cleanroom.errors import CleanroomError
 from cleanroom.gate import Principal
 from cleanroom.gate.deletion import public_order
+from cleanroom.gate.principals import TOKEN_ID
 from cleanroom.ledger.entries import commitment, encode_entry
 from cleanroom.ledger.search import Query as SearchQuery
 from cleanroom.vault import AccessDenied
@@ -147,7 +149,7 @@ def operator(request: Request) -> HTMLResponse:
     store = room.log.store
 
     def principals() -> list[dict[str, Any]]:
-        return [{**p.to_dict(), "live_tokens": n} for p, n in room.principals.list()]
+        return room.token_holders(who)[0]  # (as GET /v1/principals)
 
     def screenings() -> dict[str, Any]:
         room.gate.require(who, "read", "Screenings")
@@ -169,6 +171,8 @@ def operator(request: Request) -> HTMLResponse:
         screening=_section(screenings), exports=_section(exports), orders=_section(orders),
         deletions=[{"index": i, **json.loads(b)} for i, b in
                    store.search(SearchQuery(type="deletion.*", limit=50))[1]],
+        revocations=[{"index": i, **json.loads(b)} for i, b in
+                     store.search(SearchQuery(type="principal.tokens_revoked", limit=50))[1]],
         nodes=_nodes(room),
     )  # fmt: skip
 
@@ -191,6 +195,20 @@ def dismiss(request: Request, form: Posted) -> Response:
     room.screening.dismiss(form.get("name", ""), form.get("list", ""), form.get("party_id", ""),
                            by=who.name, reason=form.get("reason", ""))  # fmt: skip
     return redirect("/operator#screening")
+
+
+@router.post("/console/operator/revocations")
+def revoke_tokens(request: Request, form: Posted) -> Response:
+    """Revoke a principal's tokens, all or one (as POST /v1/principals/{name}/revocations)."""
+    who = require_principal(request)
+    token, reason = form.get("token", "") or None, form.get("reason", "").strip()
+    if not reason or len(reason) > 2000:
+        raise InvalidForm("say why (up to 2,000 characters): a revocation goes on the record")
+    if token is not None and not re.fullmatch(TOKEN_ID, token):
+        raise InvalidForm("a token id is 16 hexadecimal digits")
+    request.app.state.room.revoke_tokens(form.get("name", ""), token, by=who.name, reason=reason,
+                                         who=who)  # fmt: skip
+    return redirect("/operator#principals")
 
 
 # ---- research ----------------------------------------------------------------

@@ -54,6 +54,7 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.filters.update(when=_when, short=short_digest, num=number)
+env.globals["prefix"] = PREFIX  # (macros are imported without the page's context)
 
 
 def sessions(request: Request) -> Sessions:
@@ -109,8 +110,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     who = context.pop("who", None) or signed_in(request)
     cookie = request.cookies.get(COOKIE, "")
     html = env.get_template(template).render(
-        request=request, who=who, csrf=csrf_token(cookie) if cookie else "",
-        prefix=PREFIX, **context,
+        request=request, who=who, csrf=csrf_token(cookie) if cookie else "", **context,
     )  # fmt: skip
     resp = HTMLResponse(html, status_code=status)
     resp.headers["Cache-Control"] = "no-store"

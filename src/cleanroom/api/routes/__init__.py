@@ -1,7 +1,7 @@
 """The API's routes, one module-level router per area: the log and ledger,
 the platform's data and people, the For You feed, releases, screening,
-boosts."""
+boosts, principals' tokens."""
 
-from cleanroom.api.routes import boost, foryou, log, platform, release, screen
+from cleanroom.api.routes import boost, foryou, log, platform, principals, release, screen
 
-__all__ = ["boost", "foryou", "log", "platform", "release", "screen"]
+__all__ = ["boost", "foryou", "log", "platform", "principals", "release", "screen"]
