@@ -224,7 +224,7 @@ def test_the_operator_revokes_a_token_from_the_desk_on_the_record(api: Api) -> N
     assert (entry["principal"], entry["by"], entry["tokens"]) == ("pete", "alice", [token_id])
     after = api.client.get("/console/operator")
     assert "1 revocations on the record" in after.text
-    assert f"/console/ledger/{hits[0][0]}" in after.text, after.text.split("revocations on")[1][:300]
+    assert f"/console/ledger/{hits[0][0]}" in after.text
     again = api.client.post("/console/operator/revocations", data=form)
     assert again.status_code == 409 and "no live token" in again.text
 
