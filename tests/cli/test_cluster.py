@@ -80,6 +80,36 @@ def test_nodes_name_themselves_and_the_status_lists_them(
     finally:
         for n in nodes:
             n.stop()
+    # stopped on purpose (SIGTERM) is not silent: each said so at its end
+    status = json.loads(run_cli(["cluster", "status", "--json"], dd).stdout)
+    assert [(n["name"], n["state"], n["up"]) for n in status["nodes"]] == [
+        ("alpha", "stopped", False),
+        ("beta", "stopped", False),
+    ]
+    assert "stopped" in run_cli(["cluster", "status"], dd).stdout
+
+
+def test_a_node_that_stops_beating_is_silent_one_that_stopped_says_so(tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from cleanroom.cluster.nodes import Nodes, nodes_t
+    from cleanroom.storage import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    nodes = Nodes(db)
+    for name in ("died", "ended", "live"):
+        nodes.beat(name, "", {}, 0)
+    nodes.stopped("ended")
+    with db.write() as conn:
+        conn.execute(update(nodes_t).where(nodes_t.c.name == "died").values(seen_ms=0))
+    assert {n["name"]: n["state"] for n in nodes.list()} == {
+        "died": "silent",
+        "ended": "stopped",
+        "live": "up",
+    }
+    nodes.beat("ended", "", {}, 0)  # a name used again is up again
+    assert {n["name"]: n["up"] for n in nodes.list()}["ended"] is True
+    db.dispose()
 
 
 def test_a_check_without_a_shared_state_store_is_refused(tmp_path: Path) -> None:

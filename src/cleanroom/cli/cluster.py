@@ -60,7 +60,7 @@ def status(
         table.add_row(
             n["name"],
             n["url"] or f"{n['host']} pid {n['pid']}",
-            "up" if n["up"] else "DOWN",
+            "up" if n["up"] else "stopped" if n["state"] == "stopped" else "DOWN",
             (info.get("model") or "-")[:19],
             str((info.get("bus") or {}).get("lag", "-")),
             f"{n['age_ms'] / 1000:.1f} s ago",

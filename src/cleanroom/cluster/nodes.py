@@ -4,6 +4,7 @@ reads them; a node whose heartbeat is older than ``STALE_MS`` is shown down."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -14,10 +15,21 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
 
 from cleanroom.errors import ConfigError
 from cleanroom.storage import Database, Migration, migrate
+from cleanroom.storage.migrations import add_column
 
 BEAT_S = 2.0
 STALE_MS = 10_000
@@ -33,6 +45,7 @@ nodes_t = Table(
     Column("started_ms", BigInteger, nullable=False),
     Column("seen_ms", BigInteger, nullable=False),
     Column("info", Text, nullable=False),  # JSON: model version, bus lag, state store
+    Column("stopped_ms", BigInteger, nullable=True),  # when it stopped on purpose
 )
 
 
@@ -40,7 +53,14 @@ def _create(conn: Connection) -> None:
     _meta.create_all(conn)
 
 
-MIGRATIONS = [Migration("cluster", 1, "the nodes and their heartbeats", _create)]
+def _stopped(conn: Connection) -> None:
+    add_column(conn, "cluster_nodes", "stopped_ms", "BIGINT")
+
+
+MIGRATIONS = [
+    Migration("cluster", 1, "the nodes and their heartbeats", _create),
+    Migration("cluster", 2, "a node that stopped on purpose says so", _stopped),
+]
 
 
 def default_node_name() -> str:
@@ -88,11 +108,21 @@ class Nodes:
             "started_ms": started_ms,
             "seen_ms": now,
             "info": json.dumps(info, sort_keys=True),
+            "stopped_ms": None,  # (a name used again: up again)
         }
         with self.db.write() as conn:
             self.db.upsert(conn, nodes_t, ["name"], [row])
 
+    def stopped(self, name: str) -> None:
+        """A node that stopped on purpose says so (silent is for one that died)."""
+        now = int(time.time() * 1000)
+        with self.db.write() as conn:
+            conn.execute(update(nodes_t).where(nodes_t.c.name == name).values(stopped_ms=now))
+
     def list(self) -> list[dict[str, Any]]:
+        """Every node: ``up`` (a heartbeat within the last few seconds),
+        ``state`` up, stopped (it said so at its end) or silent (it died, hangs
+        or lost the database)."""
         now = int(time.time() * 1000)
         with self.db.read() as conn:
             rows = conn.execute(select(nodes_t).order_by(nodes_t.c.name)).all()
@@ -101,7 +131,8 @@ class Nodes:
             d = dict(r._mapping)
             d["info"] = json.loads(d["info"])
             d["age_ms"] = now - d["seen_ms"]
-            d["up"] = d["age_ms"] <= STALE_MS
+            d["up"] = d["age_ms"] <= STALE_MS and d["stopped_ms"] is None
+            d["state"] = "up" if d["up"] else "stopped" if d["stopped_ms"] else "silent"
             out.append(d)
         return out
 
@@ -136,3 +167,5 @@ class Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
+        with contextlib.suppress(Exception):  # the database went first: it shows as silent
+            self.nodes.stopped(self.name)

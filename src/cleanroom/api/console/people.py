@@ -166,6 +166,7 @@ def operator(request: Request) -> HTMLResponse:
         room.gate.require(who, "read", "DeletionOrders", purpose="oversight")
         return [public_order(o) for o in room.deletions.orders.list()]
 
+    nodes, nodes_stopped = _nodes(room)
     return page(
         request, "operator.html", who=who, principals=_section(principals),
         screening=_section(screenings), exports=_section(exports), orders=_section(orders),
@@ -173,17 +174,20 @@ def operator(request: Request) -> HTMLResponse:
                    store.search(SearchQuery(type="deletion.*", limit=50))[1]],
         revocations=[{"index": i, **json.loads(b)} for i, b in
                      store.search(SearchQuery(type="principal.tokens_revoked", limit=50))[1]],
-        nodes=_nodes(room),
+        nodes=nodes, nodes_stopped=nodes_stopped,
     )  # fmt: skip
 
 
-def _nodes(room: Any) -> list[dict[str, Any]]:
+def _nodes(room: Any) -> tuple[list[dict[str, Any]], int]:
+    """The nodes up, silent, or stopped within the hour; and how many stopped before."""
     from cleanroom.cluster.nodes import Nodes
 
     try:
-        return [n if isinstance(n, dict) else n.__dict__ for n in Nodes(room.db).list()]
+        nodes = Nodes(room.db).list()
     except Exception:
-        return []
+        return [], 0
+    shown = [n for n in nodes if n["state"] != "stopped" or n["age_ms"] < 3_600_000]
+    return shown, len(nodes) - len(shown)
 
 
 @router.post("/console/operator/dismissals")
