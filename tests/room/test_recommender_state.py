@@ -158,7 +158,7 @@ def test_any_server_pages_and_replays_a_feed_another_served(
                 r = b.call("POST", "/v1/oversight/feeds/replay", "olga", json={"feeds": [feed]})
                 assert r.json()["feeds"][0]["replayed_digest"] == items_digest(served)
                 # the exposure report, from either server, counts both servers' pages
-                # (each writes its counts every few seconds, and when asked)
+                # (each writes its counts within a second of serving, and when asked)
                 for c in (a, b):
                     deadline = time.monotonic() + 15
                     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from cleanroom.foryou.engine import Engine
 
 log = logging.getLogger(__name__)
-WRITE_S = 5.0  # how often a node writes its exposure counts
+WRITE_S = 1.0  # how often a node looks whether feeds were served, and writes
 HOUR_MS = 3_600_000
 
 _meta = MetaData()
@@ -102,15 +102,17 @@ class ExposureStore:
 
 
 class NodeExposure:
-    """One node's exposure counts kept in the database: written every few
-    seconds (a thread), before each report and at close; the report is every
-    node's counts summed. A crash loses at most the last few seconds."""
+    """One node's exposure counts kept in the database: written within a
+    second of a page served (a thread; nothing when no feed was served),
+    before each report and at close; the report is every node's counts
+    summed. A crash loses at most the last second."""
 
     def __init__(self, db: Database, node: str, engine: Engine) -> None:
         self.store = ExposureStore(db)
         self.node = node
         self.engine = engine
         self._first = True
+        self._pages = 0  # the engine's pages_counted at the last write
         self._lock = threading.Lock()  # one write at a time (thread, report, close)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="exposure-writer", daemon=True)
@@ -120,7 +122,9 @@ class NodeExposure:
         with self._lock:
             # every hour held the first time, then the hours that can still change
             since = 0 if self._first else int(self.engine.clock() * 1000) - 2 * HOUR_MS
+            pages = self.engine.pages_counted
             n = self.store.write(self.node, self.engine.exposure_counts(since))
+            self._pages = pages
             self._first = False
             return n
 
@@ -137,6 +141,8 @@ class NodeExposure:
 
     def _run(self) -> None:
         while not self._stop.wait(WRITE_S):
+            if self.engine.pages_counted == self._pages:
+                continue  # no feed served since the last write
             try:
                 self.write()
             except Exception:  # the database is away for a moment: the next write retries

@@ -233,6 +233,7 @@ class Engine:
         self.exposure: OrderedDict[tuple[str, str, int], tuple[Counter[str], Counter[str]]] = (
             OrderedDict()
         )
+        self.pages_counted = 0  # pages added to the exposure counts (a writer's cue)
         self.boosts: tuple[Boost, ...] = ()
         self.clock = clock
         self._model: Model | None = None
@@ -756,6 +757,7 @@ class Engine:
             counts.update(i.video for i in page)
             # labelled as boosted (declared boosts, released creator boosts)
             boosted.update(i.video for i in page if i.boost)
+            self.pages_counted += 1
             while len(self.exposure) > EXPOSURE_BUCKETS:
                 self.exposure.popitem(last=False)
         return ServedFeed(record, offset, page, nxt)
