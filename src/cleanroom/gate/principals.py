@@ -303,16 +303,19 @@ class Principals:
 
     def list(self) -> list[tuple[Principal, int]]:
         """Every principal with its count of live tokens."""
-        now = datetime.now(UTC)
+        return [(p, len(tokens)) for p, tokens in self.holders()]
+
+    def holders(self) -> list[tuple[Principal, list[TokenInfo]]]:
+        """Every principal (by name) with its live tokens, oldest first."""
+        live: dict[str, list[TokenInfo]] = {}
         with self.db.read() as conn:
-            rows = conn.execute(select(principals_t).order_by(principals_t.c.name)).all()
-            live: dict[str, int] = {}
-            for name, exp, rev in conn.execute(
-                select(tokens_t.c.principal, tokens_t.c.expires_at, tokens_t.c.revoked_at)
-            ):
-                if rev is None and as_utc(exp) > now:
-                    live[name] = live.get(name, 0) + 1
-        return [(_principal(r), live.get(r.name, 0)) for r in rows]
+            principals = conn.execute(select(principals_t).order_by(principals_t.c.name)).all()
+            q = select(tokens_t).where(tokens_t.c.revoked_at.is_(None))
+            for r in conn.execute(q.order_by(tokens_t.c.created_at)):
+                info = TokenInfo(r.id, r.principal, r.created_at, r.expires_at, None)
+                if info.live:
+                    live.setdefault(r.principal, []).append(info)
+        return [(_principal(r), live.get(r.name, [])) for r in principals]
 
     def issue_token(self, name: str, ttl: timedelta = DEFAULT_TTL) -> str:
         """A new bearer token for ``name`` (only its hash is kept)."""
@@ -334,18 +337,6 @@ class Principals:
                 )
             )
         return f"crt_{tid}_{secret}"
-
-    def live_tokens(self) -> dict[str, list[TokenInfo]]:
-        """Every principal's live tokens (one query), oldest first."""
-        now = datetime.now(UTC)
-        out: dict[str, list[TokenInfo]] = {}
-        with self.db.read() as conn:
-            q = select(tokens_t).where(tokens_t.c.revoked_at.is_(None))
-            for r in conn.execute(q.order_by(tokens_t.c.created_at)):
-                if as_utc(r.expires_at) > now:
-                    info = TokenInfo(r.id, r.principal, r.created_at, r.expires_at, None)
-                    out.setdefault(r.principal, []).append(info)
-        return out
 
     def tokens(self, name: str) -> list[TokenInfo]:
         with self.db.read() as conn:

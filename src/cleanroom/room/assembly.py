@@ -191,10 +191,9 @@ class CleanRoom:
         times, as the gate lets ``who`` read them (``read`` on ``Tokens``: the
         operator's and the oversight body's staff); and the decision's index."""
         grant = self.gate.require(who, "read", "Tokens")
-        live = self.principals.live_tokens()
         rows = []
-        for p, _ in self.principals.list():
-            tokens = [t.to_dict() for t in live.get(p.name, [])]
+        for p, live in self.principals.holders():
+            tokens = [t.to_dict() for t in live]
             rows.append({"name": p.name, "kind": p.kind, "org": p.org, "role": p.role,
                          "jurisdiction": p.jurisdiction, "clearance": p.clearance,
                          "disabled": p.disabled, "live_tokens": len(tokens),

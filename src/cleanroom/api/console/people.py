@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 
 from cleanroom.api.auth import subject_of
 from cleanroom.api.console.web import (
@@ -27,10 +27,10 @@ from cleanroom.api.console.web import (
     redirect,
     require_principal,
 )
+from cleanroom.api.routes.principals import RevocationBody
 from cleanroom.errors import CleanroomError
 from cleanroom.gate import Principal
 from cleanroom.gate.deletion import public_order
-from cleanroom.gate.principals import TOKEN_ID
 from cleanroom.ledger.entries import commitment, encode_entry
 from cleanroom.ledger.search import Query as SearchQuery
 from cleanroom.vault import AccessDenied
@@ -201,17 +201,25 @@ def dismiss(request: Request, form: Posted) -> Response:
     return redirect("/operator#screening")
 
 
+REVOCATION_FORM_ERRORS = {
+    "reason": "say why (up to 2,000 characters): a revocation goes on the record",
+    "token": "a token id is 16 hexadecimal digits",
+}
+
+
 @router.post("/console/operator/revocations")
 def revoke_tokens(request: Request, form: Posted) -> Response:
     """Revoke a principal's tokens, all or one (as POST /v1/principals/{name}/revocations)."""
     who = require_principal(request)
-    token, reason = form.get("token", "") or None, form.get("reason", "").strip()
-    if not reason or len(reason) > 2000:
-        raise InvalidForm("say why (up to 2,000 characters): a revocation goes on the record")
-    if token is not None and not re.fullmatch(TOKEN_ID, token):
-        raise InvalidForm("a token id is 16 hexadecimal digits")
-    request.app.state.room.revoke_tokens(form.get("name", ""), token, by=who.name, reason=reason,
-                                         who=who)  # fmt: skip
+    try:  # the API route's own rules
+        body = RevocationBody(
+            token=form.get("token") or None, reason=form.get("reason", "").strip()
+        )
+    except ValidationError as e:
+        field = e.errors()[0]["loc"][0]
+        raise InvalidForm(REVOCATION_FORM_ERRORS.get(str(field), str(e))) from None
+    request.app.state.room.revoke_tokens(form.get("name", ""), body.token, by=who.name,
+                                         reason=body.reason, who=who)  # fmt: skip
     return redirect("/operator#principals")
 
 
