@@ -295,6 +295,8 @@ class Principals:
         return self._statements[key]
 
     def get(self, name: str) -> Principal:
+        if not _NAME.match(name):  # (not a name one could register: nothing to look up)
+            raise UnknownPrincipal(f"no principal named {name[:80]!r}")
         with self.db.read() as conn:
             row = conn.execute(select(principals_t).where(principals_t.c.name == name)).first()
         if row is None:
