@@ -214,7 +214,7 @@ class Principals:
         """Register a principal. One of the oversight body needs ``statement``:
         the root key's statement adding exactly this principal."""
         p = principal
-        if not _NAME.match(p.name):
+        if not _NAME.fullmatch(p.name):
             raise PrincipalError(
                 f"principal name {p.name!r} must be lower-case letters, digits, . _ - (max 64)"
             )
@@ -295,7 +295,7 @@ class Principals:
         return self._statements[key]
 
     def get(self, name: str) -> Principal:
-        if not _NAME.match(name):  # (not a name one could register: nothing to look up)
+        if not _NAME.fullmatch(name):  # (not a name one could register: nothing to look up)
             raise UnknownPrincipal(f"no principal named {name[:80]!r}")
         with self.db.read() as conn:
             row = conn.execute(select(principals_t).where(principals_t.c.name == name)).first()
