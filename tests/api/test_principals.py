@@ -47,7 +47,13 @@ def test_staff_list_and_the_operator_revokes_on_the_record(
             _problem(a.call("POST", "/v1/principals/pete/revocations", "alice", json=bad), 422)
         p = _problem(a.call("POST", "/v1/principals/nobody/revocations", "alice", json=body), 404)
         assert "nobody" in p["detail"]
-        for odd in ("%00", "x" * 5000, "Pete", "pete%20", "pete%0A"):  # (a NUL once gave PostgreSQL a 500)
+        for odd in (
+            "%00",
+            "x" * 5000,
+            "Pete",
+            "pete%20",
+            "pete%0A",
+        ):  # (a NUL once gave PostgreSQL a 500)
             r = a.call("POST", f"/v1/principals/{odd}/revocations", "alice", json=body)
             assert len(_problem(r, 404)["detail"]) < 200
         other = {"reason": "x", "token": "0" * 16}

@@ -54,8 +54,12 @@ class ExposureStore:
         migrate(db, MIGRATIONS)
         self._written: dict[tuple[str, str, int, str], tuple[int, int]] = {}
 
-    def write(self, node: str, rows: list[dict[str, Any]]) -> int:
-        """This node's counts as they stand (only those that changed are written)."""
+    def write(self, node: str, rows: list[dict[str, Any]], since_ms: int = 0) -> int:
+        """This node's counts as they stand for the hours from ``since_ms``
+        (only those that changed are written; what it remembers of earlier
+        hours, which no longer change, is dropped)."""
+        if since_ms:
+            self._written = {k: v for k, v in self._written.items() if k[2] >= since_ms}
         changed = []
         for r in rows:
             key = (r["model_version"], r["ranking_config"], r["hour_ms"], r["video"])
@@ -123,7 +127,7 @@ class NodeExposure:
             # every hour held the first time, then the hours that can still change
             since = 0 if self._first else int(self.engine.clock() * 1000) - 2 * HOUR_MS
             pages = self.engine.pages_counted
-            n = self.store.write(self.node, self.engine.exposure_counts(since))
+            n = self.store.write(self.node, self.engine.exposure_counts(since), since)
             self._pages = pages
             self._first = False
             return n
